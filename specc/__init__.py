@@ -1,0 +1,14 @@
+"""specc: a declarative model-spec compiler for neural networks written as .net layer pipelines."""
+from specc.errors import Diagnostic, FileError, RunError, Span, SpeccError, SpecError, UsageError
+
+__version__ = "0.1.0"
+
+from specc.api import check_file, check_source, check_text, ir_document, read, summary  # noqa: E402
+from specc.check import CheckedLayer, CheckedNetwork  # noqa: E402
+from specc.summary import Summary  # noqa: E402
+
+__all__ = [
+    "__version__", "check_file", "check_source", "check_text", "ir_document", "read", "summary",
+    "CheckedLayer", "CheckedNetwork", "Summary",
+    "Diagnostic", "FileError", "RunError", "Span", "SpeccError", "SpecError", "UsageError",
+]

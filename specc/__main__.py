@@ -1,0 +1,6 @@
+"""`python -m specc` runs the command line."""
+import sys
+
+from specc.cli import main
+
+sys.exit(main())

@@ -1,0 +1,106 @@
+"""The Python API: the only module that knows the whole pipeline, text -> checked network."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from specc import ir as ir_mod
+from specc.check import CheckedNetwork, check
+from specc.errors import Diagnostic, SpecError, Span
+from specc.locate import Locator, ir_locator, json_locator
+from specc.lower import lower
+from specc.parse import parse
+from specc.schema import validate
+from specc.source import Source, decode_source, read_source
+from specc.summary import Summary, summarize
+
+__all__ = ["check_file", "check_text", "check_source", "ir_document", "read", "summary"]
+
+
+def read(path: str | Path) -> Source:
+    """A spec file's text; FileError if it is missing, unreadable or not UTF-8 text."""
+    return read_source(path)
+
+
+def _is_json(source: Source) -> bool:
+    suffix = Path(source.name).suffix.lower()
+    return suffix == ".json" or (suffix != ".net" and source.text.lstrip().startswith("{"))
+
+
+def _front_end(source: Source) -> tuple[dict[str, Any], Locator, list[Diagnostic]]:
+    """Parse and lower a .net file, or load a .json IR file: (IR document, locator, errors so far)."""
+    if _is_json(source):
+        try:
+            doc = json.loads(source.text)
+        except json.JSONDecodeError as e:
+            raise SpecError([Diagnostic(f"not valid JSON: {e.msg}", Span(e.lineno, e.colno, e.lineno, e.colno + 1),
+                                        "bad-json")], source) from None
+        except RecursionError:
+            raise SpecError([Diagnostic("the JSON nests too deeply", None, "bad-json")], source) from None
+        if not isinstance(doc, dict):
+            raise SpecError([Diagnostic("an IR document is a JSON object ({...})", Span(1, 1, 1, 2),
+                                        "bad-ir")], source)
+        return doc, json_locator(source.text), []
+    if not source.text.strip() or all(not line.strip() or line.lstrip().startswith("#")
+                                      for line in source.text.splitlines()):
+        raise SpecError([Diagnostic(
+            "empty spec: the file defines no network", Span(1, 1, 1, 1), "empty",
+            hint="write a chain of layers, such as "
+                 "`Affine(784, 50) -> ReLU -> Affine(50, 10) -> SoftmaxWithLoss`")], source)
+    doc, errors = lower(parse(source), source.name)
+    return doc, ir_locator(doc), errors
+
+
+def ir_document(source: Source) -> dict[str, Any]:
+    """The validated IR document of a spec (what `specc compile --emit json` prints)."""
+    doc, locate, errors = _front_end(source)
+    errors += validate(doc)
+    if errors:
+        raise SpecError(_ordered(errors, locate), source)
+    return doc
+
+
+def check_source(source: Source) -> CheckedNetwork:
+    """Run the front end on a source: parse, lower, validate, infer shapes. SpecError lists every problem."""
+    doc, locate, errors = _front_end(source)
+    schema_errors = validate(doc)
+    errors += schema_errors
+    # Shape inference can still run past bad layer arguments (those layers are skipped) and bad
+    # train settings; anything else leaves no network to infer.
+    inferable = all(_local(d.path) for d in errors) and not (len(errors) > len(schema_errors))
+    if errors and not inferable:
+        raise SpecError(_ordered(errors, locate), source)
+    skip = {d.path[1] for d in schema_errors if d.path[:1] == ("layers",)}
+    try:
+        checked = check(ir_mod.from_json(doc), skip)
+    except SpecError as e:
+        errors += list(e.diagnostics)
+    if errors:
+        raise SpecError(_ordered(errors, locate), source)
+    return checked
+
+
+def _local(path: tuple) -> bool:
+    return (path[:1] == ("layers",) and len(path) > 1 and isinstance(path[1], int)) or (
+        path[:1] == ("train",) and len(path) > 1)
+
+
+def _ordered(errors: list[Diagnostic], locate: Locator) -> list[Diagnostic]:
+    return sorted((d.located(locate) for d in errors), key=_position)
+
+
+def _position(d: Diagnostic) -> tuple[int, int]:
+    return (d.span.line, d.span.col) if d.span else (0, 0)
+
+
+def check_file(path: str | Path) -> CheckedNetwork:
+    return check_source(read_source(path))
+
+
+def check_text(text: str, name: str = "<string>") -> CheckedNetwork:
+    return check_source(decode_source(name, text.encode("utf-8")))
+
+
+def summary(checked: CheckedNetwork) -> Summary:
+    return summarize(checked)

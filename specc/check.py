@@ -1,0 +1,149 @@
+"""Stage 4: shape inference and the network-level rules (one loss, last), on a typed IR network."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from specc import layers
+from specc.errors import Diagnostic, Label, SpecError
+from specc.ir import Call, Network
+from specc.layers.base import Layer, Shape, ShapeError, fmt_shape, size
+
+
+@dataclass(frozen=True)
+class CheckedLayer:
+    """One layer of a checked network: its spec, its typed rules, and its numbered parameters."""
+
+    index: int
+    spec: Call
+    layer: Layer
+    params: dict[str, Shape]  # "W1" -> (784, 50)
+    buffers: dict[str, Shape]  # "running_mean1" -> (50,)
+
+    @property
+    def in_shape(self) -> Shape:
+        return self.layer.in_shape
+
+    @property
+    def out_shape(self) -> Shape:
+        return self.layer.out_shape
+
+
+@dataclass(frozen=True)
+class CheckedNetwork:
+    network: Network
+    input_shape: Shape
+    layers: tuple[CheckedLayer, ...]
+
+    @property
+    def parameter_count(self) -> int:
+        return sum(size(s) for layer in self.layers for s in layer.params.values())
+
+    @property
+    def loss(self) -> CheckedLayer:
+        return self.layers[-1]
+
+
+def _producer(index: int) -> tuple:
+    return ("layers", index - 1) if index > 0 else ("input",)
+
+
+def check(net: Network, skip: Iterable[int] = ()) -> CheckedNetwork:
+    """Infer every shape and apply the network rules; raise SpecError with every problem found.
+
+    Layers in `skip` already failed validation: their output shape is unknown, and inference
+    resumes at the next layer that fixes its own shape (an Affine with its input size).
+    """
+    skip = set(skip)
+    errors: list[Diagnostic] = []
+    checked: list[CheckedLayer] = []
+    if not net.layers:
+        raise SpecError([Diagnostic("the network has no layers", None, "empty", path=("layers",))])
+
+    first = layers.lookup(net.layers[0].type)
+    shape: Shape | None = net.input_shape
+    if shape is None and first is not None and 0 not in skip:
+        shape = first.implied_input(net.layers[0].args)
+    if shape is None and 0 not in skip:
+        errors.append(Diagnostic(
+            f"cannot tell the input shape of the first layer, {net.layers[0].type}", None, "no-input",
+            "needs an input shape",
+            hint="declare it before the chain: `input 784` for vectors, `input 1x28x28` for images",
+            path=("layers", 0)))
+    counters: dict[tuple[str, ...], int] = {}
+    for i, spec in enumerate(net.layers):
+        cls = layers.lookup(spec.type)
+        if i in skip or cls is None:
+            shape = None
+            continue
+        if shape is None:
+            shape = cls.implied_input(spec.args)
+            if shape is None:
+                continue
+        try:
+            layer = cls(spec.args, shape)
+        except ShapeError as e:
+            arg_written = e.arg is not None and e.arg in spec.arg_spans
+            path = ("layers", i, "args", e.arg) if arg_written else ("layers", i)
+            got = "declared" if i == 0 else "produces"
+            errors.append(Diagnostic(
+                e.message, None, "shape", e.wants or f"receives {fmt_shape(shape)}", e.hint,
+                (Label(None, f"{got} {fmt_shape(shape)}", _producer(i)),), path=path))
+            shape = None
+            continue
+        params, buffers = _numbered(layer, counters)
+        checked.append(CheckedLayer(i, spec, layer, params, buffers))
+        shape = layer.out_shape
+
+    errors += _loss_rules(net)
+    errors += _train_rules(net)
+    if errors:
+        raise SpecError(errors)
+    input_shape = checked[0].in_shape
+    return CheckedNetwork(net, input_shape, tuple(checked))
+
+
+def _numbered(layer: Layer, counters: dict[tuple[str, ...], int]) -> tuple[dict, dict]:
+    """W1, b1 for the first Affine or Convolution, gamma1, beta1 for the first BatchNorm, ..."""
+    shapes, buffers = layer.param_shapes(), layer.buffer_shapes()
+    if not shapes and not buffers:
+        return {}, {}
+    group = type(layer).param_names or tuple(shapes)
+    counters[group] = n = counters.get(group, 0) + 1
+    return ({f"{k}{n}": v for k, v in shapes.items()}, {f"{k}{n}": v for k, v in buffers.items()})
+
+
+def _loss_rules(net: Network) -> list[Diagnostic]:
+    losses = [i for i, c in enumerate(net.layers) if (cls := layers.lookup(c.type)) and cls.is_loss]
+    last = len(net.layers) - 1
+    if not losses:
+        return [Diagnostic("the network has no loss layer", None, "no-loss", "the chain ends here",
+                           "end the chain with `-> SoftmaxWithLoss` (classes) or `-> MeanSquaredError`",
+                           path=("layers", last))]
+    out = []
+    for i in losses:
+        if i != last:
+            out.append(Diagnostic(
+                f"the loss layer {net.layers[i].type} must be the last layer", None, "loss-not-last",
+                "a loss here", "a network has exactly one loss, at the end of the chain",
+                (Label(None, f"followed by {net.layers[i + 1].type}", ("layers", i + 1)),),
+                path=("layers", i)))
+    return out
+
+
+def _train_rules(net: Network) -> list[Diagnostic]:
+    if net.train is None:
+        return []
+    s = net.train.settings
+    out = []
+    if "epochs" in s and "iters" in s:
+        out.append(Diagnostic("set either epochs or iters, not both", None, "conflicting-settings",
+                              "", "iters counts training steps; epochs counts passes over the data",
+                              (Label(None, "epochs set here", ("train", "epochs")),), path=("train", "iters")))
+    optimizer = s.get("optimizer")
+    if "lr" in s and isinstance(optimizer, Call) and "lr" in optimizer.arg_spans:
+        out.append(Diagnostic("the learning rate is set twice", None, "conflicting-settings", "",
+                              "keep one: `lr = ...` or the optimizer's `lr=` argument",
+                              (Label(None, "also set here", ("train", "optimizer", "args", "lr")),),
+                              path=("train", "lr")))
+    return out

@@ -1,0 +1,121 @@
+"""The IR as typed values: frozen dataclasses made from a validated IR document, and back.
+
+The IR document (version 1) is what `specc compile --emit json` prints and what a `.json`
+spec file holds; its JSON Schema is grammar/ir.schema.json (see specc.schema).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from specc import layers
+from specc.errors import Span
+
+
+def _span(d: Mapping | None) -> Span | None:
+    return Span.from_json(d) if d else None
+
+
+@dataclass(frozen=True)
+class Origin:
+    """One step of how a layer came to be: a block call, or one copy of a repetition."""
+
+    call: Span | None
+    block: str | None = None
+    definition: Span | None = None
+    repeat: int | None = None
+    of: int | None = None
+
+    def describe(self) -> str:
+        return f"{self.block}" if self.block else f"copy {self.repeat}/{self.of}"
+
+
+@dataclass(frozen=True)
+class Call:
+    """A layer, an optimizer or a schedule with its arguments (defaults filled in)."""
+
+    type: str
+    args: Mapping[str, Any]
+    span: Span | None = None
+    arg_spans: Mapping[str, Span] = field(default_factory=dict)
+    origin: tuple[Origin, ...] = ()
+    written: str | None = None  # the alias the user wrote, if any
+
+
+@dataclass(frozen=True)
+class Train:
+    """The `train { }` section as written (flags and defaults are applied when training)."""
+
+    settings: Mapping[str, Any]  # optimizer and schedule are Calls
+    span: Span | None = None
+    key_spans: Mapping[str, Span] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Network:
+    version: int
+    layers: tuple[Call, ...]
+    input_shape: tuple[int, ...] | None = None
+    input_span: Span | None = None
+    train: Train | None = None
+    source: str | None = None
+
+
+def _call(d: Mapping[str, Any]) -> Call:
+    cls = layers.lookup(d["type"])
+    args = dict(d.get("args", {}))
+    if cls is not None:  # JSON allows 5.0 where an integer is expected; Python wants 5
+        for arg in cls.signature:
+            v = args.get(arg.name)
+            if arg.schema.get("type") == "integer" and isinstance(v, float) and v.is_integer():
+                args[arg.name] = int(v)
+    origin = tuple(Origin(_span(o.get("call")), o.get("block"), _span(o.get("definition")),
+                          o.get("repeat"), o.get("of")) for o in d.get("origin", ()))
+    return Call(d["type"], args, _span(d.get("span")),
+                {k: Span.from_json(v) for k, v in d.get("arg_spans", {}).items()}, origin, d.get("written"))
+
+
+def from_json(doc: Mapping[str, Any]) -> Network:
+    """Typed network from a schema-valid IR document."""
+    train = None
+    if doc.get("train") is not None:
+        t = doc["train"]
+        settings = {k: (_call(v) if k in ("optimizer", "schedule") else v)
+                    for k, v in t.items() if k not in ("span", "key_spans")}
+        train = Train(settings, _span(t.get("span")),
+                      {k: Span.from_json(v) for k, v in t.get("key_spans", {}).items()})
+    inp = doc.get("input")
+    return Network(doc["version"], tuple(_call(layer) for layer in doc["layers"]),
+                   tuple(int(x) for x in inp["shape"]) if inp else None,
+                   _span(inp.get("span")) if inp else None, train, doc.get("source"))
+
+
+def _call_json(c: Call) -> dict[str, Any]:
+    d: dict[str, Any] = {"type": c.type, "args": dict(c.args)}
+    if c.span:
+        d["span"] = c.span.to_json()
+    d["arg_spans"] = {k: v.to_json() for k, v in c.arg_spans.items()}
+    if c.written:
+        d["written"] = c.written
+    if c.origin:
+        d["origin"] = [{k: (v.to_json() if isinstance(v, Span) else v) for k, v in
+                        (("repeat", o.repeat), ("of", o.of), ("block", o.block), ("call", o.call),
+                         ("definition", o.definition)) if v is not None} for o in c.origin]
+    return d
+
+
+def to_json(net: Network) -> dict[str, Any]:
+    """The IR document of a typed network (inverse of from_json)."""
+    doc: dict[str, Any] = {"version": net.version}
+    if net.source is not None:
+        doc["source"] = net.source
+    doc["input"] = None if net.input_shape is None else {
+        "shape": list(net.input_shape), **({"span": net.input_span.to_json()} if net.input_span else {})}
+    doc["layers"] = [_call_json(c) for c in net.layers]
+    if net.train is not None:
+        t = {k: (_call_json(v) if isinstance(v, Call) else v) for k, v in net.train.settings.items()}
+        if net.train.span:
+            t["span"] = net.train.span.to_json()
+        t["key_spans"] = {k: v.to_json() for k, v in net.train.key_spans.items()}
+        doc["train"] = t
+    return doc

@@ -1,0 +1,46 @@
+"""Affine: the fully connected layer y = x W + b; an image input is flattened first, as in the book."""
+from __future__ import annotations
+
+from specc.layers.base import INIT, INIT_EXPECTS, POSITIVE_INT, Arg, Layer, Shape, ShapeError, fmt_shape, registered, size
+
+
+@registered
+class Affine(Layer):
+    name = "Affine"
+    aliases = ("Linear",)
+    doc = "Fully connected layer: y = x W + b (W: in x out)."
+    signature = (
+        Arg("in", POSITIVE_INT, "a positive integer (the number of inputs)", default=None, nullable=True,
+            doc="inputs per sample; inferred from the previous layer when omitted"),
+        Arg("out", POSITIVE_INT, "a positive integer (the number of outputs)", doc="outputs per sample"),
+        Arg("init", INIT, INIT_EXPECTS, default="auto",
+            doc="weight init: 'he', 'xavier', a standard deviation, or 'auto' (by the next activation)"),
+    )
+    positional = {1: ("out",), 2: ("in", "out"), 3: ("in", "out", "init")}
+    param_names = ("W", "b")
+
+    def infer_shape(self) -> Shape:
+        n = size(self.in_shape)
+        declared = self.args.get("in")
+        if declared is not None and declared != n:
+            got = f"{n}" if len(self.in_shape) == 1 else f"{' x '.join(map(str, self.in_shape))} = {n}"
+            raise ShapeError(
+                f"Affine expects {declared} inputs per sample, but receives {got}",
+                hint=f"write `Affine({self.args['out']})` to let specc infer the input size",
+                arg="in", wants=f"expects {fmt_shape((declared,))}")
+        return (self.args["out"],)
+
+    def param_shapes(self) -> dict[str, Shape]:
+        return {"W": (size(self.in_shape), self.args["out"]), "b": (self.args["out"],)}
+
+    def flops(self) -> int:
+        return 2 * size(self.in_shape) * self.args["out"]  # (1, in) @ (in, out), bias in the last add
+
+    @classmethod
+    def implied_input(cls, args) -> Shape | None:
+        return (args["in"],) if args.get("in") is not None else None
+
+    def describe(self) -> str:
+        init = self.args.get("init", "auto")
+        extra = "" if init == "auto" else f", init={init}"
+        return f"Affine({size(self.in_shape)}, {self.args['out']}{extra})"

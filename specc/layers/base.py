@@ -1,0 +1,183 @@
+"""What every layer declares: its arguments (with their JSON Schema), shape rule, parameters and FLOPs."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Mapping
+
+Shape = tuple[int, ...]
+
+REQUIRED = object()  # marks an argument without a default
+
+# Argument schemas shared by several layers. Upper bounds keep absurd values out early.
+MAX_SIZE = 2**31 - 1
+POSITIVE_INT = {"type": "integer", "minimum": 1, "maximum": MAX_SIZE}
+NONNEGATIVE_INT = {"type": "integer", "minimum": 0, "maximum": MAX_SIZE}
+INIT = {"anyOf": [{"enum": ["auto", "he", "xavier"]},
+                  {"type": "number", "exclusiveMinimum": 0, "maximum": 1e6}]}
+INIT_EXPECTS = "'auto', 'he', 'xavier' or a positive number (the standard deviation)"
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One argument of a layer: its name, what it accepts, its default and what it means."""
+
+    name: str
+    schema: dict[str, Any]
+    expects: str  # for messages: "expected {expects}, received ..."
+    default: Any = REQUIRED  # a value, REQUIRED, or a function of the other arguments
+    doc: str = ""
+    nullable: bool = False  # None means "inferred" (e.g. Affine's `in`)
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+    def default_for(self, args: Mapping[str, Any]) -> Any:
+        return self.default(args) if callable(self.default) else self.default
+
+
+class ShapeError(Exception):
+    """Raised by a shape rule; check.py turns it into a diagnostic at the layer (or one argument)."""
+
+    def __init__(self, message: str, hint: str | None = None, arg: str | None = None,
+                 wants: str | None = None):
+        super().__init__(message)
+        self.message, self.hint, self.arg, self.wants = message, hint, arg, wants
+
+
+def fmt_shape(shape: Shape) -> str:
+    """A per-sample shape with the batch shown: (N, 30, 12, 12)."""
+    return "(" + ", ".join(["N", *map(str, shape)]) + ")"
+
+
+def size(shape: Shape) -> int:
+    return math.prod(shape)
+
+
+class Layer:
+    """A layer type. Subclasses declare class attributes and override the rules they need.
+
+    An instance is one layer of one network: its arguments (defaults filled in) and the
+    shape that reaches it; construction infers the output shape or raises ShapeError.
+    """
+
+    name: ClassVar[str]
+    aliases: ClassVar[tuple[str, ...]] = ()
+    doc: ClassVar[str] = ""
+    signature: ClassVar[tuple[Arg, ...]] = ()  # the arguments it accepts
+    # positional arity -> argument names; by default the declaration order.
+    positional: ClassVar[Mapping[int, tuple[str, ...]]] = {}
+    is_loss: ClassVar[bool] = False
+    # Parameter base names numbered together, as the book does: W1, b1, W2, b2, ...
+    param_names: ClassVar[tuple[str, ...]] = ()
+    flops_per_element: ClassVar[int] = 0
+
+    def __init__(self, args: Mapping[str, Any], in_shape: Shape):
+        self.args = dict(args)
+        self.in_shape = tuple(in_shape)
+        self.out_shape = self.infer_shape()
+
+    # --- declared rules -------------------------------------------------------------
+    def infer_shape(self) -> Shape:
+        return self.in_shape
+
+    def param_shapes(self) -> dict[str, Shape]:
+        """Trainable parameters by base name (numbered later: W -> W1)."""
+        return {}
+
+    def buffer_shapes(self) -> dict[str, Shape]:
+        """Non-trainable state saved with the weights (BatchNorm's running statistics)."""
+        return {}
+
+    def flops(self) -> int:
+        """Forward floating-point operations per sample; a multiply-add counts 2."""
+        return self.flops_per_element * size(self.in_shape)
+
+    @classmethod
+    def implied_input(cls, args: Mapping[str, Any]) -> Shape | None:
+        """The input shape this layer states by itself when it comes first (Affine(784, 50))."""
+        return None
+
+    # --- derived --------------------------------------------------------------------
+    @classmethod
+    def arg(cls, name: str) -> Arg:
+        return next(a for a in cls.signature if a.name == name)
+
+    @classmethod
+    def positional_names(cls, count: int) -> tuple[str, ...] | None:
+        if cls.positional:
+            return cls.positional.get(count)
+        names = tuple(a.name for a in cls.signature)
+        return names[:count] if count <= len(names) else None
+
+    @classmethod
+    def max_positional(cls) -> tuple[str, ...]:
+        if cls.positional:
+            return cls.positional[max(cls.positional)]
+        return tuple(a.name for a in cls.signature)
+
+    def parameter_count(self) -> int:
+        return sum(size(s) for s in self.param_shapes().values())
+
+    def describe(self) -> str:
+        """The layer as a call with its required arguments and any non-default ones."""
+        required = [a.name for a in self.signature if a.required]
+        shown = [_fmt(self.args[n]) for n in required[:1]]
+        shown += [f"{n}={_fmt(self.args[n])}" for n in required[1:]]
+        shown += [f"{a.name}={_fmt(self.args[a.name])}" for a in self.signature
+                  if not a.required and self.args.get(a.name) is not None
+                  and self.args[a.name] != a.default_for(self.args)]
+        return f"{self.name}({', '.join(shown)})" if shown else self.name
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, str):
+        return value
+    return str(value)
+
+
+def registered(cls: type[Layer]) -> type[Layer]:
+    """Class decorator: add a layer type to the registry under its name and aliases."""
+    from specc.layers import REGISTRY, ALIASES
+    for key in (cls.name, *cls.aliases):
+        if key in REGISTRY or key in ALIASES:
+            raise RuntimeError(f"layer name {key!r} registered twice")
+    REGISTRY[cls.name] = cls
+    for alias in cls.aliases:
+        ALIASES[alias] = cls.name
+    return cls
+
+
+
+def sliding_output(layer: str, axis: str, length: int, kernel: int, stride: int, pad: int,
+                   kernel_arg: str) -> int:
+    """Output length of a sliding window: (length + 2*pad - kernel) / stride + 1, a positive whole number."""
+    span = length + 2 * pad - kernel
+    formula = (f"({axis} + 2*pad - {kernel_arg}) / stride + 1 = "
+               f"({length} + 2*{pad} - {kernel}) / {stride} + 1")
+    if span < 0:
+        raise ShapeError(
+            f"{layer} window is larger than its input: {kernel_arg} {kernel} > {axis} + 2*pad = {length + 2 * pad}",
+            hint=f"the output {axis} is {formula} = {span / stride + 1:g}; use a smaller {kernel_arg} or more pad",
+            arg=kernel_arg)
+    if span % stride:
+        lo = span - span % stride
+        raise ShapeError(
+            f"{layer} output {axis} is not a whole number: {formula} = {span / stride + 1:g}",
+            hint=(f"stride must divide {axis} + 2*pad - {kernel_arg} = {span}; for example change "
+                  f"pad or {kernel_arg} so that it is {lo} or {lo + stride}"),
+            arg="stride")
+    return span // stride + 1
+
+
+def expect_image(layer: str, in_shape: Shape) -> tuple[int, int, int]:
+    if len(in_shape) != 3:
+        raise ShapeError(
+            f"{layer} expects images (N, channels, height, width), but receives {fmt_shape(in_shape)}",
+            hint="declare the input as an image, e.g. `input 1x28x28`, and put image layers before any Affine",
+            wants="expects (N, C, H, W)")
+    c, h, w = in_shape
+    return c, h, w

@@ -1,0 +1,84 @@
+"""Where an IR path (("layers", 2, "args", "kernel")) sits in the file the user wrote."""
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any, Callable
+
+from lark import Lark, Token
+
+from specc.errors import Path, Span
+from specc.resources import grammar_text
+
+Locator = Callable[[Path], "Span | None"]
+
+
+def ir_locator(doc: Any) -> Locator:
+    """For a .net file: the spans that lowering recorded in the IR itself."""
+
+    def locate(path: Path) -> Span | None:
+        node, best = doc, None
+        for i, key in enumerate(path):
+            if not isinstance(node, (dict, list)):
+                break
+            if isinstance(node, dict):
+                best = _span(node.get("span")) or best
+                if key == "args" and i + 1 < len(path):
+                    arg = _span((node.get("arg_spans") or {}).get(path[i + 1]))
+                    if arg:
+                        return arg
+                best = _span((node.get("key_spans") or {}).get(key)) or best
+                node = node.get(key)
+            else:
+                node = node[key] if isinstance(key, int) and 0 <= key < len(node) else None
+        if isinstance(node, dict):
+            best = _span(node.get("span")) or best
+        return best
+
+    return locate
+
+
+def _span(d: Any) -> Span | None:
+    try:
+        return Span.from_json(d) if d else None
+    except (KeyError, TypeError):
+        return None
+
+
+@cache
+def _json_parser() -> Lark:
+    return Lark(grammar_text("json.lark"), start="value", parser="lalr", propagate_positions=True)
+
+
+def json_locator(text: str) -> Locator:
+    """For a .json IR file: the position of each value in the JSON text (computed on first use)."""
+    table: dict[Path, Span] = {}
+
+    def walk(node: Any, path: Path) -> None:
+        if isinstance(node, Token):
+            table[path] = Span(node.line, node.column, node.end_line, node.end_column)
+            return
+        table[path] = Span(node.meta.line, node.meta.column, node.meta.end_line, node.meta.end_column)
+        if node.data == "object":
+            for pair in node.children:
+                if pair is not None:
+                    key, value = pair.children
+                    walk(value, path + (json.loads(key),))
+        else:
+            for i, item in enumerate(c for c in node.children if c is not None):
+                walk(item, path + (i,))
+
+    def locate(path: Path) -> Span | None:
+        if not table:
+            try:
+                walk(_json_parser().parse(text), ())
+            except Exception:  # positions are a nicety; json.loads already accepted the text
+                return None
+        for n in range(len(path), -1, -1):
+            if path[:n] in table:
+                return table[path[:n]]
+        return None
+
+    return locate
+
+

@@ -1,0 +1,298 @@
+"""Stage 2: syntax tree -> IR, a plain JSON-able dict (blocks and repetition expanded, defaults filled).
+
+Lowering resolves names (layers, aliases, blocks, block parameters) and binds arguments to
+their names; it does not judge argument values (the schema does) nor shapes (check does).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from specc import layers
+from specc import syntax as s
+from specc.errors import Diagnostic, Label, Span, did_you_mean
+from specc.optimizers import OPTIMIZERS, SCHEDULES, canonical
+
+IR_VERSION = 1
+MAX_LAYERS = 10_000  # a network expanding past this is refused before it is expanded
+
+_BUILTIN_NAMES = {"true": True, "false": False}
+
+
+@dataclass
+class _Lowering:
+    blocks: dict[str, s.BlockDef] = field(default_factory=dict)
+    errors: list[Diagnostic] = field(default_factory=list)
+
+    def error(self, message: str, span: Span, code: str, label: str = "", hint: str | None = None,
+              notes: tuple[Label, ...] = ()) -> None:
+        self.errors.append(Diagnostic(message, span, code, label, hint, notes))
+
+
+def lower(module: s.Module, source_name: str | None = None) -> tuple[dict[str, Any], list[Diagnostic]]:
+    """Lower a parsed module. Returns the IR and every error found (the IR is partial if any)."""
+    st = _Lowering()
+    inputs = [x for x in module.statements if isinstance(x, s.Input)]
+    trains = [x for x in module.statements if isinstance(x, s.TrainDef)]
+    networks = [x for x in module.statements if isinstance(x, s.NetworkDef)]
+    for x in module.statements:
+        if isinstance(x, s.BlockDef):
+            _define_block(st, x)
+    for extra in inputs[1:]:
+        st.error("the input is declared twice", extra.span, "duplicate-input", "second declaration",
+                 notes=(Label(inputs[0].span, "first declared here"),))
+    for extra in trains[1:]:
+        st.error("a second `train { }` section", extra.span, "duplicate-train",
+                 hint="put all training settings in one section",
+                 notes=(Label(trains[0].span, "the first one"),))
+    for extra in networks[1:]:
+        st.error("a second network chain starts here; a file holds one chain", extra.chain.items[0].span,
+                 "second-chain", "a new chain",
+                 hint="to continue the chain above, join the two with '->'",
+                 notes=(Label(networks[0].span, "the first chain"),))
+
+    ir: dict[str, Any] = {"version": IR_VERSION}
+    if source_name is not None:
+        ir["source"] = source_name
+    ir["input"] = ({"shape": list(inputs[0].dims), "span": inputs[0].span.to_json()} if inputs else None)
+    ir["layers"] = []
+    if not networks:
+        st.error("the file defines no network", Span(1, 1, 1, 2), "empty",
+                 hint="write a chain of layers, such as "
+                      "`Affine(784, 50) -> ReLU -> Affine(50, 10) -> SoftmaxWithLoss`")
+    else:
+        chain = networks[0].chain
+        total = _count(st, chain, ())
+        if total > MAX_LAYERS:
+            st.error(f"the network expands to {total:,} layers; the limit is {MAX_LAYERS:,}", chain.span,
+                     "too-large", hint="lower the repetition counts (`* N`) or the nesting of blocks")
+        elif not any(e.code == "recursive-block" for e in st.errors):
+            ir["layers"] = _expand(st, chain, {}, [])
+    if trains:
+        ir["train"] = _lower_train(st, trains[0])
+    return ir, st.errors
+
+
+# --- blocks ---------------------------------------------------------------------------
+
+def _define_block(st: _Lowering, b: s.BlockDef) -> None:
+    if layers.lookup(b.name) is not None:
+        st.error(f"block '{b.name}' has the name of a built-in layer", b.name_span, "block-shadows-layer",
+                 hint=f"rename the block, e.g. '{b.name}Block'")
+        return
+    if b.name in st.blocks:
+        st.error(f"block '{b.name}' is defined twice", b.name_span, "duplicate-block",
+                 notes=(Label(st.blocks[b.name].name_span, "first defined here"),))
+        return
+    seen: dict[str, s.Param] = {}
+    for p in b.params:
+        if p.name in seen:
+            st.error(f"block '{b.name}' has two parameters named '{p.name}'", p.span, "duplicate-param")
+        seen[p.name] = p
+    st.blocks[b.name] = b
+
+
+def _count(st: _Lowering, item: s.Item, stack: tuple[str, ...]) -> int:
+    """How many layers `item` expands to, found without expanding; reports recursive blocks."""
+    if isinstance(item, s.Chain):
+        return sum(_count(st, i, stack) for i in item.items)
+    if isinstance(item, s.Repeat):
+        n = item.count.value
+        body = _count(st, item.body, stack)
+        return body * n if isinstance(n, int) and n > 0 else body
+    block = st.blocks.get(item.name)
+    if block is None:
+        return 1
+    if item.name in stack:
+        cycle = " -> ".join(stack[stack.index(item.name):] + (item.name,))
+        st.error(f"block '{item.name}' uses itself ({cycle}); blocks cannot be recursive", item.span,
+                 "recursive-block", "recursive use",
+                 notes=(Label(block.name_span, f"'{item.name}' is defined here"),))
+        return 0
+    return _count(st, block.body, stack + (item.name,))
+
+
+# --- expansion ------------------------------------------------------------------------
+
+Env = dict[str, tuple[Any, Span]]  # block parameter -> (value, where the value was written)
+
+
+def _expand(st: _Lowering, item: s.Item, env: Env, origin: list[dict]) -> list[dict]:
+    if isinstance(item, s.Chain):
+        return [layer for i in item.items for layer in _expand(st, i, env, origin)]
+    if isinstance(item, s.Repeat):
+        n = item.count.value
+        if not isinstance(n, int) or n < 1:
+            st.error(f"a repetition count must be a positive integer, not {_show(n)}", item.count.span,
+                     "bad-repeat", hint="write `Layer * 3` to repeat a layer three times")
+            return _expand(st, item.body, env, origin)
+        out = []
+        for k in range(n):
+            here = {"repeat": k + 1, "of": n, "call": item.span.to_json()}
+            out += _expand(st, item.body, env, origin + [here])
+        return out
+    return _expand_call(st, item, env, origin)
+
+
+def _expand_call(st: _Lowering, call: s.Call, env: Env, origin: list[dict]) -> list[dict]:
+    block = st.blocks.get(call.name)
+    if block is not None:
+        inner = _bind_block(st, block, call, env)
+        if inner is None:
+            return []
+        here = {"block": block.name, "call": call.span.to_json(), "definition": block.span.to_json()}
+        return _expand(st, block.body, inner, origin + [here])
+    cls = layers.lookup(call.name)
+    if cls is None:
+        if call.name in env:
+            st.error(f"'{call.name}' is a parameter of the block, not a layer", call.name_span, "not-a-layer")
+        else:
+            hint = did_you_mean(call.name, [*layers.names(), *st.blocks], layers.ALIASES)
+            st.error(f"unknown layer '{call.name}'", call.name_span, "unknown-layer",
+                     "not a layer or block", hint=hint or "`specc schema` lists every layer and its arguments")
+        return []
+    return [_layer(st, cls, call, env, origin)]
+
+
+def _layer(st: _Lowering, cls: type[layers.Layer], call: s.Call, env: Env, origin: list[dict]) -> dict:
+    args: dict[str, Any] = {}
+    spans: dict[str, dict] = {}
+    positional = [a for a in call.args if a.key is None]
+    names = cls.positional_names(len(positional)) if positional else ()
+    if names is None:
+        most = cls.max_positional()
+        extra = positional[len(most)] if len(positional) > len(most) else positional[-1]
+        st.error(f"{cls.name} takes at most {len(most)} positional argument{'s' * (len(most) != 1)}"
+                 f"{' (' + ', '.join(most) + ')' if most else ''}, but {len(positional)} were given",
+                 extra.span, "too-many-args", "extra argument",
+                 hint=f"name the arguments, e.g. `{cls.name}({', '.join(f'{n}=...' for n in most[:2])})`"
+                 if most else f"{cls.name} takes no arguments: write `{cls.name}`")
+        names = most
+    for name, a in zip(names, positional):
+        args[name], spans[name] = _value(st, a.value, env), _where(a, env)
+    for a in call.args:
+        if a.key is None:
+            continue
+        if a.key in args:
+            st.error(f"argument '{a.key}' of {cls.name} is given twice", a.span, "duplicate-arg",
+                     notes=(Label(spans[a.key], "first given here"),))
+            continue
+        args[a.key], spans[a.key] = _value(st, a.value, env), _where(a, env)
+    for arg in cls.signature:
+        if arg.name not in args and not arg.required:
+            args[arg.name] = arg.default_for(args)
+    order = [a.name for a in cls.signature]
+    args = dict(sorted(args.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+    layer: dict[str, Any] = {"type": cls.name, "args": args, "span": call.span.to_json(),
+                             "arg_spans": {k: v.to_json() for k, v in spans.items()}}
+    if call.name != cls.name:
+        layer["written"] = call.name
+    if origin:
+        layer["origin"] = origin
+    return layer
+
+
+def _bind_block(st: _Lowering, block: s.BlockDef, call: s.Call, env: Env) -> Env | None:
+    inner: Env = {}
+    params = [p.name for p in block.params]
+    positional = [a for a in call.args if a.key is None]
+    signature = f"{block.name}({', '.join(params)})"
+    ok = True
+    if len(positional) > len(params):
+        st.error(f"block {signature} takes {len(params)} argument{'s' * (len(params) != 1)}, "
+                 f"but {len(positional)} were given", positional[len(params)].span, "too-many-args",
+                 notes=(Label(block.name_span, "defined here"),))
+        ok = False
+    for p, a in zip(params, positional):
+        inner[p] = (_value(st, a.value, env), a.value.span)
+    for a in call.args:
+        if a.key is None:
+            continue
+        if a.key not in params:
+            st.error(f"block {signature} has no parameter '{a.key}'", a.key_span, "unknown-arg",
+                     hint=did_you_mean(a.key, params), notes=(Label(block.name_span, "defined here"),))
+            ok = False
+        elif a.key in inner:
+            st.error(f"parameter '{a.key}' of block {block.name} is given twice", a.span, "duplicate-arg")
+            ok = False
+        else:
+            inner[a.key] = (_value(st, a.value, env), a.value.span)
+    for p in block.params:
+        if p.name not in inner:
+            if p.default is None:
+                st.error(f"block {signature} needs a value for '{p.name}'", call.span, "missing-arg",
+                         hint=f"write `{block.name}({', '.join(params)})` with a value for each",
+                         notes=(Label(block.name_span, "defined here"),))
+                ok = False
+            else:
+                inner[p.name] = (_value(st, p.default, {}), p.default.span)
+    return inner if ok else None
+
+
+def _where(a: s.Arg, env: Env) -> Span:
+    """Where an argument's value was written: at the block's call site if it is a block parameter."""
+    if isinstance(a.value, s.Name) and a.value.name in env:
+        return env[a.value.name][1]
+    return a.span
+
+
+def _value(st: _Lowering, v: s.Value, env: Env) -> Any:
+    if isinstance(v, (s.Number, s.String)):
+        return v.value
+    if isinstance(v, s.Name):
+        if v.name in env:
+            return env[v.name][0]
+        return _BUILTIN_NAMES.get(v.name, v.name)
+    st.error(f"'{v.name}(...)' is a call; a layer argument must be a number, a name or a string", v.span,
+             "bad-value")
+    return None
+
+
+def _show(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else repr(value) if isinstance(value, str) else str(value)
+
+
+# --- the train section ------------------------------------------------------------------
+
+def _lower_train(st: _Lowering, t: s.TrainDef) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    key_spans: dict[str, dict] = {}
+    seen: dict[str, s.Setting] = {}
+    for setting in t.settings:
+        if setting.key in seen:
+            st.error(f"train setting '{setting.key}' is set twice", setting.span, "duplicate-setting",
+                     notes=(Label(seen[setting.key].span, "first set here"),))
+            continue
+        seen[setting.key] = setting
+        key_spans[setting.key] = setting.span.to_json()
+        if setting.key == "optimizer":
+            out["optimizer"] = _lower_choice(st, setting.value, OPTIMIZERS)
+        elif setting.key == "schedule":
+            out["schedule"] = _lower_choice(st, setting.value, SCHEDULES)
+        else:
+            out[setting.key] = _value(st, setting.value, {})
+    out["span"] = t.span.to_json()
+    out["key_spans"] = key_spans
+    return out
+
+
+def _lower_choice(st: _Lowering, v: s.Value, table) -> dict[str, Any]:
+    """`Adam`, `"adam"` or `Adam(lr=0.1)` -> {"type": "Adam", "args": {...}} with defaults filled."""
+    if isinstance(v, s.Call):
+        name, call_args = v.name, v.args
+    elif isinstance(v, (s.Name, s.String)):
+        name, call_args = (v.name if isinstance(v, s.Name) else v.value), ()
+    else:
+        return {"type": v.value, "args": {}, "span": v.span.to_json(), "arg_spans": {}}
+    key = canonical(table, name)
+    spec = table.get(key) if key else None
+    args: dict[str, Any] = {}
+    spans: dict[str, dict] = {}
+    names = [a.name for a in spec.signature] if spec else []
+    for i, a in enumerate(call_args):
+        k = a.key if a.key is not None else (names[i] if i < len(names) else f"#{i + 1}")
+        args[k], spans[k] = _value(st, a.value, {}), a.span.to_json()
+    if spec:
+        for arg in spec.signature:
+            args.setdefault(arg.name, arg.default_for(args))
+    return {"type": key or name, "args": args, "span": v.span.to_json(), "arg_spans": spans}

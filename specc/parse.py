@@ -1,0 +1,228 @@
+"""Stage 1: text -> syntax tree (specc.syntax), or a SpecError pointing at the first syntax error."""
+from __future__ import annotations
+
+import re
+from functools import cache
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from specc import syntax as s
+from specc.errors import Diagnostic, Span, SpecError
+from specc.resources import grammar_text
+from specc.source import Source
+
+
+@cache
+def _parser() -> Lark:
+    return Lark(grammar_text("specc.lark"), parser="lalr", propagate_positions=True,
+                maybe_placeholders=True)
+
+
+def parse(source: Source) -> s.Module:
+    """Parse a whole .net file. Layout and comments carry no meaning."""
+    try:
+        tree = _parser().parse(source.text)
+    except UnexpectedInput as e:
+        raise SpecError([_syntax_diagnostic(e, source)], source) from None
+    return _ToSyntax().transform(tree)
+
+
+# --- building the tree --------------------------------------------------------------
+
+def _meta_span(meta) -> Span:
+    return Span(meta.line, meta.column, meta.end_line, meta.end_column)
+
+
+def _tok_span(tok: Token) -> Span:
+    return Span(tok.line, tok.column, tok.end_line, tok.end_column)
+
+
+def _int(text: str) -> int | float:
+    digits = text.replace("_", "")
+    # Python refuses to convert very long digit strings; such numbers are absurd anyway
+    # and are refused later as out of range, so keep them as a float (possibly inf).
+    return int(digits) if len(digits) <= 30 else float(digits)
+
+
+_ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", '"': '"', "'": "'"}
+
+
+def _unquote(text: str) -> str:
+    return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(1)), text[1:-1])
+
+
+def _present(items: list) -> tuple:
+    return tuple(i for i in items if i is not None)
+
+
+@v_args(meta=True)
+class _ToSyntax(Transformer):
+    def start(self, meta, children):
+        return s.Module(tuple(children))
+
+    def dims_flat(self, meta, children):
+        return (_int(children[0]),), _tok_span(children[0])
+
+    def dims_image(self, meta, children):
+        return tuple(_int(d) for d in str(children[0]).split("x")), _tok_span(children[0])
+
+    def input_decl(self, meta, children):
+        dims, _ = children[0]
+        return s.Input(dims, _meta_span(meta))
+
+    def block_def(self, meta, children):
+        name, params, body = children
+        return s.BlockDef(str(name), params or (), body, _meta_span(meta), _tok_span(name))
+
+    def params(self, meta, children):
+        return _present(children)
+
+    def param(self, meta, children):
+        name, default = children
+        return s.Param(str(name), default, _meta_span(meta))
+
+    def chain(self, meta, children):
+        return s.Chain(tuple(children), _meta_span(meta))
+
+    def network(self, meta, children):
+        return s.NetworkDef(children[0], _meta_span(meta))
+
+    def repeat(self, meta, children):
+        body, count = children
+        return s.Repeat(body, count, _meta_span(meta))
+
+    def call(self, meta, children):
+        name, args = children
+        return s.Call(str(name), args or (), _meta_span(meta), _tok_span(name))
+
+    call_value = call
+
+    def arguments(self, meta, children):
+        return _present(children)
+
+    def positional(self, meta, children):
+        value = children[0]
+        return s.Arg(None, value, value.span)
+
+    def keyword(self, meta, children):
+        key, value = children
+        return s.Arg(str(key), value, _meta_span(meta), _tok_span(key))
+
+    def train_def(self, meta, children):
+        return s.TrainDef(tuple(children), _meta_span(meta))
+
+    def setting(self, meta, children):
+        key, value = children
+        return s.Setting(str(key), value, _meta_span(meta), _tok_span(key))
+
+    def number(self, meta, children):
+        sign, tok = children
+        value = _int(tok) if tok.type == "INT" else float(str(tok).replace("_", ""))
+        return s.Number(-value if sign == "-" else value, _meta_span(meta))
+
+    def string(self, meta, children):
+        return s.String(_unquote(str(children[0])), _meta_span(meta))
+
+    def name(self, meta, children):
+        return s.Name(str(children[0]), _meta_span(meta))
+
+
+# --- syntax errors ------------------------------------------------------------------
+
+_TERMINAL_NAMES = {
+    "NAME": "a name", "INT": "an integer", "FLOAT": "a number", "STRING": "a string",
+    "SHAPE": "a shape such as 1x28x28", "SIGN": "a sign", "$END": "the end of the file",
+}
+_ORDER = ["__ANON", "RPAR", "COMMA", "LPAR", "EQUAL", "RBRACE", "LBRACE", "STAR", "NAME",
+          "INT", "FLOAT", "SHAPE", "STRING", "SIGN", "INPUT", "BLOCK", "TRAIN", "$END"]
+
+
+def _describe_terminal(name: str) -> str:
+    if name in _TERMINAL_NAMES:
+        return _TERMINAL_NAMES[name]
+    for t in _parser().terminals:
+        if t.name == name and t.pattern.type == "str":
+            return f"'{t.pattern.value}'"
+    return name.lower()
+
+
+def _rank(name: str) -> int:
+    for i, prefix in enumerate(_ORDER):
+        if name.startswith(prefix):
+            return i
+    return len(_ORDER)
+
+
+def _expected(names: set[str]) -> str:
+    shown = sorted({_describe_terminal(n) for n in names if n != "SIGN"},
+                   key=lambda d: min(_rank(n) for n in names if _describe_terminal(n) == d))
+    if len(shown) > 5:
+        shown = shown[:4] + ["..."]
+    if len(shown) <= 1:
+        return "".join(shown)
+    return ", ".join(shown[:-1]) + " or " + shown[-1]
+
+
+def _end_span(source: Source) -> Span:
+    text = source.text.rstrip()
+    line, col = source.position(len(text))
+    return Span(line, col, line, col + 1)
+
+
+def _syntax_diagnostic(e: UnexpectedInput, source: Source) -> Diagnostic:
+    if isinstance(e, UnexpectedCharacters):
+        char = source.text[e.pos_in_stream] if e.pos_in_stream < len(source.text) else "?"
+        span = Span(e.line, e.column, e.line, e.column + 1)
+        return Diagnostic(f"unexpected character {char!r}", span, "syntax",
+                          label="not part of the language", hint=_char_hint(char))
+    if isinstance(e, UnexpectedEOF):
+        return Diagnostic("unexpected end of file", _end_span(source), "syntax",
+                          hint=_token_hint("$END", set(e.expected), None))
+    assert isinstance(e, UnexpectedToken)
+    tok = e.token
+    expected = set(e.accepts or e.expected)
+    if tok.type == "$END":
+        span, found = _end_span(source), "the end of the file"
+    else:
+        span, found = _tok_span(tok), repr(str(tok))
+    return Diagnostic(f"expected {_expected(expected)}, found {found}", span, "syntax",
+                      label="unexpected here", hint=_token_hint(tok.type, expected, tok))
+
+
+def _char_hint(char: str) -> str | None:
+    return {
+        ":": "settings and keyword arguments use '=', as in `batch = 100` or `kernel=5`",
+        ">": "layers are joined with '->'",
+        "[": "lists are not part of the language; write each argument separately",
+        "{": "'{' opens only a `train { ... }` section",
+        "\u2192": "write the arrow as '->'",
+        "x": "an input shape is written without spaces: `input 1x28x28`",
+    }.get(char)
+
+
+def _token_hint(found: str, expected: set[str], tok: Token | None) -> str | None:
+    arrow = any(_describe_terminal(n) == "'->'" for n in expected)
+    if found == "$END":
+        if "RPAR" in expected:
+            return "a '(' is never closed"
+        if "RBRACE" in expected:
+            return "the `train {` section is never closed with '}'"
+        if "NAME" in expected and not arrow:
+            return "the chain ends with '->'; a layer is missing after it"
+        return None
+    if found in ("INT", "FLOAT", "SIGN") and "LPAR" in expected:
+        return "arguments go in parentheses, as in `Affine(50)`"
+    if found in ("INT", "FLOAT", "NAME", "STRING") and "COMMA" in expected:
+        return "separate arguments with ','"
+    if tok is not None and str(tok) == "->" and "RPAR" in expected:
+        return "a '(' is not closed before the next '->'"
+    if tok is not None and str(tok) == "->" and "INPUT" in expected:
+        return "'->' must follow a layer; `input ...` and `block ...` are lines of their own"
+    if tok is not None and str(tok) == "->":
+        return "'->' joins two layers; a layer is missing before this one"
+    if found == "SHAPE":
+        return "a shape such as 1x28x28 is only written after `input`"
+    if found == "EQUAL":
+        return "'=' belongs in keyword arguments (`kernel=5`) and train settings"
+    return None

@@ -1,0 +1,228 @@
+"""Stage 3: the JSON Schema of the IR (assembled from the registries) and validation against it.
+
+The schema file shipped beside the grammar (grammar/ir.schema.json) is what validation uses;
+a test checks that it equals the schema assembled here, so a layer is still added in one place
+(`specc schema > grammar/ir.schema.json` refreshes the file).
+"""
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any, Iterable, Mapping
+
+import jsonschema
+
+from specc import layers
+from specc.errors import Diagnostic, did_you_mean
+from specc.layers.base import Arg
+from specc.optimizers import OPTIMIZERS, SCHEDULES, SETTINGS
+from specc.resources import grammar_dir
+
+SCHEMA_FILE = "ir.schema.json"
+_SPAN = {"$ref": "#/$defs/span"}
+
+
+def _args_schema(signature: Iterable[Arg], doc: str) -> dict[str, Any]:
+    props = {}
+    for a in signature:
+        schema = dict(a.schema)
+        if a.nullable:
+            schema = {"anyOf": [schema, {"type": "null"}]}
+        props[a.name] = {"description": a.doc or a.expects, **schema}
+    required = [a.name for a in signature]  # IR arguments are complete: defaults are filled in
+    return {"description": doc, "type": "object", "properties": props, "required": required,
+            "additionalProperties": False}
+
+
+def _dispatch(kinds: Mapping[str, dict[str, Any]], ref_prefix: str) -> list[dict[str, Any]]:
+    return [{"if": {"properties": {"type": {"const": name}}},
+             "then": {"properties": {"args": {"$ref": f"#/$defs/{ref_prefix}{name}"}}}} for name in kinds]
+
+
+def _call_schema(names: list[str], ref_prefix: str, doc: str, extra: dict | None = None) -> dict[str, Any]:
+    return {
+        "description": doc, "type": "object", "required": ["type", "args"],
+        "properties": {"type": {"enum": names}, "args": {"type": "object"}, "span": _SPAN,
+                       "arg_spans": {"type": "object", "additionalProperties": _SPAN}, **(extra or {})},
+        "additionalProperties": False,
+        "allOf": _dispatch(dict.fromkeys(names), ref_prefix),
+    }
+
+
+def build_schema() -> dict[str, Any]:
+    """The IR schema, draft 2020-12, from the layer, optimizer and train-setting declarations."""
+    defs: dict[str, Any] = {
+        "span": {"description": "1-based line and column in the .net source; end column exclusive",
+                 "type": "object", "required": ["line", "col", "end_line", "end_col"],
+                 "properties": {k: {"type": "integer", "minimum": 0}
+                                for k in ("line", "col", "end_line", "end_col")},
+                 "additionalProperties": False},
+        "origin": {"description": "a block call or one copy of `item * N` that this layer comes from",
+                   "type": "object",
+                   "properties": {"block": {"type": "string"}, "call": _SPAN, "definition": _SPAN,
+                                  "repeat": {"type": "integer", "minimum": 1},
+                                  "of": {"type": "integer", "minimum": 1}},
+                   "additionalProperties": False},
+        "layer": _call_schema(list(layers.REGISTRY), "layer.", "one layer, its arguments complete",
+                              {"written": {"type": "string", "description": "the alias the source used"},
+                               "origin": {"type": "array", "items": {"$ref": "#/$defs/origin"}}}),
+        "optimizer": _call_schema(list(OPTIMIZERS), "optimizer.", "an optimizer and its arguments"),
+        "schedule": _call_schema(list(SCHEDULES), "schedule.", "a learning-rate schedule"),
+    }
+    for name, cls in layers.REGISTRY.items():
+        defs[f"layer.{name}"] = _args_schema(cls.signature, cls.doc)
+    for table, prefix in ((OPTIMIZERS, "optimizer."), (SCHEDULES, "schedule.")):
+        for name, spec in table.items():
+            defs[f"{prefix}{name}"] = _args_schema(spec.signature, spec.doc)
+    train_props = {k: {"description": st.doc, **st.schema} for k, st in SETTINGS.items()}
+    train_props["span"] = _SPAN
+    train_props["key_spans"] = {"type": "object", "additionalProperties": _SPAN}
+    defs["train"] = {"description": "the train { } section as written", "type": "object",
+                     "properties": train_props, "additionalProperties": False}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "urn:specc:ir:1",
+        "title": "specc network, IR version 1",
+        "description": "A network as specc's front end produces it: `specc compile FILE --emit json`.",
+        "type": "object",
+        "required": ["version", "layers"],
+        "properties": {
+            "version": {"const": 1},
+            "source": {"type": "string", "description": "the file this IR was made from"},
+            "input": {"description": "the declared per-sample input shape, or null to infer it",
+                      "anyOf": [{"type": "null"},
+                                {"type": "object", "required": ["shape"], "additionalProperties": False,
+                                 "properties": {"shape": {"type": "array", "minItems": 1, "maxItems": 3,
+                                                          "items": {"type": "integer", "minimum": 1,
+                                                                    "maximum": 2**31 - 1}},
+                                                "span": _SPAN}}]},
+            "layers": {"type": "array", "items": {"$ref": "#/$defs/layer"}},
+            "train": {"$ref": "#/$defs/train"},
+        },
+        "additionalProperties": False,
+        "$defs": defs,
+    }
+
+
+@cache
+def load_schema() -> dict[str, Any]:
+    """The schema file that ships with specc."""
+    return json.loads((grammar_dir() / SCHEMA_FILE).read_text(encoding="utf-8"))
+
+
+@cache
+def _validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(load_schema())
+
+
+def validate(doc: Any) -> list[Diagnostic]:
+    """Every schema violation of an IR document, as diagnostics carrying IR paths."""
+    found: dict[tuple, Diagnostic] = {}
+    for e in _validator().iter_errors(doc):
+        for d in _explain(doc, e):
+            found.setdefault(d.path + (d.message,), d)
+    return sorted(found.values(), key=lambda d: tuple(str(p).zfill(8) for p in d.path))
+
+
+# --- turning schema errors into sentences -------------------------------------------------
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return f"'{value}'"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "nothing"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (dict, list)):
+        text = json.dumps(value)
+        return text if len(text) < 40 else text[:37] + "..."
+    return str(value)
+
+
+def _signature_of(doc: Any, path: tuple) -> tuple[str, str, list[Arg]] | None:
+    """(what, name, arguments) of the call at `path` (a layer, optimizer or schedule)."""
+    node = doc
+    for p in path:
+        try:
+            node = node[p]
+        except (KeyError, IndexError, TypeError):
+            return None
+    if not isinstance(node, dict) or not isinstance(node.get("type"), str):
+        return None
+    name = node["type"]
+    if path[:1] == ("layers",):
+        cls = layers.REGISTRY.get(name)
+        return ("layer", name, list(cls.signature)) if cls else None
+    table = OPTIMIZERS if path[-1:] == ("optimizer",) else SCHEDULES
+    spec = table.get(name)
+    return (path[-1], name, list(spec.signature)) if spec else None
+
+
+def _explain(doc: Any, e: jsonschema.ValidationError) -> list[Diagnostic]:
+    path = tuple(e.absolute_path)
+    v = e.validator
+    # An argument of a layer, optimizer or schedule: ('layers', 3, 'args', 'kernel').
+    if len(path) >= 2 and path[-2] == "args" or (path[-1:] == ("args",) and v in ("required", "additionalProperties")):
+        call_path = path[:-2] if path[-2:-1] == ("args",) else path[:-1]
+        sig = _signature_of(doc, call_path)
+        if sig is not None:
+            what, name, signature = sig
+            known = [a.name for a in signature]
+            takes = f"{name} takes {', '.join(known)}" if known else f"{name} takes no arguments"
+            if v == "additionalProperties":
+                return [Diagnostic(f"{name} has no argument '{extra}'", None, "unknown-arg", "unknown argument",
+                                   did_you_mean(extra, known) or takes, path=call_path + ("args", extra))
+                        for extra in e.instance if extra not in known]
+            if v == "required":
+                return [Diagnostic(f"{name} needs the argument '{missing}' ({_arg(signature, missing).doc})",
+                                   None, "missing-arg", f"'{missing}' missing",
+                                   f"{takes}, e.g. `{_example(name, signature)}`", path=call_path)
+                        for missing in e.validator_value if missing not in e.instance]
+            arg = _arg(signature, path[-1])
+            if arg is not None:
+                hint = did_you_mean(e.instance, _enum_values(arg.schema)) if isinstance(e.instance, str) else None
+                return [Diagnostic(f"{name}: '{arg.name}' expects {arg.expects}, but received {_show(e.instance)}",
+                                   None, "bad-arg", "", hint, path=path)]
+    if path[:1] == ("train",):
+        if v == "additionalProperties" and path == ("train",):
+            return [Diagnostic(f"unknown train setting '{extra}'", None, "unknown-setting", "unknown setting",
+                               did_you_mean(extra, SETTINGS) or "settings: " + ", ".join(SETTINGS),
+                               path=("train", extra))
+                    for extra in e.instance if extra not in SETTINGS and extra not in ("span", "key_spans")]
+        if path[-1:] == ("type",) and len(path) == 3:
+            table = OPTIMIZERS if path[1] == "optimizer" else SCHEDULES
+            return [Diagnostic(f"unknown {path[1]} {_show(e.instance)}", None, f"unknown-{path[1]}",
+                               f"not a known {path[1]}",
+                               did_you_mean(str(e.instance), table) or f"{path[1]}s: " + ", ".join(table),
+                               path=path)]
+        if len(path) == 2 and path[1] in SETTINGS:
+            st = SETTINGS[path[1]]
+            return [Diagnostic(f"train setting '{st.key}' expects {st.expects}, but received {_show(e.instance)}",
+                               None, "bad-setting", "", path=path)]
+    if path[:1] == ("layers",) and path[-1:] == ("type",) and v == "enum":
+        return [Diagnostic(f"unknown layer {_show(e.instance)}", None, "unknown-layer", "not a layer",
+                           did_you_mean(str(e.instance), layers.names(), layers.ALIASES), path=path)]
+    if path[:1] == ("input",):
+        return [Diagnostic(f"the input shape must be 1 to 3 positive integers, but received "
+                           f"{_show(doc.get('input', {}).get('shape') if isinstance(doc.get('input'), dict) else doc.get('input'))}",
+                           None, "bad-input", hint="for example `input 784` or `input 1x28x28`", path=("input",))]
+    where = "/".join(map(str, path)) or "the document"
+    return [Diagnostic(f"invalid IR at {where}: {e.message}", None, "bad-ir", path=path)]
+
+
+def _arg(signature: list[Arg], name: Any) -> Arg | None:
+    return next((a for a in signature if a.name == name), None)
+
+
+def _enum_values(schema: Mapping[str, Any]) -> list[str]:
+    values = list(schema.get("enum", []))
+    for sub in schema.get("anyOf", []):
+        values += sub.get("enum", [])
+    return [v for v in values if isinstance(v, str)]
+
+
+def _example(name: str, signature: list[Arg]) -> str:
+    shown = [f"{a.name}=..." for a in signature if a.required]
+    return f"{name}({', '.join(shown)})"

@@ -1,0 +1,99 @@
+"""Stage 6 (front-end part): the figures of a checked network, computed from shapes alone."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from rich.table import Table
+
+from specc.check import CheckedNetwork
+from specc.layers.base import fmt_shape, size
+
+BYTES_F32 = 4
+
+
+@dataclass(frozen=True)
+class Row:
+    index: int
+    layer: str
+    line: int | None
+    col: int | None
+    via: str  # the block calls and repetitions the layer comes from, outermost first
+    output: list[int]
+    params: int
+    flops: int
+
+
+@dataclass(frozen=True)
+class Summary:
+    source: str | None
+    input: list[int]
+    rows: list[Row]
+    params: int
+    param_bytes: int  # at float32
+    buffers: int  # non-trainable values saved with the weights (BatchNorm running statistics)
+    flops: int  # forward, per sample
+    activation_bytes: int  # per sample, kept for the backward pass in training, at float32
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def summarize(net: CheckedNetwork) -> Summary:
+    rows = []
+    for c in net.layers:
+        span = c.spec.span
+        via = _via(c.spec.origin)
+        rows.append(Row(c.index + 1, c.layer.describe(), span.line if span else None,
+                        span.col if span else None, via, list(c.out_shape),
+                        c.layer.parameter_count(), c.layer.flops()))
+    params = sum(r.params for r in rows)
+    buffers = sum(size(s) for c in net.layers for s in c.buffers.values())
+    activations = size(net.input_shape) + sum(size(c.out_shape) for c in net.layers)
+    return Summary(net.network.source, list(net.input_shape), rows, params, params * BYTES_F32, buffers,
+                   sum(r.flops for r in rows), activations * BYTES_F32)
+
+
+def _via(origin) -> str:
+    """'line 3: Dense, copy 1/3' -- where the outermost call is, then each step inwards."""
+    if not origin:
+        return ""
+    blocks = " > ".join(o.block for o in origin if o.block)
+    copies = " ".join(f"{o.repeat}/{o.of}" for o in origin if o.repeat)
+    line = origin[0].call.line if origin[0].call else None
+    return " ".join(x for x in (blocks, copies, f"(line {line})" if line else "") if x)
+
+
+def human_bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:,} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    raise AssertionError
+
+
+def table(s: Summary) -> Table:
+    """The summary as a rich table, totals in the footer."""
+    show_via = any(r.via for r in s.rows)
+    t = Table(title=f"{s.source or 'network'}: input {fmt_shape(tuple(s.input))}", show_footer=True,
+              title_justify="left")
+    t.add_column("#", justify="right", footer="")
+    t.add_column("layer", footer="total", no_wrap=True)
+    t.add_column("line", justify="right", footer="")
+    if show_via:
+        t.add_column("via", footer="")
+    t.add_column("output", footer="", no_wrap=True)
+    t.add_column("params", justify="right", footer=f"{s.params:,}")
+    t.add_column("FLOPs/sample", justify="right", footer=f"{s.flops:,}")
+    for r in s.rows:
+        cells = [str(r.index), r.layer, f"{r.line}" if r.line else "-"]
+        if show_via:
+            cells.append(r.via)
+        cells += [fmt_shape(tuple(r.output)), f"{r.params:,}" if r.params else "-", f"{r.flops:,}"]
+        t.add_row(*cells)
+    t.caption = (f"parameters {s.params:,} ({human_bytes(s.param_bytes)} at float32)"
+                 + (f", non-trainable {s.buffers:,}" if s.buffers else "")
+                 + f"; forward {s.flops:,} FLOPs per sample; "
+                 f"activations {human_bytes(s.activation_bytes)} per sample in training")
+    t.caption_justify = "left"
+    return t

@@ -1,0 +1,125 @@
+"""The syntax tree that parse produces: plain frozen nodes that compare by value, spans aside."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+from specc.errors import Span
+
+_NOWHERE = Span(0, 0, 0, 0)
+
+
+def _span() -> Span:
+    # Spans never take part in equality, so parser tests can compare trees written by hand.
+    return field(default=_NOWHERE, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Number:
+    value: int | float
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class String:
+    value: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Name:
+    name: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Arg:
+    """`value` (positional, key None) or `key = value`."""
+
+    key: str | None
+    value: "Value"
+    span: Span = _span()
+    key_span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Call:
+    """`Name` or `Name(args)`: a layer or block in a chain, or a call-like value (`Adam(lr=0.1)`)."""
+
+    name: str
+    args: tuple[Arg, ...] = ()
+    span: Span = _span()
+    name_span: Span = _span()
+
+
+Value = Union[Number, String, Name, Call]
+
+
+@dataclass(frozen=True)
+class Repeat:
+    """`item * count`."""
+
+    body: "Item"
+    count: Number
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Chain:
+    """`item -> item -> ...`; a parenthesised chain is an item of its own."""
+
+    items: tuple["Item", ...]
+    span: Span = _span()
+
+
+Item = Union[Call, Repeat, Chain]
+
+
+@dataclass(frozen=True)
+class Input:
+    dims: tuple[int, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    default: Value | None = None
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class BlockDef:
+    name: str
+    params: tuple[Param, ...]
+    body: Chain
+    span: Span = _span()
+    name_span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str
+    value: Value
+    span: Span = _span()
+    key_span: Span = _span()
+
+
+@dataclass(frozen=True)
+class TrainDef:
+    settings: tuple[Setting, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class NetworkDef:
+    chain: Chain
+    span: Span = _span()
+
+
+Statement = Union[Input, BlockDef, TrainDef, NetworkDef]
+
+
+@dataclass(frozen=True)
+class Module:
+    statements: tuple[Statement, ...]
