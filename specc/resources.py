@@ -13,12 +13,9 @@ def grammar_dir() -> Path:
     Installed, it is the package `specc.grammar` (the wheel maps the top-level
     `grammar/` folder there); in a source checkout it is `grammar/` itself.
     """
-    try:
-        found = Path(str(resources.files("specc.grammar")))
-        if (found / "specc.lark").is_file():
-            return found
-    except ModuleNotFoundError:
-        pass
+    installed = Path(str(resources.files("specc"))) / "grammar"
+    if (installed / "specc.lark").is_file():
+        return installed
     return Path(__file__).resolve().parent.parent / "grammar"
 
 
