@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from specc import ir as ir_mod
-from specc.check import CheckedNetwork, check
+from specc.check import CheckedNetwork, check, check_train
 from specc.errors import Diagnostic, SpecError, Span
 from specc.locate import Locator, ir_locator, json_locator
 from specc.lower import lower
@@ -42,10 +42,10 @@ def _front_end(source: Source) -> tuple[dict[str, Any], Locator, list[Diagnostic
             raise SpecError([Diagnostic("an IR document is a JSON object ({...})", Span(1, 1, 1, 2),
                                         "bad-ir")], source)
         return doc, json_locator(source.text), []
-    if not source.text.strip() or all(not line.strip() or line.lstrip().startswith("#")
-                                      for line in source.text.splitlines()):
+    if all(not line.strip() or line.lstrip().startswith("#") for line in source.text.splitlines()):
+        what = "is empty" if not source.text.strip() else "holds only comments"
         raise SpecError([Diagnostic(
-            "empty spec: the file defines no network", Span(1, 1, 1, 1), "empty",
+            f"the file {what}; it defines no network", None, "empty",
             hint="write a chain of layers, such as "
                  "`Affine(784, 50) -> ReLU -> Affine(50, 10) -> SoftmaxWithLoss`")], source)
     doc, errors = lower(parse(source), source.name)
@@ -70,6 +70,11 @@ def check_source(source: Source) -> CheckedNetwork:
     # train settings; anything else leaves no network to infer.
     inferable = all(_local(d.path) for d in errors) and not (len(errors) > len(schema_errors))
     if errors and not inferable:
+        # No network to infer, but the train section's own rules (epochs or iters) still apply.
+        train = doc.get("train")
+        if isinstance(train, dict) and all(isinstance(train[k], dict) and "type" in train[k]
+                                           for k in ("optimizer", "schedule") if k in train):
+            errors += check_train(ir_mod.from_json({"version": 1, "layers": [], "train": train}))
         raise SpecError(_ordered(errors, locate), source)
     skip = {d.path[1] for d in schema_errors if d.path[:1] == ("layers",)}
     try:
@@ -87,7 +92,13 @@ def _local(path: tuple) -> bool:
 
 
 def _ordered(errors: list[Diagnostic], locate: Locator) -> list[Diagnostic]:
-    return sorted((d.located(locate) for d in errors), key=_position)
+    """Located, in source order, each mistake once: an error inside a block (or a repeated
+    group) is found once per copy, but it is one mistake at one place."""
+    unique: dict[tuple, Diagnostic] = {}
+    for d in (d.located(locate) for d in errors):
+        key = (d.message, d.span, d.code, d.label, d.hint, tuple((n.span, n.message) for n in d.notes))
+        unique.setdefault(key, d)
+    return sorted(unique.values(), key=_position)
 
 
 def _position(d: Diagnostic) -> tuple[int, int]:

@@ -88,7 +88,7 @@ def check(net: Network, skip: Iterable[int] = ()) -> CheckedNetwork:
             got = "declared" if i == 0 else "produces"
             errors.append(Diagnostic(
                 e.message, None, "shape", e.wants or f"receives {fmt_shape(shape)}", e.hint,
-                (Label(None, f"{got} {fmt_shape(shape)}", _producer(i)),), path=path))
+                (Label(None, f"{got} {fmt_shape(shape)}", _producer(i)), *_expanded_from(spec)), path=path))
             shape = None
             continue
         params, buffers = _numbered(layer, counters)
@@ -96,11 +96,21 @@ def check(net: Network, skip: Iterable[int] = ()) -> CheckedNetwork:
         shape = layer.out_shape
 
     errors += _loss_rules(net)
-    errors += _train_rules(net)
+    errors += check_train(net)
     if errors:
         raise SpecError(errors)
-    input_shape = checked[0].in_shape
+    # With layers skipped (they failed validation) nothing may have been inferred at all.
+    input_shape = checked[0].in_shape if checked else tuple(net.input_shape or ())
     return CheckedNetwork(net, input_shape, tuple(checked))
+
+
+def _expanded_from(spec: Call) -> tuple[Label, ...]:
+    """Where a layer that comes from a block or a repetition was expanded, for errors inside blocks."""
+    if not spec.origin or spec.origin[0].call is None:
+        return ()
+    blocks = " > ".join(o.block for o in spec.origin if o.block)
+    copies = [f"copy {o.repeat} of {o.of}" for o in spec.origin if o.repeat]
+    return (Label(spec.origin[0].call, "expanded from here: " + ", ".join(([blocks] if blocks else []) + copies)),)
 
 
 def _numbered(layer: Layer, counters: dict[tuple[str, ...], int]) -> tuple[dict, dict]:
@@ -131,7 +141,8 @@ def _loss_rules(net: Network) -> list[Diagnostic]:
     return out
 
 
-def _train_rules(net: Network) -> list[Diagnostic]:
+def check_train(net: Network) -> list[Diagnostic]:
+    """The rules of the train section alone (they hold whatever the layers are)."""
     if net.train is None:
         return []
     s = net.train.settings

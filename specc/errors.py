@@ -79,6 +79,10 @@ class FileError(SpeccError):
     """A file that cannot be read: missing, unreadable, binary, not UTF-8."""
 
 
+class DataError(SpeccError):
+    """Data that does not fit: a corrupt data file, an input or label array of the wrong shape."""
+
+
 class UsageError(SpeccError):
     """A command used wrongly (bad flag value, conflicting options)."""
 

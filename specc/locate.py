@@ -64,6 +64,10 @@ def json_locator(text: str) -> Locator:
                 if pair is not None:
                     key, value = pair.children
                     walk(value, path + (json.loads(key),))
+                    # A member is shown as `"key": value`, as a .net file shows `key=value`: an
+                    # unknown key is marked at its name, not only at its value.
+                    table[path + (json.loads(key),)] = Span(pair.meta.line, pair.meta.column,
+                                                            pair.meta.end_line, pair.meta.end_column)
         else:
             for i, item in enumerate(c for c in node.children if c is not None):
                 walk(item, path + (i,))

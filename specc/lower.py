@@ -18,13 +18,17 @@ MAX_LAYERS = 10_000  # a network expanding past this is refused before it is exp
 
 _BUILTIN_NAMES = {"true": True, "false": False}
 
+# A value already reported as wrong (a call where a layer argument belongs); whatever holds it is
+# left out of the IR, so that the schema does not report the same mistake a second time.
+_INVALID: Any = type("_Invalid", (), {"__repr__": lambda self: "<invalid>"})()
+
 
 @dataclass
 class _Lowering:
     blocks: dict[str, s.BlockDef] = field(default_factory=dict)
     errors: list[Diagnostic] = field(default_factory=list)
 
-    def error(self, message: str, span: Span, code: str, label: str = "", hint: str | None = None,
+    def error(self, message: str, span: Span | None, code: str, label: str = "", hint: str | None = None,
               notes: tuple[Label, ...] = ()) -> None:
         self.errors.append(Diagnostic(message, span, code, label, hint, notes))
 
@@ -57,7 +61,7 @@ def lower(module: s.Module, source_name: str | None = None) -> tuple[dict[str, A
     ir["input"] = ({"shape": list(inputs[0].dims), "span": inputs[0].span.to_json()} if inputs else None)
     ir["layers"] = []
     if not networks:
-        st.error("the file defines no network", Span(1, 1, 1, 2), "empty",
+        st.error("the file defines no network", None, "empty",
                  hint="write a chain of layers, such as "
                       "`Affine(784, 50) -> ReLU -> Affine(50, 10) -> SoftmaxWithLoss`")
     else:
@@ -149,12 +153,19 @@ def _expand_call(st: _Lowering, call: s.Call, env: Env, origin: list[dict]) -> l
         else:
             hint = did_you_mean(call.name, [*layers.names(), *st.blocks], layers.ALIASES)
             st.error(f"unknown layer '{call.name}'", call.name_span, "unknown-layer",
-                     "not a layer or block", hint=hint or "`specc schema` lists every layer and its arguments")
+                     "not a layer or block",
+                     hint=hint or f"`specc schema` lists every layer; a block is defined with "
+                                  f"`block {call.name}(...) = ...`")
         return []
-    return [_layer(st, cls, call, env, origin)]
+    layer = _layer(st, cls, call, env, origin)
+    return [layer] if layer is not None else []
 
 
-def _layer(st: _Lowering, cls: type[layers.Layer], call: s.Call, env: Env, origin: list[dict]) -> dict:
+def _were(n: int) -> str:
+    return f"{n} {'was' if n == 1 else 'were'} given"
+
+
+def _layer(st: _Lowering, cls: type[layers.Layer], call: s.Call, env: Env, origin: list[dict]) -> dict | None:
     args: dict[str, Any] = {}
     spans: dict[str, dict] = {}
     positional = [a for a in call.args if a.key is None]
@@ -162,11 +173,12 @@ def _layer(st: _Lowering, cls: type[layers.Layer], call: s.Call, env: Env, origi
     if names is None:
         most = cls.max_positional()
         extra = positional[len(most)] if len(positional) > len(most) else positional[-1]
-        st.error(f"{cls.name} takes at most {len(most)} positional argument{'s' * (len(most) != 1)}"
-                 f"{' (' + ', '.join(most) + ')' if most else ''}, but {len(positional)} were given",
+        takes = (f"takes at most {len(most)} positional argument{'s' * (len(most) != 1)} ({', '.join(most)})"
+                 if most else "takes no arguments")
+        st.error(f"{cls.name} {takes}, but {_were(len(positional))}",
                  extra.span, "too-many-args", "extra argument",
                  hint=f"name the arguments, e.g. `{cls.name}({', '.join(f'{n}=...' for n in most[:2])})`"
-                 if most else f"{cls.name} takes no arguments: write `{cls.name}`")
+                 if most else f"write `{cls.name}` without parentheses")
         names = most
     for name, a in zip(names, positional):
         args[name], spans[name] = _value(st, a.value, env), _where(a, env)
@@ -178,6 +190,8 @@ def _layer(st: _Lowering, cls: type[layers.Layer], call: s.Call, env: Env, origi
                      notes=(Label(spans[a.key], "first given here"),))
             continue
         args[a.key], spans[a.key] = _value(st, a.value, env), _where(a, env)
+    if any(v is _INVALID for v in args.values()):
+        return None
     for arg in cls.signature:
         if arg.name not in args and not arg.required:
             args[arg.name] = arg.default_for(args)
@@ -200,7 +214,7 @@ def _bind_block(st: _Lowering, block: s.BlockDef, call: s.Call, env: Env) -> Env
     ok = True
     if len(positional) > len(params):
         st.error(f"block {signature} takes {len(params)} argument{'s' * (len(params) != 1)}, "
-                 f"but {len(positional)} were given", positional[len(params)].span, "too-many-args",
+                 f"but {_were(len(positional))}", positional[len(params)].span, "too-many-args",
                  notes=(Label(block.name_span, "defined here"),))
         ok = False
     for p, a in zip(params, positional):
@@ -243,9 +257,9 @@ def _value(st: _Lowering, v: s.Value, env: Env) -> Any:
         if v.name in env:
             return env[v.name][0]
         return _BUILTIN_NAMES.get(v.name, v.name)
-    st.error(f"'{v.name}(...)' is a call; a layer argument must be a number, a name or a string", v.span,
+    st.error(f"'{v.name}(...)' is a call, but a number, a name or a string is expected here", v.span,
              "bad-value")
-    return None
+    return _INVALID
 
 
 def _show(value: Any) -> str:
@@ -270,7 +284,9 @@ def _lower_train(st: _Lowering, t: s.TrainDef) -> dict[str, Any]:
         elif setting.key == "schedule":
             out["schedule"] = _lower_choice(st, setting.value, SCHEDULES)
         else:
-            out[setting.key] = _value(st, setting.value, {})
+            value = _value(st, setting.value, {})
+            if value is not _INVALID:
+                out[setting.key] = value
     out["span"] = t.span.to_json()
     out["key_spans"] = key_spans
     return out
@@ -291,7 +307,9 @@ def _lower_choice(st: _Lowering, v: s.Value, table) -> dict[str, Any]:
     names = [a.name for a in spec.signature] if spec else []
     for i, a in enumerate(call_args):
         k = a.key if a.key is not None else (names[i] if i < len(names) else f"#{i + 1}")
-        args[k], spans[k] = _value(st, a.value, {}), a.span.to_json()
+        value = _value(st, a.value, {})
+        if value is not _INVALID:
+            args[k], spans[k] = value, a.span.to_json()
     if spec:
         for arg in spec.signature:
             args.setdefault(arg.name, arg.default_for(args))

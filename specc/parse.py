@@ -154,7 +154,18 @@ def _rank(name: str) -> int:
     return len(_ORDER)
 
 
+# Where a statement may end, the parser also accepts the start of the next one (a name, '(',
+# `input`, `block`, `train` or the end of the file); listing those terminals one by one says
+# little, so they are summed up as "the end of the statement".
+_STATEMENT_STARTS = {"NAME", "LPAR", "INPUT", "BLOCK", "TRAIN", "$END"}
+
+
 def _expected(names: set[str]) -> str:
+    if {"INPUT", "BLOCK", "TRAIN"} <= names:
+        rest = _expected(names - _STATEMENT_STARTS) if names - _STATEMENT_STARTS else ""
+        if not rest:
+            return "a new statement (a chain of layers, `input`, `block` or `train`)"
+        return rest.replace(" or ", ", ") + " or the end of the statement"
     shown = sorted({_describe_terminal(n) for n in names if n != "SIGN"},
                    key=lambda d: min(_rank(n) for n in names if _describe_terminal(n) == d))
     if len(shown) > 5:
@@ -178,7 +189,7 @@ def _syntax_diagnostic(e: UnexpectedInput, source: Source) -> Diagnostic:
                           label="not part of the language", hint=_char_hint(char))
     if isinstance(e, UnexpectedEOF):
         return Diagnostic("unexpected end of file", _end_span(source), "syntax",
-                          hint=_token_hint("$END", set(e.expected), None))
+                          hint=_token_hint("$END", set(e.expected), None, source))
     assert isinstance(e, UnexpectedToken)
     tok = e.token
     expected = set(e.accepts or e.expected)
@@ -187,7 +198,7 @@ def _syntax_diagnostic(e: UnexpectedInput, source: Source) -> Diagnostic:
     else:
         span, found = _tok_span(tok), repr(str(tok))
     return Diagnostic(f"expected {_expected(expected)}, found {found}", span, "syntax",
-                      label="unexpected here", hint=_token_hint(tok.type, expected, tok))
+                      label="unexpected here", hint=_token_hint(tok.type, expected, tok, source))
 
 
 def _char_hint(char: str) -> str | None:
@@ -201,8 +212,10 @@ def _char_hint(char: str) -> str | None:
     }.get(char)
 
 
-def _token_hint(found: str, expected: set[str], tok: Token | None) -> str | None:
+def _token_hint(found: str, expected: set[str], tok: Token | None, source: Source) -> str | None:
     arrow = any(_describe_terminal(n) == "'->'" for n in expected)
+    after = source.text[tok.end_pos:tok.end_pos + 1] if tok is not None and tok.end_pos is not None else ""
+    line = source.line(tok.line).lstrip() if tok is not None else ""
     if found == "$END":
         if "RPAR" in expected:
             return "a '(' is never closed"
@@ -211,7 +224,14 @@ def _token_hint(found: str, expected: set[str], tok: Token | None) -> str | None
         if "NAME" in expected and not arrow:
             return "the chain ends with '->'; a layer is missing after it"
         return None
-    if found in ("INT", "FLOAT", "SIGN") and "LPAR" in expected:
+    if found == "EQUAL" and after == ">":
+        return "layers are joined with '->'"
+    if found in ("INT", "NAME") and line.startswith("input") and re.match(r"input\s+\d+\s*x", line):
+        return "an input shape is written without spaces: `input 1x28x28`"
+    if found == "LBRACE":
+        return "'{' opens only a `train { ... }` section"
+    if found in ("INT", "FLOAT", "SIGN") and "LPAR" in expected and tok is not None and re.search(
+            r"(?<![\w.])(?!input\b)[A-Za-z_]\w*\s*$", source.text[:tok.start_pos]):
         return "arguments go in parentheses, as in `Affine(50)`"
     if found in ("INT", "FLOAT", "NAME", "STRING") and "COMMA" in expected:
         return "separate arguments with ','"

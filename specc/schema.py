@@ -176,10 +176,14 @@ def _explain(doc: Any, e: jsonschema.ValidationError) -> list[Diagnostic]:
                                    did_you_mean(extra, known) or takes, path=call_path + ("args", extra))
                         for extra in e.instance if extra not in known]
             if v == "required":
+                # `kernal=5` is reported as an unknown argument with 'kernel' suggested; saying that
+                # 'kernel' is missing as well would report one typo twice.
+                misspelt = [k for k in e.instance if k not in known]
                 return [Diagnostic(f"{name} needs the argument '{missing}' ({_arg(signature, missing).doc})",
                                    None, "missing-arg", f"'{missing}' missing",
                                    f"{takes}, e.g. `{_example(name, signature)}`", path=call_path)
-                        for missing in e.validator_value if missing not in e.instance]
+                        for missing in e.validator_value if missing not in e.instance
+                        and not any(did_you_mean(k, [missing]) for k in misspelt)]
             arg = _arg(signature, path[-1])
             if arg is not None:
                 hint = did_you_mean(e.instance, _enum_values(arg.schema)) if isinstance(e.instance, str) else None
@@ -204,6 +208,9 @@ def _explain(doc: Any, e: jsonschema.ValidationError) -> list[Diagnostic]:
     if path[:1] == ("layers",) and path[-1:] == ("type",) and v == "enum":
         return [Diagnostic(f"unknown layer {_show(e.instance)}", None, "unknown-layer", "not a layer",
                            did_you_mean(str(e.instance), layers.names(), layers.ALIASES), path=path)]
+    if path == ("version",):
+        return [Diagnostic(f"unsupported IR version {_show(e.instance)}; this specc reads version 1",
+                           None, "bad-ir", path=path)]
     if path[:1] == ("input",):
         return [Diagnostic(f"the input shape must be 1 to 3 positive integers, but received "
                            f"{_show(doc.get('input', {}).get('shape') if isinstance(doc.get('input'), dict) else doc.get('input'))}",

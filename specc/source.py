@@ -72,6 +72,6 @@ def _binary(name: str, data: bytes, offset: int, why: str) -> Source:
     line = good.count("\n") + 1
     col = len(good) - (good.rfind("\n") + 1) + 1
     raise FileError([Diagnostic(
-        f"'{name}' is not a text file: {why} (line {line}, column {col})",
+        f"'{name}' is not a text file: {why}",
         span=Span(line, col, line, col + 1), code="not-text",
         hint="spec files are UTF-8 text; is this a weights or data file?")], name=name)

@@ -4,7 +4,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
 from specc.check import CheckedNetwork
 from specc.layers.base import fmt_shape, size
@@ -72,8 +74,12 @@ def human_bytes(n: int) -> str:
     raise AssertionError
 
 
-def table(s: Summary) -> Table:
-    """The summary as a rich table, totals in the footer."""
+def table(s: Summary) -> Group:
+    """The summary as a rich table, totals in the footer, then the totals in words.
+
+    The totals line follows the table rather than being its caption: a caption is wrapped to
+    the table's width, which cuts the line mid-phrase for a narrow table.
+    """
     show_via = any(r.via for r in s.rows)
     t = Table(title=f"{s.source or 'network'}: input {fmt_shape(tuple(s.input))}", show_footer=True,
               title_justify="left")
@@ -91,9 +97,8 @@ def table(s: Summary) -> Table:
             cells.append(r.via)
         cells += [fmt_shape(tuple(r.output)), f"{r.params:,}" if r.params else "-", f"{r.flops:,}"]
         t.add_row(*cells)
-    t.caption = (f"parameters {s.params:,} ({human_bytes(s.param_bytes)} at float32)"
-                 + (f", non-trainable {s.buffers:,}" if s.buffers else "")
-                 + f"; forward {s.flops:,} FLOPs per sample; "
-                 f"activations {human_bytes(s.activation_bytes)} per sample in training")
-    t.caption_justify = "left"
-    return t
+    totals = (f"parameters {s.params:,} ({human_bytes(s.param_bytes)} at float32)"
+              + (f", non-trainable {s.buffers:,}" if s.buffers else "")
+              + f"; forward {s.flops:,} FLOPs per sample; "
+              f"activations {human_bytes(s.activation_bytes)} per sample in training")
+    return Group(t, Text(totals))

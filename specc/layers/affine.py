@@ -1,7 +1,8 @@
 """Affine: the fully connected layer y = x W + b; an image input is flattened first, as in the book."""
 from __future__ import annotations
 
-from specc.layers.base import INIT, INIT_EXPECTS, POSITIVE_INT, Arg, Layer, Shape, ShapeError, fmt_shape, registered, size
+from specc.layers.base import (INIT, INIT_EXPECTS, POSITIVE_INT, Arg, Layer, Shape, ShapeError, fmt_shape,
+                               registered, size)
 
 
 @registered
@@ -14,10 +15,11 @@ class Affine(Layer):
             doc="inputs per sample; inferred from the previous layer when omitted"),
         Arg("out", POSITIVE_INT, "a positive integer (the number of outputs)", doc="outputs per sample"),
         Arg("init", INIT, INIT_EXPECTS, default="auto",
-            doc="weight init: 'he', 'xavier', a standard deviation, or 'auto' (by the next activation)"),
+            doc="weight init: 'he', 'xavier', a standard deviation, or 'auto' (by the network's activations)"),
     )
     positional = {1: ("out",), 2: ("in", "out"), 3: ("in", "out", "init")}
     param_names = ("W", "b")
+    fusion_head = True
 
     def infer_shape(self) -> Shape:
         n = size(self.in_shape)
@@ -33,6 +35,9 @@ class Affine(Layer):
     def param_shapes(self) -> dict[str, Shape]:
         return {"W": (size(self.in_shape), self.args["out"]), "b": (self.args["out"],)}
 
+    def param_init(self, default_init: str) -> dict[str, tuple]:
+        return {"W": ("normal", self.weight_std(default_init)), "b": ("zeros",)}
+
     def flops(self) -> int:
         return 2 * size(self.in_shape) * self.args["out"]  # (1, in) @ (in, out), bias in the last add
 
@@ -44,3 +49,28 @@ class Affine(Layer):
         init = self.args.get("init", "auto")
         extra = "" if init == "auto" else f", init={init}"
         return f"Affine({size(self.in_shape)}, {self.args['out']}{extra})"
+
+    def forward(self, p, x, train, rt):
+        x2 = x.reshape(x.shape[0], -1)
+        y = x2 @ p["W"] + p["b"]  # (N, in) @ (in, out) -> (N, out)
+
+        def backprop(dy):
+            grads = {"W": x2.T @ dy, "b": dy.sum(axis=0)}
+            return (dy @ p["W"].T).reshape(x.shape), grads
+
+        return y, backprop
+
+    def emit(self, e) -> None:
+        x2 = e.x
+        if len(e.in_shape) > 1:
+            x2 = f"{e.x}_flat"
+            e.view(x2, f"{e.x}.reshape(N, -1)")
+        y = e.output()
+        e.fwd(f"np.dot({x2}, {e.P('W')}, out={y})",
+              f"{y} += {e.P('b')}")
+        e.bwd(f"np.dot({x2}.T, {e.dy}, out={e.G('W')})",
+              f"np.sum({e.dy}, axis=0, out={e.G('b')})")
+        if e.dx:
+            dx = e.grad_input()
+            target = dx if len(e.in_shape) == 1 else f"{dx}.reshape(N, -1)"
+            e.bwd(f"np.dot({e.dy}, {e.P('W')}.T, out={target})")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Mapping
 
@@ -46,6 +47,14 @@ class ShapeError(Exception):
         self.message, self.hint, self.arg, self.wants = message, hint, arg, wants
 
 
+@dataclass
+class Runtime:
+    """What a reference forward may use besides its input: the random stream and its own state."""
+
+    rng: Any  # numpy.random.Generator
+    state: dict  # this layer's buffers by base name (running_mean, running_var)
+
+
 def fmt_shape(shape: Shape) -> str:
     """A per-sample shape with the batch shown: (N, 30, 12, 12)."""
     return "(" + ", ".join(["N", *map(str, shape)]) + ")"
@@ -55,7 +64,7 @@ def size(shape: Shape) -> int:
     return math.prod(shape)
 
 
-class Layer:
+class Layer(ABC):
     """A layer type. Subclasses declare class attributes and override the rules they need.
 
     An instance is one layer of one network: its arguments (defaults filled in) and the
@@ -72,6 +81,10 @@ class Layer:
     # Parameter base names numbered together, as the book does: W1, b1, W2, b2, ...
     param_names: ClassVar[tuple[str, ...]] = ()
     flops_per_element: ClassVar[int] = 0
+    # Fusion: an element-wise activation joins the kernel of a preceding head and runs in
+    # place on the head's output (the head's backward never reads its own output).
+    fusion_head: ClassVar[bool] = False
+    activation: ClassVar[bool] = False
 
     def __init__(self, args: Mapping[str, Any], in_shape: Shape):
         self.args = dict(args)
@@ -98,6 +111,35 @@ class Layer:
     def implied_input(cls, args: Mapping[str, Any]) -> Shape | None:
         """The input shape this layer states by itself when it comes first (Affine(784, 50))."""
         return None
+
+    # --- runtime: initial values -------------------------------------------------------
+    def param_init(self, default_init: str) -> dict[str, tuple]:
+        """How each parameter starts: ("normal", std), ("zeros",) or ("ones",)."""
+        return {}
+
+    def state_init(self) -> dict[str, tuple]:
+        """How each buffer of buffer_shapes() starts."""
+        return {}
+
+    def weight_std(self, default_init: str) -> float:
+        """The std of the weights from `init` (He: sqrt(2/fan_in), Xavier: sqrt(1/fan_in))."""
+        init = self.args.get("init", "auto")
+        if not isinstance(init, str):
+            return float(init)
+        rule = default_init if init == "auto" else init
+        fan_in = size(self.param_shapes()["W"][1:]) if len(self.param_shapes()["W"]) > 2 \
+            else self.param_shapes()["W"][0]
+        return math.sqrt((2.0 if rule == "he" else 1.0) / fan_in)
+
+    # --- runtime: the reference path, one layer at a time, as in the book ----------------
+    @abstractmethod
+    def forward(self, p: dict, x, train: bool, rt: "Runtime"):
+        """(y, backprop) where backprop(dy) -> (dx, grads by base name); never mutates x or dy."""
+
+    # --- code generation: the same computation as straight-line NumPy ---------------------
+    @abstractmethod
+    def emit(self, e) -> None:
+        """Write forward and backward lines through a specc.codegen.Emit."""
 
     # --- derived --------------------------------------------------------------------
     @classmethod

@@ -1,6 +1,8 @@
 """BatchNorm: normalise each feature (each channel, for images) over the batch, then scale and shift."""
 from __future__ import annotations
 
+import numpy as np
+
 from specc.layers.base import Arg, Layer, Shape, registered
 
 
@@ -17,6 +19,7 @@ class BatchNorm(Layer):
     )
     param_names = ("gamma", "beta")
     flops_per_element = 7  # mean, centre, square, mean, normalise, scale, shift
+    fusion_head = True
 
     def features(self) -> Shape:
         # (C, H, W) images are normalised per channel; vectors per feature.
@@ -27,3 +30,82 @@ class BatchNorm(Layer):
 
     def buffer_shapes(self) -> dict[str, Shape]:
         return {"running_mean": self.features(), "running_var": self.features()}
+
+    def param_init(self, default_init: str) -> dict[str, tuple]:
+        return {"gamma": ("ones",), "beta": ("zeros",)}
+
+    def state_init(self) -> dict[str, tuple]:
+        return {"running_mean": ("zeros",), "running_var": ("ones",)}
+
+    def _axes(self) -> tuple[int, ...]:
+        return (0, *range(2, len(self.in_shape) + 1))  # every axis but the feature axis
+
+    def _view(self) -> tuple[int, ...]:
+        return (1, self.in_shape[0]) + (1,) * (len(self.in_shape) - 1)  # broadcasts (C,) over x
+
+    def forward(self, p, x, train, rt):
+        axes, view = self._axes(), self._view()
+        eps, momentum = self.args["eps"], self.args["momentum"]
+        rm, rv = rt.state["running_mean"], rt.state["running_var"]
+        if train:
+            mu = x.mean(axis=axes, keepdims=True)
+            xc = x - mu
+            var = (xc * xc).mean(axis=axes, keepdims=True)
+            rm *= momentum
+            rm += (1 - momentum) * mu.reshape(-1)
+            rv *= momentum
+            rv += (1 - momentum) * var.reshape(-1)
+        else:
+            xc = x - rm.reshape(view)
+            var = rv.reshape(view)
+        std = np.sqrt(var + eps)
+        xn = xc / std
+        gamma = p["gamma"].reshape(view)
+        y = xn * gamma + p["beta"].reshape(view)
+
+        def backprop(dy):
+            grads = {"gamma": (xn * dy).sum(axis=axes), "beta": dy.sum(axis=axes)}
+            dxn = dy * gamma
+            # d/dx of (x - mean) / std over the batch, in its short form
+            dx = (dxn - dxn.mean(axis=axes, keepdims=True)
+                  - xn * (dxn * xn).mean(axis=axes, keepdims=True)) / std
+            return dx, grads
+
+        return y, backprop
+
+    def emit(self, e) -> None:
+        axes, view = self._axes(), self._view()
+        eps, momentum = self.args["eps"], self.args["momentum"]
+        shape = ("N", *e.in_shape)
+        xc, xn, std = e.buffer("xc", shape), e.buffer("xn", shape), e.buffer("std", view)
+        rm, rv = e.S("running_mean"), e.S("running_var")
+        y = e.output()
+        e.fwd("if train:",
+              f"    mu = {e.x}.mean(axis={axes}, keepdims=True)",
+              f"    np.subtract({e.x}, mu, out={xc})",
+              f"    np.multiply({xc}, {xc}, out={xn})",
+              f"    var = {xn}.mean(axis={axes}, keepdims=True)",
+              f"    {rm} *= {momentum!r}",
+              f"    {rm} += (1 - {momentum!r}) * mu.reshape(-1)",
+              f"    {rv} *= {momentum!r}",
+              f"    {rv} += (1 - {momentum!r}) * var.reshape(-1)",
+              f"    np.sqrt(var + {eps!r}, out={std})",
+              "else:",
+              f"    np.subtract({e.x}, {rm}.reshape({view}), out={xc})",
+              f"    np.sqrt({rv}.reshape({view}) + {eps!r}, out={std})",
+              f"np.divide({xc}, {std}, out={xn})",
+              f"np.multiply({xn}, {e.P('gamma')}.reshape({view}), out={y})",
+              f"{y} += {e.P('beta')}.reshape({view})")
+        tmp = e.buffer("tmp", shape)
+        e.bwd(f"np.multiply({xn}, {e.dy}, out={tmp})",
+              f"np.sum({tmp}, axis={axes}, out={e.G('gamma')})",
+              f"np.sum({e.dy}, axis={axes}, out={e.G('beta')})")
+        if e.dx:
+            dx = e.grad_input()
+            e.bwd(f"np.multiply({e.dy}, {e.P('gamma')}.reshape({view}), out={dx})",
+                  f"np.multiply({dx}, {xn}, out={tmp})",
+                  f"proj = {tmp}.mean(axis={axes}, keepdims=True)",
+                  f"{dx} -= {dx}.mean(axis={axes}, keepdims=True)",
+                  f"np.multiply({xn}, proj, out={tmp})",
+                  f"{dx} -= {tmp}",
+                  f"{dx} /= {std}")

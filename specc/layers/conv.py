@@ -1,15 +1,18 @@
 """Convolution: `filters` kernels of kernel x kernel over (C, H, W) images, with stride and zero padding."""
 from __future__ import annotations
 
+import numpy as np
+
 from specc.layers.base import (INIT, INIT_EXPECTS, NONNEGATIVE_INT, POSITIVE_INT, Arg, Layer, Shape,
                                expect_image, registered, sliding_output)
+from specc.numerics import col2im, im2col
 
 
 @registered
 class Convolution(Layer):
     name = "Convolution"
     aliases = ("Conv",)
-    doc = "2-D convolution (cross-correlation, as in the book): W is (filters, C, kernel, kernel)."
+    doc = "2-D convolution (cross-correlation, as in the book) by im2col: W is (filters, C, kernel, kernel)."
     signature = (
         Arg("filters", POSITIVE_INT, "a positive integer (the number of filters)", doc="output channels"),
         Arg("kernel", POSITIVE_INT, "a positive integer (the kernel's height and width)",
@@ -17,9 +20,10 @@ class Convolution(Layer):
         Arg("stride", POSITIVE_INT, "a positive integer", default=1, doc="step between windows"),
         Arg("pad", NONNEGATIVE_INT, "a non-negative integer", default=0, doc="zeros added on each side"),
         Arg("init", INIT, INIT_EXPECTS, default="auto",
-            doc="weight init: 'he', 'xavier', a standard deviation, or 'auto' (by the next activation)"),
+            doc="weight init: 'he', 'xavier', a standard deviation, or 'auto' (by the network's activations)"),
     )
     param_names = ("W", "b")
+    fusion_head = True
 
     def infer_shape(self) -> Shape:
         _, h, w = expect_image(self.name, self.in_shape)
@@ -33,7 +37,48 @@ class Convolution(Layer):
         k, f = self.args["kernel"], self.args["filters"]
         return {"W": (f, c, k, k), "b": (f,)}
 
+    def param_init(self, default_init: str) -> dict[str, tuple]:
+        return {"W": ("normal", self.weight_std(default_init)), "b": ("zeros",)}
+
     def flops(self) -> int:
         f, oh, ow = self.out_shape
         c, k = self.in_shape[0], self.args["kernel"]
         return 2 * c * k * k * f * oh * ow  # one multiply-add per weight per output pixel
+
+    def forward(self, p, x, train, rt):
+        k, s, pad = self.args["kernel"], self.args["stride"], self.args["pad"]
+        f, oh, ow = self.out_shape
+        n = x.shape[0]
+        col = im2col(x, k, s, pad)  # (N*OH*OW, C*k*k)
+        wcol = p["W"].reshape(f, -1)  # (F, C*k*k)
+        out = col @ wcol.T + p["b"]  # (N*OH*OW, F)
+        y = np.ascontiguousarray(out.reshape(n, oh, ow, f).transpose(0, 3, 1, 2))
+
+        def backprop(dy):
+            dyc = dy.transpose(0, 2, 3, 1).reshape(-1, f)  # (N*OH*OW, F)
+            grads = {"W": (dyc.T @ col).reshape(p["W"].shape), "b": dyc.sum(axis=0)}
+            return col2im(dyc @ wcol, x.shape, k, s, pad), grads
+
+        return y, backprop
+
+    def emit(self, e) -> None:
+        k, s, pad = self.args["kernel"], self.args["stride"], self.args["pad"]
+        f, oh, ow = self.out_shape
+        c = self.in_shape[0]
+        rows = f"N*{oh * ow}"
+        col = e.buffer("col", (rows, c * k * k))
+        out = e.buffer("conv", (rows, f))
+        y = e.output()
+        e.fwd(f"{e.helper(im2col)}({e.x}, {k}, {s}, {pad}, out={col})",
+              f"np.dot({col}, {e.P('W')}.reshape({f}, -1).T, out={out})",
+              f"{out} += {e.P('b')}",
+              f"np.copyto({y}, {out}.reshape(N, {oh}, {ow}, {f}).transpose(0, 3, 1, 2))")
+        dyc = e.buffer("dconv", (rows, f))
+        e.bwd(f"np.copyto({dyc}.reshape(N, {oh}, {ow}, {f}), {e.dy}.transpose(0, 2, 3, 1))",
+              f"np.dot({dyc}.T, {col}, out={e.G('W')}.reshape({f}, -1))",
+              f"np.sum({dyc}, axis=0, out={e.G('b')})")
+        if e.dx:
+            dx = e.grad_input()
+            dcol = e.buffer("dcol", (rows, c * k * k))
+            e.bwd(f"np.dot({dyc}, {e.P('W')}.reshape({f}, -1), out={dcol})",
+                  f"{e.helper(col2im)}({dcol}, {dx}.shape, {k}, {s}, {pad}, out={dx})")

@@ -7,7 +7,8 @@ from specc.layers.base import Arg, Layer, registered
 @registered
 class Dropout(Layer):
     name = "Dropout"
-    doc = "Drops each activation with probability `ratio` while training (inverted scaling)."
+    doc = ("Drops each activation with probability `ratio` while training and scales the rest by "
+           "1/(1-ratio) (inverted dropout), so inference is the identity.")
     signature = (
         Arg("ratio", {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
             "a number from 0 up to (not including) 1", default=0.5,
@@ -17,3 +18,26 @@ class Dropout(Layer):
 
     def describe(self) -> str:
         return f"Dropout({self.args['ratio']:g})"
+
+    def forward(self, p, x, train, rt):
+        if not train:
+            return x, lambda dy: (dy, {})
+        ratio = self.args["ratio"]
+        # the same draw as the generated code: one uniform per activation, in the array's dtype
+        mask = (rt.rng.random(x.shape, dtype=x.dtype) >= ratio) * x.dtype.type(1 / (1 - ratio))
+        return x * mask, lambda dy: (dy * mask, {})
+
+    def emit(self, e) -> None:
+        ratio = self.args["ratio"]
+        mask = e.buffer("mask", ("N", *e.in_shape))
+        y = e.output()
+        e.fwd("if train:",
+              f"    rng.random(out={mask})",
+              f"    np.greater_equal({mask}, {ratio!r}, out={mask})",
+              f"    {mask} *= {mask}.dtype.type({1 / (1 - ratio)!r})",
+              f"    np.multiply({e.x}, {mask}, out={y})",
+              "else:",
+              f"    np.copyto({y}, {e.x})")
+        if e.dx:
+            dx = e.grad_input()
+            e.bwd(f"np.multiply({e.dy}, {mask}, out={dx})")

@@ -7,7 +7,15 @@ from specc.layers.base import Layer, Shape, registered, size
 @registered
 class Flatten(Layer):
     name = "Flatten"
-    doc = "Reshape each sample to a vector."
+    doc = "Reshape each sample to a vector (a view; nothing is copied)."
 
     def infer_shape(self) -> Shape:
         return (size(self.in_shape),)
+
+    def forward(self, p, x, train, rt):
+        return x.reshape(x.shape[0], -1), lambda dy: (dy.reshape(x.shape), {})
+
+    def emit(self, e) -> None:
+        e.view(e.y, f"{e.x}.reshape(N, -1)")
+        if e.dx:
+            e.bwd(f"{e.dx} = {e.dy}.reshape(N, {', '.join(map(str, self.in_shape))})")

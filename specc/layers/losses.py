@@ -1,11 +1,19 @@
-"""Loss layers, always last: SoftmaxWithLoss (cross-entropy) and MeanSquaredError."""
+"""Loss layers, always last: SoftmaxWithLoss (cross-entropy) and MeanSquaredError.
+
+A loss layer's `forward` passes the scores through (prediction stops there); `loss(x, t)`
+gives the mean loss over the batch and its backprop, as the book's `SoftmaxWithLoss` does.
+"""
 from __future__ import annotations
 
+import numpy as np
+
 from specc.layers.base import Layer, Shape, ShapeError, fmt_shape, registered
+from specc.numerics import softmax_cross_entropy
 
 
 class _Loss(Layer):
     is_loss = True
+    labels = "index"  # "index": class indices (N,); "target": values (N, outputs)
 
     def infer_shape(self) -> Shape:
         if len(self.in_shape) != 1:
@@ -15,12 +23,35 @@ class _Loss(Layer):
                 hint="put an Affine layer (or Flatten) before the loss", wants="expects (N, classes)")
         return self.in_shape
 
+    def forward(self, p, x, train, rt):
+        return x, lambda dy: (dy, {})
+
 
 @registered
 class SoftmaxWithLoss(_Loss):
     name = "SoftmaxWithLoss"
-    doc = "Softmax over the classes, then cross-entropy with the labels."
+    doc = "Softmax over the classes, then cross-entropy with the labels (class indices or one-hot)."
     flops_per_element = 5  # max, subtract, exp, sum, divide
+
+    def loss(self, x, t):
+        probs = np.empty_like(x)
+        value = softmax_cross_entropy(x, t, probs)
+
+        def backprop():
+            dx = probs.copy()
+            dx[np.arange(len(t)), t] -= 1  # (y - t) / N, the fused softmax + cross-entropy gradient
+            return dx / len(t)
+
+        return value, backprop
+
+    def emit(self, e) -> None:
+        probs = e.buffer("probs", ("N", *e.in_shape))
+        e.loss(f"loss = {e.helper(softmax_cross_entropy)}({e.x}, t, {probs})")
+        if e.dx:
+            dx = e.grad_input()
+            e.bwd(f"np.copyto({dx}, {probs})",
+                  f"{dx}[np.arange(N), t] -= 1",
+                  f"{dx} *= 1.0 / N")
 
 
 @registered
@@ -29,3 +60,17 @@ class MeanSquaredError(_Loss):
     aliases = ("MSE",)
     doc = "Identity output with the loss 0.5 * sum((y - t)^2), averaged over the batch."
     flops_per_element = 3  # subtract, square, sum
+    labels = "target"
+
+    def loss(self, x, t):
+        diff = x - t
+        value = float(0.5 * np.vdot(diff, diff) / len(x))
+        return value, lambda: diff / len(x)
+
+    def emit(self, e) -> None:
+        diff = e.buffer("diff", ("N", *e.in_shape))
+        e.loss(f"np.subtract({e.x}, t, out={diff})",
+               f"loss = float(0.5 * np.vdot({diff}, {diff}) / N)")
+        if e.dx:
+            dx = e.grad_input()
+            e.bwd(f"np.divide({diff}, N, out={dx})")

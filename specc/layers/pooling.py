@@ -1,18 +1,26 @@
 """Pooling: the maximum over size x size windows of each channel."""
 from __future__ import annotations
 
+import numpy as np
+
 from specc.layers.base import NONNEGATIVE_INT, POSITIVE_INT, Arg, Layer, Shape, expect_image, registered, sliding_output
+from specc.numerics import pool_backward, pool_windows
+
+
+def _stride_default(args) -> int:
+    size = args.get("size")
+    return size if isinstance(size, int) and not isinstance(size, bool) else 2
 
 
 @registered
 class Pooling(Layer):
     name = "Pooling"
     aliases = ("MaxPooling", "MaxPool")
-    doc = "Max pooling over size x size windows (per channel)."
+    doc = "Max pooling over size x size windows (per channel); the gradient goes to the first maximum."
     signature = (
         Arg("size", POSITIVE_INT, "a positive integer (the window's height and width)", default=2,
             doc="window height and width"),
-        Arg("stride", POSITIVE_INT, "a positive integer", default=lambda a: a.get("size"),
+        Arg("stride", POSITIVE_INT, "a positive integer", default=_stride_default,
             doc="step between windows; defaults to the window size"),
         Arg("pad", NONNEGATIVE_INT, "a non-negative integer", default=0, doc="padding on each side"),
     )
@@ -31,3 +39,21 @@ class Pooling(Layer):
         extra = "".join(f", {k}={self.args[k]}" for k, d in (("stride", self.args["size"]), ("pad", 0))
                         if self.args[k] != d)
         return f"Pooling({self.args['size']}{extra})"
+
+    def forward(self, p, x, train, rt):
+        k, s, pad = self.args["size"], self.args["stride"], self.args["pad"]
+        windows = pool_windows(x, k, s, pad)  # (N, C, OH, OW, k*k)
+        argmax = windows.argmax(axis=-1)
+        y = np.take_along_axis(windows, argmax[..., None], axis=-1)[..., 0]
+        return y, lambda dy: (pool_backward(dy, argmax, x.shape, k, s, pad), {})
+
+    def emit(self, e) -> None:
+        k, s, pad = self.args["size"], self.args["stride"], self.args["pad"]
+        argmax = e.buffer("argmax", ("N", *self.out_shape), "index")
+        y = e.output()
+        e.fwd(f"windows = {e.helper(pool_windows)}({e.x}, {k}, {s}, {pad})",
+              f"np.argmax(windows, axis=-1, out={argmax})",
+              f"np.max(windows, axis=-1, out={y})")
+        if e.dx:
+            dx = e.grad_input()
+            e.bwd(f"np.copyto({dx}, {e.helper(pool_backward)}({e.dy}, {argmax}, {dx}.shape, {k}, {s}, {pad}))")

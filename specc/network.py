@@ -1,0 +1,312 @@
+"""Stage 6: a compiled network that runs forward and backward, with the book's interface.
+
+`predict`, `loss`, `accuracy`, `gradient`, `numerical_gradient` and `params` behave as in
+*Deep Learning from Scratch*, so a learner's code runs unchanged. With fuse=True (default) the
+passes are the generated module of specc.compiler; with fuse=False every layer runs on its
+own through its reference forward/backward, the path the fused one is tested against.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from specc.check import CheckedLayer, CheckedNetwork
+from specc.compiler import Plan, generate, load, plan
+from specc.errors import DataError, Diagnostic, Label, RunError, UsageError
+from specc.layers.base import Runtime, fmt_shape, size
+from specc.source import Source
+
+DTYPES = ("float32", "float64")
+_EVAL_CHUNK = 2000  # samples per forward pass when predicting on a whole data set
+_KEEP_WORKSPACES = 3  # batch sizes whose buffers are kept (training, evaluation, a last partial batch)
+
+
+@dataclass
+class Parameter:
+    """A trainable array and its gradient, as optimizers see them."""
+
+    name: str
+    value: np.ndarray
+    grad: np.ndarray
+    decay: bool  # weight decay applies (weights, not biases or BatchNorm's scale and shift)
+
+
+def init_params(table: dict[str, tuple], seed: int, dtype: np.dtype) -> dict[str, np.ndarray]:
+    """Initial parameters; the generated module's init_params does exactly the same."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, (shape, init) in table.items():
+        if init[0] == "normal":
+            out[name] = (rng.standard_normal(shape) * init[1]).astype(dtype)
+        else:
+            out[name] = (np.ones if init[0] == "ones" else np.zeros)(shape, dtype)
+    return out
+
+
+class Network:
+    """A network compiled from a checked spec."""
+
+    def __init__(self, checked: CheckedNetwork, source: Source | None = None, *, dtype: str = "float32",
+                 fuse: bool = True, seed: int = 0):
+        if str(dtype) not in DTYPES:
+            raise UsageError([Diagnostic(f"dtype must be float32 or float64, not {dtype!r}", code="bad-dtype")])
+        self.checked = checked
+        self.source = source
+        self.dtype = np.dtype(dtype)
+        self.fuse = fuse
+        self.seed = seed
+        self.plan: Plan = plan(checked, fuse)
+        self.code: str = generate(checked, plan(checked, True))
+        self._gen = load(self.code, f"<specc: {checked.network.source or 'spec'}>") if fuse else None
+        self.params: dict[str, np.ndarray] = init_params(self.plan.params, seed, self.dtype)
+        self.state: dict[str, np.ndarray] = {
+            n: (np.ones if init[0] == "ones" else np.zeros)(shape, self.dtype)
+            for n, (shape, init) in self.plan.state.items()}
+        self.grads: dict[str, np.ndarray] = {n: np.zeros_like(v) for n, v in self.params.items()}
+        self.rng = np.random.default_rng([seed, 1])  # dropout masks; a stream apart from init's
+        self._workspaces: dict[int, dict[str, np.ndarray]] = {}
+        self._loss_layer = checked.loss
+
+    # --- the book's interface -----------------------------------------------------------
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.checked.input_shape
+
+    @property
+    def layers(self) -> tuple[CheckedLayer, ...]:
+        return self.checked.layers
+
+    def predict(self, x, train_flg: bool = False) -> np.ndarray:
+        """Scores before the loss layer (the book's predict), shape (N, outputs)."""
+        x = self.input(x)
+        outs = [self._predict(x[i:i + _EVAL_CHUNK], train_flg).copy() for i in range(0, len(x), _EVAL_CHUNK)]
+        return np.concatenate(outs) if len(outs) != 1 else outs[0]
+
+    def loss(self, x, t, train_flg: bool = False) -> float:
+        x = self.input(x)
+        t = self.labels(t, len(x))
+        value = self._loss(x, t, train_flg)
+        if not np.isfinite(value):
+            self._blame_forward(x, t, train_flg)
+        return value
+
+    def accuracy(self, x, t) -> float:
+        x = self.input(x)
+        t = self.labels(t, len(x))
+        truth = t if t.ndim == 1 else t.argmax(axis=1)
+        hits = 0
+        for i in range(0, len(x), _EVAL_CHUNK):
+            hits += int((self._predict(x[i:i + _EVAL_CHUNK], False).argmax(axis=1) == truth[i:i + _EVAL_CHUNK]).sum())
+        return hits / len(x) if len(x) else 0.0
+
+    def gradient(self, x, t) -> dict[str, np.ndarray]:
+        """Backprop gradients of the training-mode loss, by parameter name (valid until the next call)."""
+        x = self.input(x)
+        t = self.labels(t, len(x))
+        value = self._gradient(x, t)
+        if not np.isfinite(value):
+            self._blame_forward(x, t, True)
+        if not all(np.isfinite(g).all() for g in self.grads.values()):
+            self._blame_backward(x, t)
+        return dict(self.grads)
+
+    def numerical_gradient(self, x, t, h: float = 1e-4) -> dict[str, np.ndarray]:
+        """Central differences (f(w+h) - f(w-h)) / 2h of the training-mode loss, as in the book.
+
+        Each evaluation uses the same dropout masks (the random stream is rewound), which
+        are also the masks the next gradient() call will use.
+        """
+        x = self.input(x)
+        t = self.labels(t, len(x))
+        return {name: self._numerical(x, t, name, None, h) for name in self.params}
+
+    def parameters(self) -> list[Parameter]:
+        return [Parameter(n, self.params[n], self.grads[n], n.startswith("W")) for n in self.params]
+
+    # --- inputs ---------------------------------------------------------------------------
+    def input(self, x) -> np.ndarray:
+        """x as (N, *input_shape) in the network's dtype; flat and image layouts both fit."""
+        x = np.asarray(x)
+        want = self.input_shape
+        if x.ndim >= 1 and x.shape[1:] == want:
+            pass
+        elif x.ndim >= 2 and size(x.shape[1:]) == size(want):
+            x = x.reshape(len(x), *want)
+        elif x.shape == want:
+            x = x[None]
+        else:
+            raise self._input_error(x.shape)
+        return x.astype(self.dtype, copy=False)
+
+    def labels(self, t, n: int) -> np.ndarray:
+        """Class indices (N,) for SoftmaxWithLoss, targets (N, k) for MeanSquaredError.
+
+        One-hot or index labels are told apart by their number of dimensions, never by size.
+        """
+        t = np.asarray(t)
+        k = self._loss_layer.out_shape[0]
+        if len(t) != n:
+            raise self._data_error(f"{n} inputs but {len(t)} labels", "give one label per input")
+        if self.plan.labels == "index":
+            if t.ndim == 2 and t.shape[1] == k:
+                t = t.argmax(axis=1)
+            elif t.ndim != 1:
+                raise self._data_error(f"labels of shape {t.shape} fit neither class indices (N,) nor one-hot "
+                                       f"(N, {k})", None)
+            if t.size and (not np.issubdtype(t.dtype, np.integer) and not np.all(t == np.round(t))):
+                raise self._data_error("class labels must be whole numbers", None)
+            t = t.astype(np.intp, copy=False)
+            if t.size and (t.min() < 0 or t.max() >= k):
+                raise self._data_error(f"a label is {t.min() if t.min() < 0 else t.max()}, but the network has "
+                                       f"{k} classes (0 to {k - 1})", "the last Affine layer sets the number of classes")
+            return t
+        if t.ndim == 1 and np.issubdtype(t.dtype, np.integer):
+            t = np.eye(k, dtype=self.dtype)[t]
+        if t.shape != (n, k):
+            raise self._data_error(f"targets of shape {t.shape} do not fit outputs (N, {k})", None)
+        return t.astype(self.dtype, copy=False)
+
+    # --- the two paths ----------------------------------------------------------------------
+    def _workspace(self, n: int) -> dict[str, np.ndarray]:
+        ws = self._workspaces.get(n)
+        if ws is None:
+            if len(self._workspaces) >= _KEEP_WORKSPACES:
+                self._workspaces.pop(next(iter(self._workspaces)))
+            ws = self._workspaces[n] = self._gen["workspace"](n, self.dtype)
+        return ws
+
+    def _predict(self, x: np.ndarray, train: bool) -> np.ndarray:
+        if self._gen is not None:
+            return self._gen["predict"](self.params, self.state, self._workspace(len(x)), x, train, self.rng)
+        scores, _ = self._forward_reference(x, train)
+        return scores
+
+    def _loss(self, x: np.ndarray, t: np.ndarray, train: bool) -> float:
+        if self._gen is not None:
+            return self._gen["loss"](self.params, self.state, self._workspace(len(x)), x, t, train, self.rng)
+        scores, _ = self._forward_reference(x, train)
+        return self._loss_layer.layer.loss(scores, t)[0]
+
+    def _gradient(self, x: np.ndarray, t: np.ndarray) -> float:
+        """Training-mode loss, with the gradients written into self.grads."""
+        if self._gen is not None:
+            ws = self._workspace(len(x))
+            value = self._gen["loss"](self.params, self.state, ws, x, t, True, self.rng)
+            self._gen["backward"](self.params, self.grads, self.state, ws, x, t)
+            return value
+        scores, backprops = self._forward_reference(x, True)
+        value, back = self._loss_layer.layer.loss(scores, t)
+        dy = back()
+        for c, bp in zip(reversed(self.layers[:-1]), reversed(backprops)):
+            dy, grads = bp(dy)
+            for base, g in grads.items():
+                np.copyto(self.grads[_named(c, base)], g)
+        return value
+
+    def _forward_reference(self, x: np.ndarray, train: bool, until: int | None = None,
+                           watch: Callable[[CheckedLayer, np.ndarray], None] | None = None):
+        backprops = []
+        for c in self.layers[:-1] if until is None else self.layers[:until]:
+            p = {base: self.params[_named(c, base)] for base in c.layer.param_shapes()}
+            state = {base: self.state[_named(c, base)] for base in c.layer.buffer_shapes()}
+            x, bp = c.layer.forward(p, x, train, Runtime(self.rng, state))
+            backprops.append(bp)
+            if watch is not None:
+                watch(c, x)
+        return x, backprops
+
+    def _numerical(self, x, t, name: str, indices, h: float) -> np.ndarray:
+        """Central differences for the elements `indices` of one parameter (all when None)."""
+        param = self.params[name]
+        grad = np.zeros_like(param, dtype=np.float64)
+        rng_state = self.rng.bit_generator.state
+        saved_state = {k: v.copy() for k, v in self.state.items()}
+        flat, gflat = param.reshape(-1), grad.reshape(-1)
+        for i in range(param.size) if indices is None else indices:
+            old = flat[i]
+            values = []
+            for step in (h, -h):
+                flat[i] = old + step
+                self.rng.bit_generator.state = rng_state
+                values.append(self._loss(x, t, True))
+            flat[i] = old
+            gflat[i] = (values[0] - values[1]) / (2 * h)
+        self.rng.bit_generator.state = rng_state
+        for k, v in saved_state.items():
+            np.copyto(self.state[k], v)
+        return grad
+
+    # --- runtime errors point at the .net line -------------------------------------------------
+    def _layer_diagnostic(self, c: CheckedLayer, message: str, hint: str | None, code: str) -> Diagnostic:
+        notes = tuple(Label(o.call, f"from {o.block}" if o.block else f"copy {o.repeat} of {o.of}")
+                      for o in c.spec.origin if o.call)
+        return Diagnostic(message, c.spec.span, code, f"layer {c.index + 1}", hint, notes)
+
+    def _blame_forward(self, x, t, train: bool) -> None:
+        """Find the first layer whose output is not finite and raise RunError naming it."""
+        found: list[CheckedLayer] = []
+
+        def watch(c, y):
+            if not found and not np.isfinite(y).all():
+                found.append(c)
+
+        rng_state = self.rng.bit_generator.state
+        saved_state = {k: v.copy() for k, v in self.state.items()}
+        scores, _ = self._forward_reference(x, train, watch=watch)
+        self.rng.bit_generator.state = rng_state
+        for k, v in saved_state.items():
+            np.copyto(self.state[k], v)
+        culprit = found[0] if found else self._loss_layer
+        what = "its input is not finite" if not np.isfinite(x).all() and culprit is self.layers[0] else \
+            "produced NaN or infinity in the forward pass"
+        raise RunError([self._layer_diagnostic(
+            culprit, f"{culprit.layer.describe()} {what}",
+            "lower the learning rate, or check the initial weights (init=he or init=xavier) and the input data",
+            "not-finite")], self.source)
+
+    def _blame_backward(self, x, t) -> None:
+        scores, backprops = self._forward_reference(x, True)
+        _, back = self._loss_layer.layer.loss(scores, t)
+        dy = back()
+        culprit = self._loss_layer
+        for c, bp in zip(reversed(self.layers[:-1]), reversed(backprops)):
+            if not np.isfinite(dy).all():
+                break
+            culprit = c
+            dy, grads = bp(dy)
+            if not all(np.isfinite(g).all() for g in grads.values()):
+                break
+        raise RunError([self._layer_diagnostic(
+            culprit, f"{culprit.layer.describe()} produced NaN or infinity in the backward pass",
+            "lower the learning rate; very large activations overflow their gradients", "not-finite")],
+            self.source)
+
+    def _input_error(self, got: tuple[int, ...]) -> DataError:
+        first = self.layers[0]
+        net = self.checked.network
+        span = net.input_span or first.spec.span
+        shown = "(" + ", ".join(map(str, got)) + ")"
+        return DataError([Diagnostic(
+            f"the input has shape {shown}, but the network expects {fmt_shape(self.input_shape)}", span,
+            "input-shape", f"expects {fmt_shape(self.input_shape)}",
+            "inputs are (N, features) or (N, channels, height, width) batches with the declared size")],
+            self.source)
+
+    def _data_error(self, message: str, hint: str | None) -> DataError:
+        return DataError([Diagnostic(message, self._loss_layer.spec.span, "labels", "", hint)], self.source)
+
+
+def _named(c: CheckedLayer, base: str) -> str:
+    """The numbered name of one of a layer's parameters or buffers: W -> W2."""
+    for name in (*c.params, *c.buffers):
+        if name.rstrip("0123456789") == base:
+            return name
+    raise KeyError(base)
+
+
+def fresh(net: Network, **overrides: Any) -> Network:
+    """A new network from the same spec, e.g. the float64 or unfused twin of `net`."""
+    args = {"dtype": str(net.dtype), "fuse": net.fuse, "seed": net.seed, **overrides}
+    return Network(net.checked, net.source, **args)

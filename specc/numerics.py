@@ -1,0 +1,86 @@
+"""Plain NumPy helpers shared by the reference layers and the generated code.
+
+Every function here uses only `np` and other functions of this module, so the code
+generator can copy its source verbatim into a standalone module (see specc.codegen).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def im2col(x, kernel, stride, pad, out=None):
+    """(N, C, H, W) images -> (N*OH*OW, C*kernel*kernel) rows, one per output pixel.
+
+    One strided view and one copy; no Python loop over the batch or the pixels.
+    """
+    n, c, h, w = x.shape
+    oh = (h + 2 * pad - kernel) // stride + 1
+    ow = (w + 2 * pad - kernel) // stride + 1
+    if pad:
+        x = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    s0, s1, s2, s3 = x.strides
+    # (N, OH, OW, C, k, k) view of every window, in the row order of the result
+    windows = np.lib.stride_tricks.as_strided(
+        x, (n, oh, ow, c, kernel, kernel), (s0, s2 * stride, s3 * stride, s1, s2, s3), writeable=False)
+    if out is None:
+        out = np.empty((n * oh * ow, c * kernel * kernel), dtype=x.dtype)
+    np.copyto(out.reshape(n, oh, ow, c, kernel, kernel), windows)
+    return out
+
+
+def col2im(cols, shape, kernel, stride, pad, out=None):
+    """Inverse of im2col for gradients: add each row back into the window it came from.
+
+    Loops over the kernel's k*k offsets only; each step is one strided add over the whole batch.
+    """
+    n, c, h, w = shape
+    oh = (h + 2 * pad - kernel) // stride + 1
+    ow = (w + 2 * pad - kernel) // stride + 1
+    g = cols.reshape(n, oh, ow, c, kernel, kernel)
+    padded = np.zeros((n, c, h + 2 * pad, w + 2 * pad), dtype=cols.dtype)
+    for i in range(kernel):
+        for j in range(kernel):
+            # (N, OH, OW, C) -> (N, C, OH, OW) view added into every stride-th pixel
+            padded[:, :, i:i + stride * oh:stride, j:j + stride * ow:stride] += g[:, :, :, :, i, j].transpose(0, 3, 1, 2)
+    inner = padded[:, :, pad:pad + h, pad:pad + w] if pad else padded
+    if out is None:
+        return np.ascontiguousarray(inner)
+    np.copyto(out, inner)
+    return out
+
+
+def pool_windows(x, size, stride, pad):
+    """(N, C, H, W) -> (N, C, OH, OW, size*size) copy of every pooling window (padding is -inf)."""
+    n, c, h, w = x.shape
+    oh = (h + 2 * pad - size) // stride + 1
+    ow = (w + 2 * pad - size) // stride + 1
+    if pad:
+        x = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)), constant_values=-np.inf)
+    s0, s1, s2, s3 = x.strides
+    windows = np.lib.stride_tricks.as_strided(
+        x, (n, c, oh, ow, size, size), (s0, s1, s2 * stride, s3 * stride, s2, s3), writeable=False)
+    return windows.reshape(n, c, oh, ow, size * size)
+
+
+def pool_backward(dy, argmax, shape, size, stride, pad):
+    """Gradient of max pooling: each output's gradient goes to the first maximum of its window."""
+    n, c, oh, ow = dy.shape
+    cols = np.zeros((n, c, oh, ow, size * size), dtype=dy.dtype)
+    np.put_along_axis(cols, argmax[..., None], dy[..., None], axis=-1)
+    # the pooling windows in im2col's (N, OH, OW, C, k, k) order, then scattered back
+    cols = cols.reshape(n, c, oh, ow, size, size).transpose(0, 2, 3, 1, 4, 5)
+    return col2im(cols.reshape(n * oh * ow, c * size * size), shape, size, stride, pad)
+
+
+def softmax_cross_entropy(scores, labels, probs):
+    """Mean cross-entropy of softmax(scores) with class labels; softmax written into `probs`.
+
+    Uses log-sum-exp, so the loss is exact and finite without the book's 1e-7.
+    """
+    n = scores.shape[0]
+    np.subtract(scores, scores.max(axis=1, keepdims=True), out=probs)
+    picked = probs[np.arange(n), labels]
+    np.exp(probs, out=probs)
+    sums = probs.sum(axis=1, keepdims=True)
+    probs /= sums
+    return float((np.log(sums).sum() - picked.sum()) / n)
