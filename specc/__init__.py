@@ -3,12 +3,15 @@ from specc.errors import Diagnostic, FileError, RunError, Span, SpeccError, Spec
 
 __version__ = "0.1.0"
 
-from specc.api import check_file, check_source, check_text, ir_document, read, summary  # noqa: E402
+from specc.api import (check_file, check_source, check_text, compile, generated_code, ir_document, load,  # noqa: E402
+                       read, summary)
+from specc.network import Network, Parameter  # noqa: E402
 from specc.check import CheckedLayer, CheckedNetwork  # noqa: E402
 from specc.summary import Summary  # noqa: E402
 
 __all__ = [
-    "__version__", "check_file", "check_source", "check_text", "ir_document", "read", "summary",
+    "__version__", "check_file", "check_source", "check_text", "compile", "generated_code", "ir_document", "load",
+    "read", "summary", "Network", "Parameter",
     "CheckedLayer", "CheckedNetwork", "Summary",
     "Diagnostic", "FileError", "RunError", "Span", "SpeccError", "SpecError", "UsageError",
 ]

@@ -7,15 +7,18 @@ from typing import Any
 
 from specc import ir as ir_mod
 from specc.check import CheckedNetwork, check, check_train
+from specc.compiler import generate, plan
 from specc.errors import Diagnostic, SpecError, Span
 from specc.locate import Locator, ir_locator, json_locator
 from specc.lower import lower
 from specc.parse import parse
 from specc.schema import validate
 from specc.source import Source, decode_source, read_source
+from specc.network import Network
 from specc.summary import Summary, summarize
 
-__all__ = ["check_file", "check_text", "check_source", "ir_document", "read", "summary"]
+__all__ = ["check_file", "check_text", "check_source", "compile", "generated_code", "ir_document", "load",
+           "read", "summary"]
 
 
 def read(path: str | Path) -> Source:
@@ -114,4 +117,26 @@ def check_text(text: str, name: str = "<string>") -> CheckedNetwork:
 
 
 def summary(checked: CheckedNetwork) -> Summary:
-    return summarize(checked)
+    return summarize(checked, plan(checked))
+
+
+def load(path: str | Path, *, dtype: str = "float32", fuse: bool = True, seed: int = 0) -> Network:
+    """Compile a .net or IR .json file into a Network (float32 for training, float64 for checks).
+
+    fuse=False gives the unfused reference path, one layer at a time.
+    """
+    source = read_source(path)
+    return Network(check_source(source), source, dtype=dtype, fuse=fuse, seed=seed)
+
+
+def compile(text: str, *, name: str = "<string>", dtype: str = "float32", fuse: bool = True,  # noqa: A001
+            seed: int = 0) -> Network:
+    """Compile spec text into a Network; see load()."""
+    source = decode_source(name, text.encode("utf-8"))
+    return Network(check_source(source), source, dtype=dtype, fuse=fuse, seed=seed)
+
+
+def generated_code(source: Source) -> str:
+    """The standalone NumPy module of a spec's fused passes (`specc compile --emit python`)."""
+    checked = check_source(source)
+    return generate(checked, plan(checked))

@@ -233,6 +233,10 @@ def _token_hint(found: str, expected: set[str], tok: Token | None, source: Sourc
     if found in ("INT", "FLOAT", "SIGN") and "LPAR" in expected and tok is not None and re.search(
             r"(?<![\w.])(?!input\b)[A-Za-z_]\w*\s*$", source.text[:tok.start_pos]):
         return "arguments go in parentheses, as in `Affine(50)`"
+    if found == "NAME" and re.match(r"x\d", str(tok)) and source.text[tok.start_pos - 1:tok.start_pos].isdigit():
+        # `kernel=3x3`: the lexer reads 3, then the name x3
+        return "'x' joins sizes only after `input` (`input 1x28x28`); an argument is one number, " \
+               "as in `kernel=3` for a 3x3 kernel"
     if found in ("INT", "FLOAT", "NAME", "STRING") and "COMMA" in expected:
         return "separate arguments with ','"
     if tok is not None and str(tok) == "->" and "RPAR" in expected:

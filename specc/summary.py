@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from specc.check import CheckedNetwork
+from specc.compiler import Plan
 from specc.layers.base import fmt_shape, size
 
 BYTES_F32 = 4
@@ -24,6 +25,8 @@ class Row:
     output: list[int]
     params: int
     flops: int
+    kernel: int  # the fused kernel that runs this layer (1-based)
+    kernel_name: str  # "Affine+ReLU"
 
 
 @dataclass(frozen=True)
@@ -41,14 +44,15 @@ class Summary:
         return asdict(self)
 
 
-def summarize(net: CheckedNetwork) -> Summary:
+def summarize(net: CheckedNetwork, plan: Plan) -> Summary:
+    kernel_of = {i: (k, kernel.name) for k, kernel in enumerate(plan.kernels, 1) for i in kernel.layers}
     rows = []
     for c in net.layers:
         span = c.spec.span
         via = _via(c.spec.origin)
         rows.append(Row(c.index + 1, c.layer.describe(), span.line if span else None,
                         span.col if span else None, via, list(c.out_shape),
-                        c.layer.parameter_count(), c.layer.flops()))
+                        c.layer.parameter_count(), c.layer.flops(), *kernel_of[c.index]))
     params = sum(r.params for r in rows)
     buffers = sum(size(s) for c in net.layers for s in c.buffers.values())
     activations = size(net.input_shape) + sum(size(c.out_shape) for c in net.layers)
@@ -91,11 +95,13 @@ def table(s: Summary) -> Group:
     t.add_column("output", footer="", no_wrap=True)
     t.add_column("params", justify="right", footer=f"{s.params:,}")
     t.add_column("FLOPs/sample", justify="right", footer=f"{s.flops:,}")
+    t.add_column("kernel", footer=f"{s.rows[-1].kernel if s.rows else 0} kernels", no_wrap=True)
     for r in s.rows:
         cells = [str(r.index), r.layer, f"{r.line}" if r.line else "-"]
         if show_via:
             cells.append(r.via)
-        cells += [fmt_shape(tuple(r.output)), f"{r.params:,}" if r.params else "-", f"{r.flops:,}"]
+        cells += [fmt_shape(tuple(r.output)), f"{r.params:,}" if r.params else "-", f"{r.flops:,}",
+                  f"{r.kernel} {r.kernel_name}"]
         t.add_row(*cells)
     totals = (f"parameters {s.params:,} ({human_bytes(s.param_bytes)} at float32)"
               + (f", non-trainable {s.buffers:,}" if s.buffers else "")
