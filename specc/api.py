@@ -1,24 +1,29 @@
 """The Python API: the only module that knows the whole pipeline, text -> checked network."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
+from specc import checkpoint
+from specc import data as data_mod
 from specc import ir as ir_mod
+from specc import train as train_mod
 from specc.check import CheckedNetwork, check, check_train
 from specc.compiler import generate, plan
-from specc.errors import Diagnostic, SpecError, Span
+from specc.errors import Diagnostic, SpecError, Span, UsageError
 from specc.locate import Locator, ir_locator, json_locator
 from specc.lower import lower
 from specc.parse import parse
 from specc.schema import validate
 from specc.source import Source, decode_source, read_source
 from specc.network import Network
+from specc.train import Trainer
 from specc.summary import Summary, summarize
 
-__all__ = ["check_file", "check_text", "check_source", "compile", "generated_code", "ir_document", "load",
-           "read", "summary"]
+__all__ = ["check_file", "check_text", "check_source", "compile", "evaluation", "generated_code", "ir_document",
+           "load", "read", "summary", "training"]
 
 
 def read(path: str | Path) -> Source:
@@ -134,6 +139,68 @@ def compile(text: str, *, name: str = "<string>", dtype: str = "float32", fuse: 
     """Compile spec text into a Network; see load()."""
     source = decode_source(name, text.encode("utf-8"))
     return Network(check_source(source), source, dtype=dtype, fuse=fuse, seed=seed)
+
+
+def training(path: str | Path, *, out: str | Path | None = None, resume: str | Path | None = None,
+             data: str | None = None, **flags: Any) -> "Trainer":
+    """A Trainer ready to run: spec checked, settings resolved, data loaded and fitted, run folder
+    prepared and locked (release it with trainer.close()). Flags: epochs, iters, batch, lr,
+    optimizer, seed, dtype (None for not given). With `resume`, the run folder's saved settings
+    are used and training continues from its last checkpoint (epochs/iters may extend it).
+    """
+    source = read_source(path)
+    checked = check_source(source)
+    if resume is not None:
+        folder = Path(resume)
+        config = _saved_config(folder)
+        try:
+            settings = train_mod.Settings(**config["settings"])
+        except (KeyError, TypeError) as e:
+            raise UsageError([Diagnostic(f"{folder}/config.json is not specc's ({e})", None, "no-run")]) from None
+        if flags.get("epochs") is not None or flags.get("iters") is not None:
+            settings = dataclasses.replace(settings, epochs=flags.get("epochs"), iters=flags.get("iters"))
+        data = data or config["data"]["origin"]
+    else:
+        settings = train_mod.resolve(checked.network.train, {**flags, "data": data})
+        folder = Path(out) if out is not None else train_mod.new_run_folder(Path(path))
+        if (folder / "weights.npz").exists():
+            raise UsageError([Diagnostic(f"{folder} holds an earlier run (weights.npz); it is not overwritten",
+                                         None, "folder-in-use",
+                                         hint=f"continue it with --resume {folder}, or train into another --out")])
+    net = Network(checked, source, dtype=settings.dtype, seed=settings.seed)
+    dataset = data_mod.load(settings.data if resume is None else data)
+    lock = train_mod.RunLock(folder)
+    lock.acquire()
+    try:
+        trainer = train_mod.Trainer(net, dataset, settings, folder, source.text)
+        if resume is not None:
+            trainer.resume()
+        else:
+            trainer.start_files()
+    except BaseException:
+        lock.release()
+        raise
+    trainer.lock = lock
+    return trainer
+
+
+def _saved_config(folder: Path) -> dict[str, Any]:
+    try:
+        return json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise UsageError([Diagnostic(f"{folder} is not a run folder to resume ({e})", None, "no-run",
+                                     hint="--resume takes the --out folder of an earlier specc train")]) from None
+
+
+def evaluation(path: str | Path, weights: str | Path, data: str | None = None, split: str = "test"):
+    """(network, data set, Evaluation) of trained weights on a data set's train or test split."""
+    net = load(path, dtype="float32")
+    checkpoint.restore(net, Path(weights), net.source)
+    dataset = data_mod.load(data)
+    train_mod.check_fit(net, dataset)
+    x, t = (dataset.x_test, dataset.t_test) if split == "test" else (dataset.x_train, dataset.t_train)
+    batches = data_mod.Batches(x, dataset.scale(), net.dtype, net.input_shape)
+    return net, dataset, train_mod.evaluate(net, batches, t)
 
 
 def generated_code(source: Source) -> str:

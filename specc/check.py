@@ -83,8 +83,9 @@ def check(net: Network, skip: Iterable[int] = ()) -> CheckedNetwork:
         try:
             layer = cls(spec.args, shape)
         except ShapeError as e:
-            arg_written = e.arg is not None and e.arg in spec.arg_spans
-            path = ("layers", i, "args", e.arg) if arg_written else ("layers", i)
+            # The argument at fault, where it was written; one left to its default is located
+            # at the layer (in a .json IR file every argument is written, and found there).
+            path = ("layers", i, "args", e.arg) if e.arg is not None else ("layers", i)
             got = "declared" if i == 0 else "produces"
             errors.append(Diagnostic(
                 e.message, None, "shape", e.wants or f"receives {fmt_shape(shape)}", e.hint,

@@ -4,18 +4,23 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from specc import __version__, api
+import numpy as np
+
+from specc import __version__, api, checkpoint
+from specc import data as data_mod
 from specc.diagnostics import render
 from specc.errors import SpeccError
 from specc.gradcheck import ABSOLUTE_TOLERANCE, RELATIVE_TOLERANCE, STEP, check_network
 from specc.schema import build_schema
 from specc.summary import table
+from specc.trainview import TrainView
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,6 +49,34 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--all", action="store_true", help="check every element (slow for big layers)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--unfused", action="store_true", help="check the unfused reference path")
+
+    c = sub.add_parser("train", help="train a network; progress, per-epoch metrics, checkpoints, curve")
+    c.add_argument("file", metavar="FILE")
+    c.add_argument("--data", metavar="D", help="a folder of IDX files, an .npz file, or mnist / fashion-mnist "
+                   "(default: the embedded 5,000-digit MNIST sample)")
+    length = c.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=_positive, metavar="N")
+    length.add_argument("--iters", type=_positive, metavar="N", help="training steps instead of epochs")
+    c.add_argument("--batch", type=_positive, metavar="N")
+    c.add_argument("--lr", type=_positive_float, metavar="X")
+    c.add_argument("--optimizer", metavar="NAME", help="SGD, Momentum, Nesterov, AdaGrad, RMSprop or Adam")
+    c.add_argument("--seed", type=_seed, metavar="N")
+    c.add_argument("--dtype", choices=["float32", "float64"])
+    c.add_argument("--out", metavar="DIR", help="run folder (default: a new folder under runs/)")
+    c.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
+
+    c = sub.add_parser("eval", help="loss, accuracy and confusion matrix of trained weights")
+    c.add_argument("file", metavar="FILE")
+    c.add_argument("--weights", required=True, metavar="W", help="weights.npz or best.npz of a run")
+    c.add_argument("--data", metavar="D")
+    c.add_argument("--split", choices=["test", "train"], default="test")
+
+    c = sub.add_parser("predict", help="predicted classes, with probabilities, for images")
+    c.add_argument("file", metavar="FILE")
+    c.add_argument("--weights", required=True, metavar="W")
+    c.add_argument("images", metavar="IMAGE_OR_NPZ", help=".npy, .npz, IDX, PGM or PNG")
+    c.add_argument("--top", type=_positive, default=3, help="classes shown per image (default 3)")
+    c.add_argument("--limit", type=_positive, default=20, help="images shown (default 20)")
 
     sub.add_parser("schema", help="print the JSON Schema of the IR")
     return p
@@ -125,8 +158,82 @@ def _gradcheck_table(results, title: str) -> Table:
     return t
 
 
+def _train(args, stdout: Console, stderr: Console) -> int:
+    flags = {"epochs": args.epochs, "iters": args.iters, "batch": args.batch, "lr": args.lr,
+             "optimizer": args.optimizer, "seed": args.seed, "dtype": args.dtype}
+    trainer = api.training(args.file, out=args.out, resume=args.resume, data=args.data, **flags)
+    try:
+        return TrainView(trainer, args.file, stdout).run()
+    finally:
+        trainer.close()
+
+
+def _eval(args, stdout: Console, stderr: Console) -> int:
+    net, data, result = api.evaluation(args.file, args.weights, args.data, args.split)
+    classes = net.layers[-1].out_shape[0]
+    labels = data.t_test if args.split == "test" else data.t_train
+    stdout.print(Text.assemble(("accuracy ", "bold"), (f"{result.accuracy:.4f}", "bold green"),
+                               f"   loss {result.loss:.4f}   on {len(labels):,} {args.split} samples of "
+                               f"{data.name} ({data.origin})"), soft_wrap=True)
+    matrix = np.zeros((classes, classes), np.int64)
+    np.add.at(matrix, (labels, result.predicted), 1)
+    t = Table(title="confusion matrix (rows: true class, columns: predicted)", title_justify="left")
+    t.add_column("", justify="right", style="bold")
+    for k in range(classes):
+        t.add_column(str(k), justify="right")
+    t.add_column("recall", justify="right")
+    for k in range(classes):
+        row = [Text(str(v), style="green" if j == k else ("red" if v else "dim")) for j, v in enumerate(matrix[k])]
+        recall = matrix[k, k] / matrix[k].sum() if matrix[k].sum() else float("nan")
+        t.add_row(str(k), *row, f"{recall:.3f}")
+    stdout.print(t)
+    return 0
+
+
+def _predict(args, stdout: Console, stderr: Console) -> int:
+    net = api.load(args.file)
+    checkpoint.restore(net, Path(args.weights), net.source)
+    x, scale = data_mod.read_images(args.images)
+    probs = net.probabilities(x.astype(net.dtype) * net.dtype.type(scale))
+    t = Table(title=f"{args.images}: {len(probs):,} image{'s' * (len(probs) != 1)}", title_justify="left")
+    t.add_column("#", justify="right")
+    t.add_column("class", justify="right", style="bold")
+    t.add_column("probability", justify="right")
+    t.add_column(f"top {args.top}")
+    for i, p in enumerate(probs[:args.limit]):
+        order = np.argsort(-p)[:args.top]
+        t.add_row(str(i), str(order[0]), f"{p[order[0]]:.4f}", "  ".join(f"{k}: {p[k]:.3f}" for k in order))
+    stdout.print(t)
+    if len(probs) > args.limit:
+        stdout.print(f"... {len(probs) - args.limit:,} more (--limit N shows more)")
+    return 0
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, not {text}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text}") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be from 0 to {2**32 - 1}, not {text}")
+    return value
+
+
 def _positive(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
     return value
@@ -144,7 +251,7 @@ def _write_json(console: Console, doc) -> None:
 
 
 _COMMANDS = {"check": _check, "summary": _summary, "compile": _compile, "gradcheck": _gradcheck,
-             "schema": _schema}
+             "train": _train, "eval": _eval, "predict": _predict, "schema": _schema}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

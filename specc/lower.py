@@ -218,7 +218,7 @@ def _bind_block(st: _Lowering, block: s.BlockDef, call: s.Call, env: Env) -> Env
                  notes=(Label(block.name_span, "defined here"),))
         ok = False
     for p, a in zip(params, positional):
-        inner[p] = (_value(st, a.value, env), a.value.span)
+        inner[p] = (_value(st, a.value, env), _value_span(a.value, env))
     for a in call.args:
         if a.key is None:
             continue
@@ -230,10 +230,13 @@ def _bind_block(st: _Lowering, block: s.BlockDef, call: s.Call, env: Env) -> Env
             st.error(f"parameter '{a.key}' of block {block.name} is given twice", a.span, "duplicate-arg")
             ok = False
         else:
-            inner[a.key] = (_value(st, a.value, env), a.value.span)
+            inner[a.key] = (_value(st, a.value, env), _value_span(a.value, env))
+    misspelt = [a.key for a in call.args if a.key is not None and a.key not in params]
     for p in block.params:
         if p.name not in inner:
-            if p.default is None:
+            if p.default is None and any(did_you_mean(k, [p.name]) for k in misspelt):
+                ok = False  # `D(nn=1)` is reported above, with 'n' suggested
+            elif p.default is None:
                 st.error(f"block {signature} needs a value for '{p.name}'", call.span, "missing-arg",
                          hint=f"write `{block.name}({', '.join(params)})` with a value for each",
                          notes=(Label(block.name_span, "defined here"),))
@@ -248,6 +251,14 @@ def _where(a: s.Arg, env: Env) -> Span:
     if isinstance(a.value, s.Name) and a.value.name in env:
         return env[a.value.name][1]
     return a.span
+
+
+def _value_span(v: s.Value, env: Env) -> Span:
+    """Where a value passed to a block was written: a parameter of an enclosing block passed on
+    (`Inner(n)` inside `Outer(n)`) was written where Outer was called."""
+    if isinstance(v, s.Name) and v.name in env:
+        return env[v.name][1]
+    return v.span
 
 
 def _value(st: _Lowering, v: s.Value, env: Env) -> Any:

@@ -122,6 +122,14 @@ class Network:
         t = self.labels(t, len(x))
         return {name: self._numerical(x, t, name, None, h) for name in self.params}
 
+    def probabilities(self, x) -> np.ndarray:
+        """Class probabilities (softmax of the scores) for SoftmaxWithLoss networks; scores otherwise."""
+        scores = self.predict(x)
+        if self.plan.labels != "index":
+            return scores
+        e = np.exp(scores - scores.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
     def parameters(self) -> list[Parameter]:
         return [Parameter(n, self.params[n], self.grads[n], n.startswith("W")) for n in self.params]
 

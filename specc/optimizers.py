@@ -1,9 +1,130 @@
-"""Optimizers and learning-rate schedules that a `train { }` section may name, with their arguments."""
+"""Optimizers and learning-rate schedules: their names and arguments (what a `train { }` section
+may write) next to their update rules. Variants share one implementation: SGD, Momentum and
+Nesterov are one class; AdaGrad and RMSprop another.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
 
 from specc.layers.base import POSITIVE_INT, Arg
+
+_EPS = 1e-7  # the book's small constant in adaptive denominators
+
+
+class Optimizer(ABC):
+    """Updates parameters in place from their gradients. `lr` is given per step (schedules)."""
+
+    def __init__(self, params: list, args: Mapping[str, Any], weight_decay: float = 0.0):
+        self.params = params
+        self.args = dict(args)
+        self.weight_decay = weight_decay
+        self.slots: dict[str, dict[str, np.ndarray]] = {}  # slot -> parameter name -> array
+        self.steps = 0
+        self._scratch = {p.name: np.empty_like(p.value) for p in params}
+
+    def slot(self, kind: str, fill: float = 0.0) -> dict[str, np.ndarray]:
+        if kind not in self.slots:
+            self.slots[kind] = {p.name: np.full_like(p.value, fill) for p in self.params}
+        return self.slots[kind]
+
+    def step(self, lr: float) -> None:
+        self.steps += 1
+        for p in self.params:
+            g = p.grad
+            if self.weight_decay and p.decay:
+                g += self.weight_decay * p.value  # d/dW of (lambda/2) * sum(W^2), as the book adds it
+            self.update(p, g, lr, self._scratch[p.name])
+
+    @abstractmethod
+    def update(self, p, g: np.ndarray, lr: float, scratch: np.ndarray) -> None:
+        """One parameter's update; `scratch` is a free array of its shape."""
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Everything needed to resume exactly, as plain arrays for an .npz checkpoint."""
+        out = {f"{kind}/{name}": a for kind, arrays in self.slots.items() for name, a in arrays.items()}
+        out["steps"] = np.array(self.steps)
+        return out
+
+    def load_state(self, arrays: Mapping[str, np.ndarray]) -> None:
+        self.steps = int(arrays["steps"])
+        for key, a in arrays.items():
+            if "/" in key:
+                kind, name = key.split("/", 1)
+                self.slot(kind)[name][...] = a
+
+
+class _Momentum(Optimizer):
+    """SGD (momentum 0), Momentum, and Nesterov's accelerated gradient, as the book writes them."""
+
+    nesterov = False
+
+    def update(self, p, g, lr, scratch):
+        mu = self.args.get("momentum", 0.0)
+        if mu == 0.0:
+            np.multiply(g, lr, out=scratch)
+            p.value -= scratch
+            return
+        v = self.slot("velocity")[p.name]
+        v *= mu
+        np.multiply(g, lr, out=scratch)
+        v -= scratch
+        if self.nesterov:
+            p.value += (mu * mu) * v
+            scratch *= 1 + mu
+            p.value -= scratch
+        else:
+            p.value += v
+
+
+class _Nesterov(_Momentum):
+    nesterov = True
+
+
+class _Adaptive(Optimizer):
+    """AdaGrad (a running sum of squared gradients) and RMSprop (a decaying average of them)."""
+
+    def update(self, p, g, lr, scratch):
+        h = self.slot("h")[p.name]
+        decay = self.args.get("decay_rate")
+        if decay is not None:
+            h *= decay
+            np.multiply(g, g, out=scratch)
+            scratch *= 1 - decay
+            h += scratch
+        else:
+            np.multiply(g, g, out=scratch)
+            h += scratch
+        np.sqrt(h, out=scratch)
+        scratch += _EPS
+        np.divide(g, scratch, out=scratch)
+        scratch *= lr
+        p.value -= scratch
+
+
+class _Adam(Optimizer):
+    """Adam with the book's bias-corrected step size."""
+
+    def update(self, p, g, lr, scratch):
+        b1, b2 = self.args["beta1"], self.args["beta2"]
+        m, v = self.slot("m")[p.name], self.slot("v")[p.name]
+        lr_t = lr * math.sqrt(1.0 - b2 ** self.steps) / (1.0 - b1 ** self.steps)
+        np.subtract(g, m, out=scratch)
+        scratch *= 1 - b1
+        m += scratch
+        np.multiply(g, g, out=scratch)
+        scratch -= v
+        scratch *= 1 - b2
+        v += scratch
+        np.sqrt(v, out=scratch)
+        scratch += _EPS
+        np.divide(m, scratch, out=scratch)
+        scratch *= lr_t
+        p.value -= scratch
 
 _RATE = {"type": "number", "exclusiveMinimum": 0, "maximum": 1e6}
 _FRACTION = {"type": "number", "minimum": 0, "exclusiveMaximum": 1}
@@ -20,25 +141,32 @@ def _momentum() -> Arg:
 
 @dataclass(frozen=True)
 class OptimizerSpec:
-    """An optimizer's name and arguments (the book's defaults); the update rule comes with training."""
+    """An optimizer's (or schedule's) name, arguments with the book's defaults, and implementation."""
 
     name: str
     signature: tuple[Arg, ...]
     doc: str
+    impl: Any = field(default=None, compare=False)
+
+    def defaults(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for a in self.signature:
+            out[a.name] = a.default_for(out)
+        return out
 
 
 OPTIMIZERS: dict[str, OptimizerSpec] = {o.name: o for o in [
-    OptimizerSpec("SGD", (_lr(0.01),), "plain stochastic gradient descent"),
-    OptimizerSpec("Momentum", (_lr(0.01), _momentum()), "SGD with momentum"),
-    OptimizerSpec("Nesterov", (_lr(0.01), _momentum()), "Nesterov's accelerated gradient"),
-    OptimizerSpec("AdaGrad", (_lr(0.01),), "per-parameter rates from the sum of squared gradients"),
+    OptimizerSpec("SGD", (_lr(0.01),), "plain stochastic gradient descent", _Momentum),
+    OptimizerSpec("Momentum", (_lr(0.01), _momentum()), "SGD with momentum", _Momentum),
+    OptimizerSpec("Nesterov", (_lr(0.01), _momentum()), "Nesterov's accelerated gradient", _Nesterov),
+    OptimizerSpec("AdaGrad", (_lr(0.01),), "per-parameter rates from the sum of squared gradients", _Adaptive),
     OptimizerSpec("RMSprop", (_lr(0.01), Arg("decay_rate", _FRACTION, "a number from 0 up to 1",
                                              default=0.99, doc="decay of the squared-gradient average")),
-                  "AdaGrad with a decaying average"),
+                  "AdaGrad with a decaying average", _Adaptive),
     OptimizerSpec("Adam", (_lr(0.001),
                            Arg("beta1", _FRACTION, "a number from 0 up to 1", default=0.9),
                            Arg("beta2", _FRACTION, "a number from 0 up to 1", default=0.999)),
-                  "adaptive moments"),
+                  "adaptive moments", _Adam),
 ]}
 
 SCHEDULES: dict[str, OptimizerSpec] = {o.name: o for o in [
@@ -51,6 +179,21 @@ SCHEDULES: dict[str, OptimizerSpec] = {o.name: o for o in [
                                  default=0.0),),
                   "cosine decay from the rate to min_lr over the run"),
 ]}
+
+
+def make_optimizer(name: str, args: Mapping[str, Any], params: list, weight_decay: float = 0.0) -> Optimizer:
+    spec = OPTIMIZERS[name]
+    return spec.impl(params, {**spec.defaults(), **args}, weight_decay)
+
+
+def learning_rate(base: float, schedule: str, args: Mapping[str, Any], epoch: int, progress: float) -> float:
+    """The rate for a step: `epoch` counts from 0; `progress` is the fraction of the run done."""
+    if schedule == "step":
+        return base * args["gamma"] ** (epoch // args["every"])
+    if schedule == "cosine":
+        low = args["min_lr"]
+        return low + (base - low) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return base
 
 
 def canonical(table: dict[str, OptimizerSpec], name: str) -> str | None:

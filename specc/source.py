@@ -58,10 +58,9 @@ def decode_source(name: str, data: bytes) -> Source:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        bad = e.start
-        if nul != -1 and nul < bad:
-            bad = nul
-        return _binary(name, data, bad, f"byte 0x{data[bad]:02x} is not valid UTF-8")
+        if nul != -1 and nul < e.start:
+            return _binary(name, data, nul, "it contains a NUL byte")
+        return _binary(name, data, e.start, f"byte 0x{data[e.start]:02x} is not valid UTF-8")
     if nul != -1:
         return _binary(name, data, nul, "it contains a NUL byte")
     return Source(name, text)

@@ -1,0 +1,370 @@
+"""Data sets: MNIST-format IDX files (gzip or raw) and .npz, kept as uint8 until a batch needs them.
+
+Named sets are looked up in a documented order of places and downloaded (with md5
+verification) only when none has them; the embedded sample needs nothing at all.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import struct
+import tempfile
+import urllib.request
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from specc.errors import DataError, Diagnostic
+
+SAMPLE = "mnist-5k"
+SAMPLE_DIR = Path(__file__).resolve().parent / "sample" / SAMPLE
+MAX_DATA_BYTES = 4 * 1024**3  # a data file claiming more than this is refused before reading
+
+_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_STEMS = {("train", "images"): ("train-images-idx3-ubyte", "train-images.idx3-ubyte"),
+          ("train", "labels"): ("train-labels-idx1-ubyte", "train-labels.idx1-ubyte"),
+          ("test", "images"): ("t10k-images-idx3-ubyte", "t10k-images.idx3-ubyte"),
+          ("test", "labels"): ("t10k-labels-idx1-ubyte", "t10k-labels.idx1-ubyte")}
+
+
+@dataclass(frozen=True)
+class NamedSet:
+    """A data set specc can find or fetch by name, with the md5 of each official file."""
+
+    name: str
+    files: dict[str, str]  # file name -> md5 of the .gz file
+    mirrors: tuple[str, ...]
+
+
+NAMED = {s.name: s for s in [
+    NamedSet("mnist", {
+        "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+        "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+        "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+        "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c"},
+        ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/")),
+    NamedSet("fashion-mnist", {
+        "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+        "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+        "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+        "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310"},
+        ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)),
+]}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Train and test arrays as stored: images uint8 (N, ...) and integer labels (N,)."""
+
+    name: str
+    origin: str
+    x_train: np.ndarray
+    t_train: np.ndarray
+    x_test: np.ndarray
+    t_test: np.ndarray
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def classes(self) -> int:
+        return int(max(self.t_train.max(initial=0), self.t_test.max(initial=0))) + 1
+
+    def scale(self) -> float:
+        """What a stored value is multiplied by to give the network's input: 1/255 for uint8 pixels."""
+        return 1 / 255 if self.x_train.dtype == np.uint8 else 1.0
+
+
+def _error(path: str | Path, message: str, hint: str | None = None) -> DataError:
+    return DataError([Diagnostic(message, None, "bad-data", hint=hint)], name=str(path))
+
+
+# --- IDX ---------------------------------------------------------------------------------
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """An IDX array (gzip or raw), checked against its header before and after reading."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as raw:
+            gz = raw.read(2) == b"\x1f\x8b"
+        stream = gzip.open(path, "rb") if gz else open(path, "rb")
+        with stream as f:
+            head = _read_exact(f, 4, path, "the header")
+            zero, code, ndim = struct.unpack(">HBB", head)
+            if zero != 0 or code not in _IDX_TYPES or not 1 <= ndim <= 4:
+                raise _error(path, f"not an IDX file: its magic number is 0x{head.hex()}",
+                             "IDX files start with 0x0000, a type byte (0x08 for uint8) and the number of "
+                             "dimensions, e.g. 0x00000803 for images and 0x00000801 for labels")
+            dims = struct.unpack(f">{ndim}I", _read_exact(f, 4 * ndim, path, "the dimensions"))
+            dtype = np.dtype(_IDX_TYPES[code])
+            want = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+            if want > MAX_DATA_BYTES:
+                raise _error(path, f"the header claims {'x'.join(map(str, dims))} values ({want:,} bytes), "
+                                   f"more than the limit of {MAX_DATA_BYTES:,} bytes")
+            body = f.read(want + 1)
+    except DataError:
+        raise
+    except FileNotFoundError:
+        raise _error(path, "no such file") from None
+    except (OSError, EOFError, zlib.error) as e:
+        raise _error(path, f"the gzip stream is corrupt or truncated ({e})",
+                     "download the file again; `gzip -t FILE` tests it") from None
+    if len(body) < want:
+        raise _error(path, f"the file is truncated: the header announces {'x'.join(map(str, dims))} values "
+                           f"({want:,} bytes of data), but only {len(body):,} bytes follow",
+                     "download the file again")
+    if len(body) > want:
+        raise _error(path, f"the file holds more data than its header announces ({'x'.join(map(str, dims))})")
+    return np.frombuffer(body, dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="), copy=False)
+
+
+def _read_exact(f, n: int, path: Path, what: str) -> bytes:
+    data = f.read(n)
+    if len(data) < n:
+        raise _error(path, f"the file is truncated: it ends inside {what} ({len(data)} of {n} bytes)")
+    return data
+
+
+def _find(folder: Path, split: str, kind: str) -> Path | None:
+    for stem in _STEMS[(split, kind)]:
+        for name in (stem + ".gz", stem):
+            if (folder / name).is_file():
+                return folder / name
+    return None
+
+
+def load_folder(folder: str | Path, name: str | None = None) -> Dataset:
+    """The four MNIST-format files of a folder (names as in the original distribution)."""
+    folder = Path(folder)
+    paths = {}
+    for key in _STEMS:
+        found = _find(folder, *key)
+        if found is None:
+            raise _error(folder, f"no {key[0]} {key[1]} file here: expected {_STEMS[key][0]}.gz (or without .gz)",
+                         "a data folder holds train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+                         "t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz")
+        paths[key] = found
+    arrays = {key: read_idx(p) for key, p in paths.items()}
+    return _checked(name or folder.name, str(folder), arrays[("train", "images")], arrays[("train", "labels")],
+                    arrays[("test", "images")], arrays[("test", "labels")], paths)
+
+
+def load_npz(path: str | Path) -> Dataset:
+    """x_train, t_train, x_test, t_test from an .npz file; nothing in it can run code."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in ("x_train", "t_train", "x_test", "t_test") if k not in z.files]
+            if missing:
+                raise _error(path, f"the .npz file lacks {', '.join(missing)} (it has {', '.join(z.files) or 'nothing'})",
+                             "save it with np.savez(path, x_train=..., t_train=..., x_test=..., t_test=...)")
+            arrays = {k: z[k] for k in ("x_train", "t_train", "x_test", "t_test")}
+    except DataError:
+        raise
+    except ValueError as e:  # object arrays need pickle, which is refused
+        raise _error(path, f"the .npz file cannot be read without running code ({e})",
+                     "store plain numeric arrays") from None
+    except (OSError, zipfile.BadZipFile, EOFError, zlib.error) as e:
+        raise _error(path, f"not a readable .npz file ({e})") from None
+    t_train, t_test = arrays["t_train"], arrays["t_test"]
+    if t_train.ndim == 2:  # one-hot labels, as the book's load_mnist(one_hot_label=True) gives
+        t_train, t_test = t_train.argmax(axis=1), t_test.argmax(axis=1) if t_test.ndim == 2 else t_test
+    return _checked(path.stem, str(path), arrays["x_train"], t_train, arrays["x_test"], t_test, {})
+
+
+def _checked(name, origin, x_train, t_train, x_test, t_test, paths) -> Dataset:
+    def where(split, kind):
+        return paths.get((split, kind), origin)
+
+    for split, x, t in (("train", x_train, t_train), ("test", x_test, t_test)):
+        if x.dtype.kind not in "uif" or t.dtype.kind not in "uif":
+            raise _error(where(split, "images"), f"the {split} arrays must be numeric, not {x.dtype}/{t.dtype}")
+        if t.ndim != 1:
+            raise _error(where(split, "labels"), f"{split} labels must be one per sample, shape (N,), not {t.shape}")
+        if len(x) != len(t):
+            raise _error(where(split, "labels"),
+                         f"{len(x):,} {split} images but {len(t):,} labels; the counts must be equal")
+        if len(x) == 0:
+            raise _error(where(split, "images"), f"the {split} set is empty")
+        if t.dtype.kind == "f" and not np.all(t == np.round(t)):
+            raise _error(where(split, "labels"), f"{split} labels must be whole numbers (class indices)")
+        if t.min() < 0 or t.max() > 1000:
+            bad = t.min() if t.min() < 0 else t.max()
+            raise _error(where(split, "labels"), f"a {split} label is {bad}; labels are class indices 0, 1, 2, ...")
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise _error(origin, f"train samples are {x_train.shape[1:]} but test samples are {x_test.shape[1:]}")
+    return Dataset(name, origin, x_train, t_train.astype(np.intp), x_test, t_test.astype(np.intp))
+
+
+# --- finding and fetching ---------------------------------------------------------------
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "specc"
+
+
+def places(name: str) -> list[Path]:
+    """Where a named set is looked for, in order (after an explicit path)."""
+    out = []
+    if os.environ.get("SPECC_DATA"):
+        out.append(Path(os.environ["SPECC_DATA"]) / name)
+    out += [cache_dir() / name, Path("/usr/share/datasets") / name]
+    return out
+
+
+def load(spec: str | Path | None, *, download: Callable[[NamedSet, Path], None] | None = None) -> Dataset:
+    """Resolve --data: None or 'mnist-5k' is the embedded sample; a path is loaded; a name is looked up."""
+    if spec is None or str(spec) in (SAMPLE, "sample"):
+        return load_folder(SAMPLE_DIR, SAMPLE)
+    path = Path(spec)
+    if path.exists():
+        return load_npz(path) if path.is_file() and path.suffix == ".npz" else \
+            load_folder(path) if path.is_dir() else _single_file(path)
+    named = NAMED.get(str(spec).lower())
+    if named is None:
+        raise _error(spec, "no such file, folder or data set",
+                     f"give a folder of IDX files, an .npz file, or one of: {', '.join([SAMPLE, *NAMED])}")
+    for place in places(named.name):
+        if _find(place, "train", "images"):
+            return load_folder(place, named.name)
+    target = cache_dir() / named.name
+    (download or fetch)(named, target)
+    return load_folder(target, named.name)
+
+
+def _single_file(path: Path) -> Dataset:
+    raise _error(path, "a single data file is not a data set",
+                 "give the folder holding the four IDX files, or an .npz file with x_train, t_train, x_test, t_test")
+
+
+def fetch(named: NamedSet, target: Path, mirrors: Sequence[str] | None = None, timeout: float = 20) -> None:
+    """Download a named set into `target`, verifying each file's md5; DataError with what to do if it fails."""
+    target.mkdir(parents=True, exist_ok=True)
+    problems = []
+    for file, md5 in named.files.items():
+        if (target / file).is_file() and _md5(target / file) == md5:
+            continue
+        for mirror in mirrors or named.mirrors:
+            try:
+                _download(mirror + file, target / file, md5, timeout)
+                break
+            except (OSError, ValueError) as e:
+                problems.append(f"{mirror}{file}: {e}")
+        else:
+            where = "\n".join(f"  {p}" for p in places(named.name))
+            raise DataError([Diagnostic(
+                f"could not download {named.name} ({problems[-1] if problems else 'no mirror'})", None,
+                "no-data",
+                hint=f"put the four files ({', '.join(named.files)}) in one of these folders, or pass "
+                     f"--data FOLDER:\n{where}")], name=named.name)
+
+
+def _download(url: str, dest: Path, md5: str, timeout: float) -> None:
+    digest = hashlib.md5()
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=dest.name, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+            while chunk := response.read(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+        if digest.hexdigest() != md5:
+            raise ValueError(f"checksum mismatch: md5 {digest.hexdigest()}, expected {md5}")
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class Batches:
+    """Turns uint8 samples into float batches in one preallocated buffer per batch size."""
+
+    def __init__(self, x: np.ndarray, scale: float, dtype: np.dtype, sample_shape: tuple[int, ...]):
+        self.x, self.scale, self.dtype, self.shape = x, scale, np.dtype(dtype), sample_shape
+        self._raw: dict[int, np.ndarray] = {}
+        self._out: dict[int, np.ndarray] = {}
+
+    def take(self, index: np.ndarray) -> np.ndarray:
+        """x[index] scaled to the network's dtype; the returned array is reused by the next call."""
+        n = len(index)
+        if n not in self._out:
+            self._raw[n] = np.empty((n, *self.x.shape[1:]), self.x.dtype)
+            self._out[n] = np.empty((n, *self.shape), self.dtype)
+        raw, out = self._raw[n], self._out[n]
+        np.take(self.x, index, axis=0, out=raw)
+        np.multiply(raw.reshape(out.shape), self.dtype.type(self.scale), out=out)
+        return out
+
+    def chunks(self, size: int):
+        """The whole array in consecutive batches of at most `size` (for evaluation)."""
+        for i in range(0, len(self.x), size):
+            yield i, self.take(np.arange(i, min(i + size, len(self.x))))
+
+
+def read_images(path: str | Path) -> tuple[np.ndarray, float]:
+    """Samples to predict on, and their scale: .npy, .npz (array 'x', 'x_test' or the only one),
+    an IDX image file, a PGM image, or a PNG image (PNG needs matplotlib)."""
+    path = Path(path)
+    if not path.is_file():
+        raise _error(path, "no such file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            x = np.load(path, allow_pickle=False)
+        elif suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                key = next((k for k in ("x", "x_test", "images") if k in z.files), None)
+                if key is None and len(z.files) == 1:
+                    key = z.files[0]
+                if key is None:
+                    raise _error(path, f"which array? the file has {', '.join(z.files)}; name it 'x'")
+                x = z[key]
+        elif suffix == ".pgm":
+            x = _read_pgm(path)[None]
+        elif suffix == ".png":
+            x = _read_png(path)[None]
+        else:
+            x = read_idx(path)
+    except DataError:
+        raise
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+        raise _error(path, f"cannot read images from this file ({e})") from None
+    if x.dtype.kind not in "uif":
+        raise _error(path, f"the images must be numbers, not {x.dtype}")
+    return x, (1 / 255 if x.dtype == np.uint8 else 1.0)
+
+
+def _read_pgm(path: Path) -> np.ndarray:
+    data = path.read_bytes()
+    parts = data.split(maxsplit=4)
+    if len(parts) < 5 or parts[0] != b"P5":
+        raise _error(path, "only binary PGM (P5) images are read")
+    w, h, top = int(parts[1]), int(parts[2]), int(parts[3])
+    pixels = np.frombuffer(parts[4][:w * h], np.uint8)
+    if top != 255 or pixels.size != w * h:
+        raise _error(path, "the PGM image is truncated or not 8-bit")
+    return pixels.reshape(h, w)
+
+
+def _read_png(path: Path) -> np.ndarray:
+    try:
+        from matplotlib import image
+    except ImportError:
+        raise _error(path, "reading PNG images needs matplotlib", "pip install 'specc[plot]', or give .npy/.pgm") from None
+    img = image.imread(str(path))
+    if img.ndim == 3:
+        img = img[..., :3].mean(axis=2)
+    return (img * 255).round().astype(np.uint8) if img.dtype.kind == "f" else img

@@ -1,0 +1,42 @@
+"""The learning-curve plot of a run (matplotlib is an optional extra: pip install specc[plot])."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+
+def available() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def learning_curve(records: Sequence[dict[str, Any]], path: Path, title: str) -> bool:
+    """Loss and accuracies per evaluation into a PNG, written atomically; False without matplotlib."""
+    if not available() or not records:
+        return False
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    epochs = [r["epoch"] for r in records]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    left.plot(epochs, [r["loss"] for r in records], marker="o", label="training loss (mean over the epoch)")
+    left.plot(epochs, [r["test_loss"] for r in records], marker="s", label="test loss")
+    left.set_xlabel("epoch")
+    left.set_ylabel("loss")
+    left.legend()
+    right.plot(epochs, [r["train_acc"] for r in records], marker="o", label="train")
+    right.plot(epochs, [r["test_acc"] for r in records], marker="s", label="test")
+    right.set_xlabel("epoch")
+    right.set_ylabel("accuracy")
+    right.legend(loc="lower right")
+    fig.suptitle(title)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return True

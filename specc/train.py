@@ -1,0 +1,370 @@
+"""Training: settings resolved from defaults, the spec's `train { }` section and flags; a loop that
+yields what happens (it never prints); a run folder with checkpoints, metrics and the spec as run.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+import numpy as np
+
+from specc import checkpoint
+from specc.data import Batches, Dataset
+from specc.errors import DataError, Diagnostic, UsageError, did_you_mean
+from specc.ir import Call, Train
+from specc.layers.base import fmt_shape, size
+from specc.network import Network
+from specc.optimizers import OPTIMIZERS, SCHEDULES, canonical, learning_rate, make_optimizer
+
+EVAL_CHUNK = 2000
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every training setting, resolved: defaults < the spec's train section < command-line flags."""
+
+    optimizer: str = "SGD"
+    optimizer_args: Mapping[str, Any] = field(default_factory=dict)
+    batch: int = 100
+    epochs: int | None = None
+    iters: int | None = None
+    weight_decay: float = 0.0
+    seed: int = 0
+    dtype: str = "float32"
+    schedule: str = "constant"
+    schedule_args: Mapping[str, Any] = field(default_factory=dict)
+    data: str | None = None
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer_args["lr"])
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["optimizer_args"], d["schedule_args"] = dict(self.optimizer_args), dict(self.schedule_args)
+        return d
+
+    def describe(self) -> str:
+        args = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.optimizer_args.items())
+        return f"{self.optimizer}({args})"
+
+
+def resolve(train: Train | None, flags: Mapping[str, Any]) -> Settings:
+    """Settings for a run. `flags` holds the command-line values given (None for those not given)."""
+    written = dict(train.settings) if train else {}
+    flags = {k: v for k, v in flags.items() if v is not None}
+    opt_call = written.get("optimizer")
+    name = opt_call.type if isinstance(opt_call, Call) else "SGD"
+    args = dict(opt_call.args) if isinstance(opt_call, Call) else {}
+    if "optimizer" in flags:
+        chosen = canonical(OPTIMIZERS, flags["optimizer"])
+        if chosen is None:
+            raise UsageError([Diagnostic(f"unknown optimizer '{flags['optimizer']}'", None, "unknown-optimizer",
+                                         hint=did_you_mean(flags["optimizer"], OPTIMIZERS)
+                                         or "optimizers: " + ", ".join(OPTIMIZERS))])
+        if chosen != name:
+            name, args = chosen, {}
+    args = {**OPTIMIZERS[name].defaults(), **args}
+    if "lr" in written:
+        args["lr"] = written["lr"]
+    if "lr" in flags:
+        args["lr"] = flags["lr"]
+    sched = written.get("schedule")
+    sched_name = sched.type if isinstance(sched, Call) else "constant"
+    sched_args = {**SCHEDULES[sched_name].defaults(), **(dict(sched.args) if isinstance(sched, Call) else {})}
+    epochs, iters = written.get("epochs"), written.get("iters")
+    if "epochs" in flags:
+        epochs, iters = flags["epochs"], None
+    if "iters" in flags:
+        epochs, iters = None, flags["iters"]
+    if epochs is None and iters is None:
+        epochs = 10
+    return Settings(name, args, int(flags.get("batch", written.get("batch", 100))),
+                    epochs, iters, float(written.get("weight_decay", 0.0)),
+                    int(flags.get("seed", written.get("seed", 0))), str(flags.get("dtype", written.get("dtype", "float32"))),
+                    sched_name, sched_args, flags.get("data", written.get("data")))
+
+
+# --- what the loop reports ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Started:
+    total: int  # iterations in the whole run
+    per_epoch: int
+    start: int  # the first iteration of this session (> 0 when resumed)
+
+
+@dataclass(frozen=True)
+class Step:
+    iteration: int  # completed iterations
+    loss: float
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    record: dict[str, Any]  # one line of metrics.jsonl
+    best: bool  # the best test accuracy so far (best.npz written)
+
+
+@dataclass(frozen=True)
+class Stopped:
+    iteration: int  # a checkpoint was written after this many iterations
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    loss: float
+    accuracy: float
+    predicted: np.ndarray  # class per sample
+
+
+def evaluate(net: Network, batches: Batches, labels: np.ndarray, chunk: int = EVAL_CHUNK) -> Evaluation:
+    """Inference-mode loss and accuracy over a whole data set, in fixed-size chunks."""
+    loss_layer = net.layers[-1].layer
+    total = 0.0
+    predicted = np.empty(len(labels), np.intp)
+    for start, x in batches.chunks(chunk):
+        t = labels[start:start + len(x)]
+        scores = net._predict(x, False)
+        target = t if net.plan.labels == "index" else np.eye(scores.shape[1], dtype=scores.dtype)[t]
+        total += loss_layer.loss(scores, target)[0] * len(x)
+        predicted[start:start + len(x)] = scores.argmax(axis=1)
+    return Evaluation(total / len(labels), float((predicted == labels).mean()), predicted)
+
+
+def check_fit(net: Network, data: Dataset) -> None:
+    """Refuse, before training, data whose samples or classes do not fit the network."""
+    want, got = net.input_shape, data.sample_shape
+    if size(want) != size(got):
+        raise DataError([Diagnostic(
+            f"the data's samples are {'x'.join(map(str, got))} ({size(got):,} values), but the network's input "
+            f"is {fmt_shape(want)} ({size(want):,} values)", net.checked.network.input_span
+            or net.layers[0].spec.span, "data-shape", "expects this input",
+            f"{data.name} ({data.origin}) does not fit this network; change the input or the data")], net.source)
+    outputs = net.layers[-1].out_shape[0]
+    if net.plan.labels == "index" and data.classes > outputs:
+        raise DataError([Diagnostic(
+            f"the data has {data.classes} classes, but the network outputs {outputs} scores",
+            net.layers[-1].spec.span, "data-classes", f"{outputs} classes",
+            "the last Affine layer's size is the number of classes")], net.source)
+
+
+class Trainer:
+    """Trains a network on a data set, checkpointing into a run folder."""
+
+    def __init__(self, net: Network, data: Dataset, settings: Settings, run_dir: Path, spec_text: str):
+        check_fit(net, data)
+        self.net, self.data, self.s, self.dir = net, data, settings, Path(run_dir)
+        self.spec_text = spec_text
+        self.optimizer = make_optimizer(settings.optimizer, settings.optimizer_args, net.parameters(),
+                                        settings.weight_decay)
+        self.train_x = Batches(data.x_train, data.scale(), net.dtype, net.input_shape)
+        self.test_x = Batches(data.x_test, data.scale(), net.dtype, net.input_shape)
+        n = len(data.x_train)
+        self.per_epoch = max(1, math.ceil(n / settings.batch))
+        self.total = settings.iters if settings.iters is not None else settings.epochs * self.per_epoch
+        self.order_rng = np.random.default_rng([settings.seed, 2])
+        self.order = np.arange(n)
+        self.iteration = 0
+        self.elapsed = 0.0
+        self.best = -1.0
+        self.losses: list[float] = []  # training losses since the last evaluation
+        self.records: list[dict[str, Any]] = []
+        self.lock: RunLock | None = None
+
+    def close(self) -> None:
+        """Release the run folder (idempotent)."""
+        if self.lock is not None:
+            self.lock.release()
+
+    # --- the run folder ------------------------------------------------------------------
+    def start_files(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "model.net").write_text(self.spec_text, encoding="utf-8")
+        config = {"settings": self.s.to_json(), "data": {"name": self.data.name, "origin": self.data.origin,
+                                                         "train": len(self.data.x_train),
+                                                         "test": len(self.data.x_test)},
+                  "iterations": self.total, "iterations_per_epoch": self.per_epoch}
+        (self.dir / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        (self.dir / "metrics.jsonl").write_text("", encoding="utf-8")
+
+    def resume(self) -> None:
+        """Continue from the run folder's last checkpoint, exactly where it stopped."""
+        arrays = checkpoint.restore(self.net, self.dir / "weights.npz", self.net.source)
+        info = checkpoint.meta(arrays)
+        if not {"iteration", "elapsed_s", "best", "rng", "order_rng"} <= set(info):
+            raise DataError([Diagnostic("this checkpoint has no training progress to resume from", None,
+                                        "bad-checkpoint", hint="resume from a run folder that specc train wrote")],
+                            name=str(self.dir / "weights.npz"))
+        self.iteration, self.elapsed, self.best = info["iteration"], info["elapsed_s"], info["best"]
+        self.net.rng.bit_generator.state = info["rng"]
+        self.order_rng.bit_generator.state = info["order_rng"]
+        opt = checkpoint.optimizer_state(arrays)
+        self.order = opt.pop("order", self.order)
+        self.losses = [float(v) for v in opt.pop("losses", [])]
+        self.optimizer.load_state(opt)
+        kept = []
+        path = self.dir / "metrics.jsonl"
+        if path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue  # a line cut short by a kill
+                if record.get("iteration", 0) <= self.iteration:
+                    kept.append(record)
+        self.records = kept
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
+        os.replace(tmp, path)
+
+    def save(self) -> None:
+        info = {"iteration": self.iteration, "elapsed_s": self.elapsed, "best": self.best,
+                "rng": self.net.rng.bit_generator.state, "order_rng": self.order_rng.bit_generator.state,
+                "settings": self.s.to_json()}
+        state = {**self.optimizer.state(), "order": self.order, "losses": np.array(self.losses, np.float64)}
+        checkpoint.save(self.dir / "weights.npz", self.net, state, info)
+
+    # --- the loop ------------------------------------------------------------------------------
+    def run(self, stop: Callable[[], bool] = lambda: False) -> Iterator[Started | Step | Evaluated | Stopped]:
+        net, s = self.net, self.s
+        t_all = self.data.t_train
+        yield Started(self.total, self.per_epoch, self.iteration)
+        clock = time.perf_counter()
+        while self.iteration < self.total:
+            epoch, pos = divmod(self.iteration, self.per_epoch)
+            if pos == 0:
+                self.order = self.order_rng.permutation(len(t_all))
+            index = self.order[pos * s.batch:(pos + 1) * s.batch]
+            x = self.train_x.take(index)
+            t = t_all[index] if net.plan.labels == "index" else net.labels(t_all[index], len(index))
+            loss = net._gradient(x, t)
+            if not math.isfinite(loss):
+                net.gradient(x, t)  # raises RunError naming the layer that produced the NaN
+            lr = learning_rate(s.lr, s.schedule, s.schedule_args, epoch, self.iteration / self.total)
+            self.optimizer.step(lr)
+            self.iteration += 1
+            self.losses.append(float(loss))
+            yield Step(self.iteration, loss)
+            if pos == self.per_epoch - 1 or self.iteration == self.total:
+                self.elapsed += time.perf_counter() - clock
+                yield self._evaluate(epoch, lr)
+                clock = time.perf_counter()
+            if self.iteration < self.total and stop():
+                self.elapsed += time.perf_counter() - clock
+                self.save()
+                yield Stopped(self.iteration)
+                return
+
+    def _evaluate(self, epoch: int, lr: float) -> Evaluated:
+        started = time.perf_counter()
+        train = evaluate(self.net, self.train_x, self.data.t_train)
+        test = evaluate(self.net, self.test_x, self.data.t_test)
+        eval_s = time.perf_counter() - started
+        steps, losses = len(self.losses), self.losses
+        self.losses = []
+        record = {"epoch": epoch + 1, "iteration": self.iteration,
+                  "loss": float(np.mean(losses)) if losses else float("nan"),
+                  "train_loss": train.loss, "train_acc": train.accuracy,
+                  "test_loss": test.loss, "test_acc": test.accuracy, "lr": lr,
+                  "elapsed_s": round(self.elapsed, 3), "eval_s": round(eval_s, 3),
+                  "samples_per_s": round(steps * self.s.batch / max(self.elapsed - self._last_elapsed(), 1e-9), 1)}
+        best = test.accuracy > self.best
+        if best:
+            self.best = test.accuracy
+            checkpoint.save(self.dir / "best.npz", self.net, None, {"iteration": self.iteration,
+                                                                    "test_acc": test.accuracy})
+        self.records.append(record)
+        self.save()
+        with open(self.dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        return Evaluated(record, best)
+
+    def _last_elapsed(self) -> float:
+        return self.records[-1]["elapsed_s"] if self.records else 0.0
+
+
+def deterministic(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A metrics record without its timings: what must repeat bit for bit under the same seed."""
+    return {k: v for k, v in record.items() if k not in ("elapsed_s", "eval_s", "samples_per_s")}
+
+
+
+
+# --- run folders ---------------------------------------------------------------------------
+
+def new_run_folder(spec: Path, root: Path = Path("runs")) -> Path:
+    """runs/<spec name>-<date>-<time>, numbered if that exists already."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = root / f"{spec.stem}-{stamp}"
+    folder, n = base, 1
+    while folder.exists():
+        n += 1
+        folder = base.with_name(f"{base.name}-{n}")
+    return folder
+
+
+class RunLock:
+    """A `.lock` file holding the pid of the training that owns a run folder.
+
+    A second training into the same folder is refused while that process lives; a lock left
+    by a process that died (killed, machine restarted) is taken over.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.path = self.folder / ".lock"
+        self.held = False
+
+    def acquire(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                owner = _pid_in(self.path)
+                if owner is not None and owner != os.getpid() and _alive(owner):
+                    raise UsageError([Diagnostic(
+                        f"run folder {self.folder} is in use by a training still running (process {owner})",
+                        None, "folder-in-use",
+                        hint="wait for it to finish, stop it (Ctrl-C), or train into another --out folder")])
+                try:
+                    os.unlink(self.path)  # left by a process that no longer exists
+                except FileNotFoundError:
+                    pass
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(str(os.getpid()))
+            self.held = True
+            return
+        raise UsageError([Diagnostic(f"could not take the lock of run folder {self.folder}", None, "folder-in-use")])
+
+    def release(self) -> None:
+        if self.held and _pid_in(self.path) == os.getpid():
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+        self.held = False
+
+
+def _pid_in(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

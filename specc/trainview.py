@@ -1,0 +1,135 @@
+"""How `specc train` shows a run: a progress bar on a terminal, one line per epoch, a closing summary.
+
+Training itself never prints; this view renders the events of specc.train.Trainer.run.
+"""
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.text import Text
+
+from specc import plot
+from specc.diagnostics import render
+from specc.errors import RunError
+from specc.train import Evaluated, Started, Step, Stopped, Trainer
+
+_COLUMNS = (("epoch", 5), ("iter", 7), ("loss", 8), ("train acc", 9), ("test acc", 9), ("test loss", 9),
+            ("time s", 8), ("samples/s", 10))
+
+
+class _StopFlag:
+    """Ctrl-C asks the run to stop after the current step; a second Ctrl-C stops at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> "_StopFlag":
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread (e.g. under a test runner's thread): no handler
+            self._previous = None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+class TrainView:
+    def __init__(self, trainer: Trainer, spec: str, console: Console):
+        self.t, self.spec, self.console = trainer, spec, console
+
+    def run(self) -> int:
+        t, c = self.t, self.console
+        s, data = t.s, t.data
+        length = f"{s.iters:,} iterations" if s.iters is not None else f"{s.epochs} epochs"
+        c.print(Text.assemble(("training ", "bold"), (self.spec, "bold"), f" on {data.name} "
+                              f"({len(data.x_train):,} train / {len(data.x_test):,} test samples)"), soft_wrap=True)
+        c.print(f"  {s.describe()}, batch {s.batch}, {length} ({t.per_epoch:,} iterations per epoch), "
+                f"{s.dtype}, seed {s.seed}" + (f", weight decay {s.weight_decay:g}" if s.weight_decay else "")
+                + (f", schedule {s.schedule}" if s.schedule != "constant" else ""), soft_wrap=True, highlight=False, markup=False)
+        c.print(f"  run folder: {t.dir}", soft_wrap=True, highlight=False, markup=False)
+        live = c.is_terminal
+        progress = Progress(TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                            console=c, transient=True, disable=not live)
+        out = progress.console if live else c
+        try:
+            with _StopFlag() as stop, progress:
+                task = None
+                for event in t.run(stop):
+                    if isinstance(event, Step):
+                        if task is not None and (event.iteration % 10 == 0 or event.iteration == t.total):
+                            progress.update(task, completed=event.iteration, loss=f"{event.loss:.4f}")
+                    elif isinstance(event, Started):
+                        task = progress.add_task("train", total=event.total, completed=event.start, loss="-")
+                        if event.start:
+                            out.print(f"  resuming at iteration {event.start:,} of {event.total:,}", highlight=False, markup=False)
+                        out.print(Text(_header(), style="bold"), soft_wrap=True)
+                    elif isinstance(event, Evaluated):
+                        out.print(_line(event.record, event.best), soft_wrap=True, highlight=False, markup=False)
+                    elif isinstance(event, Stopped):
+                        self._curve()
+                        out.print(Text(f"stopped after iteration {event.iteration:,}; checkpoint saved in "
+                                       f"{t.dir}/weights.npz", style="bold yellow"), soft_wrap=True)
+                        out.print(f"resume with: specc train {self.spec} --resume {t.dir}", soft_wrap=True,
+                                  highlight=False, markup=False)
+                        return 1
+        except RunError as e:
+            render(e, c)
+            c.print(f"the last good checkpoint stays in {t.dir}/weights.npz (iteration "
+                    f"{t.records[-1]['iteration'] if t.records else 0:,})", soft_wrap=True, highlight=False, markup=False)
+            return 1
+        self._curve()
+        self._summary()
+        return 0
+
+    def _curve(self) -> None:
+        path = self.t.dir / "curve.png"
+        if plot.learning_curve(self.t.records, path, f"{self.spec} on {self.t.data.name}"):
+            self.curve = str(path)
+        else:
+            self.curve = None
+
+    def _summary(self) -> None:
+        t, c = self.t, self.console
+        last = t.records[-1] if t.records else None
+        if last is None:
+            return
+        best = max(t.records, key=lambda r: r["test_acc"])
+        c.print(Text.assemble(("done: ", "bold green"), f"{last['iteration']:,} iterations in {last['elapsed_s']:.1f} s "
+                              f"of training; test accuracy ", (f"{last['test_acc']:.4f}", "bold"),
+                              f" (best {best['test_acc']:.4f} at epoch {best['epoch']}), train accuracy "
+                              f"{last['train_acc']:.4f}"), soft_wrap=True)
+        files = "model.net, config.json, metrics.jsonl, weights.npz, best.npz"
+        if self.curve:
+            files += ", curve.png"
+        c.print(f"  {t.dir}: {files}", soft_wrap=True, highlight=False, markup=False)
+        if not self.curve:
+            c.print("  no curve.png: matplotlib is not installed (pip install 'specc[plot]')", soft_wrap=True,
+                    highlight=False, markup=False)
+
+
+def _header() -> str:
+    return " ".join(f"{name:>{width}}" for name, width in _COLUMNS)
+
+
+def _line(r: dict[str, Any], best: bool) -> Text:
+    cells = [f"{r['epoch']}", f"{r['iteration']:,}", f"{r['loss']:.4f}", f"{r['train_acc']:.4f}",
+             f"{r['test_acc']:.4f}", f"{r['test_loss']:.4f}", f"{r['elapsed_s']:.1f}", f"{r['samples_per_s']:,.0f}"]
+    text = Text(" ".join(f"{cell:>{width}}" for cell, (_, width) in zip(cells, _COLUMNS)))
+    if best:
+        text.append(" *", style="bold green")
+    return text
