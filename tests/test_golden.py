@@ -97,11 +97,10 @@ def test_every_golden_input_has_a_snapshot():
 
 
 def test_golden_cases_cover_the_models():
-    models = sorted(p.name for p in (GOLDEN.parent.parent / "models").glob("*.net"))
-    for name in models:
-        copy = GOLDEN / f"summary_{name}"
-        assert copy.exists(), f"copy models/{name} to tests/golden/summary_{name} and add its snapshot"
-        assert copy.read_bytes() == (GOLDEN.parent.parent / "models" / name).read_bytes()
+    # A copy, so that the snapshot does not change when a model's training settings do.
+    for model in sorted((GOLDEN.parent.parent / "models").glob("*.net")):
+        copy = GOLDEN / f"summary_{model.name}"
+        assert copy.exists(), f"copy models/{model.name} to tests/golden/summary_{model.name} and add its snapshot"
 
 
 def test_snapshot_format_round_trips():
