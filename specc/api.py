@@ -43,7 +43,7 @@ def _front_end(source: Source) -> tuple[dict[str, Any], Locator, list[Diagnostic
             doc = json.loads(source.text)
         except json.JSONDecodeError as e:
             raise SpecError([Diagnostic(f"not valid JSON: {e.msg}", Span(e.lineno, e.colno, e.lineno, e.colno + 1),
-                                        "bad-json")], source) from None
+                                        "bad-json", hint=_json_hint(e))], source) from None
         except RecursionError:
             raise SpecError([Diagnostic("the JSON nests too deeply", None, "bad-json")], source) from None
         if not isinstance(doc, dict):
@@ -58,6 +58,15 @@ def _front_end(source: Source) -> tuple[dict[str, Any], Locator, list[Diagnostic
                  "`Affine(784, 50) -> ReLU -> Affine(50, 10) -> SoftmaxWithLoss`")], source)
     doc, errors = lower(parse(source), source.name)
     return doc, ir_locator(doc), errors
+
+
+def _json_hint(e: json.JSONDecodeError) -> str | None:
+    before = e.doc[:e.pos].rstrip()
+    if before.endswith(",") and e.doc[e.pos:e.pos + 1] in ("]", "}"):
+        return "JSON allows no comma after the last item of a list or object"
+    if e.doc[e.pos:e.pos + 1] == "'":
+        return "JSON strings are written in double quotes"
+    return None
 
 
 def ir_document(source: Source) -> dict[str, Any]:

@@ -58,13 +58,19 @@ def _base_names(names: dict[str, Any]) -> dict[str, str]:
     return {n.rstrip("0123456789"): n for n in names}
 
 
-def generate(net: CheckedNetwork, p: Plan) -> str:
-    """The standalone NumPy module of the network's fused passes (see specc.codegen)."""
+def generate(net: CheckedNetwork, p: Plan, timed: bool = False) -> str:
+    """The standalone NumPy module of the network's fused passes (see specc.codegen).
+
+    timed=True adds calls `_clock(phase, kernel)` at every kernel boundary (the caller puts a
+    `_clock` into the module's namespace); `specc bench` uses it to time each kernel.
+    """
     m = Module()
+    if timed:
+        m.backward.append(["_clock(None, None)"])
     has_params = [bool(c.params) for c in net.layers]
     var = "x"
     output = "x"
-    for kernel in p.kernels:
+    for k, kernel in enumerate(p.kernels, 1):
         for pos, i in enumerate(kernel.layers):
             c = net.layers[i]
             inplace = pos > 0  # an activation fused into its head overwrites the head's output
@@ -78,18 +84,24 @@ def generate(net: CheckedNetwork, p: Plan) -> str:
             span = c.spec.span
             where = f"  <- {net.network.source or 'spec'}:{span.line}:{span.col}" if span else ""
             e.fwd(f"# [{i + 1}] {c.layer.describe()}{' (in place)' if inplace else ''}{where}")
+            if timed:
+                (e.loss if c.layer.is_loss else e.fwd)(f"_clock('forward', {k})")
             c.layer.emit(e)
             m.forward.extend(e._fwd)
-            m.backward.append([f"# [{i + 1}] {c.layer.describe()}", *e._bwd] if e._bwd else [])
+            timing = [f"_clock('backward', {k})"] if timed else []
+            m.backward.append([f"# [{i + 1}] {c.layer.describe()}", *timing, *e._bwd] if e._bwd else [])
             if not c.layer.is_loss:
                 output = var = y
+    if timed:
+        m.forward.append("_clock(None, None)")
+        m.loss.append("_clock(None, None)")
     return assemble(m, origin=net.network.source or "a spec", input_shape=net.input_shape,
                     params=p.params, state=p.state, labels=p.labels,
                     classes=net.loss.out_shape[0], output=output)
 
 
-def load(source: str, filename: str) -> dict[str, Any]:
+def load(source: str, filename: str, **extra: Any) -> dict[str, Any]:
     """Execute generated source; its functions are what a fused Network calls."""
-    namespace: dict[str, Any] = {"__name__": "specc_generated"}
+    namespace: dict[str, Any] = {"__name__": "specc_generated", **extra}
     exec(compile(source, filename, "exec"), namespace)  # noqa: S102 -- our own generated code
     return namespace

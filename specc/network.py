@@ -49,7 +49,7 @@ class Network:
     """A network compiled from a checked spec."""
 
     def __init__(self, checked: CheckedNetwork, source: Source | None = None, *, dtype: str = "float32",
-                 fuse: bool = True, seed: int = 0):
+                 fuse: bool = True, seed: int = 0, clock: Callable[[str | None, int | None], None] | None = None):
         if str(dtype) not in DTYPES:
             raise UsageError([Diagnostic(f"dtype must be float32 or float64, not {dtype!r}", code="bad-dtype")])
         self.checked = checked
@@ -59,7 +59,11 @@ class Network:
         self.seed = seed
         self.plan: Plan = plan(checked, fuse)
         self.code: str = generate(checked, plan(checked, True))
-        self._gen = load(self.code, f"<specc: {checked.network.source or 'spec'}>") if fuse else None
+        name = f"<specc: {checked.network.source or 'spec'}>"
+        if clock is not None:  # a variant of the code that reports every kernel boundary (specc bench)
+            self._gen = load(generate(checked, self.plan, timed=True), name, _clock=clock)
+        else:
+            self._gen = load(self.code, name) if fuse else None
         self.params: dict[str, np.ndarray] = init_params(self.plan.params, seed, self.dtype)
         self.state: dict[str, np.ndarray] = {
             n: (np.ones if init[0] == "ones" else np.zeros)(shape, self.dtype)

@@ -161,6 +161,8 @@ _STATEMENT_STARTS = {"NAME", "LPAR", "INPUT", "BLOCK", "TRAIN", "$END"}
 
 
 def _expected(names: set[str]) -> str:
+    if "RBRACE" in names:  # inside `train { }`, where separators are optional
+        return "a setting (`name = value`) or '}'" if "NAME" in names else "'}'"
     if {"INPUT", "BLOCK", "TRAIN"} <= names:
         rest = _expected(names - _STATEMENT_STARTS) if names - _STATEMENT_STARTS else ""
         if not rest:
@@ -237,8 +239,10 @@ def _token_hint(found: str, expected: set[str], tok: Token | None, source: Sourc
         # `kernel=3x3`: the lexer reads 3, then the name x3
         return "'x' joins sizes only after `input` (`input 1x28x28`); an argument is one number, " \
                "as in `kernel=3` for a 3x3 kernel"
-    if found in ("INT", "FLOAT", "NAME", "STRING") and "COMMA" in expected:
+    if found in ("INT", "FLOAT", "NAME", "STRING") and "COMMA" in expected and "RPAR" in expected:
         return "separate arguments with ','"
+    if found in ("INT", "FLOAT", "STRING", "SIGN") and "RBRACE" in expected:
+        return "each setting is written `name = value`, one value each"
     if tok is not None and str(tok) == "->" and "RPAR" in expected:
         return "a '(' is not closed before the next '->'"
     if tok is not None and str(tok) == "->" and "INPUT" in expected:

@@ -79,32 +79,46 @@ def human_bytes(n: int) -> str:
 
 
 def table(s: Summary) -> Group:
-    """The summary as a rich table, totals in the footer, then the totals in words.
+    """The summary as a rich table, totals in the footer, then the totals and the fused kernels
+    in words (not as the table's caption, which rich would wrap to the table's width).
 
-    The totals line follows the table rather than being its caption: a caption is wrapped to
-    the table's width, which cuts the line mid-phrase for a narrow table.
+    On a narrow terminal only the `via` column wraps: numbers, shapes and names are never cut.
+    The kernel column holds numbers; the fused kernels are named below the table.
     """
     show_via = any(r.via for r in s.rows)
+    # (header, footer, justify, cells); `via` is the one column that may wrap
+    columns = [("#", "", "right", [str(r.index) for r in s.rows]),
+               ("layer", "total", "left", [r.layer for r in s.rows]),
+               ("line", "", "right", [f"{r.line}" if r.line else "-" for r in s.rows])]
+    if show_via:
+        columns.append(("via", "", "left", [r.via for r in s.rows]))
+    columns += [("output", "", "left", [fmt_shape(tuple(r.output)) for r in s.rows]),
+                ("params", f"{s.params:,}", "right", [f"{r.params:,}" if r.params else "-" for r in s.rows]),
+                ("FLOPs/sample", f"{s.flops:,}", "right", [f"{r.flops:,}" for r in s.rows]),
+                ("kernel", f"{s.rows[-1].kernel if s.rows else 0}", "right", [str(r.kernel) for r in s.rows])]
     t = Table(title=f"{s.source or 'network'}: input {fmt_shape(tuple(s.input))}", show_footer=True,
               title_justify="left")
-    t.add_column("#", justify="right", footer="")
-    t.add_column("layer", footer="total", no_wrap=True)
-    t.add_column("line", justify="right", footer="")
-    if show_via:
-        t.add_column("via", footer="")
-    t.add_column("output", footer="", no_wrap=True)
-    t.add_column("params", justify="right", footer=f"{s.params:,}")
-    t.add_column("FLOPs/sample", justify="right", footer=f"{s.flops:,}")
-    t.add_column("kernel", footer=f"{s.rows[-1].kernel if s.rows else 0} kernels", no_wrap=True)
-    for r in s.rows:
-        cells = [str(r.index), r.layer, f"{r.line}" if r.line else "-"]
-        if show_via:
-            cells.append(r.via)
-        cells += [fmt_shape(tuple(r.output)), f"{r.params:,}" if r.params else "-", f"{r.flops:,}",
-                  f"{r.kernel} {r.kernel_name}"]
-        t.add_row(*cells)
-    totals = (f"parameters {s.params:,} ({human_bytes(s.param_bytes)} at float32)"
-              + (f", non-trainable {s.buffers:,}" if s.buffers else "")
-              + f"; forward {s.flops:,} FLOPs per sample; "
-              f"activations {human_bytes(s.activation_bytes)} per sample in training")
-    return Group(t, Text(totals))
+    for header, footer, justify, cells in columns:
+        fixed = header != "via"
+        t.add_column(header, footer=footer, justify=justify, no_wrap=fixed,
+                     min_width=max(len(x) for x in [header, footer, *cells]) if fixed else None)
+    for row in zip(*(cells for *_, cells in columns)):
+        t.add_row(*row)
+    params = (f"parameters {s.params:,} ({human_bytes(s.param_bytes)} at float32)"
+              + (f", non-trainable {s.buffers:,}" if s.buffers else ""))
+    costs = (f"forward {s.flops:,} FLOPs per sample; "
+             f"activations {human_bytes(s.activation_bytes)} per sample in training")
+    return Group(t, Text(params), Text(costs), Text(_fused(s.rows)))
+
+
+def _fused(rows: list[Row]) -> str:
+    """'fused: Convolution+ReLU (layers 1-2), Affine+ReLU (layers 4-5, 7-8)'."""
+    members: dict[int, list[Row]] = {}
+    for r in rows:
+        members.setdefault(r.kernel, []).append(r)
+    by_name: dict[str, list[str]] = {}
+    for group in members.values():
+        if len(group) > 1:
+            by_name.setdefault(group[0].kernel_name, []).append(f"{group[0].index}-{group[-1].index}")
+    return "fused: " + (", ".join(f"{name} (layers {', '.join(spans)})" for name, spans in by_name.items())
+                        or "nothing")

@@ -261,6 +261,18 @@ def test_a_shape_error_in_a_json_ir_file_points_into_the_json(tmp_path):
     ]
 
 
+@pytest.mark.parametrize("text, where, hint", [
+    ('{"version": 1,\n "layers": [\n  {"type": "ReLU", "args": {}},\n ]\n}', ":4:2:", "no comma after the last"),
+    ('{"version": 1, "layers": [],}', ":1:29:", "no comma after the last"),
+    ("{'version': 1}", ":1:2:", "double quotes"),
+])
+def test_json_syntax_errors_have_hints(tmp_path, text, where, hint):
+    path = write(tmp_path, "bad.json", text)
+    r = specc_run("check", path)
+    assert r.code == 2 and f"{path}{where} error: not valid JSON" in r.err
+    assert hint in r.err.splitlines()[-2]
+
+
 def test_unsupported_ir_version(tmp_path):
     path = write(tmp_path, "v2.json", '{"version": 2, "layers": []}')
     r = specc_run("check", path)

@@ -300,6 +300,8 @@ def test_layout_never_changes_the_tree(gaps):
     # the train section
     ("ReLU\ntrain {\n  batch = 100\n", 3, 14, "found the end of the file", "never closed with '}'"),
     ("ReLU\ntrain { batch 100 }", 2, 15, "expected '=', found '100'", None),
+    ("ReLU\ntrain { batch = 100 5 }", 2, 21, "expected a setting (`name = value`) or '}', found '5'",
+     "one value each"),
     ("ReLU\n{ batch = 1 }", 2, 1, "found '{'", "opens only a `train"),
     # other statements
     ("input 784 10", 1, 11, "expected a new statement", None),

@@ -115,10 +115,33 @@ def test_summary_json_command(models_dir, name, params, flops):
     assert err.file.getvalue() == ""
 
 
-def test_table_totals_line_is_not_squeezed_to_the_table_width():
+def _table_lines(text: str, width: int) -> list[str]:
+    console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False)
+    console.print(table(summary_of(text)))
+    return [line.rstrip() for line in console.file.getvalue().splitlines()]
+
+
+@pytest.mark.parametrize("width", [80, 100, 200])
+def test_table_totals_are_whole_lines_below_the_table(width):
     # Regression: the totals were the table's caption, wrapped mid-phrase to the table's width.
-    console = Console(file=io.StringIO(), width=200, color_system=None, force_terminal=False)
-    console.print(table(summary_of(NETWORKS["two_layer"])))
-    last = console.file.getvalue().splitlines()[-1]
-    assert last == ("parameters 39,760 (155.3 KiB at float32); forward 79,500 FLOPs per sample; "
-                    "activations 3.5 KiB per sample in training")
+    assert _table_lines(NETWORKS["two_layer"], width)[-3:] == [
+        "parameters 39,760 (155.3 KiB at float32)",
+        "forward 79,500 FLOPs per sample; activations 3.5 KiB per sample in training",
+        "fused: Affine+ReLU (layers 1-2)",
+    ]
+
+
+def test_table_never_cuts_numbers_on_a_narrow_console():
+    # Regression: with a kernel-name column the table was wider than 100 columns and rich cut
+    # "156,800" to "156,8…"; now only the via column wraps.
+    lines = _table_lines(NETWORKS["blocks_readme"], 100)
+    assert not any("\u2026" in line for line in lines)
+    assert "FLOPs/sample" in lines[2]
+    assert "156,800" in lines[4]
+    assert max(map(len, lines)) <= 100
+
+
+def test_fused_kernels_are_named():
+    lines = _table_lines(NETWORKS["conv"], 120)
+    assert lines[-1] == "fused: Convolution+ReLU (layers 1-2), Affine+ReLU (layers 4-5)"
+    assert _table_lines(NETWORKS["blocks"], 120)[-1] == "fused: BatchNorm+ReLU (layers 2-3, 6-7, 10-11)"
