@@ -88,19 +88,37 @@ def check_source(source: Source) -> CheckedNetwork:
     inferable = all(_local(d.path) for d in errors) and not (len(errors) > len(schema_errors))
     if errors and not inferable:
         # No network to infer, but the train section's own rules (epochs or iters) still apply.
-        train = doc.get("train")
-        if isinstance(train, dict) and all(isinstance(train[k], dict) and "type" in train[k]
-                                           for k in ("optimizer", "schedule") if k in train):
-            errors += check_train(ir_mod.from_json({"version": 1, "layers": [], "train": train}))
+        errors += check_train(_typed(doc, schema_errors, with_layers=False))
         raise SpecError(_ordered(errors, locate), source)
     skip = {d.path[1] for d in schema_errors if d.path[:1] == ("layers",)}
     try:
-        checked = check(ir_mod.from_json(doc), skip)
+        checked = check(_typed(doc, schema_errors), skip)
     except SpecError as e:
         errors += list(e.diagnostics)
     if errors:
         raise SpecError(_ordered(errors, locate), source)
     return checked
+
+
+def _typed(doc: dict[str, Any], schema_errors: list[Diagnostic], with_layers: bool = True) -> ir_mod.Network:
+    """The typed network of a document, with what failed validation set aside so that checking can
+    go on past it: a bad layer keeps only its type (the loss rules still see it; check skips its
+    shapes), a bad train setting is left out. A .json file may hold anything where a layer belongs."""
+    def bad(part: str) -> set:
+        return {d.path[1] for d in schema_errors if d.path[:1] == (part,) and len(d.path) > 1}
+
+    clean: dict[str, Any] = {"version": 1, "input": None, "layers": []}
+    if with_layers:
+        clean.update(input=doc.get("input"), source=doc.get("source"))
+        for i, layer in enumerate(doc["layers"]):
+            if i in bad("layers"):
+                kind = layer.get("type") if isinstance(layer, dict) else None
+                layer = {"type": kind if isinstance(kind, str) else "?", "args": {}}
+            clean["layers"].append(layer)
+    train = doc.get("train")
+    if isinstance(train, dict):
+        clean["train"] = {k: v for k, v in train.items() if k not in bad("train")}
+    return ir_mod.from_json(clean)
 
 
 def _local(path: tuple) -> bool:

@@ -127,6 +127,8 @@ def _numbered(layer: Layer, counters: dict[tuple[str, ...], int]) -> tuple[dict,
 def _loss_rules(net: Network) -> list[Diagnostic]:
     losses = [i for i, c in enumerate(net.layers) if (cls := layers.lookup(c.type)) and cls.is_loss]
     last = len(net.layers) - 1
+    if not losses and any(layers.lookup(c.type) is None for c in net.layers):
+        return []  # a layer of unknown type (reported already) may be the loss that was meant
     if not losses:
         return [Diagnostic("the network has no loss layer", None, "no-loss", "the chain ends here",
                            "end the chain with `-> SoftmaxWithLoss` (classes) or `-> MeanSquaredError`",

@@ -96,7 +96,7 @@ class Emit:
 
 def _alloc(shape: tuple[Dim, ...], kind: str) -> str:
     dims = ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "")
-    dtype = {"float": "dtype", "index": "np.intp"}[kind]
+    dtype = {"float": "dtype", "index": "np.intp", "bool": "np.bool_"}[kind]
     return f"np.empty(({dims}), {dtype})"
 
 
@@ -105,7 +105,8 @@ def _helpers_source(names: set[str]) -> str:
     needed = set(names)
     if "pool_backward" in needed:
         needed.add("col2im")
-    ordered = [n for n in ("im2col", "col2im", "pool_windows", "pool_backward", "softmax_cross_entropy")
+    ordered = [n for n in ("im2col", "col2im", "im2col_t", "col2im_t", "pool_windows", "pool_backward",
+                           "softmax_cross_entropy")
                if n in needed]
     return "\n\n".join(inspect.getsource(getattr(numerics, n)) for n in ordered)
 

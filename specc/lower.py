@@ -66,12 +66,16 @@ def lower(module: s.Module, source_name: str | None = None) -> tuple[dict[str, A
                       "`Affine(784, 50) -> ReLU -> Affine(50, 10) -> SoftmaxWithLoss`")
     else:
         chain = networks[0].chain
-        total = _count(st, chain, ())
-        if total > MAX_LAYERS:
-            st.error(f"the network expands to {total:,} layers; the limit is {MAX_LAYERS:,}", chain.span,
-                     "too-large", hint="lower the repetition counts (`* N`) or the nesting of blocks")
-        elif not any(e.code == "recursive-block" for e in st.errors):
-            ir["layers"] = _expand(st, chain, {}, [])
+        try:
+            total = _count(st, chain, ())
+            if total > MAX_LAYERS:
+                st.error(f"the network expands to {total:,} layers; the limit is {MAX_LAYERS:,}", chain.span,
+                         "too-large", hint="lower the repetition counts (`* N`) or the nesting of blocks")
+            elif not any(e.code == "recursive-block" for e in st.errors):
+                ir["layers"] = _expand(st, chain, {}, [])
+        except RecursionError:
+            st.error("blocks nest too deeply: a block uses a block that uses a block ... hundreds of levels down",
+                     chain.span, "too-deep", hint="define fewer levels of blocks")
     if trains:
         ir["train"] = _lower_train(st, trains[0])
     return ir, st.errors

@@ -49,6 +49,49 @@ def col2im(cols, shape, kernel, stride, pad, out=None):
     return out
 
 
+def im2col_t(x, kernel, stride, pad, out=None):
+    """(N, C, H, W) -> (N, C*kernel*kernel, OH*OW): each sample's windows as columns.
+
+    The layout lets one batched matmul, W (F, C*k*k) @ cols, give (N, F, OH*OW), which is
+    already the (N, F, OH, OW) output: no transpose copy.
+    """
+    n, c, h, w = x.shape
+    oh = (h + 2 * pad - kernel) // stride + 1
+    ow = (w + 2 * pad - kernel) // stride + 1
+    if pad:
+        x = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    s0, s1, s2, s3 = x.strides
+    windows = np.lib.stride_tricks.as_strided(
+        x, (n, c, kernel, kernel, oh, ow), (s0, s1, s2, s3, s2 * stride, s3 * stride), writeable=False)
+    if out is None:
+        out = np.empty((n, c * kernel * kernel, oh * ow), dtype=x.dtype)
+    np.copyto(out.reshape(n, c, kernel, kernel, oh, ow), windows)
+    return out
+
+
+def col2im_t(cols, shape, kernel, stride, pad, out=None):
+    """Inverse of im2col_t for gradients: add each column back into its window (k*k strided adds)."""
+    n, c, h, w = shape
+    oh = (h + 2 * pad - kernel) // stride + 1
+    ow = (w + 2 * pad - kernel) // stride + 1
+    g = cols.reshape(n, c, kernel, kernel, oh, ow)
+    if pad or out is None:
+        target = np.zeros((n, c, h + 2 * pad, w + 2 * pad), dtype=cols.dtype)
+    else:
+        target = out
+        target[...] = 0
+    for i in range(kernel):
+        for j in range(kernel):
+            target[:, :, i:i + stride * oh:stride, j:j + stride * ow:stride] += g[:, :, i, j]
+    if target is out:
+        return out
+    inner = target[:, :, pad:pad + h, pad:pad + w] if pad else target
+    if out is None:
+        return np.ascontiguousarray(inner)
+    np.copyto(out, inner)
+    return out
+
+
 def pool_windows(x, size, stride, pad):
     """(N, C, H, W) -> (N, C, OH, OW, size*size) copy of every pooling window (padding is -inf)."""
     n, c, h, w = x.shape

@@ -25,7 +25,13 @@ def parse(source: Source) -> s.Module:
         tree = _parser().parse(source.text)
     except UnexpectedInput as e:
         raise SpecError([_syntax_diagnostic(e, source)], source) from None
-    return _ToSyntax().transform(tree)
+    try:
+        return _ToSyntax().transform(tree)
+    except RecursionError:  # the LALR parser is iterative; building the tree is not
+        raise SpecError([Diagnostic(
+            "parentheses or calls nest too deeply", None, "too-deep",
+            hint="a network needs no more than a few levels of `( )`; use blocks to name the parts")],
+            source) from None
 
 
 # --- building the tree --------------------------------------------------------------

@@ -179,7 +179,8 @@ def _explain(doc: Any, e: jsonschema.ValidationError) -> list[Diagnostic]:
                 # `kernal=5` is reported as an unknown argument with 'kernel' suggested; saying that
                 # 'kernel' is missing as well would report one typo twice.
                 misspelt = [k for k in e.instance if k not in known]
-                return [Diagnostic(f"{name} needs the argument '{missing}' ({_arg(signature, missing).doc})",
+                return [Diagnostic(f"{name} needs the argument '{missing}' "
+                                   f"({_arg(signature, missing).doc or _arg(signature, missing).expects})",
                                    None, "missing-arg", f"'{missing}' missing",
                                    f"{takes}, e.g. `{_example(name, signature)}`", path=call_path)
                         for missing in e.validator_value if missing not in e.instance

@@ -5,7 +5,7 @@ import numpy as np
 
 from specc.layers.base import (INIT, INIT_EXPECTS, NONNEGATIVE_INT, POSITIVE_INT, Arg, Layer, Shape,
                                expect_image, registered, sliding_output)
-from specc.numerics import col2im, im2col
+from specc.numerics import col2im, col2im_t, im2col, im2col_t
 
 
 @registered
@@ -62,23 +62,24 @@ class Convolution(Layer):
         return y, backprop
 
     def emit(self, e) -> None:
+        # One batched matmul per pass over columns laid out per sample, (N, C*k*k, OH*OW):
+        # W (F, C*k*k) @ cols gives (N, F, OH*OW), the NCHW output itself, with no transpose.
         k, s, pad = self.args["kernel"], self.args["stride"], self.args["pad"]
         f, oh, ow = self.out_shape
-        c = self.in_shape[0]
-        rows = f"N*{oh * ow}"
-        col = e.buffer("col", (rows, c * k * k))
-        out = e.buffer("conv", (rows, f))
+        ckk, pixels = self.in_shape[0] * k * k, oh * ow
+        w = f"{e.P('W')}.reshape({f}, {ckk})"
+        cols = e.buffer("cols", ("N", ckk, pixels))
         y = e.output()
-        e.fwd(f"{e.helper(im2col)}({e.x}, {k}, {s}, {pad}, out={col})",
-              f"np.dot({col}, {e.P('W')}.reshape({f}, -1).T, out={out})",
-              f"{out} += {e.P('b')}",
-              f"np.copyto({y}, {out}.reshape(N, {oh}, {ow}, {f}).transpose(0, 3, 1, 2))")
-        dyc = e.buffer("dconv", (rows, f))
-        e.bwd(f"np.copyto({dyc}.reshape(N, {oh}, {ow}, {f}), {e.dy}.transpose(0, 2, 3, 1))",
-              f"np.dot({dyc}.T, {col}, out={e.G('W')}.reshape({f}, -1))",
-              f"np.sum({dyc}, axis=0, out={e.G('b')})")
+        e.fwd(f"{e.helper(im2col_t)}({e.x}, {k}, {s}, {pad}, out={cols})",
+              f"np.matmul({w}, {cols}, out={y}.reshape(N, {f}, {pixels}))",
+              f"{y} += {e.P('b')}.reshape(1, {f}, 1, 1)")
+        dy = f"{e.dy}.reshape(N, {f}, {pixels})"
+        per_sample = e.buffer("gw", ("N", f, ckk))
+        e.bwd(f"np.matmul({dy}, {cols}.transpose(0, 2, 1), out={per_sample})",  # (N, F, C*k*k)
+              f"np.sum({per_sample}, axis=0, out={e.G('W')}.reshape({f}, {ckk}))",
+              f"np.sum({dy}, axis=(0, 2), out={e.G('b')})")
         if e.dx:
             dx = e.grad_input()
-            dcol = e.buffer("dcol", (rows, c * k * k))
-            e.bwd(f"np.dot({dyc}, {e.P('W')}.reshape({f}, -1), out={dcol})",
-                  f"{e.helper(col2im)}({dcol}, {dx}.shape, {k}, {s}, {pad}, out={dx})")
+            dcols = e.buffer("dcols", ("N", ckk, pixels))
+            e.bwd(f"np.matmul({w}.T, {dy}, out={dcols})",
+                  f"{e.helper(col2im_t)}({dcols}, {dx}.shape, {k}, {s}, {pad}, out={dx})")

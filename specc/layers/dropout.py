@@ -32,7 +32,8 @@ class Dropout(Layer):
         mask = e.buffer("mask", ("N", *e.in_shape))
         y = e.output()
         e.fwd("if train:",
-              f"    rng.random(out={mask})",
+              # dtype too: Generator.random fills float64 unless told, and refuses a float32 `out`
+              f"    rng.random(out={mask}, dtype={mask}.dtype)",
               f"    np.greater_equal({mask}, {ratio!r}, out={mask})",
               f"    {mask} *= {mask}.dtype.type({1 / (1 - ratio)!r})",
               f"    np.multiply({e.x}, {mask}, out={y})",

@@ -49,11 +49,39 @@ class Pooling(Layer):
 
     def emit(self, e) -> None:
         k, s, pad = self.args["size"], self.args["stride"], self.args["pad"]
-        argmax = e.buffer("argmax", ("N", *self.out_shape), "index")
+        c, h, w = self.in_shape
+        _, oh, ow = self.out_shape
         y = e.output()
-        e.fwd(f"windows = {e.helper(pool_windows)}({e.x}, {k}, {s}, {pad})",
-              f"np.argmax(windows, axis=-1, out={argmax})",
-              f"np.max(windows, axis=-1, out={y})")
+        if not (pad == 0 and s == k and h % k == 0 and w % k == 0):
+            argmax = e.buffer("argmax", ("N", *self.out_shape), "index")
+            e.fwd(f"windows = {e.helper(pool_windows)}({e.x}, {k}, {s}, {pad})",
+                  f"np.argmax(windows, axis=-1, out={argmax})",
+                  f"np.max(windows, axis=-1, out={y})")
+            if e.dx:
+                dx = e.grad_input()
+                e.bwd(f"np.copyto({dx}, {e.helper(pool_backward)}({e.dy}, {argmax}, {dx}.shape, {k}, {s}, {pad}))")
+            return
+        # Windows that tile the image: k*k strided views, one per window position, and
+        # element-wise maxima over them; no copy of the windows, no argmax over a short axis.
+        grid = f"{e.x}_tiles"
+        e.view(grid, f"{e.x}.reshape(N, {c}, {oh}, {k}, {ow}, {k})")
+        views = [f"{grid}[:, :, :, {i}, :, {j}]" for i in range(k) for j in range(k)]
+        if len(views) == 1:
+            e.fwd(f"np.copyto({y}, {views[0]})")
+        else:
+            e.fwd(f"np.maximum({views[0]}, {views[1]}, out={y})",
+                  *(f"np.maximum({y}, {v}, out={y})" for v in views[2:]))
         if e.dx:
             dx = e.grad_input()
-            e.bwd(f"np.copyto({dx}, {e.helper(pool_backward)}({e.dy}, {argmax}, {dx}.shape, {k}, {s}, {pad}))")
+            hit, taken = e.buffer("hit", ("N", c, oh, ow), "bool"), e.buffer("taken", ("N", c, oh, ow), "bool")
+            target = f"{dx}.reshape(N, {c}, {oh}, {k}, {ow}, {k})"
+            for n, v in enumerate(views):
+                i, j = divmod(n, k)
+                e.bwd(f"np.equal({v}, {y}, out={hit})")
+                if n:  # the gradient goes to the first maximum of each window, as the reference does
+                    e.bwd(f"np.greater({hit}, {taken}, out={hit})")
+                e.bwd(f"np.multiply({e.dy}, {hit}, out={target}[:, :, :, {i}, :, {j}])")
+                if n == 0:
+                    e.bwd(f"np.copyto({taken}, {hit})")
+                elif n < len(views) - 1:
+                    e.bwd(f"np.logical_or({taken}, {hit}, out={taken})")
