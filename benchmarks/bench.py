@@ -109,7 +109,7 @@ def torch_step(net):
         loss = loss_fn(model(tx), tt)
         loss.backward()
         opt.step()
-        return float(loss)
+        return loss.item()
     return step
 
 

@@ -62,8 +62,15 @@ def read(path: Path) -> dict[str, np.ndarray]:
     """All arrays of a checkpoint, or DataError saying why it cannot be used."""
     path = Path(path)
     try:
+        with open(path, "rb") as f:
+            if not f.read(2) == b"PK":  # np.load would return a lone .npy bare, or call other bytes a pickle
+                raise DataError([Diagnostic("not a checkpoint: the file is not an .npz (zip) archive", None,
+                                            "bad-checkpoint", hint="give the weights.npz or best.npz of a run")],
+                                name=str(path))
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
+    except DataError:
+        raise
     except FileNotFoundError:
         raise DataError([Diagnostic("no such checkpoint file", None, "bad-checkpoint")], name=str(path)) from None
     except ValueError as e:

@@ -16,6 +16,7 @@ import numpy as np
 from specc import __version__, api, checkpoint
 from specc import data as data_mod
 from specc.diagnostics import render
+from specc.bench import profile
 from specc.errors import SpeccError
 from specc.gradcheck import ABSOLUTE_TOLERANCE, RELATIVE_TOLERANCE, STEP, check_network
 from specc.schema import build_schema
@@ -77,6 +78,12 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("images", metavar="IMAGE_OR_NPZ", help=".npy, .npz, IDX, PGM or PNG")
     c.add_argument("--top", type=_positive, default=3, help="classes shown per image (default 3)")
     c.add_argument("--limit", type=_positive, default=20, help="images shown (default 20)")
+
+    c = sub.add_parser("bench", help="where a training step's time goes, kernel by kernel")
+    c.add_argument("file", metavar="FILE")
+    c.add_argument("--batch", type=_positive, default=100)
+    c.add_argument("--steps", type=_positive, default=50, help="timed steps (default 50)")
+    c.add_argument("--dtype", choices=["float32", "float64"], default="float32")
 
     sub.add_parser("schema", help="print the JSON Schema of the IR")
     return p
@@ -209,6 +216,27 @@ def _predict(args, stdout: Console, stderr: Console) -> int:
     return 0
 
 
+def _bench(args, stdout: Console, stderr: Console) -> int:
+    source = api.read(args.file)
+    p = profile(api.check_source(source), source, batch=args.batch, steps=args.steps, dtype=args.dtype)
+    total = p.total_ms
+    t = Table(title=f"{args.file}: one training step (forward, backward, SGD update), batch {p.batch}, "
+              f"{args.dtype}, mean of {p.steps} steps", title_justify="left")
+    for name in ("kernel", "layers", "forward ms", "backward ms", "total ms", "share"):
+        t.add_column(name, justify="left" if name in ("kernel", "layers") else "right", no_wrap=True)
+    for k in p.kernels:
+        both = k.forward_ms + k.backward_ms
+        t.add_row(f"{k.kernel} {k.name}", k.layers, f"{k.forward_ms:.3f}", f"{k.backward_ms:.3f}", f"{both:.3f}",
+                  f"{both / total:.1%}")
+    t.add_row("update", "", "", "", f"{p.update_ms:.3f}", f"{p.update_ms / total:.1%}")
+    t.add_row(Text("sum", style="bold"), "", f"{sum(k.forward_ms for k in p.kernels):.3f}",
+              f"{sum(k.backward_ms for k in p.kernels):.3f}", f"{total:.3f}", "100%")
+    stdout.print(t)
+    stdout.print(f"a whole step without the timers: {p.step_ms:.3f} ms (median), "
+                 f"{p.batch / p.step_ms * 1e3:,.0f} samples/s", soft_wrap=True, highlight=False)
+    return 0
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -251,7 +279,7 @@ def _write_json(console: Console, doc) -> None:
 
 
 _COMMANDS = {"check": _check, "summary": _summary, "compile": _compile, "gradcheck": _gradcheck,
-             "train": _train, "eval": _eval, "predict": _predict, "schema": _schema}
+             "train": _train, "eval": _eval, "predict": _predict, "bench": _bench, "schema": _schema}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

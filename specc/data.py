@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import os
 import struct
 import tempfile
@@ -159,7 +160,7 @@ def load_npz(path: str | Path) -> Dataset:
     """x_train, t_train, x_test, t_test from an .npz file; nothing in it can run code."""
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with _open_npz(path) as z:
             missing = [k for k in ("x_train", "t_train", "x_test", "t_test") if k not in z.files]
             if missing:
                 raise _error(path, f"the .npz file lacks {', '.join(missing)} (it has {', '.join(z.files) or 'nothing'})",
@@ -176,6 +177,18 @@ def load_npz(path: str | Path) -> Dataset:
     if t_train.ndim == 2:  # one-hot labels, as the book's load_mnist(one_hot_label=True) gives
         t_train, t_test = t_train.argmax(axis=1), t_test.argmax(axis=1) if t_test.ndim == 2 else t_test
     return _checked(path.stem, str(path), arrays["x_train"], t_train, arrays["x_test"], t_test, {})
+
+
+def _open_npz(path: Path):
+    """np.load of an .npz archive; anything else (a lone .npy array, which np.load would return
+    bare, or bytes numpy would take for a pickle) is refused by name."""
+    with open(path, "rb") as f:
+        head = f.read(6)
+    if not head.startswith(b"PK"):
+        what = "a single .npy array" if head == b"\x93NUMPY" else "not a zip archive"
+        raise _error(path, f"not an .npz file: it is {what}",
+                     "save data with np.savez(path, x_train=..., t_train=..., x_test=..., t_test=...)")
+    return np.load(path, allow_pickle=False)
 
 
 def _checked(name, origin, x_train, t_train, x_test, t_test, paths) -> Dataset:
@@ -254,7 +267,7 @@ def fetch(named: NamedSet, target: Path, mirrors: Sequence[str] | None = None, t
             try:
                 _download(mirror + file, target / file, md5, timeout)
                 break
-            except (OSError, ValueError) as e:
+            except (OSError, ValueError, http.client.HTTPException) as e:  # e.g. IncompleteRead: a cut transfer
                 problems.append(f"{mirror}{file}: {e}")
         else:
             where = "\n".join(f"  {p}" for p in places(named.name))
@@ -324,8 +337,11 @@ def read_images(path: str | Path) -> tuple[np.ndarray, float]:
     try:
         if suffix == ".npy":
             x = np.load(path, allow_pickle=False)
+            if not isinstance(x, np.ndarray):  # an .npz archive under a .npy name
+                x.close()
+                raise _error(path, "this is an .npz archive, not an .npy array", "rename it to .npz")
         elif suffix == ".npz":
-            with np.load(path, allow_pickle=False) as z:
+            with _open_npz(path) as z:
                 key = next((k for k in ("x", "x_test", "images") if k in z.files), None)
                 if key is None and len(z.files) == 1:
                     key = z.files[0]

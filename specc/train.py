@@ -15,7 +15,7 @@ import numpy as np
 
 from specc import checkpoint
 from specc.data import Batches, Dataset
-from specc.errors import DataError, Diagnostic, UsageError, did_you_mean
+from specc.errors import DataError, Diagnostic, RunError, UsageError, did_you_mean
 from specc.ir import Call, Train
 from specc.layers.base import fmt_shape, size
 from specc.network import Network
@@ -175,6 +175,7 @@ class Trainer:
         self.best = -1.0
         self.losses: list[float] = []  # training losses since the last evaluation
         self.records: list[dict[str, Any]] = []
+        self.saved: int | None = None  # the iteration of the run folder's weights.npz, None before the first
         self.lock: RunLock | None = None
 
     def close(self) -> None:
@@ -202,6 +203,7 @@ class Trainer:
                                         "bad-checkpoint", hint="resume from a run folder that specc train wrote")],
                             name=str(self.dir / "weights.npz"))
         self.iteration, self.elapsed, self.best = info["iteration"], info["elapsed_s"], info["best"]
+        self.saved = self.iteration
         self.net.rng.bit_generator.state = info["rng"]
         self.order_rng.bit_generator.state = info["order_rng"]
         opt = checkpoint.optimizer_state(arrays)
@@ -224,11 +226,25 @@ class Trainer:
         os.replace(tmp, path)
 
     def save(self) -> None:
+        self._check_finite()
         info = {"iteration": self.iteration, "elapsed_s": self.elapsed, "best": self.best,
                 "rng": self.net.rng.bit_generator.state, "order_rng": self.order_rng.bit_generator.state,
                 "settings": self.s.to_json()}
         state = {**self.optimizer.state(), "order": self.order, "losses": np.array(self.losses, np.float64)}
         checkpoint.save(self.dir / "weights.npz", self.net, state, info)
+        self.saved = self.iteration
+
+    def _check_finite(self) -> None:
+        """Refuse to overwrite a good checkpoint with weights an overflowing step made infinite."""
+        for c in self.net.layers:
+            for name in (*c.params, *c.buffers):
+                value = self.net.params[name] if name in self.net.params else self.net.state[name]
+                if not np.isfinite(value).all():
+                    raise RunError([Diagnostic(
+                        f"{c.layer.describe()}'s {name} holds NaN or infinity after iteration {self.iteration:,}",
+                        c.spec.span, "not-finite", f"layer {c.index + 1}",
+                        "lower the learning rate; the checkpoint was not overwritten with these values")],
+                        self.net.source)
 
     # --- the loop ------------------------------------------------------------------------------
     def run(self, stop: Callable[[], bool] = lambda: False) -> Iterator[Started | Step | Evaluated | Stopped]:
@@ -243,11 +259,13 @@ class Trainer:
             index = self.order[pos * s.batch:(pos + 1) * s.batch]
             x = self.train_x.take(index)
             t = t_all[index] if net.plan.labels == "index" else net.labels(t_all[index], len(index))
-            loss = net._gradient(x, t)
-            if not math.isfinite(loss):
-                net.gradient(x, t)  # raises RunError naming the layer that produced the NaN
             lr = learning_rate(s.lr, s.schedule, s.schedule_args, epoch, self.iteration / self.total)
-            self.optimizer.step(lr)
+            # Overflow is detected and reported with its layer (RunError), not warned about by numpy.
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                loss = net._gradient(x, t)
+                if not math.isfinite(loss):
+                    net.gradient(x, t)  # raises RunError naming the layer that produced the NaN
+                self.optimizer.step(lr)
             self.iteration += 1
             self.losses.append(float(loss))
             yield Step(self.iteration, loss)
@@ -263,8 +281,10 @@ class Trainer:
 
     def _evaluate(self, epoch: int, lr: float) -> Evaluated:
         started = time.perf_counter()
-        train = evaluate(self.net, self.train_x, self.data.t_train)
-        test = evaluate(self.net, self.test_x, self.data.t_test)
+        self._check_finite()
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            train = evaluate(self.net, self.train_x, self.data.t_train)
+            test = evaluate(self.net, self.test_x, self.data.t_test)
         eval_s = time.perf_counter() - started
         steps, losses = len(self.losses), self.losses
         self.losses = []

@@ -89,8 +89,12 @@ class TrainView:
                         return 1
         except RunError as e:
             render(e, c)
-            c.print(f"the last good checkpoint stays in {t.dir}/weights.npz (iteration "
-                    f"{t.records[-1]['iteration'] if t.records else 0:,})", soft_wrap=True, highlight=False, markup=False)
+            if t.saved is None:
+                c.print("no checkpoint was written: the run failed before the end of its first epoch", soft_wrap=True,
+                        highlight=False, markup=False)
+            else:
+                c.print(f"the last good checkpoint stays in {t.dir}/weights.npz (iteration {t.saved:,})",
+                        soft_wrap=True, highlight=False, markup=False)
             return 1
         self._curve()
         self._summary()

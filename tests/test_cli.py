@@ -273,6 +273,33 @@ def test_json_syntax_errors_have_hints(tmp_path, text, where, hint):
     assert hint in r.err.splitlines()[-2]
 
 
+@pytest.mark.parametrize("doc, first", [
+    ('{"version": 1, "layers": [[]]}', "invalid IR at layers/0: [] is not of type 'object'"),
+    ('{"version": 1, "layers": [{"type": "Affine", "args": 5}, {"type": "SoftmaxWithLoss", "args": {}, "span": 3}]}',
+     "invalid IR at layers/0/args: 5 is not of type 'object'"),
+    ('{"version": 1, "layers": [{"type": "ReLU", "args": {}}], "train": {"optimizer": "adam", "key_spans": 1}}',
+     "cannot tell the input shape of the first layer, ReLU"),
+    ('{"version": 1, "layers": [{"type": "ReLU", "args": {}}], "train": 5}', "invalid IR at train"),
+    ('{"layers": [], "version": "x", "input": [1]}', "unsupported IR version 'x'"),
+    ('{"version": 1, "layers": ' + "[" * 300 + "]" * 300 + "}", "invalid IR at layers/0"),
+    ('{"version": 1, "layers": ' + "[" * 5000 + "]" * 5000 + "}", "the JSON nests too deeply"),
+])
+def test_malformed_json_ir_never_crashes(tmp_path, doc, first):
+    # Regression: a layer that is not an object, or a malformed span, crashed the typed IR.
+    path = write(tmp_path, "odd.json", doc)
+    r = specc_run("check", path)
+    assert r.code == 2 and "Traceback" not in r.err
+    assert first in r.err
+
+
+def test_unknown_layer_in_json_is_not_also_reported_as_a_missing_loss(tmp_path):
+    path = write(tmp_path, "odd.json", '{"version": 1, "input": {"shape": [4]}, "layers": ['
+                                       '{"type": "Affine", "args": {"in": null, "out": 2, "init": "auto"}},'
+                                       '{"type": "SoftmaxWithLos", "args": {}}]}')
+    r = specc_run("check", path)
+    assert r.err.count("error:") == 1 and "unknown layer 'SoftmaxWithLos'" in r.err
+
+
 def test_unsupported_ir_version(tmp_path):
     path = write(tmp_path, "v2.json", '{"version": 2, "layers": []}')
     r = specc_run("check", path)

@@ -367,3 +367,16 @@ def test_every_lowering_error_is_reported():
     errors = errors_of("input 784\ninput 10\nAfine(10) -> relu * 0 -> ReLU(1) -> Undefined")
     assert [d.code for d in errors] == ["duplicate-input", "unknown-layer", "bad-repeat", "unknown-layer",
                                         "too-many-args", "unknown-layer"]
+
+
+def test_absurdly_nested_blocks_are_an_error_not_a_crash():
+    # Regression: 3,000 blocks each using the next raised RecursionError while counting layers.
+    text = "\n".join(f"block B{i} = B{i + 1}" for i in range(3000)) + "\nblock B3000 = ReLU\nB0"
+    d = one_error(text)
+    assert d.code == "too-deep" and d.span.line == 3002
+
+
+def test_deeply_nested_blocks_within_reason_are_fine():
+    text = "\n".join(f"block B{i} = B{i + 1}" for i in range(50)) + "\nblock B50 = ReLU\nB0"
+    (layer,) = lowered(text)["layers"]
+    assert len(layer["origin"]) == 51

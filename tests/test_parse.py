@@ -342,3 +342,16 @@ def test_syntax_error_carries_the_source_for_rendering():
         parse(Source("model.net", "Affine(10"))
     assert info.value.source.name == "model.net"
     assert info.value.name == "model.net"
+
+
+def test_absurd_nesting_is_an_error_not_a_crash():
+    # Regression: building the tree of 2,000 nested parentheses raised RecursionError.
+    for text in ["(" * 2000 + "ReLU" + ")" * 2000, "Affine(10, init=" + "f(" * 2000 + ")" * 2001]:
+        with pytest.raises(SpecError) as info:
+            P(text)
+        (d,) = info.value.diagnostics
+        assert d.code == "too-deep" and d.message == "parentheses or calls nest too deeply"
+
+
+def test_reasonable_nesting_is_fine():
+    assert only_chain("(" * 50 + "ReLU" + ")" * 50).items

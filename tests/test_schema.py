@@ -233,3 +233,9 @@ def test_hand_written_documents(doc, path, message):
 def test_unknown_layer_in_a_document_suggests_the_canonical_name():
     (d,) = validate({"version": 1, "layers": [{"type": "Relu", "args": {}}]})
     assert d.hint == "did you mean 'ReLU'?"
+
+
+def test_missing_argument_without_a_doc_says_what_it_expects():
+    # Regression: the message read "step needs the argument 'gamma' ()".
+    (d,) = validate({"version": 1, "layers": [], "train": {"schedule": {"type": "step", "args": {"every": 1}}}})
+    assert d.message == "step needs the argument 'gamma' (a number above 0 up to 1)"
