@@ -85,14 +85,16 @@ def check_source(source: Source) -> CheckedNetwork:
     errors += schema_errors
     # Shape inference can still run past bad layer arguments (those layers are skipped) and bad
     # train settings; anything else leaves no network to infer.
-    inferable = all(_local(d.path) for d in errors) and not (len(errors) > len(schema_errors))
+    # Unknown layers leave gaps that inference goes past too.
+    inferable = all(_local(d.path) or d.path[:1] == ("gap",) for d in errors)
     if errors and not inferable:
         # No network to infer, but the train section's own rules (epochs or iters) still apply.
         errors += check_train(_typed(doc, schema_errors, with_layers=False))
         raise SpecError(_ordered(errors, locate), source)
     skip = {d.path[1] for d in schema_errors if d.path[:1] == ("layers",)}
+    gaps = {d.path[1] for d in errors if d.path[:1] == ("gap",)}
     try:
-        checked = check(_typed(doc, schema_errors), skip)
+        checked = check(_typed(doc, schema_errors), skip, gaps)
     except SpecError as e:
         errors += list(e.diagnostics)
     if errors:

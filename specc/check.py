@@ -48,23 +48,25 @@ def _producer(index: int) -> tuple:
     return ("layers", index - 1) if index > 0 else ("input",)
 
 
-def check(net: Network, skip: Iterable[int] = ()) -> CheckedNetwork:
+def check(net: Network, skip: Iterable[int] = (), gaps: Iterable[int] = ()) -> CheckedNetwork:
     """Infer every shape and apply the network rules; raise SpecError with every problem found.
 
     Layers in `skip` already failed validation: their output shape is unknown, and inference
     resumes at the next layer that fixes its own shape (an Affine with its input size).
+    `gaps` are the positions before which an unknown layer was dropped: the shape reaching
+    them is unknown too, and the loss rules are left alone (the unknown layer may be the loss).
     """
-    skip = set(skip)
+    skip, gaps = set(skip), set(gaps)
     errors: list[Diagnostic] = []
     checked: list[CheckedLayer] = []
-    if not net.layers:
-        raise SpecError([Diagnostic("the network has no layers", None, "empty", path=("layers",))])
+    if not net.layers:  # (every layer unknown: nothing more to say than that)
+        raise SpecError([] if gaps else [Diagnostic("the network has no layers", None, "empty", path=("layers",))])
 
     first = layers.lookup(net.layers[0].type)
     shape: Shape | None = net.input_shape
     if shape is None and first is not None and 0 not in skip:
         shape = first.implied_input(net.layers[0].args)
-    if shape is None and 0 not in skip:
+    if shape is None and 0 not in skip and 0 not in gaps:
         errors.append(Diagnostic(
             f"cannot tell the input shape of the first layer, {net.layers[0].type}", None, "no-input",
             "needs an input shape",
@@ -73,6 +75,8 @@ def check(net: Network, skip: Iterable[int] = ()) -> CheckedNetwork:
     counters: dict[tuple[str, ...], int] = {}
     for i, spec in enumerate(net.layers):
         cls = layers.lookup(spec.type)
+        if i in gaps:
+            shape = None
         if i in skip or cls is None:
             shape = None
             continue
@@ -96,7 +100,8 @@ def check(net: Network, skip: Iterable[int] = ()) -> CheckedNetwork:
         checked.append(CheckedLayer(i, spec, layer, params, buffers))
         shape = layer.out_shape
 
-    errors += _loss_rules(net)
+    if not gaps:
+        errors += _loss_rules(net)
     errors += check_train(net)
     if errors:
         raise SpecError(errors)

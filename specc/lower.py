@@ -5,7 +5,7 @@ their names; it does not judge argument values (the schema does) nor shapes (che
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from specc import layers
@@ -72,13 +72,32 @@ def lower(module: s.Module, source_name: str | None = None) -> tuple[dict[str, A
                 st.error(f"the network expands to {total:,} layers; the limit is {MAX_LAYERS:,}", chain.span,
                          "too-large", hint="lower the repetition counts (`* N`) or the nesting of blocks")
             elif not any(e.code == "recursive-block" for e in st.errors):
-                ir["layers"] = _expand(st, chain, {}, [])
+                ir["layers"] = _close_gaps(st, _expand(st, chain, {}, []))
         except RecursionError:
             st.error("blocks nest too deeply: a block uses a block that uses a block ... hundreds of levels down",
                      chain.span, "too-deep", hint="define fewer levels of blocks")
     if trains:
         ir["train"] = _lower_train(st, trains[0])
     return ir, st.errors
+
+
+@dataclass(frozen=True)
+class _Gap:
+    """Where an unknown layer was dropped from the chain; `error` indexes its diagnostic."""
+
+    error: int
+
+
+def _close_gaps(st: _Lowering, expanded: list) -> list[dict]:
+    """The layers without gaps; each gap's diagnostic gets the path ("gap", i): the shape that
+    reaches layer i is unknown (specc.check resumes after it)."""
+    out: list[dict] = []
+    for item in expanded:
+        if isinstance(item, _Gap):
+            st.errors[item.error] = replace(st.errors[item.error], path=("gap", len(out)))
+        else:
+            out.append(item)
+    return out
 
 
 # --- blocks ---------------------------------------------------------------------------
@@ -160,7 +179,8 @@ def _expand_call(st: _Lowering, call: s.Call, env: Env, origin: list[dict]) -> l
                      "not a layer or block",
                      hint=hint or f"`specc schema` lists every layer; a block is defined with "
                                   f"`block {call.name}(...) = ...`")
-        return []
+        # A gap in the chain: checking goes on past it, with the shape after it unknown.
+        return [_Gap(len(st.errors) - 1)]
     layer = _layer(st, cls, call, env, origin)
     return [layer] if layer is not None else []
 

@@ -297,3 +297,20 @@ def test_check_on_a_typed_network():
     net = check(from_json(doc))
     assert net.parameter_count == 433_890
     assert [c.index for c in net.layers] == list(range(7))
+
+
+def test_shape_errors_are_found_past_an_unknown_layer():
+    # regression: an unknown layer used to stop checking before shape inference
+    errs = errors_of("input 784\nAffine(100, 10) -> Relu -> Afine(10) -> SoftmaxWithLoss")
+    assert [e.code for e in errs] == ["shape", "unknown-layer"]
+
+
+def test_a_misspelt_loss_is_not_also_reported_as_a_missing_loss():
+    errs = errors_of("input 784\nAffine(10) -> SoftmaxWithLos")
+    assert [e.code for e in errs] == ["unknown-layer"]
+
+
+def test_inference_resumes_after_an_unknown_layer_at_an_affine_with_its_input_size():
+    errs = errors_of("input 784\nMystery -> Affine(30, 10) -> Affine(5, 10) -> SoftmaxWithLoss")
+    assert [e.code for e in errs] == ["unknown-layer", "shape"]
+    assert errs[1].span.line == 2 and "expects 5 inputs" in errs[1].message
