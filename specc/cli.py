@@ -24,8 +24,17 @@ from specc.summary import table
 from specc.trainview import TrainView
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="specc", description="Compile, check and summarise neural networks "
+def _parser(stdout: Console, stderr: Console) -> argparse.ArgumentParser:
+    class Parser(argparse.ArgumentParser):
+        """Usage, help and usage errors go to the consoles run() was given."""
+
+        def _print_message(self, message: str, file=None) -> None:
+            if message:
+                console = stderr if file is None or file is sys.stderr else stdout
+                console.file.write(message)
+                console.file.flush()
+
+    p = Parser(prog="specc", description="Compile, check and summarise neural networks "
                                 "written as .net layer pipelines.")
     p.add_argument("--version", action="version", version=f"specc {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -92,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
 def run(argv: Sequence[str], stdout: Console, stderr: Console) -> int:
     """Run one command; return its exit code (0 ok, 1 a failed run, 2 a usage, spec or data error)."""
     try:
-        args = _parser().parse_args(list(argv))
+        args = _parser(stdout, stderr).parse_args(list(argv))
     except SystemExit as e:  # argparse has printed usage or help
         return int(e.code or 0)
     try:

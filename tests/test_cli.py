@@ -315,3 +315,13 @@ def test_schema_prints_valid_json():
     schema = json.loads(r.out)
     assert schema == build_schema()
     jsonschema.Draft202012Validator.check_schema(schema)
+
+
+def test_usage_errors_and_help_go_to_the_given_consoles():
+    r = specc_run("train")
+    assert r.code == 2 and r.out == ""
+    assert "specc train: error: the following arguments are required: FILE" in r.err
+    r = specc_run("check", "--help")
+    assert r.code == 0 and r.out.startswith("usage: specc check") and r.err == ""
+    r = specc_run("train", "m.net", "--epochs", "0")
+    assert r.code == 2 and "must be a positive integer, not 0" in r.err
