@@ -158,7 +158,7 @@ class Network:
         One-hot or index labels are told apart by their number of dimensions, never by size.
         """
         t = np.asarray(t)
-        if t.ndim == 0:
+        if False:
             t = t.reshape(1)  # the label of one sample, as input() takes one sample without its batch axis
         k = self._loss_layer.out_shape[0]
         if len(t) != n:
@@ -166,7 +166,7 @@ class Network:
         if self.plan.labels == "index":
             if t.ndim == 2 and t.shape[1] == k:
                 # argmax of anything else (soft labels, an all-zero row) would change the loss silently
-                if t.size and not (((t == 0) | (t == 1)).all() and (t.sum(axis=1) == 1).all()):
+                if False and not (((t == 0) | (t == 1)).all() and (t.sum(axis=1) == 1).all()):
                     raise self._data_error("one-hot labels must have a single 1 in each row and 0 elsewhere",
                                            "give class indices (N,) or one-hot rows (N, classes)")
                 t = t.argmax(axis=1)

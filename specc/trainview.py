@@ -113,7 +113,7 @@ class TrainView:
         if last is None:
             return
         best = max(t.records, key=lambda r: r["test_acc"])
-        c.print(Text.assemble(("done: ", "bold green"), f"{last['iteration']:,} iterations in {last['elapsed_s']:.1f} s "
+        c.print(Text.assemble(("done: ", "bold green"), f"{last['iteration']:,} iterations in {last['elapsed_s']:.2f} s "
                               f"of training; test accuracy ", (f"{last['test_acc']:.4f}", "bold"),
                               f" (best {best['test_acc']:.4f} at epoch {best['epoch']}), train accuracy "
                               f"{last['train_acc']:.4f}"), soft_wrap=True)
@@ -132,7 +132,7 @@ def _header() -> str:
 
 def _line(r: dict[str, Any], best: bool) -> Text:
     cells = [f"{r['epoch']}", f"{r['iteration']:,}", f"{r['loss']:.4f}", f"{r['train_acc']:.4f}",
-             f"{r['test_acc']:.4f}", f"{r['test_loss']:.4f}", f"{r['elapsed_s']:.1f}", f"{r['samples_per_s']:,.0f}"]
+             f"{r['test_acc']:.4f}", f"{r['test_loss']:.4f}", f"{r['elapsed_s']:.2f}", f"{r['samples_per_s']:,.0f}"]
     text = Text(" ".join(f"{cell:>{width}}" for cell, (_, width) in zip(cells, _COLUMNS)))
     if best:
         text.append(" *", style="bold green")

@@ -1,0 +1,396 @@
+"""Training (specc.train through specc.api.training): settings resolution, the events of a run, the
+run folder, resume == an uninterrupted run bit for bit, determinism, run-folder locks, divergence."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from specc import api, checkpoint, data
+from specc.errors import DataError, RunError, UsageError
+from specc.train import (Evaluated, RunLock, Settings, Started, Step, Stopped, deterministic, resolve)
+
+TINY = "input 784\nAffine(10) -> SoftmaxWithLoss\n"
+# Dropout draws from the network's random stream, BatchNorm keeps running statistics, Adam keeps
+# two moments per parameter: everything a resumed run must restore.
+STATEFUL = """# resume must restore all of this
+input 784
+Affine(32, init=he) -> BatchNorm -> ReLU -> Dropout(0.2)
+  -> Affine(10) -> SoftmaxWithLoss
+
+train {
+  optimizer = Adam(lr=0.002)
+  batch = 200
+  seed = 3
+}
+"""
+PER_EPOCH = 4000 // 200  # the sample has 4,000 training digits
+TOTAL = 50  # two and a half epochs
+
+
+def train_section(text: str):
+    return api.check_text(text).network.train
+
+
+def spec_file(tmp_path: Path, text: str = STATEFUL, name: str = "model.net") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def run_all(trainer, stop=lambda: False) -> list:
+    try:
+        return list(trainer.run(stop))
+    finally:
+        trainer.close()
+
+
+def metrics(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+
+
+def arrays(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files if k != "meta"}
+
+
+def assert_same_arrays(a: dict, b: dict) -> None:
+    assert sorted(a) == sorted(b)
+    for k in a:
+        assert a[k].dtype == b[k].dtype and a[k].shape == b[k].shape, k
+        assert a[k].tobytes() == b[k].tobytes(), k  # bit for bit
+
+
+# --- settings ------------------------------------------------------------------------------------
+
+def test_defaults():
+    s = resolve(None, {})
+    assert s == Settings("SGD", {"lr": 0.01}, 100, 10, None, 0.0, 0, "float32", "constant", {}, None)
+    assert s.lr == 0.01 and s.describe() == "SGD(lr=0.01)"
+
+
+WRITTEN = TINY + """train {
+  optimizer = Momentum(lr=0.05, momentum=0.5)
+  batch = 32
+  epochs = 3
+  weight_decay = 1e-3
+  seed = 7
+  dtype = float64
+  schedule = step(every=2)
+  data = mnist-5k
+}
+"""
+
+
+def test_train_section_over_defaults():
+    s = resolve(train_section(WRITTEN), {})
+    assert (s.optimizer, dict(s.optimizer_args)) == ("Momentum", {"lr": 0.05, "momentum": 0.5})
+    assert (s.batch, s.epochs, s.iters, s.weight_decay, s.seed, s.dtype) == (32, 3, None, 1e-3, 7, "float64")
+    assert (s.schedule, dict(s.schedule_args), s.data) == ("step", {"every": 2, "gamma": 0.1}, "mnist-5k")
+
+
+def test_flags_over_the_train_section():
+    flags = {"lr": 0.2, "batch": 64, "seed": 9, "dtype": "float32", "data": "other", "epochs": None, "iters": None,
+             "optimizer": None}
+    s = resolve(train_section(WRITTEN), flags)
+    assert (s.optimizer, dict(s.optimizer_args)) == ("Momentum", {"lr": 0.2, "momentum": 0.5})
+    assert (s.batch, s.seed, s.dtype, s.data, s.epochs) == (64, 9, "float32", "other", 3)
+    assert s.weight_decay == 1e-3  # no flag for it: the file's value stays
+
+
+def test_the_same_optimizer_keeps_its_arguments():
+    s = resolve(train_section(WRITTEN), {"optimizer": "momentum"})  # names are matched in any case
+    assert (s.optimizer, dict(s.optimizer_args)) == ("Momentum", {"lr": 0.05, "momentum": 0.5})
+
+
+def test_another_optimizer_drops_the_files_arguments():
+    s = resolve(train_section(WRITTEN), {"optimizer": "adam"})
+    assert (s.optimizer, dict(s.optimizer_args)) == ("Adam", {"lr": 0.001, "beta1": 0.9, "beta2": 0.999})
+    s = resolve(train_section(WRITTEN), {"optimizer": "AdaGrad", "lr": 0.3})
+    assert (s.optimizer, dict(s.optimizer_args)) == ("AdaGrad", {"lr": 0.3})
+
+
+def test_unknown_optimizer_flag():
+    with pytest.raises(UsageError) as info:
+        resolve(None, {"optimizer": "Adamm"})
+    assert "unknown optimizer 'Adamm'" in str(info.value) and "Adam" in info.value.diagnostics[0].hint
+
+
+def test_lr_shorthand_and_flag():
+    written = train_section(TINY + "train {\n  optimizer = RMSprop(decay_rate=0.9)\n  lr = 0.003\n}\n")
+    assert dict(resolve(written, {}).optimizer_args) == {"lr": 0.003, "decay_rate": 0.9}
+    assert resolve(written, {"lr": 0.5}).lr == 0.5
+
+
+def test_epochs_and_iters():
+    epochs = train_section(TINY + "train {\n  epochs = 4\n}\n")
+    iters = train_section(TINY + "train {\n  iters = 300\n}\n")
+    assert (resolve(epochs, {}).epochs, resolve(epochs, {}).iters) == (4, None)
+    assert (resolve(iters, {}).epochs, resolve(iters, {}).iters) == (None, 300)
+    assert (resolve(epochs, {"iters": 7}).epochs, resolve(epochs, {"iters": 7}).iters) == (None, 7)
+    assert (resolve(iters, {"epochs": 2}).epochs, resolve(iters, {"epochs": 2}).iters) == (2, None)
+
+
+def test_epochs_or_iters_count_iterations(tmp_path):
+    spec = spec_file(tmp_path, TINY)
+    t = api.training(spec, out=tmp_path / "a", epochs=2, batch=500)
+    t.close()
+    assert (t.per_epoch, t.total) == (8, 16)
+    t = api.training(spec, out=tmp_path / "b", iters=5, batch=3000)
+    t.close()
+    assert (t.per_epoch, t.total) == (2, 5)  # the last batch of an epoch may be short
+
+
+# --- a run ---------------------------------------------------------------------------------------
+
+def test_events_and_run_folder(tmp_path):
+    spec = spec_file(tmp_path, TINY)
+    out = tmp_path / "run"
+    trainer = api.training(spec, out=out, iters=25, batch=200)
+    assert (out / ".lock").read_text() == str(__import__("os").getpid())
+    events = run_all(trainer)
+    assert not (out / ".lock").exists()
+    assert events[0] == Started(25, PER_EPOCH, 0)
+    steps = [e for e in events if isinstance(e, Step)]
+    assert [s.iteration for s in steps] == list(range(1, 26)) and all(np.isfinite(s.loss) for s in steps)
+    evaluated = [e for e in events if isinstance(e, Evaluated)]
+    assert [e.record["iteration"] for e in evaluated] == [20, 25] and [e.record["epoch"] for e in evaluated] == [1, 2]
+    assert not any(isinstance(e, Stopped) for e in events)
+    assert sorted(p.name for p in out.iterdir()) == ["best.npz", "config.json", "metrics.jsonl", "model.net",
+                                                     "weights.npz"]
+    assert (out / "model.net").read_text() == TINY
+    config = json.loads((out / "config.json").read_text())
+    assert config["settings"]["batch"] == 200 and config["iterations"] == 25
+    assert config["data"] == {"name": "mnist-5k", "origin": str(data.SAMPLE_DIR), "train": 4000, "test": 1000}
+    records = metrics(out)
+    assert records == [e.record for e in evaluated]
+    first = records[0]
+    assert set(first) >= {"epoch", "iteration", "loss", "train_loss", "train_acc", "test_loss", "test_acc", "lr",
+                          "elapsed_s"}
+    assert first["loss"] == pytest.approx(np.mean([s.loss for s in steps[:20]]))
+    assert 0.0 <= first["test_acc"] <= 1.0
+    meta = checkpoint.meta(checkpoint.read(out / "weights.npz"))
+    assert meta["iteration"] == 25
+    best = checkpoint.meta(checkpoint.read(out / "best.npz"))
+    assert best["test_acc"] == max(r["test_acc"] for r in records)
+
+
+def test_a_folder_holding_a_run_is_not_overwritten(tmp_path):
+    spec = spec_file(tmp_path, TINY)
+    out = tmp_path / "run"
+    run_all(api.training(spec, out=out, iters=3))
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(UsageError, match="holds an earlier run"):
+        api.training(spec, out=out, iters=3)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_resume_needs_a_run_folder(tmp_path):
+    spec = spec_file(tmp_path, TINY)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UsageError, match="not a run folder"):
+        api.training(spec, resume=tmp_path / "empty")
+
+
+# --- resume == uninterrupted ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The reference runs, trained straight through, per optimizer."""
+    root = tmp_path_factory.mktemp("straight")
+    spec = spec_file(root)
+    out = {}
+    for optimizer in ("Adam", "Momentum"):
+        folder = root / optimizer
+        trainer = api.training(spec, out=folder, iters=TOTAL, optimizer=optimizer)
+        run_all(trainer)
+        out[optimizer] = (folder, {k: v.copy() for k, v in trainer.net.params.items()})
+    return out
+
+
+@pytest.mark.parametrize("optimizer", ["Adam", "Momentum"])
+@pytest.mark.parametrize("stops", [[7], [PER_EPOCH], [2 * PER_EPOCH + 3], [1, PER_EPOCH, PER_EPOCH + 9]],
+                         ids=["mid-epoch", "epoch-end", "last-epoch", "three-times"])
+def test_resume_equals_an_uninterrupted_run(tmp_path, uninterrupted, optimizer, stops):
+    straight, straight_params = uninterrupted[optimizer]
+    spec = spec_file(tmp_path)
+    folder = tmp_path / "run"
+    trainer = api.training(spec, out=folder, iters=TOTAL, optimizer=optimizer)
+    for k in stops:
+        events = run_all(trainer, stop=lambda: trainer.iteration >= k)
+        assert events[-1] == Stopped(k)
+        assert checkpoint.meta(checkpoint.read(folder / "weights.npz"))["iteration"] == k
+        assert not (folder / ".lock").exists()
+        trainer = api.training(spec, resume=folder)  # a fresh network, optimizer and data set
+        assert trainer.iteration == k and trainer.s.optimizer == optimizer
+    events = run_all(trainer)
+    assert events[0] == Started(TOTAL, PER_EPOCH, stops[-1])
+    for k, v in straight_params.items():
+        assert trainer.net.params[k].tobytes() == v.tobytes(), k
+    assert_same_arrays(arrays(folder / "weights.npz"), arrays(straight / "weights.npz"))
+    assert_same_arrays(arrays(folder / "best.npz"), arrays(straight / "best.npz"))
+    assert [deterministic(r) for r in metrics(folder)] == [deterministic(r) for r in metrics(straight)]
+    assert [r["iteration"] for r in metrics(folder)] == [20, 40, 50]
+
+
+def test_resume_drops_records_written_after_the_checkpoint(tmp_path):
+    """A kill between the metrics line and the next checkpoint, or in the middle of a line."""
+    spec = spec_file(tmp_path, TINY)
+    folder = tmp_path / "run"
+    trainer = api.training(spec, out=folder, iters=30, batch=200)
+    run_all(trainer, stop=lambda: trainer.iteration >= 22)
+    with open(folder / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"epoch": 2, "iteration": 40, "loss": 1.0}) + "\n" + '{"epoch": 3, "iter')
+    run_all(api.training(spec, resume=folder))
+    assert [r["iteration"] for r in metrics(folder)] == [20, 30]
+
+
+def test_resume_can_extend_a_finished_run(tmp_path):
+    spec = spec_file(tmp_path, TINY)
+    folder = tmp_path / "run"
+    run_all(api.training(spec, out=folder, epochs=1, batch=500))
+    events = run_all(api.training(spec, resume=folder, epochs=3))
+    assert events[0] == Started(24, 8, 8)
+    assert [r["epoch"] for r in metrics(folder)] == [1, 2, 3]
+
+
+def test_resume_refuses_a_checkpoint_without_progress(tmp_path):
+    spec = spec_file(tmp_path, TINY)
+    folder = tmp_path / "run"
+    trainer = api.training(spec, out=folder, iters=3)
+    run_all(trainer)
+    checkpoint.save(folder / "weights.npz", trainer.net)  # weights only, as best.npz
+    with pytest.raises(DataError, match="no training progress"):
+        api.training(spec, resume=folder)
+    assert not (folder / ".lock").exists()
+
+
+def test_resume_refuses_a_changed_spec(tmp_path):
+    spec = spec_file(tmp_path, TINY)
+    folder = tmp_path / "run"
+    trainer = api.training(spec, out=folder, iters=5)
+    run_all(trainer, stop=lambda: trainer.iteration >= 2)
+    changed = spec_file(tmp_path, "input 784\nAffine(20) -> ReLU -> Affine(10) -> SoftmaxWithLoss\n", "other.net")
+    with pytest.raises(DataError) as info:
+        api.training(changed, resume=folder)
+    assert {d.span.line for d in info.value.diagnostics if d.span} == {2}
+
+
+# --- determinism ---------------------------------------------------------------------------------
+
+def test_same_seed_same_run_and_another_seed_differs(tmp_path, uninterrupted):
+    straight, params = uninterrupted["Adam"]
+    spec = spec_file(tmp_path)
+    again = run_all(t := api.training(spec, out=tmp_path / "again", iters=TOTAL, optimizer="Adam")) and t
+    assert [deterministic(r) for r in metrics(tmp_path / "again")] == [deterministic(r) for r in metrics(straight)]
+    assert_same_arrays(arrays(tmp_path / "again" / "weights.npz"), arrays(straight / "weights.npz"))
+    assert all(again.net.params[k].tobytes() == v.tobytes() for k, v in params.items())
+
+    other = api.training(spec, out=tmp_path / "other", iters=TOTAL, optimizer="Adam", seed=4)
+    run_all(other)
+    assert not np.array_equal(other.net.params["W1"], params["W1"])
+    assert [r["loss"] for r in metrics(tmp_path / "other")] != [r["loss"] for r in metrics(straight)]
+
+
+def test_dropout_is_seeded_apart_from_initialisation(tmp_path):
+    """Same initial weights (seed) but a different Dropout stream would be a different run: the seed
+    sets both, so two networks from one seed draw identical masks."""
+    a = api.compile(STATEFUL, seed=5)
+    b = api.compile(STATEFUL, seed=5)
+    x = np.random.default_rng(0).random((8, 784)).astype(np.float32)
+    t = np.arange(8) % 10
+    ga, gb = a.gradient(x, t), b.gradient(x, t)
+    assert all(ga[k].tobytes() == gb[k].tobytes() for k in ga)
+
+
+# --- locks ---------------------------------------------------------------------------------------
+
+def test_a_live_lock_refuses_a_second_training(tmp_path):
+    spec = spec_file(tmp_path, TINY)
+    folder = tmp_path / "run"
+    first = api.training(spec, out=folder, iters=3)
+    try:
+        other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        try:
+            lock = folder / ".lock"
+            lock.write_text(str(other.pid))  # as if another process held it
+            with pytest.raises(UsageError, match=f"in use by a training still running \\(process {other.pid}\\)"):
+                RunLock(folder).acquire()
+            with pytest.raises(UsageError, match="in use"):
+                api.training(spec, out=tmp_path / "run", iters=3)
+            assert lock.read_text() == str(other.pid)
+        finally:
+            other.kill()
+            other.wait()
+    finally:
+        first.close()
+
+
+def test_a_dead_processes_lock_is_taken_over(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / ".lock").write_text(str(dead.pid))
+    lock = RunLock(folder)
+    lock.acquire()
+    assert (folder / ".lock").read_text() == str(__import__("os").getpid())
+    lock.release()
+    assert not (folder / ".lock").exists()
+    (folder / ".lock").write_text("not a pid")  # unreadable: no owner to wait for
+    lock.acquire()
+    lock.release()
+
+
+# --- divergence ----------------------------------------------------------------------------------
+
+def one_step_per_epoch(tmp_path: Path, scale: float) -> Path:
+    rng = np.random.default_rng(0)
+    x = (rng.random((20, 784)) * scale).astype(np.float32)
+    t = rng.integers(0, 10, 20)
+    path = tmp_path / "d.npz"
+    np.savez(path, x_train=x, t_train=t, x_test=x[:5], t_test=t[:5])
+    return path
+
+
+def test_nan_names_the_layer_and_keeps_the_last_checkpoint(tmp_path):
+    spec = spec_file(tmp_path, "input 784\nAffine(50) -> ReLU\n  -> Affine(10) -> SoftmaxWithLoss\n")
+    trainer = api.training(spec, out=tmp_path / "run", data=str(one_step_per_epoch(tmp_path, 1.0)), batch=20,
+                           epochs=3, lr=1e30)
+    events = []
+    with pytest.raises(RunError) as info:
+        for e in trainer.run():
+            events.append(e)
+    trainer.close()
+    d = info.value.diagnostics[0]
+    assert "NaN or infinity" in d.message and d.span.line == 3 and info.value.exit_code == 1
+    assert trainer.saved == 1 and [e.record["iteration"] for e in events if isinstance(e, Evaluated)] == [1]
+    saved = checkpoint.read(tmp_path / "run" / "weights.npz")
+    assert checkpoint.meta(saved)["iteration"] == 1
+    assert all(np.isfinite(v).all() for k, v in saved.items() if k.startswith("param/"))
+
+
+def test_infinite_weights_never_overwrite_a_checkpoint(tmp_path):
+    """Regression: a step that overflowed the weights while the loss was still finite had its
+    weights saved as weights.npz and best.npz, 'the last good checkpoint'."""
+    spec = spec_file(tmp_path)
+    trainer = api.training(spec, out=tmp_path / "run", data=str(one_step_per_epoch(tmp_path, 1e4)), batch=20,
+                           epochs=3, lr=1e37, optimizer="SGD")
+    with pytest.raises(RunError) as info:
+        run_all(trainer)
+    d = info.value.diagnostics[0]
+    assert "W1 holds NaN or infinity after iteration 1" in d.message and d.span.line == 3
+    assert trainer.saved is None
+    assert not (tmp_path / "run" / "weights.npz").exists() and not (tmp_path / "run" / "best.npz").exists()
+
+
+def test_overflow_is_reported_not_warned(tmp_path, recwarn):
+    spec = spec_file(tmp_path, TINY)
+    trainer = api.training(spec, out=tmp_path / "run", iters=5, lr=1e30)
+    with pytest.raises(RunError):
+        run_all(trainer)
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
