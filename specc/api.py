@@ -9,6 +9,7 @@ from typing import Any
 from specc import checkpoint
 from specc import data as data_mod
 from specc import ir as ir_mod
+from specc import memory
 from specc import train as train_mod
 from specc.check import CheckedNetwork, check, check_train
 from specc.compiler import generate, plan
@@ -154,24 +155,33 @@ def summary(checked: CheckedNetwork) -> Summary:
     return summarize(checked, plan(checked))
 
 
-def load(path: str | Path, *, dtype: str = "float32", fuse: bool = True, seed: int = 0) -> Network:
+def load(path: str | Path, *, dtype: str = "float32", fuse: bool = True, seed: int = 0,
+         max_memory: int | None = None) -> Network:
     """Compile a .net or IR .json file into a Network (float32 for training, float64 for checks).
 
-    fuse=False gives the unfused reference path, one layer at a time.
+    fuse=False gives the unfused reference path, one layer at a time. A network that would need
+    more than `max_memory` bytes to train at batch 100 (default: specc.memory.default_budget())
+    is refused before anything is allocated.
     """
-    source = read_source(path)
-    return Network(check_source(source), source, dtype=dtype, fuse=fuse, seed=seed)
+    return _network(read_source(path), dtype, fuse, seed, max_memory)
 
 
 def compile(text: str, *, name: str = "<string>", dtype: str = "float32", fuse: bool = True,  # noqa: A001
-            seed: int = 0) -> Network:
+            seed: int = 0, max_memory: int | None = None) -> Network:
     """Compile spec text into a Network; see load()."""
-    source = decode_source(name, text.encode("utf-8"))
-    return Network(check_source(source), source, dtype=dtype, fuse=fuse, seed=seed)
+    return _network(decode_source(name, text.encode("utf-8")), dtype, fuse, seed, max_memory)
+
+
+def _network(source: Source, dtype: str, fuse: bool, seed: int, max_memory: int | None,
+             batch: int = 100, optimizer_slots: int = 0) -> Network:
+    checked = check_source(source)
+    itemsize = 8 if str(dtype) == "float64" else 4
+    memory.enforce(checked, plan(checked), source, max_memory, batch, itemsize, optimizer_slots)
+    return Network(checked, source, dtype=dtype, fuse=fuse, seed=seed)
 
 
 def training(path: str | Path, *, out: str | Path | None = None, resume: str | Path | None = None,
-             data: str | None = None, **flags: Any) -> "Trainer":
+             data: str | None = None, max_memory: int | None = None, **flags: Any) -> "Trainer":
     """A Trainer ready to run: spec checked, settings resolved, data loaded and fitted, run folder
     prepared and locked (release it with trainer.close()). Flags: epochs, iters, batch, lr,
     optimizer, seed, dtype (None for not given). With `resume`, the run folder's saved settings
@@ -196,6 +206,9 @@ def training(path: str | Path, *, out: str | Path | None = None, resume: str | P
             raise UsageError([Diagnostic(f"{folder} holds an earlier run (weights.npz); it is not overwritten",
                                          None, "folder-in-use",
                                          hint=f"continue it with --resume {folder}, or train into another --out")])
+    slots = {"SGD": 0, "Momentum": 1, "Nesterov": 1, "AdaGrad": 1, "RMSprop": 1}.get(settings.optimizer, 2)
+    memory.enforce(checked, plan(checked), source, max_memory, settings.batch,
+                   8 if settings.dtype == "float64" else 4, slots)
     net = Network(checked, source, dtype=settings.dtype, seed=settings.seed)
     dataset = data_mod.load(settings.data if resume is None else data)
     lock = train_mod.RunLock(folder)

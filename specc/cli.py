@@ -18,6 +18,7 @@ from specc import data as data_mod
 from specc.diagnostics import render
 from specc.bench import profile
 from specc.errors import SpeccError
+from specc.memory import parse_size
 from specc.gradcheck import ABSOLUTE_TOLERANCE, RELATIVE_TOLERANCE, STEP, check_network
 from specc.schema import build_schema
 from specc.summary import table
@@ -74,6 +75,8 @@ def _parser(stdout: Console, stderr: Console) -> argparse.ArgumentParser:
     c.add_argument("--dtype", choices=["float32", "float64"])
     c.add_argument("--out", metavar="DIR", help="run folder (default: a new folder under runs/)")
     c.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
+    c.add_argument("--max-memory", type=_size, metavar="SIZE",
+                   help="refuse a network that would need more (e.g. 2G; default: half the machine's memory)")
 
     c = sub.add_parser("eval", help="loss, accuracy and confusion matrix of trained weights")
     c.add_argument("file", metavar="FILE")
@@ -177,7 +180,8 @@ def _gradcheck_table(results, title: str) -> Table:
 def _train(args, stdout: Console, stderr: Console) -> int:
     flags = {"epochs": args.epochs, "iters": args.iters, "batch": args.batch, "lr": args.lr,
              "optimizer": args.optimizer, "seed": args.seed, "dtype": args.dtype}
-    trainer = api.training(args.file, out=args.out, resume=args.resume, data=args.data, **flags)
+    trainer = api.training(args.file, out=args.out, resume=args.resume, data=args.data,
+                           max_memory=args.max_memory, **flags)
     try:
         return TrainView(trainer, args.file, stdout).run()
     finally:
@@ -244,6 +248,13 @@ def _bench(args, stdout: Console, stderr: Console) -> int:
     stdout.print(f"a whole step without the timers: {p.step_ms:.3f} ms (median), "
                  f"{p.batch / p.step_ms * 1e3:,.0f} samples/s", soft_wrap=True, highlight=False)
     return 0
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except SpeccError:
+        raise argparse.ArgumentTypeError(f"not a memory size: {text} (write 512M, 2G or 1.5GiB)") from None
 
 
 def _positive_float(text: str) -> float:

@@ -23,6 +23,7 @@ class Module:
     """What the layers emitted, before assembly."""
 
     buffers: dict[str, tuple[tuple[Dim, ...], str]] = field(default_factory=dict)  # name -> (shape, kind)
+    owners: dict[str, int] = field(default_factory=dict)  # buffer name -> the layer (1-based) it serves
     views: list[tuple[str, str]] = field(default_factory=list)  # name -> expression, re-derived in backward
     forward: list[str] = field(default_factory=list)
     loss: list[str] = field(default_factory=list)
@@ -59,6 +60,7 @@ class Emit:
         """A workspace array of this layer (shape may use N); bound to a local of the same name."""
         var = f"{name}{self._k}"
         self._m.buffers[var] = (tuple(shape), kind)
+        self._m.owners[var] = self._k
         return var
 
     def output(self) -> str:
@@ -66,12 +68,14 @@ class Emit:
         if self.inplace:
             return self.y
         self._m.buffers[self.y] = (("N", *self.out_shape), "float")
+        self._m.owners[self.y] = self._k
         return self.y
 
     def grad_input(self) -> str:
         """Declare the input gradient as a buffer (N, *in_shape)."""
         assert self.dx is not None
         self._m.buffers[self.dx] = (("N", *self.in_shape), "float")
+        self._m.owners[self.dx] = self._k
         return self.dx
 
     def view(self, name: str, expression: str) -> None:
@@ -123,7 +127,11 @@ def assemble(m: Module, *, origin: str, input_shape: tuple[int, ...], params: di
     loss_bufs = [b for b in m.buffers if _used(m.loss, b)]
     bwd_views = [(n, e) for n, e in m.views if _used(bwd_lines, n)]
     bwd_bufs = [b for b in m.buffers if _used(bwd_lines + [e for _, e in bwd_views], b)]
-    ws = ",\n".join(f'        "{n}": {_alloc(shape, kind)}' for n, (shape, kind) in m.buffers.items())
+    forward_only = set(fwd_bufs) | set(loss_bufs)
+    ws = ",\n".join(f'        "{n}": {_alloc(shape, kind)}' for n, (shape, kind) in m.buffers.items()
+                    if n in forward_only)
+    ws_back = ",\n".join(f'            "{n}": {_alloc(shape, kind)}' for n, (shape, kind) in m.buffers.items()
+                         if n not in forward_only)
     param_table = ",\n".join(f'    "{n}": ({tuple(shape)!r}, {init!r})' for n, (shape, init) in params.items())
     state_table = ",\n".join(f'    "{n}": ({tuple(shape)!r}, {init!r})' for n, (shape, init) in state.items())
     helpers = _helpers_source(m.helpers)
@@ -166,11 +174,16 @@ def init_state(dtype=np.float32):
             for name, (shape, init) in STATE.items()}}
 
 
-def workspace(N, dtype=np.float32):
-    """Every buffer the passes use for a batch of N samples."""
-    return {{
+def workspace(N, dtype=np.float32, backward=True):
+    """Every buffer the passes use for a batch of N samples (backward=False: predict and loss only)."""
+    w = {{
 {ws}
     }}
+    if backward:
+        w.update({{
+{ws_back}
+        }})
+    return w
 
 
 def predict(p, s, w, x, train=False, rng=None):

@@ -64,6 +64,14 @@ def generate(net: CheckedNetwork, p: Plan, timed: bool = False) -> str:
     timed=True adds calls `_clock(phase, kernel)` at every kernel boundary (the caller puts a
     `_clock` into the module's namespace); `specc bench` uses it to time each kernel.
     """
+    m, output = emit_all(net, p, timed)
+    return assemble(m, origin=net.network.source or "a spec", input_shape=net.input_shape,
+                    params=p.params, state=p.state, labels=p.labels,
+                    classes=net.loss.out_shape[0], output=output)
+
+
+def emit_all(net: CheckedNetwork, p: Plan, timed: bool = False) -> tuple[Module, str]:
+    """Every layer's code, before assembly, and the variable that holds the scores."""
     m = Module()
     if timed:
         m.backward.append(["_clock(None, None)"])
@@ -95,9 +103,7 @@ def generate(net: CheckedNetwork, p: Plan, timed: bool = False) -> str:
     if timed:
         m.forward.append("_clock(None, None)")
         m.loss.append("_clock(None, None)")
-    return assemble(m, origin=net.network.source or "a spec", input_shape=net.input_shape,
-                    params=p.params, state=p.state, labels=p.labels,
-                    classes=net.loss.out_shape[0], output=output)
+    return m, output
 
 
 def load(source: str, filename: str, **extra: Any) -> dict[str, Any]:
