@@ -1,0 +1,60 @@
+"""The memory budget: estimates from shapes, and refusal before anything is allocated."""
+from __future__ import annotations
+
+import tracemalloc
+
+import pytest
+
+import specc
+from specc.compiler import plan
+from specc.memory import estimate, parse_size
+
+HUGE = "input 784\nAffine(1000000) -> ReLU -> Affine(100000) -> Affine(10) -> SoftmaxWithLoss"
+
+
+def test_estimate_counts_parameters_gradients_and_buffers():
+    net = specc.check_text("Affine(784,50) -> ReLU -> Affine(50,10) -> SoftmaxWithLoss")
+    e = estimate(net, plan(net), batch=100, itemsize=4, optimizer_slots=0)
+    # value, gradient and optimizer scratch for each of the 39,760 parameters
+    assert e.parameters == 39_760 * 3 * 4
+    # outputs a1 (N,50), a3 (N,10), probs (N,10); gradients d1, d2 (N,50), d3 (N,10): 180 per sample
+    assert e.activations == 100 * 180 * 4
+    assert e.total == e.parameters + e.activations
+
+
+def test_a_network_too_big_for_the_budget_is_refused_before_allocation():
+    tracemalloc.start()
+    try:
+        with pytest.raises(specc.SpecError) as info:
+            specc.compile(HUGE, name="huge.net")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    (d,) = info.value.diagnostics
+    assert d.code == "too-much-memory" and "TiB" in d.message and "budget" in d.message
+    assert d.span.line == 2 and d.label.startswith("Affine(1000000, 100000) needs")
+    assert peak < 50 * 1024**2  # nothing near the size of the network was allocated
+
+
+def test_the_budget_can_be_raised_or_lowered():
+    text = "Affine(784,50) -> ReLU -> Affine(50,10) -> SoftmaxWithLoss"
+    with pytest.raises(specc.SpecError):
+        specc.compile(text, max_memory=100_000)
+    assert specc.compile(text, max_memory=parse_size("1M")).params["W1"].shape == (784, 50)
+
+
+def test_environment_budget(monkeypatch):
+    monkeypatch.setenv("SPECC_MAX_MEMORY", "10K")
+    with pytest.raises(specc.SpecError):
+        specc.compile("Affine(784,50) -> ReLU -> Affine(50,10) -> SoftmaxWithLoss")
+
+
+@pytest.mark.parametrize("text,value", [("512M", 512 * 1024**2), ("2G", 2 * 1024**3), ("1.5GiB", int(1.5 * 1024**3)),
+                                        ("1000", 1000), ("64kb", 64 * 1024)])
+def test_parse_size(text, value):
+    assert parse_size(text) == value
+
+
+def test_parse_size_refuses_nonsense():
+    with pytest.raises(specc.UsageError):
+        parse_size("lots")
