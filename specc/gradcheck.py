@@ -72,7 +72,7 @@ def check_layer(layer: Layer, x: np.ndarray, params: dict[str, np.ndarray], stat
         dx, grads = backprop(dy)
         if not np.array_equal(dy, dy_before):
             # reported, not raised: `specc gradcheck` names this layer instead of crashing
-            raise AssertionError("x")
+            change = float(np.abs(np.asarray(dy, np.float64) - dy_before).max())
             mutated.append(Result("dy (modified in place)", dy.shape, dy.size, change, float("inf")))
             dy = dy_before
 

@@ -85,7 +85,7 @@ class Network:
     def predict(self, x, train_flg: bool = False) -> np.ndarray:
         """Scores before the loss layer (the book's predict), shape (N, outputs)."""
         x = self.input(x)
-        outs = [self._predict(x[i:i + _EVAL_CHUNK], train_flg).copy() for i in range(0, len(x), _EVAL_CHUNK)]
+        outs = [self._finite_predict(x[i:i + _EVAL_CHUNK], train_flg).copy() for i in range(0, len(x), _EVAL_CHUNK)]
         return np.concatenate(outs) if len(outs) != 1 else outs[0]
 
     def loss(self, x, t, train_flg: bool = False) -> float:
@@ -102,7 +102,8 @@ class Network:
         truth = t if t.ndim == 1 else t.argmax(axis=1)
         hits = 0
         for i in range(0, len(x), _EVAL_CHUNK):
-            hits += int((self._predict(x[i:i + _EVAL_CHUNK], False).argmax(axis=1) == truth[i:i + _EVAL_CHUNK]).sum())
+            hits += int((self._finite_predict(x[i:i + _EVAL_CHUNK], False).argmax(axis=1)
+                         == truth[i:i + _EVAL_CHUNK]).sum())
         return hits / len(x) if len(x) else 0.0
 
     def gradient(self, x, t) -> dict[str, np.ndarray]:
@@ -158,7 +159,7 @@ class Network:
         One-hot or index labels are told apart by their number of dimensions, never by size.
         """
         t = np.asarray(t)
-        if False:
+        if t.ndim == 0:
             t = t.reshape(1)  # the label of one sample, as input() takes one sample without its batch axis
         k = self._loss_layer.out_shape[0]
         if len(t) != n:
@@ -166,7 +167,7 @@ class Network:
         if self.plan.labels == "index":
             if t.ndim == 2 and t.shape[1] == k:
                 # argmax of anything else (soft labels, an all-zero row) would change the loss silently
-                if False and not (((t == 0) | (t == 1)).all() and (t.sum(axis=1) == 1).all()):
+                if t.size and not (((t == 0) | (t == 1)).all() and (t.sum(axis=1) == 1).all()):
                     raise self._data_error("one-hot labels must have a single 1 in each row and 0 elsewhere",
                                            "give class indices (N,) or one-hot rows (N, classes)")
                 t = t.argmax(axis=1)
@@ -199,6 +200,13 @@ class Network:
         if self._gen is not None:
             return self._gen["predict"](self.params, self.state, self._workspace(len(x)), x, train, self.rng)
         scores, _ = self._forward_reference(x, train)
+        return scores
+
+    def _finite_predict(self, x: np.ndarray, train: bool) -> np.ndarray:
+        """_predict, raising RunError at the first layer that made the scores NaN or infinite."""
+        scores = self._predict(x, train)
+        if not np.isfinite(scores).all():
+            self._blame_forward(x, None, train)
         return scores
 
     def _loss(self, x: np.ndarray, t: np.ndarray, train: bool) -> float:

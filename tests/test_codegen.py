@@ -249,3 +249,27 @@ def test_predict_in_chunks_equals_predict_at_once():
     assert whole.shape == (2301, 10)
     np.testing.assert_allclose(whole[2000:], net.predict(x[2000:]), rtol=1e-12)
     np.testing.assert_allclose(whole[:7], net.predict(x[:7]), rtol=1e-12)
+
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda p: p.stem)
+def test_timed_and_unfused_plans_of_the_generated_code(model):
+    """The code with kernel timing hooks (specc bench), for the fused plan and for the plan of one
+    layer per kernel (no activation in place), computes what the reference path computes."""
+    source = specc.read(model)
+    checked = specc.check_source(source)
+    calls = []
+    for fuse in (True, False):
+        reference = specc.Network(checked, source, dtype="float64", fuse=False, seed=1)
+        net = specc.Network(checked, source, dtype="float64", fuse=fuse, seed=1, clock=lambda *a: calls.append(a))
+        assert net._gen is not None
+        x, t = np.random.default_rng(0).random((3, *net.input_shape)), np.array([0, 1, 2])
+        net.rng, reference.rng = np.random.default_rng(4), np.random.default_rng(4)
+        np.testing.assert_allclose(net.predict(x), reference.predict(x), rtol=1e-10, atol=1e-12)
+        g, r = net.gradient(x, t), reference.gradient(x, t)
+        for k in g:
+            np.testing.assert_allclose(g[k], r[k], rtol=1e-9, atol=1e-12, err_msg=k)
+        for k in net.state:
+            np.testing.assert_allclose(net.state[k], reference.state[k], rtol=1e-12, err_msg=k)
+        kernels = {k for phase, k in calls if phase == "forward"}
+        assert kernels == set(range(1, len(net.plan.kernels) + 1))
+        calls.clear()

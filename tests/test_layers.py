@@ -7,7 +7,7 @@ its cases fail with a message saying so (they are never skipped silently).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,7 +16,7 @@ import pytest
 import specc
 from specc.gradcheck import check_layer
 from specc.layers import REGISTRY
-from specc.layers.base import Layer, Runtime, size
+from specc.layers.base import Layer, Runtime
 
 N = 3  # samples per batch; BatchNorm needs more than one
 H = 1e-6  # central-difference step
@@ -31,8 +31,7 @@ class Sample:
     in_shape: tuple[int, ...]
     out_shape: tuple[int, ...]
     params: int
-    note: str = ""
-    extra: dict = field(default_factory=dict)
+    note: str = ""  # what this sample exercises; shown in the test id
 
 
 SAMPLES: dict[str, list[Sample]] = {
@@ -64,6 +63,8 @@ SAMPLES: dict[str, list[Sample]] = {
         Sample({"size": 2}, (2, 6, 6), (2, 3, 3), 0),
         Sample({"size": 3, "stride": 2, "pad": 1}, (2, 7, 7), (2, 4, 4), 0, "pad 1, overlapping"),
         Sample({"size": 2, "stride": 1}, (1, 4, 5), (1, 3, 4), 0, "stride 1, not square"),
+        Sample({"size": 3}, (2, 6, 3), (2, 2, 1), 0, "tiles, not square"),
+        Sample({"size": 1}, (2, 3, 3), (2, 3, 3), 0, "size 1"),
     ],
     "Flatten": [Sample({}, (2, 3, 4), (24,), 0)],
 }
@@ -72,7 +73,9 @@ SAMPLES: dict[str, list[Sample]] = {
 def _cases():
     for name in REGISTRY:
         for i in range(len(SAMPLES.get(name, [None]))):
-            yield pytest.param(name, i, id=f"{name}-{i}")
+            note = SAMPLES[name][i].note if name in SAMPLES else ""
+            tag = "-" + note.replace(", ", "-").replace(" ", "_") if note else ""
+            yield pytest.param(name, i, id=f"{name}-{i}{tag}")
 
 
 CASES = list(_cases())
@@ -206,7 +209,10 @@ def test_summary_reports_the_same_shape_and_parameters(name, i):
 @pytest.mark.parametrize("train", [True, False], ids=["train", "inference"])
 @pytest.mark.parametrize("name,i", CASES)
 def test_central_differences(name, i, train):
-    """Backprop of sum(y * dy) (or of the loss) against central differences, for x and every parameter."""
+    """Backprop of sum(y * dy) (or of the loss) against central differences, for x and every parameter.
+
+    Regression (inference): BatchNorm's backward used the batch-statistics formula even when the
+    forward had normalised by the running statistics, so its dx was wrong there."""
     s = sample(name, i)
     layer = build(name, s)
     x, params, state = arrays(layer, seed=i)
@@ -517,3 +523,23 @@ def test_generated_dropout_draws_in_float32():
     for k in gf:
         np.testing.assert_allclose(gf[k], gu[k], rtol=1e-5, atol=1e-6)
     assert np.array_equal(fused.predict(x, True), unfused.predict(x, True))  # the same masks
+
+
+@pytest.mark.parametrize("i", range(len(SAMPLES["Pooling"])))
+def test_generated_pooling_sends_ties_to_the_first_maximum(i):
+    """Windows with equal maxima (zeros after a ReLU, whole-number pixels) are the rule in a
+    convnet: both paths send the gradient to the same one, the first."""
+    s = SAMPLES["Pooling"][i]
+    c = s.in_shape[0]
+    text = (f"input {'x'.join(map(str, s.in_shape))}\n"
+            f"Convolution({c}, kernel=1) -> {_call('Pooling', s.args)} -> Affine(3) -> SoftmaxWithLoss\n")
+    fused, unfused = twins(text)
+    for net in (fused, unfused):  # the convolution passes its input through unchanged
+        net.params["W1"][...] = np.eye(c).reshape(c, c, 1, 1)
+        net.params["b1"][...] = 0
+    rng = np.random.default_rng(i)
+    x = rng.integers(0, 2, (4, *s.in_shape)).astype(float)
+    t = rng.integers(0, 3, 4)
+    gf, gu = fused.gradient(x, t), unfused.gradient(x, t)
+    for key in gf:
+        close(gf[key], gu[key], f"gradient {key}")

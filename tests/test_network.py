@@ -319,12 +319,16 @@ def test_input_of_the_wrong_shape(name, anchor, fuse):
     ("W2", np.nan, "Affine(50, 10)", "Affine(50,10)"),
 ])
 def test_not_finite_forward_names_the_layer(param, bad, layer, anchor, fuse):
+    """Regression for predict, accuracy and probabilities: they returned NaN scores (and a made-up
+    accuracy) without a word; now every forward pass raises RunError as loss and gradient do."""
     model = ROOT / "models" / "two_layer_net.net"
     net = load(model, fuse=fuse)
     x, t = batch(net)
     net.params[param].flat[0] = bad
     line, col = _where(model, anchor)
-    for call in (lambda: net.loss(x, t), lambda: net.gradient(x, t), lambda: net.loss(x, t, train_flg=True)):
+    for call in (lambda: net.loss(x, t), lambda: net.gradient(x, t), lambda: net.loss(x, t, train_flg=True),
+                 lambda: net.predict(x), lambda: net.predict(x, train_flg=True), lambda: net.accuracy(x, t),
+                 lambda: net.probabilities(x)):
         with pytest.raises(RunError) as e:
             call()
         d = e.value.diagnostics[0]

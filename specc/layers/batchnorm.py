@@ -66,6 +66,8 @@ class BatchNorm(Layer):
         def backprop(dy):
             grads = {"gamma": (xn * dy).sum(axis=axes), "beta": dy.sum(axis=axes)}
             dxn = dy * gamma
+            if not train:  # running statistics are constants: a per-feature affine map
+                return dxn / std, grads
             # d/dx of (x - mean) / std over the batch, in its short form
             dx = (dxn - dxn.mean(axis=axes, keepdims=True)
                   - xn * (dxn * xn).mean(axis=axes, keepdims=True)) / std

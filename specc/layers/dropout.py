@@ -33,7 +33,7 @@ class Dropout(Layer):
         y = e.output()
         e.fwd("if train:",
               # dtype too: Generator.random fills float64 unless told, and refuses a float32 `out`
-              f"    rng.random(out={mask})",
+              f"    rng.random(out={mask}, dtype={mask}.dtype)",
               f"    np.greater_equal({mask}, {ratio!r}, out={mask})",
               f"    {mask} *= {mask}.dtype.type({1 / (1 - ratio)!r})",
               f"    np.multiply({e.x}, {mask}, out={y})",
