@@ -1,5 +1,5 @@
 """specc: a declarative model-spec compiler for neural networks written as .net layer pipelines."""
-from specc.errors import Diagnostic, FileError, RunError, Span, SpeccError, SpecError, UsageError
+from specc.errors import DataError, Diagnostic, FileError, RunError, Span, SpeccError, SpecError, UsageError
 
 __version__ = "0.1.0"
 
@@ -13,5 +13,5 @@ __all__ = [
     "__version__", "check_file", "check_source", "check_text", "compile", "generated_code", "ir_document", "load",
     "read", "summary", "Network", "Parameter",
     "CheckedLayer", "CheckedNetwork", "Summary",
-    "Diagnostic", "FileError", "RunError", "Span", "SpeccError", "SpecError", "UsageError",
+    "DataError", "Diagnostic", "FileError", "RunError", "Span", "SpeccError", "SpecError", "UsageError",
 ]

@@ -196,6 +196,13 @@ def training(path: str | Path, *, out: str | Path | None = None, resume: str | P
             settings = train_mod.Settings(**config["settings"])
         except (KeyError, TypeError) as e:
             raise UsageError([Diagnostic(f"{folder}/config.json is not specc's ({e})", None, "no-run")]) from None
+        ignored = [k for k in ("batch", "lr", "optimizer", "seed", "dtype") if flags.get(k) is not None]
+        if ignored:  # (--data may point at the same data set in a new place)
+            given = ", ".join(f"--{k}" for k in ignored)
+            raise UsageError([Diagnostic(
+                f"--resume continues a run with the settings it was started with; {given} cannot change them",
+                None, "resume-settings", hint="only --epochs or --iters may extend a resumed run; "
+                                              "start a new run (another --out) to change settings")])
         if flags.get("epochs") is not None or flags.get("iters") is not None:
             settings = dataclasses.replace(settings, epochs=flags.get("epochs"), iters=flags.get("iters"))
         data = data or config["data"]["origin"]

@@ -183,7 +183,7 @@ def _train(args, stdout: Console, stderr: Console) -> int:
     trainer = api.training(args.file, out=args.out, resume=args.resume, data=args.data,
                            max_memory=args.max_memory, **flags)
     try:
-        return TrainView(trainer, args.file, stdout).run()
+        return TrainView(trainer, args.file, stdout, stderr).run()
     finally:
         trainer.close()
 

@@ -48,8 +48,9 @@ class _StopFlag:
 
 
 class TrainView:
-    def __init__(self, trainer: Trainer, spec: str, console: Console):
+    def __init__(self, trainer: Trainer, spec: str, console: Console, errors: Console | None = None):
         self.t, self.spec, self.console = trainer, spec, console
+        self.errors = errors or console  # where a failed run is reported
 
     def run(self) -> int:
         t, c = self.t, self.console
@@ -88,6 +89,7 @@ class TrainView:
                                   highlight=False, markup=False)
                         return 1
         except RunError as e:
+            c = self.errors
             render(e, c)
             if t.saved is None:
                 c.print("no checkpoint was written: the run failed before the end of its first epoch", soft_wrap=True,

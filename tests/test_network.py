@@ -3,6 +3,7 @@ through SGD steps), the book's interface, and runtime errors that point at the .
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +18,43 @@ from specc.gradcheck import check_network
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = sorted(ROOT.glob("models/*.net"))
 PATHS = [pytest.param(True, id="fused"), pytest.param(False, id="unfused")]
-BATCH = 3  # small: SimpleConvNet's reference path is the slow one
-SAMPLED = 8  # elements per parameter in the gradient checks
+BATCH = 4  # samples in the gradient checks' batch
+SAMPLED = 12  # elements per parameter in the gradient checks
+
+
+def shrink(model: Path, folder: Path) -> Path:
+    """The model at small sizes, as an IR .json file: the same layers in the same order, with every
+    layer size capped at 16, filters at 4 and images at 12x12. The model itself when the capped
+    copy does not check (say, a kernel larger than the smaller image)."""
+    doc = specc.ir_document(specc.read(model))
+    if doc.get("input"):
+        shape = doc["input"]["shape"]
+        doc["input"]["shape"] = [min(shape[0], 16)] if len(shape) == 1 else [shape[0], *(min(d, 12) for d in shape[1:])]
+    for layer in doc["layers"]:
+        for key, limit in (("in", 16), ("out", 16), ("filters", 4)):
+            if isinstance(layer["args"].get(key), int):
+                layer["args"][key] = min(layer["args"][key], limit)
+    path = folder / f"{model.stem}.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    try:
+        specc.check_file(path)
+    except specc.SpecError:
+        return model
+    return path
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("small")
+    return {m.stem: shrink(m, folder) for m in MODELS}
+
+
+def test_models_shrink(small):
+    for stem in ("two_layer_net", "simple_conv_net", "multi_layer_net"):
+        full, little = specc.load(ROOT / "models" / f"{stem}.net"), specc.load(small[stem])
+        assert little.checked.parameter_count < full.checked.parameter_count / 10
+        assert [c.spec.type for c in little.layers] == [c.spec.type for c in full.layers]
+        assert little.layers[-1].out_shape == full.layers[-1].out_shape  # the classes stay
 
 
 def load(model: Path, **kw) -> specc.Network:
@@ -57,11 +93,12 @@ def test_models_are_found():
 
 @pytest.mark.parametrize("fuse", PATHS)
 @pytest.mark.parametrize("model", MODELS, ids=lambda p: p.stem)
-def test_gradcheck_with_index_labels(model, fuse):
-    report = check_network(load(model, fuse=fuse), batch=BATCH, limit=SAMPLED)
+def test_gradcheck_with_index_labels(small, model, fuse):
+    net = load(small[model.stem], fuse=fuse)
+    report = check_network(net, batch=BATCH, limit=SAMPLED)
     assert report.passed, [r for r in report.results if not r.passed]
     assert report.culprit is None
-    assert [r.name for r in report.results] == list(load(model).params)
+    assert [r.name for r in report.results] == list(net.params)
 
 
 def _sampled_central_differences(net, x, t, name, idx, h=1e-6):
@@ -86,8 +123,8 @@ def _sampled_central_differences(net, x, t, name, idx, h=1e-6):
 
 @pytest.mark.parametrize("fuse", PATHS)
 @pytest.mark.parametrize("model", MODELS, ids=lambda p: p.stem)
-def test_gradcheck_with_one_hot_labels(model, fuse):
-    net = load(model, fuse=fuse, seed=1)
+def test_gradcheck_with_one_hot_labels(small, model, fuse):
+    net = load(small[model.stem], fuse=fuse, seed=1)
     x, t = batch(net, seed=1)
     t = one_hot(t, net.layers[-1].out_shape[0])
     rng = np.random.default_rng(2)
@@ -367,7 +404,7 @@ def test_not_finite_input_is_named():
 def test_bad_labels(fuse):
     model = ROOT / "models" / "two_layer_net.net"
     net = load(model, fuse=fuse)
-    x, _ = batch(net)
+    x, _ = batch(net, n=3)
     loss_at = _where(model, "SoftmaxWithLoss")
     cases = {
         "a label is 10, but the network has 10 classes (0 to 9)": [0, 10, 1],
@@ -388,7 +425,7 @@ def test_a_scalar_label_is_one_label():
     """Regression: a scalar label raised TypeError (len() of unsized object) instead of a DataError;
     with one sample it is that sample's label, as one image is a batch of one."""
     net = load(ROOT / "models" / "two_layer_net.net")
-    x, t = batch(net)
+    x, t = batch(net, n=3)
     assert net.loss(x[0], 3) == net.loss(x[:1], [3])
     with pytest.raises(DataError, match="3 inputs but 1 labels"):
         net.loss(x, 3)
@@ -398,7 +435,7 @@ def test_one_hot_rows_must_be_one_hot():
     """Regression: a 2-D label array that is not one-hot (soft labels, an all-zero row) was turned
     into class indices by argmax without a word, giving a different loss than the book's."""
     net = load(ROOT / "models" / "two_layer_net.net")
-    x, t = batch(net)
+    x, t = batch(net, n=3)
     soft = np.full((3, 10), 0.1)
     zero = np.eye(10)[t]
     zero[1] = 0

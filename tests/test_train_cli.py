@@ -264,3 +264,11 @@ def test_ctrl_c_saves_and_resume_completes(tmp_path):
     assert epoch_lines(r.out) == [(epochs, epochs * 40)]
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == list(range(1, epochs + 1))
+
+
+def test_resume_refuses_flags_that_would_change_the_run(tmp_path):
+    from specc.errors import UsageError
+    (tmp_path / "config.json").write_text(json.dumps({"settings": {}, "data": {"origin": "mnist-5k"}}))
+    with pytest.raises(UsageError) as info:
+        api.training(ROOT / "models" / "two_layer_net.net", resume=tmp_path, lr=0.5)
+    assert "--lr cannot change them" in info.value.diagnostics[0].message
