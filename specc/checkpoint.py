@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from specc.errors import DataError, Diagnostic, Label
+from specc.errors import DataError, Diagnostic, Label, RunError
 from specc.network import Network
 from specc.source import Source
 
@@ -31,18 +31,33 @@ def save(path: Path, net: Network, optimizer_state: dict[str, np.ndarray] | None
     arrays.update({_OPT + k: v for k, v in (optimizer_state or {}).items()})
     arrays[_META] = np.array(json.dumps(meta or {}))
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
         _fsync_dir(path.parent)
+    except OSError as e:  # a full disk, a folder gone read-only: the previous checkpoint is intact
+        _remove(tmp)
+        raise RunError([Diagnostic(
+            f"cannot write the checkpoint: {e.strerror or e}", None, "write-failed",
+            hint=f"{'the previous checkpoint is unchanged; ' if path.exists() else ''}"
+                 "free some space (or fix the folder's permissions), then resume the run")],
+            name=str(path)) from None
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        _remove(tmp)
         raise
+
+
+def _remove(tmp: str | None) -> None:
+    if tmp is not None and os.path.exists(tmp):
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from contextlib import contextmanager
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -185,6 +186,10 @@ class Trainer:
 
     # --- the run folder ------------------------------------------------------------------
     def start_files(self) -> None:
+        with _writing(self.dir):
+            self._start_files()
+
+    def _start_files(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "model.net").write_text(self.spec_text, encoding="utf-8")
         config = {"settings": self.s.to_json(), "data": {"name": self.data.name, "origin": self.data.origin,
@@ -222,8 +227,9 @@ class Trainer:
                     kept.append(record)
         self.records = kept
         tmp = path.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
-        os.replace(tmp, path)
+        with _writing(path):
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
+            os.replace(tmp, path)
 
     def save(self) -> None:
         self._check_finite()
@@ -301,7 +307,7 @@ class Trainer:
                                                                     "test_acc": test.accuracy})
         self.records.append(record)
         self.save()
-        with open(self.dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+        with _writing(self.dir / "metrics.jsonl"), open(self.dir / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
         return Evaluated(record, best)
 
@@ -317,6 +323,17 @@ def deterministic(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # --- run folders ---------------------------------------------------------------------------
+
+@contextmanager
+def _writing(path: Path):
+    """OSError while writing run files (a full disk, a read-only folder) -> RunError, not a traceback."""
+    try:
+        yield
+    except OSError as e:
+        raise RunError([Diagnostic(f"cannot write {path}: {e.strerror or e}", None, "write-failed",
+                                   hint="free some space or fix the folder's permissions; "
+                                        "the last checkpoint, if any, is unchanged")]) from None
+
 
 def new_run_folder(spec: Path, root: Path = Path("runs")) -> Path:
     """runs/<spec name>-<date>-<time>, numbered if that exists already."""
