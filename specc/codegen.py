@@ -189,6 +189,8 @@ def workspace(N, dtype=np.float32, backward=True):
 def predict(p, s, w, x, train=False, rng=None):
     """Scores (the input of the loss layer) for x of shape (N, *INPUT_SHAPE); a workspace buffer."""
     N = x.shape[0]
+    if train and rng is None:
+        rng = np.random.default_rng()
 {_indent([f'{b} = w["{b}"]' for b in fwd_bufs])}
 {_indent(m.forward) if m.forward else "    pass"}
     return {output}

@@ -19,6 +19,8 @@ from specc.layers.base import Runtime, fmt_shape, size
 from specc.source import Source
 
 DTYPES = ("float32", "float64")
+# Overflow and NaN are reported as RunError naming the layer; numpy's warnings would only add noise.
+_quiet = np.errstate(over="ignore", invalid="ignore", divide="ignore")
 _EVAL_CHUNK = 2000  # samples per forward pass when predicting on a whole data set
 _KEEP_WORKSPACES = 3  # batch sizes whose buffers are kept (training, evaluation, a last partial batch)
 
@@ -82,12 +84,14 @@ class Network:
     def layers(self) -> tuple[CheckedLayer, ...]:
         return self.checked.layers
 
+    @_quiet
     def predict(self, x, train_flg: bool = False) -> np.ndarray:
         """Scores before the loss layer (the book's predict), shape (N, outputs)."""
         x = self.input(x)
         outs = [self._finite_predict(x[i:i + _EVAL_CHUNK], train_flg).copy() for i in range(0, len(x), _EVAL_CHUNK)]
         return np.concatenate(outs) if len(outs) != 1 else outs[0]
 
+    @_quiet
     def loss(self, x, t, train_flg: bool = False) -> float:
         x = self.input(x)
         t = self.labels(t, len(x))
@@ -96,6 +100,7 @@ class Network:
             self._blame_forward(x, t, train_flg)
         return value
 
+    @_quiet
     def accuracy(self, x, t) -> float:
         x = self.input(x)
         t = self.labels(t, len(x))
@@ -106,6 +111,7 @@ class Network:
                          == truth[i:i + _EVAL_CHUNK]).sum())
         return hits / len(x) if len(x) else 0.0
 
+    @_quiet
     def gradient(self, x, t) -> dict[str, np.ndarray]:
         """Backprop gradients of the training-mode loss, by parameter name (valid until the next call)."""
         x = self.input(x)
@@ -117,6 +123,7 @@ class Network:
             self._blame_backward(x, t)
         return dict(self.grads)
 
+    @_quiet
     def numerical_gradient(self, x, t, h: float = 1e-4) -> dict[str, np.ndarray]:
         """Central differences (f(w+h) - f(w-h)) / 2h of the training-mode loss, as in the book.
 
@@ -127,6 +134,7 @@ class Network:
         t = self.labels(t, len(x))
         return {name: self._numerical(x, t, name, None, h) for name in self.params}
 
+    @_quiet
     def probabilities(self, x) -> np.ndarray:
         """Class probabilities (softmax of the scores) for SoftmaxWithLoss networks; scores otherwise."""
         scores = self.predict(x)
@@ -147,8 +155,8 @@ class Network:
             pass
         elif x.ndim >= 2 and size(x.shape[1:]) == size(want):
             x = x.reshape(len(x), *want)
-        elif x.shape == want:
-            x = x[None]
+        elif x.shape == want or (x.ndim == 1 and x.size == size(want)):
+            x = x.reshape(1, *want)  # one sample without its batch axis, flat or shaped
         else:
             raise self._input_error(x.shape)
         return x.astype(self.dtype, copy=False)

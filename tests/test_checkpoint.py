@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+import specc
 from rich.console import Console
 
 from specc import api, checkpoint
@@ -84,8 +86,9 @@ def test_written_atomically(tmp_path, monkeypatch):
 
     monkeypatch.setattr(np, "savez", broken)
     net.params["W1"] += 1
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(specc.RunError) as info:  # reported as specc's error, not an OSError traceback
         checkpoint.save(path, net, meta={"iteration": 2})
+    assert "disk full" in info.value.diagnostics[0].message
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.net", "weights.npz"]
 

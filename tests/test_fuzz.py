@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -30,8 +31,12 @@ VOCABULARY = ["Affine", "ReLU", "Relu", "Sigmoid", "Tanh", "SoftmaxWithLoss", "M
               "1x28x28", "3x3", "'s'", '"s"', "99999999999999999999999", "1e308", ".5", "_"]
 
 
+MEMORY_LIMIT = 256 * 1024**2  # no input may make the front end hold more than this at once
+
+
 def outcome(data: bytes, name: str = "fuzz.net") -> str:
     """'ok' or 'error'; anything other than specc's own errors propagates and fails the test."""
+    tracemalloc.start()
     try:
         specc.check_source(decode_source(name, data))
     except specc.SpeccError as e:
@@ -40,6 +45,10 @@ def outcome(data: bytes, name: str = "fuzz.net") -> str:
             assert d.message
             assert d.span is None or (d.span.line >= 1 and d.span.col >= 1)
         return "error"
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak < MEMORY_LIMIT, f"the front end held {peak:,} bytes"
     return "ok"
 
 

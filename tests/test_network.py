@@ -444,3 +444,20 @@ def test_one_hot_rows_must_be_one_hot():
             net.loss(x, bad)
     assert net.loss(x, np.eye(10, dtype=np.uint8)[t]) == net.loss(x, t)
     assert net.loss(x, np.eye(10, dtype=bool)[t]) == net.loss(x, t)
+
+
+def test_one_flat_sample_fits_an_image_network():
+    # regression: a single (784,) sample was refused by a 1x28x28 network that took (1, 28, 28)
+    net = specc.compile("input 1x28x28\nConvolution(2, kernel=3) -> Affine(10) -> SoftmaxWithLoss", dtype="float64")
+    x = np.random.default_rng(0).random(784)
+    assert np.array_equal(net.predict(x), net.predict(x.reshape(1, 1, 28, 28)))
+
+
+def test_nan_is_reported_without_numpy_warnings():
+    import warnings
+    net = specc.compile("input 4\nAffine(3) -> Affine(2) -> SoftmaxWithLoss")
+    net.params["W1"][...] = np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(specc.RunError):
+            net.loss(np.ones((2, 4)), [0, 1])
