@@ -123,10 +123,10 @@ def assemble(m: Module, *, origin: str, input_shape: tuple[int, ...], params: di
              labels: str, classes: int, output: str) -> str:
     """The standalone module's source text."""
     bwd_lines = [line for block in reversed(m.backward) for line in block]
-    fwd_bufs = [b for b in m.buffers if _used(m.forward, b)]
-    loss_bufs = [b for b in m.buffers if _used(m.loss, b)]
-    bwd_views = [(n, e) for n, e in m.views if _used(bwd_lines, n)]
-    bwd_bufs = [b for b in m.buffers if _used(bwd_lines + [e for _, e in bwd_views], b)]
+    fwd_bufs = [b for b in m.buffers if used(m.forward, b)]
+    loss_bufs = [b for b in m.buffers if used(m.loss, b)]
+    bwd_views = [(n, e) for n, e in m.views if used(bwd_lines, n)]
+    bwd_bufs = [b for b in m.buffers if used(bwd_lines + [e for _, e in bwd_views], b)]
     forward_only = set(fwd_bufs) | set(loss_bufs)
     ws = ",\n".join(f'        "{n}": {_alloc(shape, kind)}' for n, (shape, kind) in m.buffers.items()
                     if n in forward_only)
@@ -222,6 +222,7 @@ if __name__ == "__main__":
 '''
 
 
-def _used(lines: list[str], name: str) -> bool:
+def used(lines: list[str], name: str) -> bool:
+    """Whether any line uses the variable `name`."""
     word = re.compile(rf"\b{re.escape(name)}\b")
     return any(word.search(line) for line in lines)

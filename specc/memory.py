@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 
 from specc.check import CheckedNetwork
+from specc.codegen import used
 from specc.compiler import Plan, emit_all
 from specc.errors import Diagnostic, SpecError, UsageError
 from specc.layers.base import size
@@ -79,6 +80,19 @@ def estimate(net: CheckedNetwork, plan: Plan, batch: int = 100, itemsize: int = 
         owner = module.owners.get(name, 1) - 1
         per_layer[owner] = per_layer.get(owner, 0) + b
     return Estimate(parameters + activations, parameters, activations, per_layer)
+
+
+def forward_bytes_per_sample(net: CheckedNetwork, plan: Plan, itemsize: int = 4) -> int:
+    """Bytes of the buffers prediction uses, per sample (sizes evaluation chunks)."""
+    module, _ = emit_all(net, plan)
+    total = 0
+    for name, (shape, kind) in module.buffers.items():
+        if used(module.forward, name) or used(module.loss, name):
+            count = 1
+            for dim in shape:
+                count *= _dim(dim, 1)
+            total += count * {"float": itemsize, "index": 8, "bool": 1}[kind]
+    return total
 
 
 def _dim(dim, batch: int) -> int:

@@ -16,12 +16,14 @@ from specc.check import CheckedLayer, CheckedNetwork
 from specc.compiler import Plan, generate, load, plan
 from specc.errors import DataError, Diagnostic, Label, RunError, UsageError
 from specc.layers.base import Runtime, fmt_shape, size
+from specc.memory import forward_bytes_per_sample
 from specc.source import Source
 
 DTYPES = ("float32", "float64")
 # Overflow and NaN are reported as RunError naming the layer; numpy's warnings would only add noise.
 _quiet = np.errstate(over="ignore", invalid="ignore", divide="ignore")
-_EVAL_CHUNK = 2000  # samples per forward pass when predicting on a whole data set
+_EVAL_CHUNK = 2000  # at most this many samples per forward pass when predicting on a whole data set
+_EVAL_BYTES = 64 * 1024**2  # ... and no more than this in forward buffers (conv networks get smaller chunks)
 _KEEP_WORKSPACES = 3  # batch sizes whose buffers are kept (training, evaluation, a last partial batch)
 
 
@@ -72,7 +74,9 @@ class Network:
             for n, (shape, init) in self.plan.state.items()}
         self.grads: dict[str, np.ndarray] = {n: np.zeros_like(v) for n, v in self.params.items()}
         self.rng = np.random.default_rng([seed, 1])  # dropout masks; a stream apart from init's
-        self._workspaces: dict[int, dict[str, np.ndarray]] = {}
+        self._workspaces: dict[tuple[int, bool], dict[str, np.ndarray]] = {}
+        per_sample = forward_bytes_per_sample(checked, self.plan, self.dtype.itemsize)
+        self.eval_chunk = int(min(_EVAL_CHUNK, max(100, _EVAL_BYTES // max(per_sample, 1))))
         self._loss_layer = checked.loss
 
     # --- the book's interface -----------------------------------------------------------
@@ -88,7 +92,8 @@ class Network:
     def predict(self, x, train_flg: bool = False) -> np.ndarray:
         """Scores before the loss layer (the book's predict), shape (N, outputs)."""
         x = self.input(x)
-        outs = [self._finite_predict(x[i:i + _EVAL_CHUNK], train_flg).copy() for i in range(0, len(x), _EVAL_CHUNK)]
+        outs = [self._finite_predict(x[i:i + self.eval_chunk], train_flg).copy()
+                for i in range(0, len(x), self.eval_chunk)]
         return np.concatenate(outs) if len(outs) != 1 else outs[0]
 
     @_quiet
@@ -106,9 +111,9 @@ class Network:
         t = self.labels(t, len(x))
         truth = t if t.ndim == 1 else t.argmax(axis=1)
         hits = 0
-        for i in range(0, len(x), _EVAL_CHUNK):
-            hits += int((self._finite_predict(x[i:i + _EVAL_CHUNK], False).argmax(axis=1)
-                         == truth[i:i + _EVAL_CHUNK]).sum())
+        for i in range(0, len(x), self.eval_chunk):
+            hits += int((self._finite_predict(x[i:i + self.eval_chunk], False).argmax(axis=1)
+                         == truth[i:i + self.eval_chunk]).sum())
         return hits / len(x) if len(x) else 0.0
 
     @_quiet
@@ -196,17 +201,19 @@ class Network:
         return t.astype(self.dtype, copy=False)
 
     # --- the two paths ----------------------------------------------------------------------
-    def _workspace(self, n: int) -> dict[str, np.ndarray]:
-        ws = self._workspaces.get(n)
+    def _workspace(self, n: int, backward: bool) -> dict[str, np.ndarray]:
+        """Buffers for batch size n, allocated once; forward-only ones for prediction."""
+        ws = self._workspaces.get((n, True)) or self._workspaces.get((n, backward))
         if ws is None:
             if len(self._workspaces) >= _KEEP_WORKSPACES:
                 self._workspaces.pop(next(iter(self._workspaces)))
-            ws = self._workspaces[n] = self._gen["workspace"](n, self.dtype)
+            ws = self._workspaces[(n, backward)] = self._gen["workspace"](n, self.dtype, backward)
         return ws
 
     def _predict(self, x: np.ndarray, train: bool) -> np.ndarray:
         if self._gen is not None:
-            return self._gen["predict"](self.params, self.state, self._workspace(len(x)), x, train, self.rng)
+            return self._gen["predict"](self.params, self.state, self._workspace(len(x), False), x, train,
+                                        self.rng)
         scores, _ = self._forward_reference(x, train)
         return scores
 
@@ -219,14 +226,14 @@ class Network:
 
     def _loss(self, x: np.ndarray, t: np.ndarray, train: bool) -> float:
         if self._gen is not None:
-            return self._gen["loss"](self.params, self.state, self._workspace(len(x)), x, t, train, self.rng)
+            return self._gen["loss"](self.params, self.state, self._workspace(len(x), False), x, t, train, self.rng)
         scores, _ = self._forward_reference(x, train)
         return self._loss_layer.layer.loss(scores, t)[0]
 
     def _gradient(self, x: np.ndarray, t: np.ndarray) -> float:
         """Training-mode loss, with the gradients written into self.grads."""
         if self._gen is not None:
-            ws = self._workspace(len(x))
+            ws = self._workspace(len(x), True)
             value = self._gen["loss"](self.params, self.state, ws, x, t, True, self.rng)
             self._gen["backward"](self.params, self.grads, self.state, ws, x, t)
             return value

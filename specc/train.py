@@ -22,7 +22,6 @@ from specc.layers.base import fmt_shape, size
 from specc.network import Network
 from specc.optimizers import OPTIMIZERS, SCHEDULES, canonical, learning_rate, make_optimizer
 
-EVAL_CHUNK = 2000
 
 
 @dataclass(frozen=True)
@@ -124,12 +123,12 @@ class Evaluation:
     predicted: np.ndarray  # class per sample
 
 
-def evaluate(net: Network, batches: Batches, labels: np.ndarray, chunk: int = EVAL_CHUNK) -> Evaluation:
+def evaluate(net: Network, batches: Batches, labels: np.ndarray, chunk: int | None = None) -> Evaluation:
     """Inference-mode loss and accuracy over a whole data set, in fixed-size chunks."""
     loss_layer = net.layers[-1].layer
     total = 0.0
     predicted = np.empty(len(labels), np.intp)
-    for start, x in batches.chunks(chunk):
+    for start, x in batches.chunks(chunk or net.eval_chunk):
         t = labels[start:start + len(x)]
         scores = net._predict(x, False)
         target = t if net.plan.labels == "index" else np.eye(scores.shape[1], dtype=scores.dtype)[t]
