@@ -21,6 +21,7 @@ def learning_curve(records: Sequence[dict[str, Any]], path: Path, title: str) ->
     import matplotlib
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [r["epoch"] for r in records]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
@@ -34,6 +35,8 @@ def learning_curve(records: Sequence[dict[str, Any]], path: Path, title: str) ->
     right.set_xlabel("epoch")
     right.set_ylabel("accuracy")
     right.legend(loc="lower right")
+    for axes in (left, right):
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(title)
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=100)

@@ -3,6 +3,7 @@ yields what happens (it never prints); a run folder with checkpoints, metrics an
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from contextlib import contextmanager
@@ -239,6 +240,18 @@ class Trainer:
         checkpoint.save(self.dir / "weights.npz", self.net, state, info)
         self.saved = self.iteration
 
+    def _blame(self, x: np.ndarray, t: np.ndarray) -> None:
+        """A non-finite loss: RunError naming the layer that produced it, and the iteration."""
+        step = self.iteration + 1
+        try:
+            self.net.gradient(x, t)  # finds the first layer whose output is not finite
+        except RunError as e:
+            first, *rest = e.diagnostics
+            raise RunError([dataclasses.replace(first, message=f"{first.message} at iteration {step:,}"), *rest],
+                           e.source, e.name) from None
+        raise RunError([Diagnostic(f"the loss is not finite at iteration {step:,}", self.net.layers[-1].spec.span,
+                                   "not-finite", "the loss", "lower the learning rate")], self.net.source)
+
     def _check_finite(self) -> None:
         """Refuse to overwrite a good checkpoint with weights an overflowing step made infinite."""
         for c in self.net.layers:
@@ -269,7 +282,7 @@ class Trainer:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 loss = net._gradient(x, t)
                 if not math.isfinite(loss):
-                    net.gradient(x, t)  # raises RunError naming the layer that produced the NaN
+                    self._blame(x, t)
                 self.optimizer.step(lr)
             self.iteration += 1
             self.losses.append(float(loss))
