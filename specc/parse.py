@@ -19,12 +19,33 @@ def _parser() -> Lark:
                 maybe_placeholders=True)
 
 
+MAX_SYNTAX_ERRORS = 20
+_KEYWORD_LINE = re.compile(r"\s*(input|block|train)\b")
+_NAME_AT_START = re.compile(r"[A-Za-z_]")
+
+
 def parse(source: Source) -> s.Module:
-    """Parse a whole .net file. Layout and comments carry no meaning."""
-    try:
-        tree = _parser().parse(source.text)
-    except UnexpectedInput as e:
-        raise SpecError([_syntax_diagnostic(e, source)], source) from None
+    """Parse a whole .net file. Layout and comments carry no meaning.
+
+    After a syntax error, parsing starts again at the next line that begins a statement
+    (`input`, `block`, `train`, or an unindented chain), so later mistakes are reported too,
+    while the rest of a broken statement, which would only repeat the mistake, is not.
+    """
+    lines = source.text.split("\n")
+    errors: list[Diagnostic] = []
+    text = source.text
+    while True:
+        try:
+            tree = _parser().parse(text)
+            break
+        except UnexpectedInput as e:
+            errors.append(_syntax_diagnostic(e, source, text))
+            resume = _next_statement(lines, errors[-1].span.line if errors[-1].span else len(lines))
+            if resume is None or len(errors) >= MAX_SYNTAX_ERRORS:
+                break
+            text = "\n" * (resume - 1) + "\n".join(lines[resume - 1:])  # same line numbers as the file
+    if errors:
+        raise SpecError(errors, source) from None
     try:
         return _ToSyntax().transform(tree)
     except RecursionError:  # the LALR parser is iterative; building the tree is not
@@ -32,6 +53,20 @@ def parse(source: Source) -> s.Module:
             "parentheses or calls nest too deeply", None, "too-deep",
             hint="a network needs no more than a few levels of `( )`; use blocks to name the parts")],
             source) from None
+
+
+def _next_statement(lines: list[str], after: int) -> int | None:
+    """The first line after line `after` (1-based) that starts a new statement."""
+    previous = lines[after - 1].split("#")[0].rstrip() if 0 < after <= len(lines) else ""
+    for n in range(after + 1, len(lines) + 1):
+        line = lines[n - 1]
+        code = line.split("#")[0].rstrip()
+        if not code:
+            continue
+        if _KEYWORD_LINE.match(line) or (_NAME_AT_START.match(line) and not previous.endswith(("->", "(", ","))):
+            return n
+        previous = code
+    return None
 
 
 # --- building the tree --------------------------------------------------------------
@@ -189,15 +224,17 @@ def _end_span(source: Source) -> Span:
     return Span(line, col, line, col + 1)
 
 
-def _syntax_diagnostic(e: UnexpectedInput, source: Source) -> Diagnostic:
+def _syntax_diagnostic(e: UnexpectedInput, source: Source, text: str | None = None) -> Diagnostic:
+    """`text` is what was parsed: the source, or the part of it parsed again after an error."""
+    text = source.text if text is None else text
     if isinstance(e, UnexpectedCharacters):
-        char = source.text[e.pos_in_stream] if e.pos_in_stream < len(source.text) else "?"
+        char = text[e.pos_in_stream] if e.pos_in_stream < len(text) else "?"
         span = Span(e.line, e.column, e.line, e.column + 1)
         return Diagnostic(f"unexpected character {char!r}", span, "syntax",
                           label="not part of the language", hint=_char_hint(char))
     if isinstance(e, UnexpectedEOF):
         return Diagnostic("unexpected end of file", _end_span(source), "syntax",
-                          hint=_token_hint("$END", set(e.expected), None, source))
+                          hint=_token_hint("$END", set(e.expected), None, source, text))
     assert isinstance(e, UnexpectedToken)
     tok = e.token
     expected = set(e.accepts or e.expected)
@@ -206,7 +243,7 @@ def _syntax_diagnostic(e: UnexpectedInput, source: Source) -> Diagnostic:
     else:
         span, found = _tok_span(tok), repr(str(tok))
     return Diagnostic(f"expected {_expected(expected)}, found {found}", span, "syntax",
-                      label="unexpected here", hint=_token_hint(tok.type, expected, tok, source))
+                      label="unexpected here", hint=_token_hint(tok.type, expected, tok, source, text))
 
 
 def _char_hint(char: str) -> str | None:
@@ -220,9 +257,9 @@ def _char_hint(char: str) -> str | None:
     }.get(char)
 
 
-def _token_hint(found: str, expected: set[str], tok: Token | None, source: Source) -> str | None:
+def _token_hint(found: str, expected: set[str], tok: Token | None, source: Source, text: str) -> str | None:
     arrow = any(_describe_terminal(n) == "'->'" for n in expected)
-    after = source.text[tok.end_pos:tok.end_pos + 1] if tok is not None and tok.end_pos is not None else ""
+    after = text[tok.end_pos:tok.end_pos + 1] if tok is not None and tok.end_pos is not None else ""
     line = source.line(tok.line).lstrip() if tok is not None else ""
     if found == "$END":
         if "RPAR" in expected:
@@ -239,14 +276,17 @@ def _token_hint(found: str, expected: set[str], tok: Token | None, source: Sourc
     if found == "LBRACE":
         return "'{' opens only a `train { ... }` section"
     if found in ("INT", "FLOAT", "SIGN") and "LPAR" in expected and tok is not None and re.search(
-            r"(?<![\w.])(?!input\b)[A-Za-z_]\w*\s*$", source.text[:tok.start_pos]):
+            r"(?<![\w.])(?!input\b)[A-Za-z_]\w*\s*$", text[:tok.start_pos]):
         return "arguments go in parentheses, as in `Affine(50)`"
-    if found == "NAME" and re.match(r"x\d", str(tok)) and source.text[tok.start_pos - 1:tok.start_pos].isdigit():
+    if found == "NAME" and re.match(r"x\d", str(tok)) and text[tok.start_pos - 1:tok.start_pos].isdigit():
         # `kernel=3x3`: the lexer reads 3, then the name x3
         return "'x' joins sizes only after `input` (`input 1x28x28`); an argument is one number, " \
                "as in `kernel=3` for a 3x3 kernel"
     if found in ("INT", "FLOAT", "NAME", "STRING") and "COMMA" in expected and "RPAR" in expected:
         return "separate arguments with ','"
+    if expected == {"EQUAL"} and tok is not None:
+        key = re.search(r"([A-Za-z_]\w*)\s*$", text[:tok.start_pos])
+        return f"a setting is written `name = value`, as in `{key.group(1) if key else 'epochs'} = {tok}`"
     if found in ("INT", "FLOAT", "STRING", "SIGN") and "RBRACE" in expected:
         return "each setting is written `name = value`, one value each"
     if tok is not None and str(tok) == "->" and "RPAR" in expected:

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import specc
 from spec_examples import EXAMPLES
 from specc import syntax as s
 from specc.errors import Span, SpecError
@@ -299,7 +300,7 @@ def test_layout_never_changes_the_tree(gaps):
     ("Convolution(3, kernel=3x3)", 1, 24, "found 'x3'", "an argument is one number"),
     # the train section
     ("ReLU\ntrain {\n  batch = 100\n", 3, 14, "found the end of the file", "never closed with '}'"),
-    ("ReLU\ntrain { batch 100 }", 2, 15, "expected '=', found '100'", None),
+    ("ReLU\ntrain { batch 100 }", 2, 15, "expected '=', found '100'", "`batch = 100`"),
     ("ReLU\ntrain { batch = 100 5 }", 2, 21, "expected a setting (`name = value`) or '}', found '5'",
      "one value each"),
     ("ReLU\n{ batch = 1 }", 2, 1, "found '{'", "opens only a `train"),
@@ -355,3 +356,17 @@ def test_absurd_nesting_is_an_error_not_a_crash():
 
 def test_reasonable_nesting_is_fine():
     assert only_chain("(" * 50 + "ReLU" + ")" * 50).items
+
+
+def test_syntax_errors_in_separate_statements_are_all_reported():
+    text = "input 784\nAffine(50 10) -> ReLU\n  -> Affine(10) -> SoftmaxWithLoss\ntrain { batch: 3 }\nReLU -> -> Affine(3)\n"
+    with pytest.raises(specc.SpecError) as info:
+        specc.check_text(text, "t.net")
+    assert [(d.span.line, d.span.col) for d in info.value.diagnostics] == [(2, 11), (4, 14), (5, 9)]
+
+
+def test_the_rest_of_a_broken_statement_is_not_reported_again():
+    # regression guard: skipping tokens inside a statement would report `-> Affine` as a second error
+    with pytest.raises(specc.SpecError) as info:
+        specc.check_text("input 784\nAffine(10 -> ReLU\n-> Affine(10) -> SoftmaxWithLoss", "t.net")
+    assert len(info.value.diagnostics) == 1
