@@ -23,7 +23,7 @@ from specc.network import Network
 from specc.train import Trainer
 from specc.summary import Summary, summarize
 
-__all__ = ["check_file", "check_text", "check_source", "compile", "evaluation", "generated_code", "ir_document",
+__all__ = ["check_training_memory", "check_file", "check_text", "check_source", "compile", "evaluation", "generated_code", "ir_document",
            "load", "read", "summary", "training"]
 
 
@@ -155,6 +155,19 @@ def summary(checked: CheckedNetwork) -> Summary:
     return summarize(checked, plan(checked))
 
 
+def check_training_memory(checked: CheckedNetwork, source: Source | None, max_memory: int | None = None) -> None:
+    """Refuse (SpecError) a network that could not be trained within the memory budget, with the
+    batch, dtype and optimizer of its train section (specc's defaults where it has none)."""
+    settings = train_mod.resolve(checked.network.train, {})
+    memory.enforce(checked, plan(checked), source, max_memory, settings.batch,
+                   8 if settings.dtype == "float64" else 4, _slots(settings.optimizer))
+
+
+def _slots(optimizer: str) -> int:
+    """Arrays an optimizer keeps per parameter (velocity; squared gradients; Adam's two moments)."""
+    return {"SGD": 0, "Momentum": 1, "Nesterov": 1, "AdaGrad": 1, "RMSprop": 1}.get(optimizer, 2)
+
+
 def load(path: str | Path, *, dtype: str = "float32", fuse: bool = True, seed: int = 0,
          max_memory: int | None = None) -> Network:
     """Compile a .net or IR .json file into a Network (float32 for training, float64 for checks).
@@ -213,9 +226,8 @@ def training(path: str | Path, *, out: str | Path | None = None, resume: str | P
             raise UsageError([Diagnostic(f"{folder} holds an earlier run (weights.npz); it is not overwritten",
                                          None, "folder-in-use",
                                          hint=f"continue it with --resume {folder}, or train into another --out")])
-    slots = {"SGD": 0, "Momentum": 1, "Nesterov": 1, "AdaGrad": 1, "RMSprop": 1}.get(settings.optimizer, 2)
     memory.enforce(checked, plan(checked), source, max_memory, settings.batch,
-                   8 if settings.dtype == "float64" else 4, slots)
+                   8 if settings.dtype == "float64" else 4, _slots(settings.optimizer))
     net = Network(checked, source, dtype=settings.dtype, seed=settings.seed)
     dataset = data_mod.load(settings.data if resume is None else data)
     lock = train_mod.RunLock(folder)

@@ -118,7 +118,9 @@ def _check(args, stdout: Console, stderr: Console) -> int:
     status = 0
     for f in args.files:
         try:
-            net = api.check_file(f)
+            source = api.read(f)
+            net = api.check_source(source)
+            api.check_training_memory(net, source)
         except SpeccError as e:
             render(e, stderr)
             status = max(status, e.exit_code)

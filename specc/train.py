@@ -150,7 +150,8 @@ def check_fit(net: Network, data: Dataset) -> None:
     outputs = net.layers[-1].out_shape[0]
     if net.plan.labels == "index" and data.classes > outputs:
         raise DataError([Diagnostic(
-            f"the data has {data.classes} classes, but the network outputs {outputs} scores",
+            f"the data's labels go up to {data.classes - 1}, but the network outputs {outputs} scores "
+            f"(classes 0 to {outputs - 1})",
             net.layers[-1].spec.span, "data-classes", f"{outputs} classes",
             "the last Affine layer's size is the number of classes")], net.source)
 

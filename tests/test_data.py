@@ -206,7 +206,7 @@ def test_labels_beyond_the_networks_classes_are_refused_before_training(tmp_path
     with pytest.raises(DataError) as info:
         api.training(spec, out=tmp_path / "run", data=str(tmp_path / "set"), iters=2)
     d = info.value.diagnostics[0]
-    assert "12 classes" in d.message and "10 scores" in d.message and d.span.line == 2
+    assert "labels go up to 11" in d.message and "10 scores" in d.message and d.span.line == 2
 
 
 # --- .npz ----------------------------------------------------------------------------------------

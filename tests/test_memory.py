@@ -58,3 +58,16 @@ def test_parse_size(text, value):
 def test_parse_size_refuses_nonsense():
     with pytest.raises(specc.UsageError):
         parse_size("lots")
+
+
+def test_check_refuses_what_training_could_not_fit(tmp_path):
+    import io
+    from rich.console import Console
+    from specc import cli
+    path = tmp_path / "huge.net"
+    path.write_text(HUGE)
+    out = Console(file=io.StringIO(), width=120, color_system=None)
+    err = Console(file=io.StringIO(), width=120, color_system=None)
+    assert cli.run(["check", str(path)], out, err) == 2
+    assert "[too-much-memory]" in err.file.getvalue()
+    assert cli.run(["summary", str(path)], out, err) == 0  # the figures are still there to look at
