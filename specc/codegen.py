@@ -105,14 +105,19 @@ def _alloc(shape: tuple[Dim, ...], kind: str) -> str:
 
 
 def _helpers_source(names: set[str]) -> str:
-    # Helpers call each other (pool_backward uses col2im): include what they need.
-    needed = set(names)
-    if "pool_backward" in needed:
-        needed.add("col2im")
-    ordered = [n for n in ("im2col", "col2im", "im2col_t", "col2im_t", "pool_windows", "pool_backward",
-                           "softmax_cross_entropy")
-               if n in needed]
-    return "\n\n".join(inspect.getsource(getattr(numerics, n)) for n in ordered)
+    """The source of the numerics helpers the code calls, and of the helpers they call, in the
+    order specc.numerics defines them."""
+    available = {n: f for n, f in vars(numerics).items() if inspect.isfunction(f) and f.__module__ == numerics.__name__}
+    needed, todo = set(), list(names)
+    while todo:
+        name = todo.pop()
+        if name in needed:
+            continue
+        needed.add(name)
+        body = inspect.getsource(available[name])
+        todo += [other for other in available if other != name and re.search(rf"\b{other}\(", body)]
+    ordered = sorted(needed, key=lambda n: inspect.getsourcelines(available[n])[1])
+    return "\n\n".join(inspect.getsource(available[n]) for n in ordered)
 
 
 def _indent(lines: list[str], n: int = 4) -> str:

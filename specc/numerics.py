@@ -8,16 +8,27 @@ from __future__ import annotations
 import numpy as np
 
 
+def padded(x, kernel, stride, pad, fill=0.0):
+    """x with `pad` rows and columns of `fill` around each image, and the output size (OH, OW)."""
+    _, _, h, w = x.shape
+    oh, ow = output_size(h, w, kernel, stride, pad)
+    if pad:
+        x = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)), constant_values=fill)
+    return x, oh, ow
+
+
+def output_size(h, w, kernel, stride, pad):
+    """(OH, OW) of a window sliding over an h x w image: (h + 2*pad - kernel) // stride + 1."""
+    return (h + 2 * pad - kernel) // stride + 1, (w + 2 * pad - kernel) // stride + 1
+
+
 def im2col(x, kernel, stride, pad, out=None):
     """(N, C, H, W) images -> (N*OH*OW, C*kernel*kernel) rows, one per output pixel.
 
     One strided view and one copy; no Python loop over the batch or the pixels.
     """
-    n, c, h, w = x.shape
-    oh = (h + 2 * pad - kernel) // stride + 1
-    ow = (w + 2 * pad - kernel) // stride + 1
-    if pad:
-        x = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    n, c = x.shape[:2]
+    x, oh, ow = padded(x, kernel, stride, pad)
     s0, s1, s2, s3 = x.strides
     # (N, OH, OW, C, k, k) view of every window, in the row order of the result
     windows = np.lib.stride_tricks.as_strided(
@@ -34,8 +45,7 @@ def col2im(cols, shape, kernel, stride, pad, out=None):
     Loops over the kernel's k*k offsets only; each step is one strided add over the whole batch.
     """
     n, c, h, w = shape
-    oh = (h + 2 * pad - kernel) // stride + 1
-    ow = (w + 2 * pad - kernel) // stride + 1
+    oh, ow = output_size(h, w, kernel, stride, pad)
     g = cols.reshape(n, oh, ow, c, kernel, kernel)
     padded = np.zeros((n, c, h + 2 * pad, w + 2 * pad), dtype=cols.dtype)
     for i in range(kernel):
@@ -55,11 +65,8 @@ def im2col_t(x, kernel, stride, pad, out=None):
     The layout lets one batched matmul, W (F, C*k*k) @ cols, give (N, F, OH*OW), which is
     already the (N, F, OH, OW) output: no transpose copy.
     """
-    n, c, h, w = x.shape
-    oh = (h + 2 * pad - kernel) // stride + 1
-    ow = (w + 2 * pad - kernel) // stride + 1
-    if pad:
-        x = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    n, c = x.shape[:2]
+    x, oh, ow = padded(x, kernel, stride, pad)
     s0, s1, s2, s3 = x.strides
     windows = np.lib.stride_tricks.as_strided(
         x, (n, c, kernel, kernel, oh, ow), (s0, s1, s2, s3, s2 * stride, s3 * stride), writeable=False)
@@ -72,8 +79,7 @@ def im2col_t(x, kernel, stride, pad, out=None):
 def col2im_t(cols, shape, kernel, stride, pad, out=None):
     """Inverse of im2col_t for gradients: add each column back into its window (k*k strided adds)."""
     n, c, h, w = shape
-    oh = (h + 2 * pad - kernel) // stride + 1
-    ow = (w + 2 * pad - kernel) // stride + 1
+    oh, ow = output_size(h, w, kernel, stride, pad)
     g = cols.reshape(n, c, kernel, kernel, oh, ow)
     if pad or out is None:
         target = np.zeros((n, c, h + 2 * pad, w + 2 * pad), dtype=cols.dtype)
@@ -94,11 +100,8 @@ def col2im_t(cols, shape, kernel, stride, pad, out=None):
 
 def pool_windows(x, size, stride, pad):
     """(N, C, H, W) -> (N, C, OH, OW, size*size) copy of every pooling window (padding is -inf)."""
-    n, c, h, w = x.shape
-    oh = (h + 2 * pad - size) // stride + 1
-    ow = (w + 2 * pad - size) // stride + 1
-    if pad:
-        x = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)), constant_values=-np.inf)
+    n, c = x.shape[:2]
+    x, oh, ow = padded(x, size, stride, pad, fill=-np.inf)
     s0, s1, s2, s3 = x.strides
     windows = np.lib.stride_tricks.as_strided(
         x, (n, c, oh, ow, size, size), (s0, s1, s2 * stride, s3 * stride, s2, s3), writeable=False)

@@ -99,11 +99,16 @@ class _Adaptive(Optimizer):
         else:
             np.multiply(g, g, out=scratch)
             h += scratch
-        np.sqrt(h, out=scratch)
-        scratch += _EPS
-        np.divide(g, scratch, out=scratch)
-        scratch *= lr
-        p.value -= scratch
+        _scaled_step(p, g, h, lr, scratch)
+
+
+def _scaled_step(p, numerator: np.ndarray, squares: np.ndarray, lr: float, scratch: np.ndarray) -> None:
+    """p -= lr * numerator / (sqrt(squares) + eps), the step of the adaptive optimizers."""
+    np.sqrt(squares, out=scratch)
+    scratch += _EPS
+    np.divide(numerator, scratch, out=scratch)
+    scratch *= lr
+    p.value -= scratch
 
 
 class _Adam(Optimizer):
@@ -120,11 +125,7 @@ class _Adam(Optimizer):
         scratch -= v
         scratch *= 1 - b2
         v += scratch
-        np.sqrt(v, out=scratch)
-        scratch += _EPS
-        np.divide(m, scratch, out=scratch)
-        scratch *= lr_t
-        p.value -= scratch
+        _scaled_step(p, m, v, lr_t, scratch)
 
 _RATE = {"type": "number", "exclusiveMinimum": 0, "maximum": 1e6}
 _FRACTION = {"type": "number", "minimum": 0, "exclusiveMaximum": 1}
