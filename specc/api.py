@@ -73,7 +73,7 @@ def _json_hint(e: json.JSONDecodeError) -> str | None:
 def ir_document(source: Source) -> dict[str, Any]:
     """The validated IR document of a spec (what `specc compile --emit json` prints)."""
     doc, locate, errors = _front_end(source)
-    errors += validate(doc)
+    errors += validate(doc, trusted_spans=not _is_json(source))
     if errors:
         raise SpecError(_ordered(errors, locate), source)
     return doc
@@ -82,7 +82,7 @@ def ir_document(source: Source) -> dict[str, Any]:
 def check_source(source: Source) -> CheckedNetwork:
     """Run the front end on a source: parse, lower, validate, infer shapes. SpecError lists every problem."""
     doc, locate, errors = _front_end(source)
-    schema_errors = validate(doc)
+    schema_errors = validate(doc, trusted_spans=not _is_json(source))
     errors += schema_errors
     # Shape inference can still run past bad layer arguments (those layers are skipped) and bad
     # train settings; anything else leaves no network to infer.
