@@ -152,7 +152,14 @@ def check_text(text: str, name: str = "<string>") -> CheckedNetwork:
 
 
 def summary(checked: CheckedNetwork) -> Summary:
-    return summarize(checked, plan(checked))
+    """The figures of a network, with the memory training it takes with its train section's settings."""
+    p = plan(checked)
+    settings = train_mod.resolve(checked.network.train, {})
+    e = memory.estimate(checked, p, settings.batch, 8 if settings.dtype == "float64" else 4,
+                        _slots(settings.optimizer))
+    return summarize(checked, p, {"batch": settings.batch, "optimizer": settings.optimizer,
+                                  "dtype": settings.dtype, "bytes": e.total, "parameter_bytes": e.parameters,
+                                  "buffer_bytes": e.activations})
 
 
 def check_training_memory(checked: CheckedNetwork, source: Source | None, max_memory: int | None = None) -> None:

@@ -39,12 +39,13 @@ class Summary:
     buffers: int  # non-trainable values saved with the weights (BatchNorm running statistics)
     flops: int  # forward, per sample
     activation_bytes: int  # per sample, kept for the backward pass in training, at float32
+    training: dict[str, Any] | None = None  # memory to train with the spec's settings (specc.memory)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def summarize(net: CheckedNetwork, plan: Plan) -> Summary:
+def summarize(net: CheckedNetwork, plan: Plan, training: dict[str, Any] | None = None) -> Summary:
     kernel_of = {i: (k, kernel.name) for k, kernel in enumerate(plan.kernels, 1) for i in kernel.layers}
     rows = []
     for c in net.layers:
@@ -57,7 +58,7 @@ def summarize(net: CheckedNetwork, plan: Plan) -> Summary:
     buffers = sum(size(s) for c in net.layers for s in c.buffers.values())
     activations = size(net.input_shape) + sum(size(c.out_shape) for c in net.layers)
     return Summary(net.network.source, list(net.input_shape), rows, params, params * BYTES_F32, buffers,
-                   sum(r.flops for r in rows), activations * BYTES_F32)
+                   sum(r.flops for r in rows), activations * BYTES_F32, training)
 
 
 def _via(origin) -> str:
@@ -108,7 +109,13 @@ def table(s: Summary) -> Group:
               + (f", non-trainable {s.buffers:,}" if s.buffers else ""))
     costs = (f"forward {s.flops:,} FLOPs per sample; "
              f"activations {human_bytes(s.activation_bytes)} per sample in training")
-    return Group(t, Text(params), Text(costs), Text(_fused(s.rows)))
+    lines = [t, Text(params), Text(costs)]
+    if s.training:
+        m = s.training
+        lines.append(Text(f"training memory {human_bytes(m['bytes'])} (batch {m['batch']}, {m['optimizer']}, "
+                          f"{m['dtype']}): weights and optimizer {human_bytes(m['parameter_bytes'])}, "
+                          f"buffers {human_bytes(m['buffer_bytes'])}"))
+    return Group(*lines, Text(_fused(s.rows)))
 
 
 def _fused(rows: list[Row]) -> str:
