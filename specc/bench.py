@@ -18,8 +18,8 @@ class KernelClock:
     to the (phase, kernel) that was running."""
 
     def __init__(self) -> None:
-        self.totals: dict[tuple[str, int], float] = defaultdict(float)
-        self._running: tuple[str, int] | None = None
+        self.totals: dict[tuple[str, int | None], float] = defaultdict(float)
+        self._running: tuple[str, int | None] | None = None
         self._since = 0.0
 
     def __call__(self, phase: str | None, kernel: int | None) -> None:

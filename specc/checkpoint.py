@@ -35,7 +35,8 @@ def save(path: Path, net: Network, optimizer_state: dict[str, np.ndarray] | None
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            # numpy's stubs let a **dict's keys be allow_pickle, so they want bool values; ours are arrays
+            np.savez(f, **arrays)  # type: ignore[arg-type]
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

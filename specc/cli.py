@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
@@ -170,8 +170,10 @@ def _gradcheck(args, stdout: Console, stderr: Console) -> int:
 
 def _gradcheck_table(results, title: str) -> Table:
     t = Table(title=title, title_justify="left")
-    for name, justify in (("parameter", "left"), ("shape", "left"), ("checked", "right"),
-                          ("max abs error", "right"), ("relative error", "right"), ("result", "left")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("parameter", "left"), ("shape", "left"), ("checked", "right"),
+        ("max abs error", "right"), ("relative error", "right"), ("result", "left"))
+    for name, justify in columns:
         t.add_column(name, justify=justify, no_wrap=True)
     for r in results:
         t.add_row(r.name, "x".join(map(str, r.shape)), f"{r.checked:,}", f"{r.max_abs:.2e}", f"{r.relative:.2e}",

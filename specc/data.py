@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from specc.errors import DataError, Diagnostic
 
@@ -26,7 +27,7 @@ SAMPLE = "mnist-5k"
 SAMPLE_DIR = Path(__file__).resolve().parent / "sample" / SAMPLE
 MAX_DATA_BYTES = 4 * 1024**3  # a data file claiming more than this is refused before reading
 
-_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_IDX_TYPES: dict[int, DTypeLike] = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _STEMS = {("train", "images"): ("train-images-idx3-ubyte", "train-images.idx3-ubyte"),
           ("train", "labels"): ("train-labels-idx1-ubyte", "train-labels.idx1-ubyte"),
           ("test", "images"): ("t10k-images-idx3-ubyte", "t10k-images.idx3-ubyte"),

@@ -22,7 +22,7 @@ class Span:
         return {"line": self.line, "col": self.col, "end_line": self.end_line, "end_col": self.end_col}
 
     @classmethod
-    def from_json(cls, d: dict[str, int]) -> "Span":
+    def from_json(cls, d: Mapping[str, int]) -> "Span":
         return cls(d["line"], d["col"], d["end_line"], d["end_col"])
 
 

@@ -134,7 +134,8 @@ def check_network(net: Network, batch: int = 8, seed: int = 0, limit: int | None
         net.rng.bit_generator.state = start
         numeric = net._numerical(x, t, name, idx, h).reshape(-1)[idx]
         results.append(compare(name, value.shape, grads[name].reshape(-1)[idx], numeric))
-    culprit, culprit_results = None, []
+    culprit: str | None = None
+    culprit_results: list[Result] = []
     if not all(r.passed for r in results):
         culprit, culprit_results = _first_bad_layer(net, x, limit, h)
     return Report(results, culprit, culprit_results)

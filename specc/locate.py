@@ -56,7 +56,8 @@ def json_locator(text: str) -> Locator:
 
     def walk(node: Any, path: Path) -> None:
         if isinstance(node, Token):
-            table[path] = Span(node.line, node.column, node.end_line, node.end_column)
+            # lark types a Token's positions Optional (a hand-made Token has none); a parsed one has them all
+            table[path] = Span(node.line, node.column, node.end_line, node.end_column)  # type: ignore[arg-type]
             return
         table[path] = Span(node.meta.line, node.meta.column, node.meta.end_line, node.meta.end_column)
         if node.data == "object":

@@ -45,12 +45,12 @@ def lower(module: s.Module, source_name: str | None = None) -> tuple[dict[str, A
     for extra in inputs[1:]:
         st.error("the input is declared twice", extra.span, "duplicate-input", "second declaration",
                  notes=(Label(inputs[0].span, "first declared here"),))
-    for extra in trains[1:]:
-        st.error("a second `train { }` section", extra.span, "duplicate-train",
+    for extra_train in trains[1:]:
+        st.error("a second `train { }` section", extra_train.span, "duplicate-train",
                  hint="put all training settings in one section",
                  notes=(Label(trains[0].span, "the first one"),))
-    for extra in networks[1:]:
-        st.error("a second network chain starts here; a file holds one chain", extra.chain.items[0].span,
+    for extra_chain in networks[1:]:
+        st.error("a second network chain starts here; a file holds one chain", extra_chain.chain.items[0].span,
                  "second-chain", "a new chain",
                  hint="to continue the chain above, join the two with '->'",
                  notes=(Label(networks[0].span, "the first chain"),))
@@ -144,7 +144,7 @@ def _count(st: _Lowering, item: s.Item, stack: tuple[str, ...]) -> int:
 Env = dict[str, tuple[Any, Span]]  # block parameter -> (value, where the value was written)
 
 
-def _expand(st: _Lowering, item: s.Item, env: Env, origin: list[dict]) -> list[dict]:
+def _expand(st: _Lowering, item: s.Item, env: Env, origin: list[dict]) -> list[dict | _Gap]:
     if isinstance(item, s.Chain):
         return [layer for i in item.items for layer in _expand(st, i, env, origin)]
     if isinstance(item, s.Repeat):
@@ -161,7 +161,7 @@ def _expand(st: _Lowering, item: s.Item, env: Env, origin: list[dict]) -> list[d
     return _expand_call(st, item, env, origin)
 
 
-def _expand_call(st: _Lowering, call: s.Call, env: Env, origin: list[dict]) -> list[dict]:
+def _expand_call(st: _Lowering, call: s.Call, env: Env, origin: list[dict]) -> list[dict | _Gap]:
     block = st.blocks.get(call.name)
     if block is not None:
         inner = _bind_block(st, block, call, env)
@@ -191,7 +191,7 @@ def _were(n: int) -> str:
 
 def _layer(st: _Lowering, cls: type[layers.Layer], call: s.Call, env: Env, origin: list[dict]) -> dict | None:
     args: dict[str, Any] = {}
-    spans: dict[str, dict] = {}
+    spans: dict[str, Span] = {}
     positional = [a for a in call.args if a.key is None]
     names = cls.positional_names(len(positional)) if positional else ()
     if names is None:
@@ -241,8 +241,8 @@ def _bind_block(st: _Lowering, block: s.BlockDef, call: s.Call, env: Env) -> Env
                  f"but {_were(len(positional))}", positional[len(params)].span, "too-many-args",
                  notes=(Label(block.name_span, "defined here"),))
         ok = False
-    for p, a in zip(params, positional):
-        inner[p] = (_value(st, a.value, env), _value_span(a.value, env))
+    for name, a in zip(params, positional):
+        inner[name] = (_value(st, a.value, env), _value_span(a.value, env))
     for a in call.args:
         if a.key is None:
             continue

@@ -65,7 +65,7 @@ class Network:
         self.code: str = generate(checked, plan(checked, True))
         name = f"<specc: {checked.network.source or 'spec'}>"
         if clock is not None:  # a variant of the code that reports every kernel boundary (specc bench)
-            self._gen = load(generate(checked, self.plan, timed=True), name, _clock=clock)
+            self._gen: dict[str, Any] | None = load(generate(checked, self.plan, timed=True), name, _clock=clock)
         else:
             self._gen = load(self.code, name) if fuse else None
         self.params: dict[str, np.ndarray] = init_params(self.plan.params, seed, self.dtype)
@@ -207,6 +207,7 @@ class Network:
         if ws is None:
             if len(self._workspaces) >= _KEEP_WORKSPACES:
                 self._workspaces.pop(next(iter(self._workspaces)))
+            assert self._gen is not None  # workspaces belong to the generated code's path only
             ws = self._workspaces[(n, backward)] = self._gen["workspace"](n, self.dtype, backward)
         return ws
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from functools import cache
+from typing import cast
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
@@ -76,7 +77,8 @@ def _meta_span(meta) -> Span:
 
 
 def _tok_span(tok: Token) -> Span:
-    return Span(tok.line, tok.column, tok.end_line, tok.end_column)
+    # lark types a Token's positions Optional (a hand-made Token has none); a lexed one has them all
+    return Span(tok.line, tok.column, tok.end_line, tok.end_column)  # type: ignore[arg-type]
 
 
 def _int(text: str) -> int | float:
@@ -228,7 +230,9 @@ def _syntax_diagnostic(e: UnexpectedInput, source: Source, text: str | None = No
     """`text` is what was parsed: the source, or the part of it parsed again after an error."""
     text = source.text if text is None else text
     if isinstance(e, UnexpectedCharacters):
-        char = text[e.pos_in_stream] if e.pos_in_stream < len(text) else "?"
+        # lark declares pos_in_stream = None on UnexpectedInput; UnexpectedCharacters sets the offset
+        pos = cast(int, e.pos_in_stream)
+        char = text[pos] if pos < len(text) else "?"
         span = Span(e.line, e.column, e.line, e.column + 1)
         return Diagnostic(f"unexpected character {char!r}", span, "syntax",
                           label="not part of the language", hint=_char_hint(char))
@@ -258,9 +262,10 @@ def _char_hint(char: str) -> str | None:
 
 
 def _token_hint(found: str, expected: set[str], tok: Token | None, source: Source, text: str) -> str | None:
+    # `tok` is a lexed token, so it has its positions; lark types them Optional (for hand-made tokens).
     arrow = any(_describe_terminal(n) == "'->'" for n in expected)
     after = text[tok.end_pos:tok.end_pos + 1] if tok is not None and tok.end_pos is not None else ""
-    line = source.line(tok.line).lstrip() if tok is not None else ""
+    line = source.line(tok.line).lstrip() if tok is not None else ""  # type: ignore[arg-type]
     if found == "$END":
         if "RPAR" in expected:
             return "a '(' is never closed"
@@ -278,7 +283,8 @@ def _token_hint(found: str, expected: set[str], tok: Token | None, source: Sourc
     if found in ("INT", "FLOAT", "SIGN") and "LPAR" in expected and tok is not None and re.search(
             r"(?<![\w.])(?!input\b)[A-Za-z_]\w*\s*$", text[:tok.start_pos]):
         return "arguments go in parentheses, as in `Affine(50)`"
-    if found == "NAME" and re.match(r"x\d", str(tok)) and text[tok.start_pos - 1:tok.start_pos].isdigit():
+    if found == "NAME" and tok is not None and re.match(r"x\d", str(tok)) \
+            and text[tok.start_pos - 1:tok.start_pos].isdigit():  # type: ignore[operator]
         # `kernel=3x3`: the lexer reads 3, then the name x3
         return "'x' joins sizes only after `input` (`input 1x28x28`); an argument is one number, " \
                "as in `kernel=3` for a 3x3 kernel"

@@ -35,7 +35,7 @@ def _args_schema(signature: Iterable[Arg], doc: str) -> dict[str, Any]:
             "additionalProperties": False}
 
 
-def _dispatch(kinds: Mapping[str, dict[str, Any]], ref_prefix: str) -> list[dict[str, Any]]:
+def _dispatch(kinds: Iterable[str], ref_prefix: str) -> list[dict[str, Any]]:
     return [{"if": {"properties": {"type": {"const": name}}},
              "then": {"properties": {"args": {"$ref": f"#/$defs/{ref_prefix}{name}"}}}} for name in kinds]
 
@@ -210,7 +210,7 @@ def _explain(doc: Any, e: jsonschema.ValidationError) -> list[Diagnostic]:
                 # 'kernel' is missing as well would report one typo twice.
                 misspelt = [k for k in e.instance if k not in known]
                 return [Diagnostic(f"{name} needs the argument '{missing}' "
-                                   f"({_arg(signature, missing).doc or _arg(signature, missing).expects})",
+                                   f"({_meaning(signature, missing)})",
                                    None, "missing-arg", f"'{missing}' missing",
                                    f"{takes}, e.g. `{_example(name, signature)}`", path=call_path)
                         for missing in e.validator_value if missing not in e.instance
@@ -252,6 +252,12 @@ def _explain(doc: Any, e: jsonschema.ValidationError) -> list[Diagnostic]:
 
 def _arg(signature: list[Arg], name: Any) -> Arg | None:
     return next((a for a in signature if a.name == name), None)
+
+
+def _meaning(signature: list[Arg], name: str) -> str:
+    """What a required argument is, for a message; the schema requires only the signature's names."""
+    arg = next(a for a in signature if a.name == name)
+    return arg.doc or arg.expects
 
 
 def _enum_values(schema: Mapping[str, Any]) -> list[str]:

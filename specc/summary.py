@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from rich.console import Group
+from rich.console import Group, JustifyMethod, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -71,7 +71,7 @@ def _via(origin) -> str:
     return " ".join(x for x in (blocks, copies, f"(line {line})" if line else "") if x)
 
 
-def human_bytes(n: int) -> str:
+def human_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n:,} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
@@ -88,6 +88,7 @@ def table(s: Summary) -> Group:
     """
     show_via = any(r.via for r in s.rows)
     # (header, footer, justify, cells); `via` is the one column that may wrap
+    columns: list[tuple[str, str, JustifyMethod, list[str]]]
     columns = [("#", "", "right", [str(r.index) for r in s.rows]),
                ("layer", "total", "left", [r.layer for r in s.rows]),
                ("line", "", "right", [f"{r.line}" if r.line else "-" for r in s.rows])]
@@ -109,7 +110,7 @@ def table(s: Summary) -> Group:
               + (f", non-trainable {s.buffers:,}" if s.buffers else ""))
     costs = (f"forward {s.flops:,} FLOPs per sample; "
              f"activations {human_bytes(s.activation_bytes)} per sample in training")
-    lines = [t, Text(params), Text(costs)]
+    lines: list[RenderableType] = [t, Text(params), Text(costs)]
     if s.training:
         m = s.training
         lines.append(Text(f"training memory {human_bytes(m['bytes'])} (batch {m['batch']}, {m['optimizer']}, "

@@ -169,7 +169,11 @@ class Trainer:
         self.test_x = Batches(data.x_test, data.scale(), net.dtype, net.input_shape)
         n = len(data.x_train)
         self.per_epoch = max(1, math.ceil(n / settings.batch))
-        self.total = settings.iters if settings.iters is not None else settings.epochs * self.per_epoch
+        if settings.iters is not None:
+            self.total = settings.iters
+        else:
+            assert settings.epochs is not None  # resolve() sets epochs or iters
+            self.total = settings.epochs * self.per_epoch
         self.order_rng = np.random.default_rng([settings.seed, 2])
         self.order = np.arange(n)
         self.iteration = 0

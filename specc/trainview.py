@@ -105,7 +105,7 @@ class TrainView:
     def _curve(self) -> None:
         path = self.t.dir / "curve.png"
         if plot.learning_curve(self.t.records, path, f"{self.spec} on {self.t.data.name}"):
-            self.curve = str(path)
+            self.curve: str | None = str(path)
         else:
             self.curve = None
 

@@ -78,6 +78,10 @@ class Layer(ABC):
     # positional arity -> argument names; by default the declaration order.
     positional: ClassVar[Mapping[int, tuple[str, ...]]] = {}
     is_loss: ClassVar[bool] = False
+    # Loss layers (is_loss) also have these; declared here, not defined, so that code holding a
+    # Layer it knows to be the loss (a checked network's last) may use them. See losses._Loss.
+    labels: ClassVar[str]  # "index": class indices (N,); "target": values (N, outputs)
+    loss: Callable[[Any, Any], tuple[float, Callable[[], Any]]]  # (x, t) -> (mean loss, backprop() -> dx)
     # Parameter base names numbered together, as the book does: W1, b1, W2, b2, ...
     param_names: ClassVar[tuple[str, ...]] = ()
     flops_per_element: ClassVar[int] = 0
