@@ -214,6 +214,8 @@ def training(path: str | Path, *, out: str | Path | None = None, resume: str | P
         config = _saved_config(folder)
         try:
             settings = train_mod.Settings(**config["settings"])
+            if settings.epochs is None and settings.iters is None:
+                raise TypeError("neither epochs nor iters is set")
         except (KeyError, TypeError) as e:
             raise UsageError([Diagnostic(f"{folder}/config.json is not specc's ({e})", None, "no-run")]) from None
         ignored = [k for k in ("batch", "lr", "optimizer", "seed", "dtype") if flags.get(k) is not None]
