@@ -268,7 +268,7 @@ def test_ctrl_c_saves_and_resume_completes(tmp_path):
 
 def test_resume_refuses_flags_that_would_change_the_run(tmp_path):
     from specc.errors import UsageError
-    (tmp_path / "config.json").write_text(json.dumps({"settings": {}, "data": {"origin": "mnist-5k"}}))
+    (tmp_path / "config.json").write_text(json.dumps({"settings": {"epochs": 1}, "data": {"origin": "mnist-5k"}}))
     with pytest.raises(UsageError) as info:
         api.training(ROOT / "models" / "two_layer_net.net", resume=tmp_path, lr=0.5)
     assert "--lr cannot change them" in info.value.diagnostics[0].message
