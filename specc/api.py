@@ -242,7 +242,8 @@ def training(path: str | Path, *, out: str | Path | None = None, resume: str | P
     lock = train_mod.RunLock(folder)
     lock.acquire()
     try:
-        trainer = train_mod.Trainer(net, dataset, settings, folder, source.text)
+        trainer = train_mod.Trainer(net, dataset, settings, folder, source.text,
+                                    "model.json" if _is_json(source) else "model.net")
         if resume is not None:
             trainer.resume()
         else:

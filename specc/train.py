@@ -159,10 +159,12 @@ def check_fit(net: Network, data: Dataset) -> None:
 class Trainer:
     """Trains a network on a data set, checkpointing into a run folder."""
 
-    def __init__(self, net: Network, data: Dataset, settings: Settings, run_dir: Path, spec_text: str):
+    def __init__(self, net: Network, data: Dataset, settings: Settings, run_dir: Path, spec_text: str,
+                 spec_file: str = "model.net"):
         check_fit(net, data)
         self.net, self.data, self.s, self.dir = net, data, settings, Path(run_dir)
         self.spec_text = spec_text
+        self.spec_file = spec_file  # model.net, or model.json for an IR document
         self.optimizer = make_optimizer(settings.optimizer, settings.optimizer_args, net.parameters(),
                                         settings.weight_decay)
         self.train_x = Batches(data.x_train, data.scale(), net.dtype, net.input_shape)
@@ -196,7 +198,7 @@ class Trainer:
 
     def _start_files(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "model.net").write_text(self.spec_text, encoding="utf-8")
+        (self.dir / self.spec_file).write_text(self.spec_text, encoding="utf-8")
         config = {"settings": self.s.to_json(), "data": {"name": self.data.name, "origin": self.data.origin,
                                                          "train": len(self.data.x_train),
                                                          "test": len(self.data.x_test)},

@@ -119,7 +119,7 @@ class TrainView:
                               f"of training; test accuracy ", (f"{last['test_acc']:.4f}", "bold"),
                               f" (best {best['test_acc']:.4f} at epoch {best['epoch']}), train accuracy "
                               f"{last['train_acc']:.4f}"), soft_wrap=True)
-        files = "model.net, config.json, metrics.jsonl, weights.npz, best.npz"
+        files = f"{t.spec_file}, config.json, metrics.jsonl, weights.npz, best.npz"
         if self.curve:
             files += ", curve.png"
         c.print(f"  {t.dir}: {files}", soft_wrap=True, highlight=False, markup=False)

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from specc import api, checkpoint, cli, data, plot
+import specc
+from specc import api, checkpoint, cli, data, plot, train
 
 ROOT = Path(__file__).resolve().parent.parent
 TWO_LAYER = ROOT / "models" / "two_layer_net.net"
@@ -272,3 +273,15 @@ def test_resume_refuses_flags_that_would_change_the_run(tmp_path):
     with pytest.raises(UsageError) as info:
         api.training(ROOT / "models" / "two_layer_net.net", resume=tmp_path, lr=0.5)
     assert "--lr cannot change them" in info.value.diagnostics[0].message
+
+
+def test_an_ir_json_trains_like_its_net_file(tmp_path):
+    net_file = ROOT / "models" / "two_layer_net.net"
+    ir = tmp_path / "two_layer_net.json"
+    ir.write_text(json.dumps(specc.ir_document(specc.read(net_file))))
+    assert specc_run("train", net_file, "--epochs", "1", "--out", tmp_path / "a").code == 0
+    assert specc_run("train", ir, "--epochs", "1", "--out", tmp_path / "b").code == 0
+    assert (tmp_path / "b" / "model.json").exists() and not (tmp_path / "b" / "model.net").exists()
+    records = [[train.deterministic(json.loads(line)) for line in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]
+               for d in ("a", "b")]
+    assert records[0] == records[1]
