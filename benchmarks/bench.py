@@ -39,8 +39,9 @@ import tracemalloc  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import specc  # noqa: E402
 from book_style import BookNet  # noqa: E402
+
+import specc  # noqa: E402
 from specc.data import Batches, load  # noqa: E402
 from specc.optimizers import make_optimizer  # noqa: E402
 

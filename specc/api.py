@@ -6,24 +6,24 @@ import json
 from pathlib import Path
 from typing import Any
 
-from specc import checkpoint
+from specc import checkpoint, memory
 from specc import data as data_mod
 from specc import ir as ir_mod
-from specc import memory
 from specc import train as train_mod
 from specc.check import CheckedNetwork, check, check_train
 from specc.compiler import generate, plan
-from specc.errors import Diagnostic, SpecError, Span, UsageError
+from specc.errors import Diagnostic, Span, SpecError, UsageError
 from specc.locate import Locator, ir_locator, json_locator
 from specc.lower import lower
+from specc.network import Network
 from specc.parse import parse
 from specc.schema import validate
 from specc.source import Source, decode_source, read_source
-from specc.network import Network
-from specc.train import Trainer
 from specc.summary import Summary, summarize
+from specc.train import Trainer
 
-__all__ = ["check_training_memory", "check_file", "check_text", "check_source", "compile", "evaluation", "generated_code", "ir_document",
+__all__ = ["check_training_memory", "check_file", "check_text", "check_source", "compile", "evaluation",
+           "generated_code", "ir_document",
            "load", "read", "summary", "training"]
 
 

@@ -160,6 +160,7 @@ def _differences(net: Network, params: dict, state: dict, file: str) -> list[Dia
                                   hint="was the checkpoint saved from another spec?"))
     for name, arr in {**params, **state}.items():
         if name in want and arr.dtype.kind != "f":
-            out.append(Diagnostic(f"'{name}' in checkpoint {file} holds {arr.dtype} values, not floating-point numbers", None,
+            out.append(Diagnostic(f"'{name}' in checkpoint {file} holds {arr.dtype} values, "
+                                  "not floating-point numbers", None,
                                   "checkpoint-mismatch"))
     return out

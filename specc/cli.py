@@ -7,19 +7,18 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 from rich.console import Console, JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
-import numpy as np
-
 from specc import __version__, api, checkpoint
 from specc import data as data_mod
-from specc.diagnostics import render
 from specc.bench import profile
+from specc.diagnostics import render
 from specc.errors import SpeccError
-from specc.memory import parse_size
 from specc.gradcheck import ABSOLUTE_TOLERANCE, RELATIVE_TOLERANCE, STEP, check_network
+from specc.memory import parse_size
 from specc.schema import build_schema
 from specc.summary import table
 from specc.trainview import TrainView

@@ -164,7 +164,8 @@ def load_npz(path: str | Path) -> Dataset:
         with _open_npz(path) as z:
             missing = [k for k in ("x_train", "t_train", "x_test", "t_test") if k not in z.files]
             if missing:
-                raise _error(path, f"the .npz file lacks {', '.join(missing)} (it has {', '.join(z.files) or 'nothing'})",
+                has = ", ".join(z.files) or "nothing"
+                raise _error(path, f"the .npz file lacks {', '.join(missing)} (it has {has})",
                              "save it with np.savez(path, x_train=..., t_train=..., x_test=..., t_test=...)")
             arrays = {k: z[k] for k in ("x_train", "t_train", "x_test", "t_test")}
     except DataError:
@@ -380,7 +381,8 @@ def _read_png(path: Path) -> np.ndarray:
     try:
         from matplotlib import image
     except ImportError:
-        raise _error(path, "reading PNG images needs matplotlib", "pip install 'specc[plot]', or give .npy/.pgm") from None
+        raise _error(path, "reading PNG images needs matplotlib",
+                     "pip install 'specc[plot]', or give .npy/.pgm") from None
     img = image.imread(str(path))
     if img.ndim == 3:
         img = img[..., :3].mean(axis=2)

@@ -192,7 +192,8 @@ class Network:
             t = t.astype(np.intp, copy=False)
             if t.size and (t.min() < 0 or t.max() >= k):
                 raise self._data_error(f"a label is {t.min() if t.min() < 0 else t.max()}, but the network has "
-                                       f"{k} classes (0 to {k - 1})", "the last Affine layer sets the number of classes")
+                                       f"{k} classes (0 to {k - 1})",
+                                       "the last Affine layer sets the number of classes")
             return t
         if t.ndim == 1 and np.issubdtype(t.dtype, np.integer):
             t = np.eye(k, dtype=self.dtype)[t]

@@ -51,7 +51,8 @@ def col2im(cols, shape, kernel, stride, pad, out=None):
     for i in range(kernel):
         for j in range(kernel):
             # (N, OH, OW, C) -> (N, C, OH, OW) view added into every stride-th pixel
-            padded[:, :, i:i + stride * oh:stride, j:j + stride * ow:stride] += g[:, :, :, :, i, j].transpose(0, 3, 1, 2)
+            rows, cols = slice(i, i + stride * oh, stride), slice(j, j + stride * ow, stride)
+            padded[:, :, rows, cols] += g[:, :, :, :, i, j].transpose(0, 3, 1, 2)
     inner = padded[:, :, pad:pad + h, pad:pad + w] if pad else padded
     if out is None:
         return np.ascontiguousarray(inner)

@@ -244,10 +244,15 @@ def _explain(doc: Any, e: jsonschema.ValidationError) -> list[Diagnostic]:
                            None, "bad-ir", path=path)]
     if path[:1] == ("input",):
         return [Diagnostic(f"the input shape must be 1 to 3 positive integers, but received "
-                           f"{_show(doc.get('input', {}).get('shape') if isinstance(doc.get('input'), dict) else doc.get('input'))}",
+                           f"{_show(_input_shape(doc))}",
                            None, "bad-input", hint="for example `input 784` or `input 1x28x28`", path=("input",))]
     where = "/".join(map(str, path)) or "the document"
     return [Diagnostic(f"invalid IR at {where}: {e.message}", None, "bad-ir", path=path)]
+
+
+def _input_shape(doc: Any) -> Any:
+    inp = doc.get("input")
+    return inp.get("shape") if isinstance(inp, dict) else inp
 
 
 def _arg(signature: list[Arg], name: Any) -> Arg | None:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from contextlib import contextmanager
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
@@ -22,7 +22,6 @@ from specc.ir import Call, Train
 from specc.layers.base import fmt_shape, size
 from specc.network import Network
 from specc.optimizers import OPTIMIZERS, SCHEDULES, canonical, learning_rate, make_optimizer
-
 
 
 @dataclass(frozen=True)
@@ -87,7 +86,8 @@ def resolve(train: Train | None, flags: Mapping[str, Any]) -> Settings:
         epochs = 10
     return Settings(name, args, int(flags.get("batch", written.get("batch", 100))),
                     epochs, iters, float(written.get("weight_decay", 0.0)),
-                    int(flags.get("seed", written.get("seed", 0))), str(flags.get("dtype", written.get("dtype", "float32"))),
+                    int(flags.get("seed", written.get("seed", 0))),
+                    str(flags.get("dtype", written.get("dtype", "float32"))),
                     sched_name, sched_args, flags.get("data", written.get("data")))
 
 

@@ -60,7 +60,8 @@ class TrainView:
                               f"({len(data.x_train):,} train / {len(data.x_test):,} test samples)"), soft_wrap=True)
         c.print(f"  {s.describe()}, batch {s.batch}, {length} ({t.per_epoch:,} iterations per epoch), "
                 f"{s.dtype}, seed {s.seed}" + (f", weight decay {s.weight_decay:g}" if s.weight_decay else "")
-                + (f", schedule {s.schedule}" if s.schedule != "constant" else ""), soft_wrap=True, highlight=False, markup=False)
+                + (f", schedule {s.schedule}" if s.schedule != "constant" else ""),
+                soft_wrap=True, highlight=False, markup=False)
         c.print(f"  run folder: {t.dir}", soft_wrap=True, highlight=False, markup=False)
         live = c.is_terminal
         progress = Progress(TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(),
@@ -77,7 +78,8 @@ class TrainView:
                     elif isinstance(event, Started):
                         task = progress.add_task("train", total=event.total, completed=event.start, loss="-")
                         if event.start:
-                            out.print(f"  resuming at iteration {event.start:,} of {event.total:,}", highlight=False, markup=False)
+                            out.print(f"  resuming at iteration {event.start:,} of {event.total:,}",
+                                      highlight=False, markup=False)
                         out.print(Text(_header(), style="bold"), soft_wrap=True)
                     elif isinstance(event, Evaluated):
                         out.print(_line(event.record, event.best), soft_wrap=True, highlight=False, markup=False)
@@ -115,7 +117,8 @@ class TrainView:
         if last is None:
             return
         best = max(t.records, key=lambda r: r["test_acc"])
-        c.print(Text.assemble(("done: ", "bold green"), f"{last['iteration']:,} iterations in {last['elapsed_s']:.2f} s "
+        c.print(Text.assemble(("done: ", "bold green"),
+                              f"{last['iteration']:,} iterations in {last['elapsed_s']:.2f} s "
                               f"of training; test accuracy ", (f"{last['test_acc']:.4f}", "bold"),
                               f" (best {best['test_acc']:.4f} at epoch {best['epoch']}), train accuracy "
                               f"{last['train_acc']:.4f}"), soft_wrap=True)

@@ -7,7 +7,7 @@ REGISTRY: dict[str, type[Layer]] = {}
 ALIASES: dict[str, str] = {}
 
 # Importing the modules registers their layers; the order is the order `specc schema` lists them.
-from specc.layers import affine, activations, losses, batchnorm, dropout, conv, pooling, flatten  # noqa: E402,F401
+from specc.layers import affine, activations, losses, batchnorm, dropout, conv, pooling, flatten  # noqa: E402,F401,I001  (order matters)
 
 
 def lookup(name: str) -> type[Layer] | None:

@@ -1,8 +1,18 @@
 """Affine: the fully connected layer y = x W + b; an image input is flattened first, as in the book."""
 from __future__ import annotations
 
-from specc.layers.base import (INIT, INIT_EXPECTS, POSITIVE_INT, Arg, Layer, Shape, ShapeError, fmt_shape,
-                               registered, size)
+from specc.layers.base import (
+    INIT,
+    INIT_EXPECTS,
+    POSITIVE_INT,
+    Arg,
+    Layer,
+    Shape,
+    ShapeError,
+    fmt_shape,
+    registered,
+    size,
+)
 
 
 @registered

@@ -187,7 +187,7 @@ def _fmt(value: Any) -> str:
 
 def registered(cls: type[Layer]) -> type[Layer]:
     """Class decorator: add a layer type to the registry under its name and aliases."""
-    from specc.layers import REGISTRY, ALIASES
+    from specc.layers import ALIASES, REGISTRY
     for key in (cls.name, *cls.aliases):
         if key in REGISTRY or key in ALIASES:
             raise RuntimeError(f"layer name {key!r} registered twice")

@@ -3,8 +3,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from specc.layers.base import (INIT, INIT_EXPECTS, NONNEGATIVE_INT, POSITIVE_INT, Arg, Layer, Shape,
-                               expect_image, registered, sliding_output)
+from specc.layers.base import (
+    INIT,
+    INIT_EXPECTS,
+    NONNEGATIVE_INT,
+    POSITIVE_INT,
+    Arg,
+    Layer,
+    Shape,
+    expect_image,
+    registered,
+    sliding_output,
+)
 from specc.numerics import col2im, col2im_t, im2col, im2col_t
 
 
