@@ -161,9 +161,12 @@ def _gradcheck(args, stdout: Console, stderr: Console) -> int:
         return 0
     failed = sum(not r.passed for r in report.results)
     stdout.print(Text(f"{failed} of {len(report.results)} parameters disagree", style="bold red"))
-    if report.culprit:
+    if report.culprit and report.culprit_results:
         stdout.print(Text(f"first layer whose backward disagrees: {report.culprit}", style="bold red"), soft_wrap=True)
         stdout.print(_gradcheck_table(report.culprit_results, "that layer alone, on the input it receives"))
+    elif report.culprit:  # every layer's reference is right: the generated code is not
+        stdout.print(Text(f"the generated code departs from the reference layers at {report.culprit}",
+                          style="bold red"), soft_wrap=True)
     return 1
 
 

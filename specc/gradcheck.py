@@ -138,7 +138,40 @@ def check_network(net: Network, batch: int = 8, seed: int = 0, limit: int | None
     culprit_results: list[Result] = []
     if not all(r.passed for r in results):
         culprit, culprit_results = _first_bad_layer(net, x, limit, h)
+        if culprit is None and net.fuse:
+            net.rng.bit_generator.state = start
+            culprit = _first_bad_kernel(net, x, t)
     return Report(results, culprit, culprit_results)
+
+
+def _first_bad_kernel(net: Network, x: np.ndarray, t: np.ndarray) -> str | None:
+    """Every layer's reference is right, so the generated code is wrong: compare each kernel's
+    output and each layer's output gradient in the workspace with the reference path's."""
+    rng_state, saved = net.rng.bit_generator.state, {k: v.copy() for k, v in net.state.items()}
+    net._gradient(x, t)
+    ws = {k: v.copy() for k, v in net._workspace(len(x), True).items()}
+    net.rng.bit_generator.state = rng_state
+    for k, v in saved.items():
+        np.copyto(net.state[k], v)
+    outputs: list[np.ndarray] = []
+    scores, backprops = net._forward_reference(x, True, watch=lambda c, y: outputs.append(y))
+    for k, v in saved.items():
+        np.copyto(net.state[k], v)
+
+    def differs(a: np.ndarray, b: np.ndarray) -> bool:
+        return a.shape != b.shape or not np.allclose(a, b, rtol=1e-7, atol=1e-10)
+
+    for n, kernel in enumerate(net.plan.kernels, 1):
+        last, head = kernel.layers[-1], kernel.layers[0]
+        if last < len(outputs) and f"a{head + 1}" in ws and differs(ws[f"a{head + 1}"], outputs[last]):
+            return f"kernel {n} ({kernel.name}) of the generated code, in its forward pass"
+    dy = net.layers[-1].layer.loss(scores, t)[1]()
+    for c, bp in zip(reversed(net.layers[:-1]), reversed(backprops)):
+        produced = f"d{c.index + 1}"  # the gradient with respect to this layer's output
+        if produced in ws and differs(ws[produced], dy):
+            return f"layer {c.index + 2}, {net.layers[c.index + 1].layer.describe()}, in the generated backward pass"
+        dy, _ = bp(dy)
+    return None
 
 
 def _first_bad_layer(net: Network, x: np.ndarray, limit: int | None, h: float) -> tuple[str | None, list[Result]]:

@@ -117,12 +117,13 @@ def test_broken_layer_that_also_modifies_dy_is_named_not_a_crash(monkeypatch):
 
 def test_broken_generated_code_fails_the_fused_check(monkeypatch):
     """The fused path runs generated code: a wrong emitted backward fails `specc gradcheck` even
-    though every reference layer is right (then no layer is named)."""
+    though every reference layer is right; the blame then falls on the generated code."""
     monkeypatch.setattr(ReLU, "backward_code", ("np.multiply({dy}, 2.0, out={dx})",))
     code, out, _ = specc_run("gradcheck", TWO_LAYER, "--batch", "4", "--samples", "10")
     assert code == 1
     assert rows(out)["W1"] == "FAIL" and rows(out)["W2"] == "PASS"
     assert "first layer whose backward disagrees" not in out
+    assert "the generated code departs from the reference layers at layer 2, ReLU" in out
     code, out, _ = specc_run("gradcheck", TWO_LAYER, "--unfused", "--batch", "4", "--samples", "10")
     assert code == 0
 
@@ -167,3 +168,21 @@ def test_result_thresholds():
     assert Result("w", (1,), 1, 1.0, 1e-6).passed
     assert not Result("w", (1,), 1, 1e-3, 1e-3).passed
     assert Result("w", (2,), 2, 0.0, 0.0).to_json()["passed"] is True
+
+
+def test_a_wrong_generated_backward_is_traced_to_its_layer(monkeypatch):
+    # every reference layer is right, so the blame falls on the generated code (kernel by kernel)
+    from specc.gradcheck import check_network
+    from specc.layers.activations import ReLU
+    monkeypatch.setattr(ReLU, "backward_code", ("np.multiply({dy}, {y} > 0.1, out={dx})",))
+    report = check_network(specc.load(ROOT / "models" / "two_layer_net.net", dtype="float64"))
+    assert not report.passed
+    assert report.culprit == "layer 2, ReLU, in the generated backward pass"
+
+
+def test_a_wrong_generated_forward_is_traced_to_its_kernel(monkeypatch):
+    from specc.gradcheck import check_network
+    from specc.layers.activations import ReLU
+    monkeypatch.setattr(ReLU, "forward_code", ("np.maximum({x}, 0.1, out={y})",))
+    report = check_network(specc.load(ROOT / "models" / "two_layer_net.net", dtype="float64"))
+    assert not report.passed and report.culprit.startswith("kernel 1 (Affine+ReLU)")
