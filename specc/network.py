@@ -17,6 +17,7 @@ from specc.compiler import Plan, generate, load, plan
 from specc.errors import DataError, Diagnostic, Label, RunError, UsageError
 from specc.layers.base import Runtime, fmt_shape, size
 from specc.memory import forward_bytes_per_sample
+from specc.numerics import initial_values
 from specc.source import Source
 
 DTYPES = ("float32", "float64")
@@ -35,18 +36,6 @@ class Parameter:
     value: np.ndarray
     grad: np.ndarray
     decay: bool  # weight decay applies (weights, not biases or BatchNorm's scale and shift)
-
-
-def init_params(table: dict[str, tuple], seed: int, dtype: np.dtype) -> dict[str, np.ndarray]:
-    """Initial parameters; the generated module's init_params does exactly the same."""
-    rng = np.random.default_rng(seed)
-    out = {}
-    for name, (shape, init) in table.items():
-        if init[0] == "normal":
-            out[name] = (rng.standard_normal(shape) * init[1]).astype(dtype)
-        else:
-            out[name] = (np.ones if init[0] == "ones" else np.zeros)(shape, dtype)
-    return out
 
 
 class Network:
@@ -68,10 +57,9 @@ class Network:
             self._gen: dict[str, Any] | None = load(generate(checked, self.plan, timed=True), name, _clock=clock)
         else:
             self._gen = load(self.code, name) if fuse else None
-        self.params: dict[str, np.ndarray] = init_params(self.plan.params, seed, self.dtype)
-        self.state: dict[str, np.ndarray] = {
-            n: (np.ones if init[0] == "ones" else np.zeros)(shape, self.dtype)
-            for n, (shape, init) in self.plan.state.items()}
+        # the generated module's init_params and init_state call the same function
+        self.params: dict[str, np.ndarray] = initial_values(self.plan.params, self.dtype, seed)
+        self.state: dict[str, np.ndarray] = initial_values(self.plan.state, self.dtype)
         self.grads: dict[str, np.ndarray] = {n: np.zeros_like(v) for n, v in self.params.items()}
         self.rng = np.random.default_rng([seed, 1])  # dropout masks; a stream apart from init's
         self._workspaces: dict[tuple[int, bool], dict[str, np.ndarray]] = {}

@@ -131,3 +131,19 @@ def softmax_cross_entropy(scores, labels, probs):
     sums = probs.sum(axis=1, keepdims=True)
     probs /= sums
     return float((np.log(sums).sum() - picked.sum()) / n)
+
+
+def initial_values(table, dtype, seed=None):
+    """Arrays from a table name -> (shape, init), init being ("normal", std), ("zeros",) or ("ones",).
+
+    Normal draws come from one generator seeded with `seed`, in the table's order, in float64
+    (so float32 and float64 networks start from the same values, rounded).
+    """
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, (shape, init) in table.items():
+        if init[0] == "normal":
+            out[name] = (rng.standard_normal(shape) * init[1]).astype(dtype)
+        else:
+            out[name] = (np.ones if init[0] == "ones" else np.zeros)(shape, dtype)
+    return out
