@@ -339,8 +339,6 @@ def deterministic(record: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k not in ("elapsed_s", "eval_s", "samples_per_s")}
 
 
-
-
 # --- run folders ---------------------------------------------------------------------------
 
 @contextmanager
