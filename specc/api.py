@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from specc import checkpoint, memory
 from specc import data as data_mod
 from specc import ir as ir_mod
@@ -16,6 +18,7 @@ from specc.errors import Diagnostic, Span, SpecError, UsageError
 from specc.locate import Locator, ir_locator, json_locator
 from specc.lower import lower
 from specc.network import Network
+from specc.optimizers import OPTIMIZERS
 from specc.parse import parse
 from specc.schema import validate
 from specc.source import Source, decode_source, read_source
@@ -23,7 +26,7 @@ from specc.summary import Summary, summarize
 from specc.train import Trainer
 
 __all__ = ["check_training_memory", "check_file", "check_text", "check_source", "compile", "evaluation",
-           "generated_code", "ir_document",
+           "generated_code", "ir_document", "prediction", "trained",
            "load", "read", "summary", "training"]
 
 
@@ -155,8 +158,7 @@ def summary(checked: CheckedNetwork) -> Summary:
     """The figures of a network, with the memory training it takes with its train section's settings."""
     p = plan(checked)
     settings = train_mod.resolve(checked.network.train, {})
-    e = memory.estimate(checked, p, settings.batch, 8 if settings.dtype == "float64" else 4,
-                        _slots(settings.optimizer))
+    e = memory.estimate(checked, p, **_training_sizes(settings))
     return summarize(checked, p, {"batch": settings.batch, "optimizer": settings.optimizer,
                                   "dtype": settings.dtype, "bytes": e.total, "parameter_bytes": e.parameters,
                                   "buffer_bytes": e.activations})
@@ -166,13 +168,13 @@ def check_training_memory(checked: CheckedNetwork, source: Source | None, max_me
     """Refuse (SpecError) a network that could not be trained within the memory budget, with the
     batch, dtype and optimizer of its train section (specc's defaults where it has none)."""
     settings = train_mod.resolve(checked.network.train, {})
-    memory.enforce(checked, plan(checked), source, max_memory, settings.batch,
-                   8 if settings.dtype == "float64" else 4, _slots(settings.optimizer))
+    memory.enforce(checked, plan(checked), source, max_memory, **_training_sizes(settings))
 
 
-def _slots(optimizer: str) -> int:
-    """Arrays an optimizer keeps per parameter (velocity; squared gradients; Adam's two moments)."""
-    return {"SGD": 0, "Momentum": 1, "Nesterov": 1, "AdaGrad": 1, "RMSprop": 1}.get(optimizer, 2)
+def _training_sizes(settings: train_mod.Settings) -> dict[str, int]:
+    """What the memory estimate needs to know of training settings."""
+    return {"batch": settings.batch, "itemsize": 8 if settings.dtype == "float64" else 4,
+            "optimizer_slots": OPTIMIZERS[settings.optimizer].slots}
 
 
 def load(path: str | Path, *, dtype: str = "float32", fuse: bool = True, seed: int = 0,
@@ -235,8 +237,7 @@ def training(path: str | Path, *, out: str | Path | None = None, resume: str | P
             raise UsageError([Diagnostic(f"{folder} holds an earlier run (weights.npz); it is not overwritten",
                                          None, "folder-in-use",
                                          hint=f"continue it with --resume {folder}, or train into another --out")])
-    memory.enforce(checked, plan(checked), source, max_memory, settings.batch,
-                   8 if settings.dtype == "float64" else 4, _slots(settings.optimizer))
+    memory.enforce(checked, plan(checked), source, max_memory, **_training_sizes(settings))
     net = Network(checked, source, dtype=settings.dtype, seed=settings.seed)
     dataset = data_mod.load(settings.data if resume is None else data)
     lock = train_mod.RunLock(folder)
@@ -263,15 +264,30 @@ def _saved_config(folder: Path) -> dict[str, Any]:
                                      hint="--resume takes the --out folder of an earlier specc train")]) from None
 
 
-def evaluation(path: str | Path, weights: str | Path, data: str | None = None, split: str = "test"):
-    """(network, data set, Evaluation) of trained weights on a data set's train or test split."""
+def trained(path: str | Path, weights: str | Path) -> Network:
+    """A network with the weights of a checkpoint (refused, with the lines, if they do not fit)."""
     net = load(path, dtype="float32")
     checkpoint.restore(net, Path(weights), net.source)
+    return net
+
+
+def evaluation(path: str | Path, weights: str | Path, data: str | None = None,
+               split: str = "test") -> tuple[Network, data_mod.Dataset, train_mod.Evaluation]:
+    """(network, data set, Evaluation) of trained weights on a data set's train or test split."""
+    net = trained(path, weights)
     dataset = data_mod.load(data)
     train_mod.check_fit(net, dataset)
     x, t = (dataset.x_test, dataset.t_test) if split == "test" else (dataset.x_train, dataset.t_train)
     batches = data_mod.Batches(x, dataset.scale(), net.dtype, net.input_shape)
     return net, dataset, train_mod.evaluate(net, batches, t)
+
+
+def prediction(path: str | Path, weights: str | Path, images: str | Path) -> np.ndarray:
+    """Class probabilities (N, classes) of trained weights for the images of a file
+    (.npy, .npz, IDX, PGM or PNG), scaled as in training."""
+    net = trained(path, weights)
+    x, scale = data_mod.read_images(images)
+    return net.probabilities(x.astype(net.dtype) * net.dtype.type(scale))
 
 
 def generated_code(source: Source) -> str:

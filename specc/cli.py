@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -12,8 +11,7 @@ from rich.console import Console, JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
-from specc import __version__, api, checkpoint
-from specc import data as data_mod
+from specc import __version__, api
 from specc.bench import profile
 from specc.diagnostics import render
 from specc.errors import SpeccError
@@ -198,12 +196,10 @@ def _train(args, stdout: Console, stderr: Console) -> int:
 def _eval(args, stdout: Console, stderr: Console) -> int:
     net, data, result = api.evaluation(args.file, args.weights, args.data, args.split)
     classes = net.layers[-1].out_shape[0]
-    labels = data.t_test if args.split == "test" else data.t_train
     stdout.print(Text.assemble(("accuracy ", "bold"), (f"{result.accuracy:.4f}", "bold green"),
-                               f"   loss {result.loss:.4f}   on {len(labels):,} {args.split} samples of "
+                               f"   loss {result.loss:.4f}   on {len(result.labels):,} {args.split} samples of "
                                f"{data.name} ({data.origin})"), soft_wrap=True)
-    matrix = np.zeros((classes, classes), np.int64)
-    np.add.at(matrix, (labels, result.predicted), 1)
+    matrix = result.confusion(classes)
     t = Table(title="confusion matrix (rows: true class, columns: predicted)", title_justify="left")
     t.add_column("", justify="right", style="bold")
     for k in range(classes):
@@ -218,10 +214,7 @@ def _eval(args, stdout: Console, stderr: Console) -> int:
 
 
 def _predict(args, stdout: Console, stderr: Console) -> int:
-    net = api.load(args.file)
-    checkpoint.restore(net, Path(args.weights), net.source)
-    x, scale = data_mod.read_images(args.images)
-    probs = net.probabilities(x.astype(net.dtype) * net.dtype.type(scale))
+    probs = api.prediction(args.file, args.weights, args.images)
     t = Table(title=f"{args.images}: {len(probs):,} image{'s' * (len(probs) != 1)}", title_justify="left")
     t.add_column("#", justify="right")
     t.add_column("class", justify="right", style="bold")
@@ -264,34 +257,22 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a memory size: {text} (write 512M, 2G or 1.5GiB)") from None
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, not {text}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
-    return value
+def _number(kind: type, low: float, high: float, what: str):
+    """An argparse type: a number of `kind` from low to high (exclusive bounds where float)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, not {text}") from None
+        if not low <= value <= high or (kind is float and value in (low, high)):
+            raise argparse.ArgumentTypeError(f"must be {what}, not {text}")
+        return value
+    return parse
 
 
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, not {text}") from None
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"must be from 0 to {2**32 - 1}, not {text}")
-    return value
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
-    return value
+_positive = _number(int, 1, float("inf"), "a positive integer")
+_positive_float = _number(float, 0.0, float("inf"), "a positive number")
+_seed = _number(int, 0, 2**32 - 1, f"a whole number from 0 to {2**32 - 1}")
 
 
 def _schema(args, stdout: Console, stderr: Console) -> int:

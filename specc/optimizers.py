@@ -148,6 +148,7 @@ class OptimizerSpec:
     signature: tuple[Arg, ...]
     doc: str
     impl: Any = field(default=None, compare=False)
+    slots: int = 0  # arrays of state kept per parameter (velocity, squared gradients, moments)
 
     def defaults(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -158,16 +159,17 @@ class OptimizerSpec:
 
 OPTIMIZERS: dict[str, OptimizerSpec] = {o.name: o for o in [
     OptimizerSpec("SGD", (_lr(0.01),), "plain stochastic gradient descent", _Momentum),
-    OptimizerSpec("Momentum", (_lr(0.01), _momentum()), "SGD with momentum", _Momentum),
-    OptimizerSpec("Nesterov", (_lr(0.01), _momentum()), "Nesterov's accelerated gradient", _Nesterov),
-    OptimizerSpec("AdaGrad", (_lr(0.01),), "per-parameter rates from the sum of squared gradients", _Adaptive),
+    OptimizerSpec("Momentum", (_lr(0.01), _momentum()), "SGD with momentum", _Momentum, 1),
+    OptimizerSpec("Nesterov", (_lr(0.01), _momentum()), "Nesterov's accelerated gradient", _Nesterov, 1),
+    OptimizerSpec("AdaGrad", (_lr(0.01),), "per-parameter rates from the sum of squared gradients", _Adaptive,
+                  1),
     OptimizerSpec("RMSprop", (_lr(0.01), Arg("decay_rate", _FRACTION, "a number from 0 up to 1",
                                              default=0.99, doc="decay of the squared-gradient average")),
-                  "AdaGrad with a decaying average", _Adaptive),
+                  "AdaGrad with a decaying average", _Adaptive, 1),
     OptimizerSpec("Adam", (_lr(0.001),
                            Arg("beta1", _FRACTION, "a number from 0 up to 1", default=0.9),
                            Arg("beta2", _FRACTION, "a number from 0 up to 1", default=0.999)),
-                  "adaptive moments", _Adam),
+                  "adaptive moments", _Adam, 2),
 ]}
 
 SCHEDULES: dict[str, OptimizerSpec] = {o.name: o for o in [

@@ -122,6 +122,13 @@ class Evaluation:
     loss: float
     accuracy: float
     predicted: np.ndarray  # class per sample
+    labels: np.ndarray  # the true class per sample
+
+    def confusion(self, classes: int) -> np.ndarray:
+        """(classes, classes) counts: row = true class, column = predicted class."""
+        matrix = np.zeros((classes, classes), np.int64)
+        np.add.at(matrix, (self.labels, self.predicted), 1)
+        return matrix
 
 
 def evaluate(net: Network, batches: Batches, labels: np.ndarray, chunk: int | None = None) -> Evaluation:
@@ -135,7 +142,7 @@ def evaluate(net: Network, batches: Batches, labels: np.ndarray, chunk: int | No
         target = t if net.plan.labels == "index" else np.eye(scores.shape[1], dtype=scores.dtype)[t]
         total += loss_layer.loss(scores, target)[0] * len(x)
         predicted[start:start + len(x)] = scores.argmax(axis=1)
-    return Evaluation(total / len(labels), float((predicted == labels).mean()), predicted)
+    return Evaluation(total / len(labels), float((predicted == labels).mean()), predicted, labels)
 
 
 def check_fit(net: Network, data: Dataset) -> None:

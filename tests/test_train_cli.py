@@ -285,3 +285,18 @@ def test_an_ir_json_trains_like_its_net_file(tmp_path):
     records = [[train.deterministic(json.loads(line)) for line in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]
                for d in ("a", "b")]
     assert records[0] == records[1]
+
+
+def test_evaluation_and_prediction_are_in_the_python_api(tmp_path):
+    # the eval and predict commands only render what specc.api returns
+    spec = ROOT / "models" / "two_layer_net.net"
+    assert specc_run("train", spec, "--epochs", "1", "--out", tmp_path / "run").code == 0
+    weights = tmp_path / "run" / "weights.npz"
+    net, dataset, result = api.evaluation(spec, weights)
+    matrix = result.confusion(10)
+    assert matrix.sum() == len(dataset.t_test) == len(result.labels)
+    assert np.trace(matrix) == round(result.accuracy * len(result.labels))
+    np.save(tmp_path / "x.npy", dataset.x_test[:4])
+    probs = api.prediction(spec, weights, tmp_path / "x.npy")
+    assert probs.shape == (4, 10) and np.allclose(probs.sum(axis=1), 1)
+    assert np.array_equal(probs.argmax(axis=1), result.predicted[:4])
