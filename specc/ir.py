@@ -26,9 +26,6 @@ class Origin:
     repeat: int | None = None
     of: int | None = None
 
-    def describe(self) -> str:
-        return f"{self.block}" if self.block else f"copy {self.repeat}/{self.of}"
-
 
 @dataclass(frozen=True)
 class Call:

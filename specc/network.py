@@ -336,8 +336,3 @@ def _named(c: CheckedLayer, base: str) -> str:
             return name
     raise KeyError(base)
 
-
-def fresh(net: Network, **overrides: Any) -> Network:
-    """A new network from the same spec, e.g. the float64 or unfused twin of `net`."""
-    args = {"dtype": str(net.dtype), "fuse": net.fuse, "seed": net.seed, **overrides}
-    return Network(net.checked, net.source, **args)

@@ -147,10 +147,6 @@ class Layer(ABC):
 
     # --- derived --------------------------------------------------------------------
     @classmethod
-    def arg(cls, name: str) -> Arg:
-        return next(a for a in cls.signature if a.name == name)
-
-    @classmethod
     def positional_names(cls, count: int) -> tuple[str, ...] | None:
         if cls.positional:
             return cls.positional.get(count)
