@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
-from specc import checkpoint
+from specc import checkpoint, plot
 from specc.data import Batches, Dataset
 from specc.errors import DataError, Diagnostic, RunError, UsageError, did_you_mean
 from specc.ir import Call, Train
@@ -192,6 +192,7 @@ class Trainer:
         self.records: list[dict[str, Any]] = []
         self.saved: int | None = None  # the iteration of the run folder's weights.npz, None before the first
         self.lock: RunLock | None = None
+        self.curve: Path | None = None  # curve.png, once written
 
     def close(self) -> None:
         """Release the run folder (idempotent)."""
@@ -308,8 +309,17 @@ class Trainer:
             if self.iteration < self.total and stop():
                 self.elapsed += time.perf_counter() - clock
                 self.save()
+                self.write_curve()
                 yield Stopped(self.iteration)
                 return
+        self.write_curve()
+
+    def write_curve(self) -> None:
+        """curve.png of the run so far (self.curve is None without matplotlib)."""
+        path = self.dir / "curve.png"
+        with _writing(path):
+            written = plot.learning_curve(self.records, path, f"{self.dir.name} on {self.data.name}")
+        self.curve = path if written else None
 
     def _evaluate(self, epoch: int, lr: float) -> Evaluated:
         started = time.perf_counter()

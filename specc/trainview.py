@@ -11,7 +11,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.text import Text
 
-from specc import plot
 from specc.diagnostics import render
 from specc.errors import RunError
 from specc.train import Evaluated, Started, Step, Stopped, Trainer
@@ -84,7 +83,6 @@ class TrainView:
                     elif isinstance(event, Evaluated):
                         out.print(_line(event.record, event.best), soft_wrap=True, highlight=False, markup=False)
                     elif isinstance(event, Stopped):
-                        self._curve()
                         out.print(Text(f"stopped after iteration {event.iteration:,}; checkpoint saved in "
                                        f"{t.dir}/weights.npz", style="bold yellow"), soft_wrap=True)
                         out.print(f"resume with: specc train {self.spec} --resume {t.dir}", soft_wrap=True,
@@ -100,16 +98,8 @@ class TrainView:
                 c.print(f"the last good checkpoint stays in {t.dir}/weights.npz (iteration {t.saved:,})",
                         soft_wrap=True, highlight=False, markup=False)
             return 1
-        self._curve()
         self._summary()
         return 0
-
-    def _curve(self) -> None:
-        path = self.t.dir / "curve.png"
-        if plot.learning_curve(self.t.records, path, f"{self.spec} on {self.t.data.name}"):
-            self.curve: str | None = str(path)
-        else:
-            self.curve = None
 
     def _summary(self) -> None:
         t, c = self.t, self.console
@@ -123,10 +113,10 @@ class TrainView:
                               f" (best {best['test_acc']:.4f} at epoch {best['epoch']}), train accuracy "
                               f"{last['train_acc']:.4f}"), soft_wrap=True)
         files = f"{t.spec_file}, config.json, metrics.jsonl, weights.npz, best.npz"
-        if self.curve:
+        if t.curve:
             files += ", curve.png"
         c.print(f"  {t.dir}: {files}", soft_wrap=True, highlight=False, markup=False)
-        if not self.curve:
+        if not t.curve:
             c.print("  no curve.png: matplotlib is not installed (pip install 'specc[plot]')", soft_wrap=True,
                     highlight=False, markup=False)
 
