@@ -58,14 +58,14 @@ def batch_of(net, n):
     except specc.SpeccError:
         pass
     rng = np.random.default_rng(0)
-    return rng.random((n, *net.input_shape), dtype=net.dtype), rng.integers(0, net.layers[-1].out_shape[0], n), "random"
+    return rng.random((n, *net.input_shape), dtype=net.dtype), rng.integers(0, net.loss_layer.out_shape[0], n), "random"
 
 
 def specc_step(net):
     opt = make_optimizer("SGD", {"lr": LR}, net.parameters())
 
     def step(x, t):
-        loss = net._gradient(x, t)
+        loss = net.backward(x, t)
         opt.step(LR)
         return loss
     return step
@@ -80,7 +80,7 @@ def torch_step(net):
     import torch
     torch.set_num_threads(ARGS.threads)
     layers = []
-    for c in net.layers[:-1]:
+    for c in net.checked.layers[:-1]:
         a, kind = c.layer.args, c.spec.type
         if kind == "Affine":
             m = torch.nn.Linear(*net.params[next(iter(c.params))].shape)
@@ -117,7 +117,7 @@ def torch_step(net):
 def gemm_floor(net, n, dtype) -> tuple[float, int]:
     """Seconds and FLOPs of the matrix multiplies a training step needs at these shapes."""
     shapes = []
-    for i, c in enumerate(net.layers):
+    for i, c in enumerate(net.checked.layers):
         if c.spec.type == "Affine":
             k, m = net.params[next(iter(c.params))].shape
             rows = n

@@ -190,7 +190,7 @@ class BookNet:
     def __init__(self, net, dtype):
         self.params = {k: v.astype(dtype) for k, v in net.params.items()}
         self.layers = []
-        for c in net.layers[:-1]:
+        for c in net.checked.layers[:-1]:
             a, p = c.layer.args, {n.rstrip("0123456789"): self.params[n] for n in c.params}
             kind = c.spec.type
             if kind == "Affine":

@@ -13,7 +13,8 @@ from specc import data as data_mod
 from specc import ir as ir_mod
 from specc import train as train_mod
 from specc.check import CheckedNetwork, check, check_train
-from specc.compiler import generate, plan
+from specc.compiler import Compiled, plan
+from specc.compiler import compile as compile_network
 from specc.errors import Diagnostic, Span, SpecError, UsageError
 from specc.locate import Locator, ir_locator, json_locator
 from specc.lower import lower
@@ -158,7 +159,7 @@ def summary(checked: CheckedNetwork) -> Summary:
     """The figures of a network, with the memory training it takes with its train section's settings."""
     p = plan(checked)
     settings = train_mod.resolve(checked.network.train, {})
-    e = memory.estimate(checked, p, **_training_sizes(settings))
+    e = memory.estimate(p, **_training_sizes(settings))
     return summarize(checked, p, {"batch": settings.batch, "optimizer": settings.optimizer,
                                   "dtype": settings.dtype, "bytes": e.total, "parameter_bytes": e.parameters,
                                   "buffer_bytes": e.activations})
@@ -168,7 +169,7 @@ def check_training_memory(checked: CheckedNetwork, source: Source | None, max_me
     """Refuse (SpecError) a network that could not be trained within the memory budget, with the
     batch, dtype and optimizer of its train section (specc's defaults where it has none)."""
     settings = train_mod.resolve(checked.network.train, {})
-    memory.enforce(checked, plan(checked), source, max_memory, **_training_sizes(settings))
+    memory.enforce(plan(checked), source, max_memory, **_training_sizes(settings))
 
 
 def _training_sizes(settings: train_mod.Settings) -> dict[str, int]:
@@ -198,8 +199,9 @@ def _network(source: Source, dtype: str, fuse: bool, seed: int, max_memory: int 
              batch: int = 100, optimizer_slots: int = 0) -> Network:
     checked = check_source(source)
     itemsize = 8 if str(dtype) == "float64" else 4
-    memory.enforce(checked, plan(checked), source, max_memory, batch, itemsize, optimizer_slots)
-    return Network(checked, source, dtype=dtype, fuse=fuse, seed=seed)
+    memory.enforce(plan(checked), source, max_memory, batch, itemsize, optimizer_slots)
+    decay = train_mod.resolve(checked.network.train, {}).weight_decay
+    return Network(compile_network(checked), source, dtype=dtype, fuse=fuse, seed=seed, weight_decay=decay)
 
 
 def training(path: str | Path, *, out: str | Path | None = None, resume: str | Path | None = None,
@@ -237,8 +239,9 @@ def training(path: str | Path, *, out: str | Path | None = None, resume: str | P
             raise UsageError([Diagnostic(f"{folder} holds an earlier run (weights.npz); it is not overwritten",
                                          None, "folder-in-use",
                                          hint=f"continue it with --resume {folder}, or train into another --out")])
-    memory.enforce(checked, plan(checked), source, max_memory, **_training_sizes(settings))
-    net = Network(checked, source, dtype=settings.dtype, seed=settings.seed)
+    memory.enforce(plan(checked), source, max_memory, **_training_sizes(settings))
+    net = Network(compile_network(checked), source, dtype=settings.dtype, seed=settings.seed,
+                  weight_decay=settings.weight_decay)
     dataset = data_mod.load(settings.data if resume is None else data)
     lock = train_mod.RunLock(folder)
     lock.acquire()
@@ -292,5 +295,9 @@ def prediction(path: str | Path, weights: str | Path, images: str | Path) -> np.
 
 def generated_code(source: Source) -> str:
     """The standalone NumPy module of a spec's fused passes (`specc compile --emit python`)."""
-    checked = check_source(source)
-    return generate(checked, plan(checked))
+    return compiled(source).code
+
+
+def compiled(source: Source) -> Compiled:
+    """The compiled form of a spec: its plan and generated module."""
+    return compile_network(check_source(source))

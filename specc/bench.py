@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from specc.check import CheckedNetwork
+from specc.compiler import compile as compile_network
+from specc.layers.base import Labels
 from specc.network import Network
 from specc.optimizers import make_optimizer
 from specc.source import Source
@@ -56,12 +58,12 @@ def profile(checked: CheckedNetwork, source: Source | None, batch: int = 100, st
             dtype: str = "float32", optimizer: str = "SGD", seed: int = 0) -> Profile:
     """Per-kernel times of training steps on a random batch (means over `steps` after a warm-up)."""
     clock = KernelClock()
-    net = Network(checked, source, dtype=dtype, seed=seed, clock=clock)
-    plain = Network(checked, source, dtype=dtype, seed=seed)
+    net = Network(compile_network(checked, timed=True), source, dtype=dtype, seed=seed, clock=clock)
+    plain = Network(compile_network(checked), source, dtype=dtype, seed=seed)
     rng = np.random.default_rng(seed)
     x = rng.random((batch, *net.input_shape), dtype=net.dtype)
-    last = net.layers[-1]
-    t = (rng.integers(0, last.out_shape[0], batch) if net.plan.labels == "index"
+    last = net.loss_layer
+    t = (rng.integers(0, last.out_shape[0], batch) if net.plan.labels is Labels.CLASSES
          else rng.standard_normal((batch, last.out_shape[0])).astype(net.dtype))
     opt = make_optimizer(optimizer, {}, net.parameters())
     plain_opt = make_optimizer(optimizer, {}, plain.parameters())
@@ -70,14 +72,14 @@ def profile(checked: CheckedNetwork, source: Source | None, batch: int = 100, st
         clock.totals.clear()
         update = 0.0
         for _ in range(3 if warm else steps):
-            net._gradient(x, t)
+            net.backward(x, t)
             t0 = time.perf_counter()
             opt.step(opt.args["lr"])
             update += time.perf_counter() - t0
     whole = []
     for _ in range(steps):
         t0 = time.perf_counter()
-        plain._gradient(x, t)
+        plain.backward(x, t)
         plain_opt.step(plain_opt.args["lr"])
         whole.append(time.perf_counter() - t0)
     kernels = []

@@ -19,6 +19,7 @@ class CheckedLayer:
     layer: Layer
     params: dict[str, Shape]  # "W1" -> (784, 50)
     buffers: dict[str, Shape]  # "running_mean1" -> (50,)
+    names: dict[str, str]  # the layer's own names of its parameters and buffers -> the network's: "W" -> "W1"
 
     @property
     def in_shape(self) -> Shape:
@@ -96,8 +97,10 @@ def check(net: Network, skip: Iterable[int] = (), gaps: Iterable[int] = ()) -> C
                 (Label(None, f"{got} {fmt_shape(shape)}", _producer(i)), *_expanded_from(spec)), path=path))
             shape = None
             continue
-        params, buffers = _numbered(layer, counters)
-        checked.append(CheckedLayer(i, spec, layer, params, buffers))
+        names = _numbered(layer, counters)
+        params = {names[base]: shape for base, shape in layer.param_shapes().items()}
+        buffers = {names[base]: shape for base, shape in layer.buffer_shapes().items()}
+        checked.append(CheckedLayer(i, spec, layer, params, buffers, names))
         shape = layer.out_shape
 
     if not gaps:
@@ -119,14 +122,15 @@ def _expanded_from(spec: Call) -> tuple[Label, ...]:
     return (Label(spec.origin[0].call, "expanded from here: " + ", ".join(([blocks] if blocks else []) + copies)),)
 
 
-def _numbered(layer: Layer, counters: dict[tuple[str, ...], int]) -> tuple[dict, dict]:
-    """W1, b1 for the first Affine or Convolution, gamma1, beta1 for the first BatchNorm, ..."""
-    shapes, buffers = layer.param_shapes(), layer.buffer_shapes()
-    if not shapes and not buffers:
-        return {}, {}
-    group = type(layer).param_names or tuple(shapes)
+def _numbered(layer: Layer, counters: dict[tuple[str, ...], int]) -> dict[str, str]:
+    """W1, b1 for the first Affine or Convolution, gamma1, beta1 for the first BatchNorm, ...:
+    each of the layer's own names (W, b, running_mean) -> its name in the network."""
+    bases = (*layer.param_shapes(), *layer.buffer_shapes())
+    if not bases:
+        return {}
+    group = type(layer).param_names or tuple(layer.param_shapes())
     counters[group] = n = counters.get(group, 0) + 1
-    return ({f"{k}{n}": v for k, v in shapes.items()}, {f"{k}{n}": v for k, v in buffers.items()})
+    return {base: f"{base}{n}" for base in bases}
 
 
 def _loss_rules(net: Network) -> list[Diagnostic]:

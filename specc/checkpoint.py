@@ -134,7 +134,7 @@ def restore(net: Network, path: Path, source: Source | None = None) -> dict[str,
 def _differences(net: Network, params: dict, state: dict, file: str) -> list[Diagnostic]:
     """One diagnostic per mismatch, at the .net line that declares the parameter."""
     declared_by = {}
-    for c in net.layers:
+    for c in net.checked.layers:
         for name in (*c.params, *c.buffers):
             declared_by[name] = c
     want = {**{k: v.shape for k, v in net.params.items()}, **{k: v.shape for k, v in net.state.items()}}

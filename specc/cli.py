@@ -195,7 +195,7 @@ def _train(args, stdout: Console, stderr: Console) -> int:
 
 def _eval(args, stdout: Console, stderr: Console) -> int:
     net, data, result = api.evaluation(args.file, args.weights, args.data, args.split)
-    classes = net.layers[-1].out_shape[0]
+    classes = net.loss_layer.out_shape[0]
     stdout.print(Text.assemble(("accuracy ", "bold"), (f"{result.accuracy:.4f}", "bold green"),
                                f"   loss {result.loss:.4f}   on {len(result.labels):,} {args.split} samples of "
                                f"{data.name} ({data.origin})"), soft_wrap=True)

@@ -1,29 +1,33 @@
 """Code generation: the straight-line NumPy module of a network's fused forward and backward passes.
 
-Each layer writes its own lines through an `Emit` (see specc/layers/*.py, method `emit`);
-this module names the variables, plans the workspace buffers (allocated once per batch
-size), and assembles a standalone module that imports only numpy. specc runs that same
-module (see specc.compile).
+Each layer writes its own lines through an `Emit` (see specc/layers/*.py, method `emit`),
+using the variables and buffers the plan (specc.compiler) gave it; this module assembles a
+standalone module that imports only numpy and allocates every buffer once per batch size.
+specc runs that same module (see specc.network).
 """
 from __future__ import annotations
 
 import inspect
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 import specc
 from specc import numerics
+from specc.layers.base import Labels, Layer
 
-Dim = int | str  # a buffer dimension: a number, or an expression of the batch size N ("N*576")
+if TYPE_CHECKING:
+    from specc.compiler import Buffer, Plan, Wire
+
+
+class CodegenError(Exception):
+    """A layer's emitted code disagrees with what it declared (a bug in specc, not a user mistake)."""
 
 
 @dataclass
 class Module:
     """What the layers emitted, before assembly."""
 
-    buffers: dict[str, tuple[tuple[Dim, ...], str]] = field(default_factory=dict)  # name -> (shape, kind)
-    owners: dict[str, int] = field(default_factory=dict)  # buffer name -> the layer (1-based) it serves
     views: list[tuple[str, str]] = field(default_factory=list)  # name -> expression, re-derived in backward
     forward: list[str] = field(default_factory=list)
     loss: list[str] = field(default_factory=list)
@@ -32,76 +36,115 @@ class Module:
 
 
 class Emit:
-    """What one layer may use to write its code: names of its input, output and gradients,
-    its parameters, and buffers of its own."""
+    """What one layer may use to write its code: the names of its input, output and gradients,
+    of its parameters and state, and of the scratch buffers it declared (Layer.workspace)."""
 
-    def __init__(self, module: Module, layer: Any, k: int, x: str, y: str, dy: str | None, dx: str | None,
-                 params: dict[str, str], state: dict[str, str], inplace: bool):
+    def __init__(self, module: Module, layer: Layer, k: int, wire: "Wire", names: dict[str, str],
+                 buffers: dict[str, "Buffer"]):
         self._m, self._k = module, k
         self.layer, self.args = layer, layer.args
         self.in_shape, self.out_shape = layer.in_shape, layer.out_shape
-        self.x, self.y, self.dy, self.dx = x, y, dy, dx
-        self.inplace = inplace  # the output may overwrite the input (an activation fused into its producer)
-        self._params, self._state = params, state
-        self._fwd: list[str] = []
-        self._bwd: list[str] = []
+        self.x, self.y, self.dy, self.dx = wire.x, wire.y, wire.dy, wire.dx
+        self.inplace = wire.inplace  # the output may overwrite the input (an activation fused into its producer)
+        self._names = names
+        self._buffers = buffers  # this layer's planned buffers by variable name
+        self.forward_lines: list[str] = []
+        self.backward_lines: list[str] = []
 
     # names
-    def P(self, base: str) -> str:
-        return f'p["{self._params[base]}"]'
+    def param(self, base: str) -> str:
+        return f'p["{self._names[base]}"]'
 
-    def G(self, base: str) -> str:
-        return f'g["{self._params[base]}"]'
+    def grad(self, base: str) -> str:
+        return f'g["{self._names[base]}"]'
 
-    def S(self, base: str) -> str:
-        return f's["{self._state[base]}"]'
+    def state(self, base: str) -> str:
+        return f's["{self._names[base]}"]'
 
-    def buffer(self, name: str, shape: tuple[Dim, ...], kind: str = "float") -> str:
-        """A workspace array of this layer (shape may use N); bound to a local of the same name."""
-        var = f"{name}{self._k}"
-        self._m.buffers[var] = (tuple(shape), kind)
-        self._m.owners[var] = self._k
+    def _planned(self, var: str, what: str) -> str:
+        if var not in self._buffers:
+            raise CodegenError(f"layer {self._k} ({self.layer.name}) uses {what} '{var}', which it did not declare")
         return var
 
+    def buffer(self, name: str) -> str:
+        """A scratch buffer this layer declared in `workspace()`; bound to a local of the same name."""
+        return self._planned(f"{name}{self._k}", "the buffer")
+
     def output(self) -> str:
-        """Declare the output as a buffer of its own (N, *out_shape), unless computed in place."""
-        if self.inplace:
-            return self.y
-        self._m.buffers[self.y] = (("N", *self.out_shape), "float")
-        self._m.owners[self.y] = self._k
-        return self.y
+        """The output variable: a buffer of its own (N, *out_shape), or the input when computed in place."""
+        return self.y if self.inplace else self._planned(self.y, "the output buffer")
 
     def grad_input(self) -> str:
-        """Declare the input gradient as a buffer (N, *in_shape)."""
-        assert self.dx is not None
-        self._m.buffers[self.dx] = (("N", *self.in_shape), "float")
-        self._m.owners[self.dx] = self._k
-        return self.dx
+        """The input gradient's buffer (N, *in_shape)."""
+        if self.dx is None:
+            raise CodegenError(f"layer {self._k} ({self.layer.name}) computes an input gradient nobody needs")
+        return self._planned(self.dx, "the gradient buffer")
 
     def view(self, name: str, expression: str) -> None:
         """`name = expression`, a view (no copy) that backward re-derives too."""
         self._m.views.append((name, expression))
-        self._fwd.append(f"{name} = {expression}")
+        self.forward_lines.append(f"{name} = {expression}")
 
     def helper(self, fn: Callable) -> str:
         self._m.helpers.add(fn.__name__)
         return fn.__name__
 
     def fwd(self, *lines: str) -> None:
-        self._fwd.extend(lines)
+        self.forward_lines.extend(lines)
 
     def loss(self, *lines: str) -> None:
         """Lines of the loss function (loss layers only); they set `loss` from the scores and `t`."""
         self._m.loss.extend(lines)
 
     def bwd(self, *lines: str) -> None:
-        self._bwd.extend(lines)
+        self.backward_lines.extend(lines)
 
 
-def _alloc(shape: tuple[Dim, ...], kind: str) -> str:
+def emit(p: "Plan", timed: bool = False) -> Module:
+    """Every layer's code, before assembly."""
+    net = p.network
+    m = Module()
+    if timed:
+        m.backward.append(["_clock(None, None)"])
+    owned: dict[int, dict[str, Buffer]] = {}
+    for b in p.buffers:
+        owned.setdefault(b.layer, {})[b.name] = b
+    for k, kernel in enumerate(p.kernels, 1):
+        for i in kernel.layers:
+            c, wire = net.layers[i], p.wires[i]
+            e = Emit(m, c.layer, i + 1, wire, c.names, owned.get(i, {}))
+            span = c.spec.span
+            where = f"  <- {net.network.source or 'spec'}:{span.line}:{span.col}" if span else ""
+            e.fwd(f"# [{i + 1}] {c.layer.describe()}{' (in place)' if wire.inplace else ''}{where}")
+            if timed:
+                (e.loss if c.layer.is_loss else e.fwd)(f"_clock('forward', {k})")
+            c.layer.emit(e)
+            m.forward.extend(e.forward_lines)
+            timing = [f"_clock('backward', {k})"] if timed else []
+            m.backward.append([f"# [{i + 1}] {c.layer.describe()}", *timing, *e.backward_lines]
+                              if e.backward_lines else [])
+    if timed:
+        m.forward.append("_clock(None, None)")
+        m.loss.append("_clock(None, None)")
+    return m
+
+
+def _alloc(b: "Buffer") -> str:
+    shape = (("N",) if b.scratch.batched else ()) + tuple(b.scratch.shape)
     dims = ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "")
-    dtype = {"float": "dtype", "index": "np.intp", "bool": "np.bool_"}[kind]
+    dtype = {"float": "dtype", "index": "np.intp", "bool": "np.bool_"}[b.scratch.kind]
     return f"np.empty(({dims}), {dtype})"
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
+
+
+def _names_in(lines: list[str]) -> set[str]:
+    """Every identifier the lines mention (one pass over the text: linear in the code's size)."""
+    found: set[str] = set()
+    for line in lines:
+        found.update(_IDENTIFIER.findall(line))
+    return found
 
 
 def _helpers_source(names: set[str]) -> str:
@@ -124,27 +167,31 @@ def _indent(lines: list[str], n: int = 4) -> str:
     return "\n".join(" " * n + line if line else "" for line in lines)
 
 
-def assemble(m: Module, *, origin: str, input_shape: tuple[int, ...], params: dict, state: dict,
-             labels: str, classes: int, output: str) -> str:
+def generate(p: "Plan", timed: bool = False) -> str:
     """The standalone module's source text."""
+    m = emit(p, timed)
+    net = p.network
     bwd_lines = [line for block in reversed(m.backward) for line in block]
-    fwd_bufs = [b for b in m.buffers if used(m.forward, b)]
-    loss_bufs = [b for b in m.buffers if used(m.loss, b)]
-    bwd_views = [(n, e) for n, e in m.views if used(bwd_lines, n)]
-    bwd_bufs = [b for b in m.buffers if used(bwd_lines + [e for _, e in bwd_views], b)]
-    forward_only = set(fwd_bufs) | set(loss_bufs)
-    ws = ",\n".join(f'        "{n}": {_alloc(shape, kind)}' for n, (shape, kind) in m.buffers.items()
-                    if n in forward_only)
-    ws_back = ",\n".join(f'            "{n}": {_alloc(shape, kind)}' for n, (shape, kind) in m.buffers.items()
-                         if n not in forward_only)
-    param_table = ",\n".join(f'    "{n}": ({tuple(shape)!r}, {init!r})' for n, (shape, init) in params.items())
-    state_table = ",\n".join(f'    "{n}": ({tuple(shape)!r}, {init!r})' for n, (shape, init) in state.items())
+    in_forward, in_loss = _names_in(m.forward), _names_in(m.loss)
+    in_backward_lines = _names_in(bwd_lines)
+    bwd_views = [(n, e) for n, e in m.views if n in in_backward_lines]
+    in_backward = _names_in(bwd_lines + [e for _, e in bwd_views])
+    fwd_bufs = [b.name for b in p.buffers if b.name in in_forward]
+    loss_bufs = [b.name for b in p.buffers if b.name in in_loss]
+    bwd_bufs = [b.name for b in p.buffers if b.name in in_backward]
+    ws = ",\n".join(f'        "{b.name}": {_alloc(b)}' for b in p.buffers if b.scratch.phase == "forward")
+    ws_back = ",\n".join(f'            "{b.name}": {_alloc(b)}' for b in p.buffers if b.scratch.phase != "forward")
+    param_table = ",\n".join(f'    "{s.name}": ({tuple(s.shape)!r}, {s.init!r})' for s in p.params)
+    state_table = ",\n".join(f'    "{s.name}": ({tuple(s.shape)!r}, {s.init!r})' for s in p.state)
     helpers = _helpers_source(m.helpers | {"initial_values"})
+    origin = net.network.source or "a spec"
+    labels, output = p.labels, p.scores
+    input_shape, classes = net.input_shape, net.loss.out_shape[0]
     return f'''"""Generated by specc {specc.__version__} from {origin}: the fused forward and backward passes.
 
 Standalone: it imports only numpy. Arrays are float32 or float64 (the params' dtype); `w` is a
 workspace from workspace(N) holding every buffer for batch size N, reused across calls.
-Labels `t` are {"class indices, shape (N,)" if labels == "index" else "targets, shape (N, outputs)"}.
+Labels `t` are {"class indices, shape (N,)" if labels is Labels.CLASSES else "targets, shape (N, outputs)"}.
 """
 import numpy as np
 
@@ -214,12 +261,6 @@ if __name__ == "__main__":
     rng = np.random.default_rng(0)
     params, state = init_params(), init_state()
     x = rng.random((4, *INPUT_SHAPE), dtype=np.float32)
-    t = {"rng.integers(0, OUTPUTS, 4)" if labels == "index" else "rng.random((4, OUTPUTS), dtype=np.float32)"}
+    t = {"rng.integers(0, OUTPUTS, 4)" if labels is Labels.CLASSES else "rng.random((4, OUTPUTS), dtype=np.float32)"}
     print("loss on a random batch:", loss(params, state, workspace(4), x, t))
 '''
-
-
-def used(lines: list[str], name: str) -> bool:
-    """Whether any line uses the variable `name`."""
-    word = re.compile(rf"\b{re.escape(name)}\b")
-    return any(word.search(line) for line in lines)

@@ -1,11 +1,17 @@
-"""Stage 5: checked network -> a plan of fused kernels, initial values, and generated NumPy code."""
+"""Stage 5: checked network -> Plan (fused kernels, parameter, state and buffer tables) -> Compiled
+(the plan and the generated NumPy module). Everything downstream reads these values; nothing
+else plans or generates code.
+
+`plan` works from shapes alone (check, summary and the memory budget use it without generating
+code); `compile` adds the code, generated once.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from specc.check import CheckedNetwork
-from specc.codegen import Emit, Module, assemble
+from specc.codegen import generate
+from specc.layers.base import Labels, Scratch, Shape, size
 
 
 @dataclass(frozen=True)
@@ -14,22 +20,95 @@ class Kernel:
     element-wise activation that runs in place on its output, or a single layer."""
 
     layers: tuple[int, ...]  # indices into CheckedNetwork.layers
+    name: str  # "Affine+ReLU"
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One parameter or state array of the network: "W1" is the "W" of layer 0."""
+
     name: str
+    base: str  # the layer's own name for it
+    layer: int  # index into CheckedNetwork.layers
+    shape: Shape
+    init: tuple  # ("normal", std), ("zeros",) or ("ones",)
+    decay: bool = False  # weight decay applies
+
+    @property
+    def size(self) -> int:
+        return size(self.shape)
+
+
+@dataclass(frozen=True)
+class Buffer:
+    """One workspace array of the generated code, allocated once per batch size."""
+
+    name: str  # the variable that holds it: a3, d2, cols1
+    layer: int  # index of the layer it serves
+    scratch: Scratch  # shape, kind, and whether prediction needs it
+
+    def nbytes(self, batch: int, itemsize: int) -> int:
+        return self.scratch.nbytes(batch, itemsize)
+
+
+@dataclass(frozen=True)
+class Wire:
+    """The variables one layer's code reads and writes."""
+
+    x: str  # its input
+    y: str  # its output ("x" unchanged for a loss layer: it reads the scores in place)
+    dy: str | None  # the gradient of its output; None when the layer has no backward pass
+    dx: str | None  # the gradient of its input; None when nothing before it needs one
+    inplace: bool  # an activation fused into its producer overwrites the producer's output
 
 
 @dataclass(frozen=True)
 class Plan:
+    """What the compiler decided, from shapes alone."""
+
+    network: CheckedNetwork
+    fused: bool
     kernels: tuple[Kernel, ...]
     default_init: str  # what init=auto means in this network: "he" or "xavier"
-    params: dict[str, tuple[tuple[int, ...], tuple]]  # "W1" -> ((784, 50), ("normal", 0.05))
-    state: dict[str, tuple[tuple[int, ...], tuple]]  # "running_mean1" -> ((100,), ("zeros",))
-    labels: str  # "index" or "target"
+    params: tuple[Slot, ...]
+    state: tuple[Slot, ...]
+    wires: tuple[Wire, ...]  # one per layer
+    buffers: tuple[Buffer, ...]
+    scores: str  # the variable that holds the scores (the loss layer's input)
+
+    @property
+    def labels(self) -> Labels:
+        return self.network.loss.layer.labels
+
+    def kernel_of(self, layer: int) -> tuple[int, Kernel]:
+        """(1-based number, kernel) of the kernel that runs a layer."""
+        for n, k in enumerate(self.kernels, 1):
+            if layer in k.layers:
+                return n, k
+        raise KeyError(layer)
+
+    def workspace_bytes(self, batch: int, itemsize: int, backward: bool = True) -> int:
+        return sum(b.nbytes(batch, itemsize) for b in self.buffers
+                   if backward or b.scratch.phase == "forward")
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """The plan of the fused passes and their generated module (standalone NumPy source)."""
+
+    plan: Plan
+    code: str
+
+    @property
+    def network(self) -> CheckedNetwork:
+        return self.plan.network
 
 
 def default_init(net: CheckedNetwork) -> str:
-    """The book's MultiLayerNet rule: He for ReLU networks, Xavier for sigmoid/tanh ones."""
-    types = {c.spec.type for c in net.layers}
-    return "xavier" if types & {"Sigmoid", "Tanh"} and "ReLU" not in types else "he"
+    """The book's MultiLayerNet rule: He for ReLU networks, Xavier for sigmoid/tanh ones; each
+    activation declares which it prefers."""
+    preferred = {c.layer.preferred_init for c in net.layers}
+    return "xavier" if "xavier" in preferred and "he" not in preferred else "he"
 
 
 def plan(net: CheckedNetwork, fuse: bool = True) -> Plan:
@@ -42,72 +121,48 @@ def plan(net: CheckedNetwork, fuse: bool = True) -> Plan:
         else:
             kernels.append([c.index])
     init = default_init(net)
-    params, state = {}, {}
+    params, state = [], []
     for c in net.layers:
         starts = c.layer.param_init(init)
-        for name, shape in c.params.items():
-            params[name] = (shape, starts[name.rstrip("0123456789")])
+        for base, shape in c.layer.param_shapes().items():
+            params.append(Slot(c.names[base], base, c.index, shape, starts[base], base in c.layer.decays))
         starts = c.layer.state_init()
-        for name, shape in c.buffers.items():
-            state[name] = (shape, starts[name.rstrip("0123456789")])
+        for base, shape in c.layer.buffer_shapes().items():
+            state.append(Slot(c.names[base], base, c.index, shape, starts[base]))
+    wires, buffers, scores = _wiring(net, kernels)
     named = tuple(Kernel(tuple(k), "+".join(net.layers[i].spec.type for i in k)) for k in kernels)
-    return Plan(named, init, params, state, type(net.loss.layer).labels)
+    return Plan(net, fuse, named, init, tuple(params), tuple(state), wires, buffers, scores)
 
 
-def _base_names(names: dict[str, Any]) -> dict[str, str]:
-    return {n.rstrip("0123456789"): n for n in names}
-
-
-def generate(net: CheckedNetwork, p: Plan, timed: bool = False) -> str:
-    """The standalone NumPy module of the network's fused passes (see specc.codegen).
-
-    timed=True adds calls `_clock(phase, kernel)` at every kernel boundary (the caller puts a
-    `_clock` into the module's namespace); `specc bench` uses it to time each kernel.
-    """
-    m, output = emit_all(net, p, timed)
-    return assemble(m, origin=net.network.source or "a spec", input_shape=net.input_shape,
-                    params=p.params, state=p.state, labels=p.labels,
-                    classes=net.loss.out_shape[0], output=output)
-
-
-def emit_all(net: CheckedNetwork, p: Plan, timed: bool = False) -> tuple[Module, str]:
-    """Every layer's code, before assembly, and the variable that holds the scores."""
-    m = Module()
-    if timed:
-        m.backward.append(["_clock(None, None)"])
+def _wiring(net: CheckedNetwork, kernels: list[list[int]]) -> tuple[tuple[Wire, ...], tuple[Buffer, ...], str]:
+    """The variables of every layer, and the buffers behind them: a{i} holds layer i's output,
+    d{i} the gradient of it (1-based), scratch buffers are named after the layer's own name."""
+    inplace = {i for k in kernels for i in k[1:]}
     has_params = [bool(c.params) for c in net.layers]
+    wires: list[Wire] = []
+    buffers: list[Buffer] = []
     var = "x"
-    output = "x"
-    for k, kernel in enumerate(p.kernels, 1):
-        for pos, i in enumerate(kernel.layers):
-            c = net.layers[i]
-            inplace = pos > 0  # an activation fused into its head overwrites the head's output
-            y = var if inplace else f"a{i + 1}"
-            need_dx = any(has_params[:i])
-            if not need_dx and not has_params[i]:
-                dy = dx = None
-            else:
-                dy, dx = f"d{i + 1}", (f"d{i}" if need_dx else None)
-            e = Emit(m, c.layer, i + 1, var, y, dy, dx, _base_names(c.params), _base_names(c.buffers), inplace)
-            span = c.spec.span
-            where = f"  <- {net.network.source or 'spec'}:{span.line}:{span.col}" if span else ""
-            e.fwd(f"# [{i + 1}] {c.layer.describe()}{' (in place)' if inplace else ''}{where}")
-            if timed:
-                (e.loss if c.layer.is_loss else e.fwd)(f"_clock('forward', {k})")
-            c.layer.emit(e)
-            m.forward.extend(e._fwd)
-            timing = [f"_clock('backward', {k})"] if timed else []
-            m.backward.append([f"# [{i + 1}] {c.layer.describe()}", *timing, *e._bwd] if e._bwd else [])
-            if not c.layer.is_loss:
-                output = var = y
-    if timed:
-        m.forward.append("_clock(None, None)")
-        m.loss.append("_clock(None, None)")
-    return m, output
+    for c in net.layers:
+        i, layer = c.index, c.layer
+        need_dx = any(has_params[:i])
+        backward = need_dx or has_params[i]
+        y = var if i in inplace or layer.is_loss else f"a{i + 1}"
+        dy = f"d{i + 1}" if backward else None
+        dx = f"d{i}" if backward and need_dx else None
+        wires.append(Wire(var, y, dy, dx, i in inplace))
+        if layer.output_buffer and i not in inplace:
+            buffers.append(Buffer(y, i, Scratch(layer.out_shape)))
+        if dx is not None and layer.grad_buffer:
+            buffers.append(Buffer(dx, i, Scratch(layer.in_shape, phase="backward")))
+        for name, scratch in layer.workspace(dx is not None).items():
+            buffers.append(Buffer(f"{name}{i + 1}", i, scratch))
+        var = y
+    return tuple(wires), tuple(buffers), var
 
 
-def load(source: str, filename: str, **extra: Any) -> dict[str, Any]:
-    """Execute generated source; its functions are what a fused Network calls."""
-    namespace: dict[str, Any] = {"__name__": "specc_generated", **extra}
-    exec(compile(source, filename, "exec"), namespace)  # noqa: S102 -- our own generated code
-    return namespace
+def compile(net: CheckedNetwork, *, fuse: bool = True, timed: bool = False) -> Compiled:  # noqa: A001
+    """Plan the passes and generate their module (fuse=False: one layer per kernel, for tests).
+    timed=True adds calls `_clock(phase, kernel)` at every kernel boundary (`specc bench` puts a
+    `_clock` into the namespace)."""
+    p = plan(net, fuse=fuse)
+    return Compiled(p, generate(p, timed=timed))

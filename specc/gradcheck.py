@@ -5,8 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from specc.layers.base import Layer, Runtime
-from specc.network import Network, _named
+from specc.layers.base import Labels, Layer, Runtime
+from specc.network import Network
 
 RELATIVE_TOLERANCE = 1e-5  # max |backprop - numerical| / max(|backprop|, |numerical|) that passes,
 ABSOLUTE_TOLERANCE = 1e-9  # ... or max |backprop - numerical| that passes (gradients that are ~0),
@@ -102,7 +102,7 @@ def check_layer(layer: Layer, x: np.ndarray, params: dict[str, np.ndarray], stat
 
 def _labels_for(layer: Layer, n: int, rng: np.random.Generator) -> np.ndarray:
     k = layer.out_shape[0]
-    return rng.integers(0, k, n) if getattr(layer, "labels", "index") == "index" else rng.standard_normal((n, k))
+    return rng.integers(0, k, n) if layer.labels is Labels.CLASSES else rng.standard_normal((n, k))
 
 
 def _differences(f, array: np.ndarray, indices: np.ndarray, h: float) -> np.ndarray:
@@ -137,23 +137,21 @@ def check_network(net: Network, batch: int = 8, seed: int = 0, limit: int | None
         raise ValueError("gradient checks need a float64 network")
     rng = np.random.default_rng(seed)
     x = rng.random((batch, *net.input_shape))
-    t = _labels_for(net.layers[-1].layer, batch, rng)
-    start = net.rng.bit_generator.state
-    grads = {k: v.copy() for k, v in net.gradient(x, t).items()}
-    net.rng.bit_generator.state = start
-    tolerance = noise_tolerance(net._loss(x, t, True), h)
+    t = _labels_for(net.loss_layer.layer, batch, rng)
+    with net.rewound():
+        grads = net.gradient(x, t)
+    with net.rewound():
+        tolerance = noise_tolerance(net.forward_loss(x, t, True), h)
     results = []
     for name, value in net.params.items():
         idx = _sample(value.size, limit, rng)
-        net.rng.bit_generator.state = start
-        numeric = net._numerical(x, t, name, idx, h).reshape(-1)[idx]
+        numeric = net.numerical(x, t, name, idx, h).reshape(-1)[idx]
         results.append(compare(name, value.shape, grads[name].reshape(-1)[idx], numeric, tolerance))
     culprit: str | None = None
     culprit_results: list[Result] = []
     if not all(r.passed for r in results):
         culprit, culprit_results = _first_bad_layer(net, x, limit, h)
         if culprit is None and net.fuse:
-            net.rng.bit_generator.state = start
             culprit = _first_bad_kernel(net, x, t)
     return Report(results, culprit, culprit_results)
 
@@ -161,29 +159,27 @@ def check_network(net: Network, batch: int = 8, seed: int = 0, limit: int | None
 def _first_bad_kernel(net: Network, x: np.ndarray, t: np.ndarray) -> str | None:
     """Every layer's reference is right, so the generated code is wrong: compare each kernel's
     output and each layer's output gradient in the workspace with the reference path's."""
-    rng_state, saved = net.rng.bit_generator.state, {k: v.copy() for k, v in net.state.items()}
-    net._gradient(x, t)
-    ws = {k: v.copy() for k, v in net._workspace(len(x), True).items()}
-    net.rng.bit_generator.state = rng_state
-    for k, v in saved.items():
-        np.copyto(net.state[k], v)
+    with net.rewound():
+        net.backward(x, t)
+        ws = {k: v.copy() for k, v in net.workspace(len(x), True).items()}
     outputs: list[np.ndarray] = []
-    scores, backprops = net._forward_reference(x, True, watch=lambda c, y: outputs.append(y))
-    for k, v in saved.items():
-        np.copyto(net.state[k], v)
+    with net.rewound():
+        scores, backprops = net.reference_forward(x, True, watch=lambda c, y: outputs.append(y))
+    layers = net.checked.layers
 
     def differs(a: np.ndarray, b: np.ndarray) -> bool:
         return a.shape != b.shape or not np.allclose(a, b, rtol=1e-7, atol=1e-10)
 
     for n, kernel in enumerate(net.plan.kernels, 1):
         last, head = kernel.layers[-1], kernel.layers[0]
-        if last < len(outputs) and f"a{head + 1}" in ws and differs(ws[f"a{head + 1}"], outputs[last]):
+        produced = net.plan.wires[head].y
+        if last < len(outputs) and produced in ws and differs(ws[produced], outputs[last]):
             return f"kernel {n} ({kernel.name}) of the generated code, in its forward pass"
-    dy = net.layers[-1].layer.loss(scores, t)[1]()
-    for c, bp in zip(reversed(net.layers[:-1]), reversed(backprops)):
-        produced = f"d{c.index + 1}"  # the gradient with respect to this layer's output
-        if produced in ws and differs(ws[produced], dy):
-            return f"layer {c.index + 2}, {net.layers[c.index + 1].layer.describe()}, in the generated backward pass"
+    dy = net.loss_layer.layer.loss(scores, t)[1]()
+    for c, bp in zip(reversed(layers[:-1]), reversed(backprops)):
+        gradient = net.plan.wires[c.index].dy  # the gradient with respect to this layer's output
+        if gradient in ws and differs(ws[gradient], dy):
+            return f"layer {c.index + 2}, {layers[c.index + 1].layer.describe()}, in the generated backward pass"
         dy, _ = bp(dy)
     return None
 
@@ -191,10 +187,11 @@ def _first_bad_kernel(net: Network, x: np.ndarray, t: np.ndarray) -> str | None:
 def _first_bad_layer(net: Network, x: np.ndarray, limit: int | None, h: float) -> tuple[str | None, list[Result]]:
     """Check each layer on the input it actually receives; the first that fails is to blame."""
     inputs = [x]
-    net._forward_reference(x, True, watch=lambda c, y: inputs.append(y.copy()))
-    for c, layer_input in zip(net.layers, inputs):
-        params = {base: net.params[_named(c, base)].copy() for base in c.layer.param_shapes()}
-        state = {base: net.state[_named(c, base)].copy() for base in c.layer.buffer_shapes()}
+    with net.rewound():
+        net.reference_forward(x, True, watch=lambda c, y: inputs.append(y.copy()))
+    for c, layer_input in zip(net.checked.layers, inputs):
+        params = {base: net.params[c.names[base]].copy() for base in c.layer.param_shapes()}
+        state = {base: net.state[c.names[base]].copy() for base in c.layer.buffer_shapes()}
         results = check_layer(c.layer, layer_input.copy(), params, state, limit=limit, h=h)
         if not all(r.passed for r in results):
             span = c.spec.span

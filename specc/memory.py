@@ -6,11 +6,8 @@ import os
 import re
 from dataclasses import dataclass
 
-from specc.check import CheckedNetwork
-from specc.codegen import used
-from specc.compiler import Plan, emit_all
+from specc.compiler import Plan
 from specc.errors import Diagnostic, SpecError, UsageError
-from specc.layers.base import size
 from specc.source import Source
 
 _FRACTION = 0.5  # of the machine's memory, when no budget is given
@@ -57,58 +54,37 @@ def human(n: float) -> str:
     return f"{n:,.1f} TiB"
 
 
-def estimate(net: CheckedNetwork, plan: Plan, batch: int = 100, itemsize: int = 4,
-             optimizer_slots: int = 2) -> Estimate:
+def estimate(plan: Plan, batch: int = 100, itemsize: int = 4, optimizer_slots: int = 2) -> Estimate:
     """Bytes for training at `batch`: every parameter with its gradient, optimizer slots and a
     scratch array, BatchNorm statistics, and the generated code's buffers for one batch."""
     per_layer: dict[int, int] = {}
     parameters = 0
-    for c in net.layers:
-        values = sum(size(s) for s in c.params.values())
-        state = sum(size(s) for s in c.buffers.values())
-        b = (values * (3 + optimizer_slots) + state) * itemsize
-        per_layer[c.index] = b
+    for slot in plan.params:
+        b = slot.size * (3 + optimizer_slots) * itemsize
+        per_layer[slot.layer] = per_layer.get(slot.layer, 0) + b
         parameters += b
-    module, _ = emit_all(net, plan)
+    for slot in plan.state:
+        per_layer[slot.layer] = per_layer.get(slot.layer, 0) + slot.size * itemsize
+        parameters += slot.size * itemsize
     activations = 0
-    for name, (shape, kind) in module.buffers.items():
-        count = 1
-        for dim in shape:
-            count *= _dim(dim, batch)
-        b = count * {"float": itemsize, "index": 8, "bool": 1}[kind]
+    for buffer in plan.buffers:
+        b = buffer.nbytes(batch, itemsize)
         activations += b
-        owner = module.owners.get(name, 1) - 1
-        per_layer[owner] = per_layer.get(owner, 0) + b
+        per_layer[buffer.layer] = per_layer.get(buffer.layer, 0) + b
     return Estimate(parameters + activations, parameters, activations, per_layer)
 
 
-def forward_bytes_per_sample(net: CheckedNetwork, plan: Plan, itemsize: int = 4) -> int:
+def forward_bytes_per_sample(plan: Plan, itemsize: int = 4) -> int:
     """Bytes of the buffers prediction uses, per sample (sizes evaluation chunks)."""
-    module, _ = emit_all(net, plan)
-    total = 0
-    for name, (shape, kind) in module.buffers.items():
-        if used(module.forward, name) or used(module.loss, name):
-            count = 1
-            for dim in shape:
-                count *= _dim(dim, 1)
-            total += count * {"float": itemsize, "index": 8, "bool": 1}[kind]
-    return total
+    return plan.workspace_bytes(1, itemsize, backward=False)
 
 
-def _dim(dim, batch: int) -> int:
-    if isinstance(dim, int):
-        return dim
-    product = 1
-    for factor in str(dim).split("*"):  # "N" or "N*576"
-        product *= batch if factor.strip() == "N" else int(factor)
-    return product
-
-
-def enforce(net: CheckedNetwork, plan: Plan, source: Source | None, budget: int | None = None,
+def enforce(plan: Plan, source: Source | None, budget: int | None = None,
             batch: int = 100, itemsize: int = 4, optimizer_slots: int = 2) -> Estimate:
     """Refuse (SpecError) a network whose estimate exceeds the budget, naming the hungriest layer."""
     budget = default_budget() if budget is None else budget
-    e = estimate(net, plan, batch, itemsize, optimizer_slots)
+    net = plan.network
+    e = estimate(plan, batch, itemsize, optimizer_slots)
     if e.total <= budget:
         return e
     worst = max(e.per_layer, key=lambda i: e.per_layer[i])

@@ -1,21 +1,27 @@
-"""Stage 6: a compiled network that runs forward and backward, with the book's interface.
+"""Stage 6: a compiled network that runs forward and backward: a fast, unchecked path for the
+trainer and tools, and the book's interface on top of it.
 
-`predict`, `loss`, `accuracy`, `gradient`, `numerical_gradient` and `params` behave as in
-*Deep Learning from Scratch*, so a learner's code runs unchanged. With fuse=True (default) the
-passes are the generated module of specc.compiler; with fuse=False every layer runs on its
-own through its reference forward/backward, the path the fused one is tested against.
+`predict`, `loss`, `accuracy`, `gradient`, `numerical_gradient`, `params` and `layers` behave as in
+*Deep Learning from Scratch*, so a learner's code runs unchanged; they check their inputs. The
+fast path (`forward`, `forward_loss`, `backward`) takes prepared arrays and writes into
+workspace buffers. With fuse=True (default) the passes are the generated module of
+specc.compiler; with fuse=False every layer runs on its own through its reference
+forward/backward, the path the fused one is tested against.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from specc import blame
+from specc.bookview import BookLayers, ParamDict
 from specc.check import CheckedLayer, CheckedNetwork
-from specc.compiler import Plan, generate, load, plan
-from specc.errors import DataError, Diagnostic, Label, RunError, UsageError
-from specc.layers.base import Runtime, fmt_shape, size
+from specc.compiler import Compiled, Plan, plan
+from specc.errors import DataError, Diagnostic, UsageError
+from specc.layers.base import Labels, Runtime, fmt_shape, size
 from specc.memory import forward_bytes_per_sample
 from specc.numerics import initial_values
 from specc.source import Source
@@ -41,103 +47,267 @@ class Parameter:
 class Network:
     """A network compiled from a checked spec."""
 
-    def __init__(self, checked: CheckedNetwork, source: Source | None = None, *, dtype: str = "float32",
-                 fuse: bool = True, seed: int = 0, clock: Callable[[str | None, int | None], None] | None = None):
+    def __init__(self, compiled: Compiled, source: Source | None = None, *, dtype: str = "float32",
+                 fuse: bool = True, seed: int = 0, weight_decay: float = 0.0,
+                 clock: Callable[[str | None, int | None], None] | None = None):
         if str(dtype) not in DTYPES:
             raise UsageError([Diagnostic(f"dtype must be float32 or float64, not {dtype!r}", code="bad-dtype")])
-        self.checked = checked
+        self.compiled = compiled
+        self.checked: CheckedNetwork = compiled.network
         self.source = source
         self.dtype = np.dtype(dtype)
         self.fuse = fuse
         self.seed = seed
-        self.plan: Plan = plan(checked, fuse)
-        self.code: str = generate(checked, plan(checked, True))
-        name = f"<specc: {checked.network.source or 'spec'}>"
-        if clock is not None:  # a variant of the code that reports every kernel boundary (specc bench)
-            self._gen: dict[str, Any] | None = load(generate(checked, self.plan, timed=True), name, _clock=clock)
-        else:
-            self._gen = load(self.code, name) if fuse else None
+        self.weight_decay = float(weight_decay)  # the book's weight_decay_lambda: loss + lambda/2 * sum(W^2)
+        # fuse=True runs the compiled module (whatever its plan); fuse=False the reference layers
+        self.plan: Plan = compiled.plan if fuse else plan(self.checked, fuse=False)
+        self._clock = clock
+        self._gen = self._load_code() if fuse else None
         # the generated module's init_params and init_state call the same function
-        self.params: dict[str, np.ndarray] = initial_values(self.plan.params, self.dtype, seed)
-        self.state: dict[str, np.ndarray] = initial_values(self.plan.state, self.dtype)
-        self.grads: dict[str, np.ndarray] = {n: np.zeros_like(v) for n, v in self.params.items()}
+        self._arrays: dict[str, np.ndarray] = initial_values(_table(self.plan.params), self.dtype, seed)
+        self.params = ParamDict(self)
+        self.state: dict[str, np.ndarray] = initial_values(_table(self.plan.state), self.dtype)
+        self.grads: dict[str, np.ndarray] = {n: np.zeros_like(v) for n, v in self._arrays.items()}
         self.rng = np.random.default_rng([seed, 1])  # dropout masks; a stream apart from init's
         self._workspaces: dict[tuple[int, bool], dict[str, np.ndarray]] = {}
-        per_sample = forward_bytes_per_sample(checked, self.plan, self.dtype.itemsize)
+        per_sample = forward_bytes_per_sample(self.plan, self.dtype.itemsize)
         self.eval_chunk = int(min(_EVAL_CHUNK, max(100, _EVAL_BYTES // max(per_sample, 1))))
-        self._loss_layer = checked.loss
+        self.layers = BookLayers(self)
+        self._decayed = [(self._arrays[s.name], self.grads[s.name]) for s in self.plan.params if s.decay]
 
-    # --- the book's interface -----------------------------------------------------------
+    def _load_code(self) -> dict[str, Any]:
+        """Execute the generated module; its functions are what the fused path calls."""
+        name = f"<specc: {self.checked.network.source or 'spec'}>"
+        namespace: dict[str, Any] = {"__name__": "specc_generated"}
+        if self._clock is not None:  # a variant whose code reports every kernel boundary (specc bench)
+            namespace["_clock"] = self._clock
+        exec(compile(self.compiled.code, name, "exec"), namespace)  # noqa: S102 -- our own generated code
+        return namespace
+
+    # --- pickling and copying: the generated functions are rebuilt from the code -----------
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_gen"] = None
+        state["_workspaces"] = {}
+        state["_clock"] = None
+        del state["params"], state["layers"], state["_decayed"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._gen = self._load_code() if self.fuse else None
+        self.params = ParamDict(self)
+        self.layers = BookLayers(self)
+        self._decayed = [(self._arrays[s.name], self.grads[s.name]) for s in self.plan.params if s.decay]
+
+    # --- what it is ------------------------------------------------------------------------
     @property
     def input_shape(self) -> tuple[int, ...]:
         return self.checked.input_shape
 
     @property
-    def layers(self) -> tuple[CheckedLayer, ...]:
-        return self.checked.layers
+    def loss_layer(self) -> CheckedLayer:
+        return self.checked.loss
 
+    @property
+    def lastLayer(self) -> Any:  # noqa: N802 -- the book's name
+        return self.layers.last
+
+    last_layer = lastLayer
+
+    @property
+    def code(self) -> str:
+        """The generated module's source (`specc compile --emit python`)."""
+        return self.compiled.code
+
+    def parameters(self) -> list[Parameter]:
+        """Every trainable array with its gradient buffer (live: optimizers update them in place)."""
+        return [Parameter(s.name, self._arrays[s.name], self.grads[s.name], s.decay) for s in self.plan.params]
+
+    # --- the fast path: prepared inputs, no checks, results in workspace buffers -----------
+    def workspace(self, n: int, backward: bool) -> dict[str, np.ndarray]:
+        """The generated code's buffers for batch size n, allocated once; forward-only ones for prediction."""
+        ws = self._workspaces.get((n, True)) or self._workspaces.get((n, backward))
+        if ws is None:
+            if self._gen is None:
+                raise UsageError([Diagnostic("the unfused reference path has no workspace", code="no-workspace")])
+            if len(self._workspaces) >= _KEEP_WORKSPACES:
+                self._workspaces.pop(next(iter(self._workspaces)))
+            ws = self._workspaces[(n, backward)] = self._gen["workspace"](n, self.dtype, backward)
+        return ws
+
+    def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        """Scores for x of shape (N, *input_shape) in the network's dtype (a workspace buffer)."""
+        if self._gen is not None:
+            return self._gen["predict"](self._arrays, self.state, self.workspace(len(x), False), x, train, self.rng)
+        scores, _ = self.reference_forward(x, train)
+        return scores
+
+    def forward_loss(self, x: np.ndarray, t: np.ndarray, train: bool = False) -> float:
+        """The loss (with the weight-decay penalty) of prepared inputs and labels (see labels())."""
+        if self._gen is not None:
+            value = self._gen["loss"](self._arrays, self.state, self.workspace(len(x), False), x, t, train,
+                                      self.rng)
+        else:
+            scores, _ = self.reference_forward(x, train)
+            value = self.loss_layer.layer.loss(scores, t)[0]
+        return value + self.penalty()
+
+    def backward(self, x: np.ndarray, t: np.ndarray) -> float:
+        """Training-mode loss (with the penalty), and its gradients written into self.grads."""
+        if self._gen is not None:
+            ws = self.workspace(len(x), True)
+            value = self._gen["loss"](self._arrays, self.state, ws, x, t, True, self.rng)
+            self._gen["backward"](self._arrays, self.grads, self.state, ws, x, t)
+        else:
+            scores, backprops = self.reference_forward(x, True)
+            value, back = self.loss_layer.layer.loss(scores, t)
+            dy = back()
+            for c, bp in zip(reversed(self.checked.layers[:-1]), reversed(backprops)):
+                dy, grads = bp(dy)
+                for base, g in grads.items():
+                    np.copyto(self.grads[c.names[base]], g)
+        if self.weight_decay:
+            for w, g in self._decayed:  # d/dW of lambda/2 * sum(W^2), added as the book's gradient() does
+                g += self.weight_decay * w
+        return value + self.penalty()
+
+    def penalty(self) -> float:
+        """The weight-decay term of the loss: lambda/2 * the sum of the squared weights."""
+        if not self.weight_decay:
+            return 0.0
+        return 0.5 * self.weight_decay * float(sum(np.vdot(w, w) for w, _ in self._decayed))
+
+    def reference_forward(self, x: np.ndarray, train: bool, until: int | None = None,
+                          watch: Callable[[CheckedLayer, np.ndarray], None] | None = None):
+        """The layers one at a time, through their reference forward: (scores, backprops)."""
+        backprops = []
+        for c in self.checked.layers[:-1] if until is None else self.checked.layers[:until]:
+            p = {base: self._arrays[c.names[base]] for base in c.layer.param_shapes()}
+            state = {base: self.state[c.names[base]] for base in c.layer.buffer_shapes()}
+            x, bp = c.layer.forward(p, x, train, Runtime(self.rng, state))
+            backprops.append(bp)
+            if watch is not None:
+                watch(c, x)
+        return x, backprops
+
+    @contextmanager
+    def rewound(self) -> Iterator[None]:
+        """Run something, then put the random stream and the BatchNorm statistics back as they were."""
+        rng_state = self.rng.bit_generator.state
+        saved = {k: v.copy() for k, v in self.state.items()}
+        try:
+            yield
+        finally:
+            self.rng.bit_generator.state = rng_state
+            for k, v in saved.items():
+                np.copyto(self.state[k], v)
+
+    def numerical(self, x: np.ndarray, t: np.ndarray, name: str, indices=None, h: float = 1e-4) -> np.ndarray:
+        """Central differences (f(w+h) - f(w-h)) / 2h of the training-mode loss for the elements
+        `indices` of one parameter (all when None), each evaluation with the same dropout masks."""
+        param = self._arrays[name]
+        grad = np.zeros_like(param, dtype=np.float64)
+        flat, gflat = param.reshape(-1), grad.reshape(-1)
+        with self.rewound():
+            for i in range(param.size) if indices is None else indices:
+                old = flat[i]
+                values = []
+                for step in (h, -h):
+                    flat[i] = old + step
+                    with self.rewound():
+                        values.append(self.forward_loss(x, t, True))
+                flat[i] = old
+                gflat[i] = (values[0] - values[1]) / (2 * h)
+        return grad
+
+    # --- the book's interface: inputs checked, fresh arrays returned -----------------------
     @_quiet
     def predict(self, x, train_flg: bool = False) -> np.ndarray:
         """Scores before the loss layer (the book's predict), shape (N, outputs)."""
         x = self.input(x)
-        outs = [self._finite_predict(x[i:i + self.eval_chunk], train_flg).copy()
+        outs = [self._finite_forward(x[i:i + self.eval_chunk], train_flg).copy()
                 for i in range(0, len(x), self.eval_chunk)]
+        if not outs:
+            return np.empty((0, *self.loss_layer.in_shape), self.dtype)
         return np.concatenate(outs) if len(outs) != 1 else outs[0]
 
     @_quiet
     def loss(self, x, t, train_flg: bool = False) -> float:
-        x = self.input(x)
+        """Mean loss over the batch, with the weight-decay penalty as the book's MultiLayerNet adds it."""
+        x = self._nonempty(self.input(x))
         t = self.labels(t, len(x))
-        value = self._loss(x, t, train_flg)
+        value = self.forward_loss(x, t, train_flg)
         if not np.isfinite(value):
-            self._blame_forward(x, t, train_flg)
+            blame.forward(self, x, train_flg)
         return value
 
     @_quiet
     def accuracy(self, x, t) -> float:
+        """The fraction of samples whose highest score is their label's (0.0 for no samples)."""
         x = self.input(x)
         t = self.labels(t, len(x))
         truth = t if t.ndim == 1 else t.argmax(axis=1)
         hits = 0
         for i in range(0, len(x), self.eval_chunk):
-            hits += int((self._finite_predict(x[i:i + self.eval_chunk], False).argmax(axis=1)
+            hits += int((self._finite_forward(x[i:i + self.eval_chunk], False).argmax(axis=1)
                          == truth[i:i + self.eval_chunk]).sum())
         return hits / len(x) if len(x) else 0.0
 
     @_quiet
     def gradient(self, x, t) -> dict[str, np.ndarray]:
-        """Backprop gradients of the training-mode loss, by parameter name (valid until the next call)."""
-        x = self.input(x)
+        """Backprop gradients of the training-mode loss, by parameter name (fresh arrays, as the book's)."""
+        x = self._nonempty(self.input(x))
         t = self.labels(t, len(x))
-        value = self._gradient(x, t)
+        value = self.backward(x, t)
         if not np.isfinite(value):
-            self._blame_forward(x, t, True)
+            blame.forward(self, x, True)
         if not all(np.isfinite(g).all() for g in self.grads.values()):
-            self._blame_backward(x, t)
-        return dict(self.grads)
+            blame.backward(self, x, t)
+        return {k: v.copy() for k, v in self.grads.items()}
 
     @_quiet
     def numerical_gradient(self, x, t, h: float = 1e-4) -> dict[str, np.ndarray]:
         """Central differences (f(w+h) - f(w-h)) / 2h of the training-mode loss, as in the book.
 
-        Each evaluation uses the same dropout masks (the random stream is rewound), which
-        are also the masks the next gradient() call will use.
+        Always computed in float64, whatever the network's dtype (in float32 the differences
+        would be mostly rounding noise): a float32 network is copied to float64 for it. Each
+        evaluation uses the same dropout masks (the random stream is rewound), which are also
+        the masks the next gradient() call will use.
         """
-        x = self.input(x)
+        x = self._nonempty(self.input(x))
         t = self.labels(t, len(x))
-        return {name: self._numerical(x, t, name, None, h) for name in self.params}
+        exact = self if self.dtype == np.float64 else self.astype("float64")
+        x64 = x.astype(np.float64)
+        t64 = t.astype(np.float64) if t.dtype.kind == "f" else t
+        return {name: exact.numerical(x64, t64, name, None, h) for name in self._arrays}
+
+    def astype(self, dtype: str) -> "Network":
+        """A copy in another dtype: the same values, random streams and settings."""
+        other = Network(self.compiled, self.source, dtype=dtype, fuse=self.fuse, seed=self.seed,
+                        weight_decay=self.weight_decay)
+        for k, v in self._arrays.items():
+            np.copyto(other._arrays[k], v, casting="unsafe")
+        for k, v in self.state.items():
+            np.copyto(other.state[k], v, casting="unsafe")
+        other.rng.bit_generator.state = self.rng.bit_generator.state
+        return other
 
     @_quiet
     def probabilities(self, x) -> np.ndarray:
         """Class probabilities (softmax of the scores) for SoftmaxWithLoss networks; scores otherwise."""
         scores = self.predict(x)
-        if self.plan.labels != "index":
+        if self.plan.labels is not Labels.CLASSES:
             return scores
         e = np.exp(scores - scores.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
 
-    def parameters(self) -> list[Parameter]:
-        return [Parameter(n, self.params[n], self.grads[n], n.startswith("W")) for n in self.params]
+    def _finite_forward(self, x: np.ndarray, train: bool) -> np.ndarray:
+        """forward, raising RunError at the first layer that made the scores NaN or infinite."""
+        scores = self.forward(x, train)
+        if not np.isfinite(scores).all():
+            blame.forward(self, x, train)
+        return scores
 
     # --- inputs ---------------------------------------------------------------------------
     def input(self, x) -> np.ndarray:
@@ -152,6 +322,8 @@ class Network:
             x = x.reshape(1, *want)  # one sample without its batch axis, flat or shaped
         else:
             raise self._input_error(x.shape)
+        if x.dtype.kind not in "biuf":
+            raise self._data_error(f"the input holds {x.dtype} values, not numbers", None, at_input=True)
         return x.astype(self.dtype, copy=False)
 
     def labels(self, t, n: int) -> np.ndarray:
@@ -162,162 +334,44 @@ class Network:
         t = np.asarray(t)
         if t.ndim == 0:
             t = t.reshape(1)  # the label of one sample, as input() takes one sample without its batch axis
-        k = self._loss_layer.out_shape[0]
+        k = self.loss_layer.out_shape[0]
         if len(t) != n:
             raise self._data_error(f"{n} inputs but {len(t)} labels", "give one label per input")
-        if self.plan.labels == "index":
-            if t.ndim == 2 and t.shape[1] == k:
-                # argmax of anything else (soft labels, an all-zero row) would change the loss silently
-                if t.size and not (((t == 0) | (t == 1)).all() and (t.sum(axis=1) == 1).all()):
-                    raise self._data_error("one-hot labels must have a single 1 in each row and 0 elsewhere",
-                                           "give class indices (N,) or one-hot rows (N, classes)")
-                t = t.argmax(axis=1)
-            elif t.ndim != 1:
-                raise self._data_error(f"labels of shape {t.shape} fit neither class indices (N,) nor one-hot "
-                                       f"(N, {k})", None)
-            if t.size and (not np.issubdtype(t.dtype, np.integer) and not np.all(t == np.round(t))):
-                raise self._data_error("class labels must be whole numbers", None)
-            t = t.astype(np.intp, copy=False)
-            if t.size and (t.min() < 0 or t.max() >= k):
-                raise self._data_error(f"a label is {t.min() if t.min() < 0 else t.max()}, but the network has "
-                                       f"{k} classes (0 to {k - 1})",
-                                       "the last Affine layer sets the number of classes")
-            return t
+        if self.plan.labels is Labels.CLASSES:
+            return self._class_labels(t, k)
         if t.ndim == 1 and np.issubdtype(t.dtype, np.integer):
             t = np.eye(k, dtype=self.dtype)[t]
         if t.shape != (n, k):
             raise self._data_error(f"targets of shape {t.shape} do not fit outputs (N, {k})", None)
         return t.astype(self.dtype, copy=False)
 
-    # --- the two paths ----------------------------------------------------------------------
-    def _workspace(self, n: int, backward: bool) -> dict[str, np.ndarray]:
-        """Buffers for batch size n, allocated once; forward-only ones for prediction."""
-        ws = self._workspaces.get((n, True)) or self._workspaces.get((n, backward))
-        if ws is None:
-            if len(self._workspaces) >= _KEEP_WORKSPACES:
-                self._workspaces.pop(next(iter(self._workspaces)))
-            assert self._gen is not None  # workspaces belong to the generated code's path only
-            ws = self._workspaces[(n, backward)] = self._gen["workspace"](n, self.dtype, backward)
-        return ws
+    def _class_labels(self, t: np.ndarray, k: int) -> np.ndarray:
+        if t.ndim == 2 and t.shape[1] == k:
+            # argmax of anything else (soft labels, an all-zero row) would change the loss silently
+            if t.size and not (((t == 0) | (t == 1)).all() and (t.sum(axis=1) == 1).all()):
+                raise self._data_error("one-hot labels must have a single 1 in each row and 0 elsewhere",
+                                       "give class indices (N,) or one-hot rows (N, classes)")
+            t = t.argmax(axis=1)
+        elif t.ndim != 1:
+            raise self._data_error(f"labels of shape {t.shape} fit neither class indices (N,) nor one-hot "
+                                   f"(N, {k})", None)
+        if t.size and (not np.issubdtype(t.dtype, np.integer) and not np.all(t == np.round(t))):
+            raise self._data_error("class labels must be whole numbers", None)
+        t = t.astype(np.intp, copy=False)
+        if t.size and (t.min() < 0 or t.max() >= k):
+            raise self._data_error(f"a label is {t.min() if t.min() < 0 else t.max()}, but the network has "
+                                   f"{k} classes (0 to {k - 1})",
+                                   "the last Affine layer sets the number of classes")
+        return t
 
-    def _predict(self, x: np.ndarray, train: bool) -> np.ndarray:
-        if self._gen is not None:
-            return self._gen["predict"](self.params, self.state, self._workspace(len(x), False), x, train,
-                                        self.rng)
-        scores, _ = self._forward_reference(x, train)
-        return scores
-
-    def _finite_predict(self, x: np.ndarray, train: bool) -> np.ndarray:
-        """_predict, raising RunError at the first layer that made the scores NaN or infinite."""
-        scores = self._predict(x, train)
-        if not np.isfinite(scores).all():
-            self._blame_forward(x, None, train)
-        return scores
-
-    def _loss(self, x: np.ndarray, t: np.ndarray, train: bool) -> float:
-        if self._gen is not None:
-            return self._gen["loss"](self.params, self.state, self._workspace(len(x), False), x, t, train, self.rng)
-        scores, _ = self._forward_reference(x, train)
-        return self._loss_layer.layer.loss(scores, t)[0]
-
-    def _gradient(self, x: np.ndarray, t: np.ndarray) -> float:
-        """Training-mode loss, with the gradients written into self.grads."""
-        if self._gen is not None:
-            ws = self._workspace(len(x), True)
-            value = self._gen["loss"](self.params, self.state, ws, x, t, True, self.rng)
-            self._gen["backward"](self.params, self.grads, self.state, ws, x, t)
-            return value
-        scores, backprops = self._forward_reference(x, True)
-        value, back = self._loss_layer.layer.loss(scores, t)
-        dy = back()
-        for c, bp in zip(reversed(self.layers[:-1]), reversed(backprops)):
-            dy, grads = bp(dy)
-            for base, g in grads.items():
-                np.copyto(self.grads[_named(c, base)], g)
-        return value
-
-    def _forward_reference(self, x: np.ndarray, train: bool, until: int | None = None,
-                           watch: Callable[[CheckedLayer, np.ndarray], None] | None = None):
-        backprops = []
-        for c in self.layers[:-1] if until is None else self.layers[:until]:
-            p = {base: self.params[_named(c, base)] for base in c.layer.param_shapes()}
-            state = {base: self.state[_named(c, base)] for base in c.layer.buffer_shapes()}
-            x, bp = c.layer.forward(p, x, train, Runtime(self.rng, state))
-            backprops.append(bp)
-            if watch is not None:
-                watch(c, x)
-        return x, backprops
-
-    def _numerical(self, x, t, name: str, indices, h: float) -> np.ndarray:
-        """Central differences for the elements `indices` of one parameter (all when None)."""
-        param = self.params[name]
-        grad = np.zeros_like(param, dtype=np.float64)
-        rng_state = self.rng.bit_generator.state
-        saved_state = {k: v.copy() for k, v in self.state.items()}
-        flat, gflat = param.reshape(-1), grad.reshape(-1)
-        for i in range(param.size) if indices is None else indices:
-            old = flat[i]
-            values = []
-            for step in (h, -h):
-                flat[i] = old + step
-                self.rng.bit_generator.state = rng_state
-                values.append(self._loss(x, t, True))
-            flat[i] = old
-            gflat[i] = (values[0] - values[1]) / (2 * h)
-        self.rng.bit_generator.state = rng_state
-        for k, v in saved_state.items():
-            np.copyto(self.state[k], v)
-        return grad
-
-    # --- runtime errors point at the .net line -------------------------------------------------
-    def _layer_diagnostic(self, c: CheckedLayer, message: str, hint: str | None, code: str) -> Diagnostic:
-        notes = tuple(Label(o.call, f"from {o.block}" if o.block else f"copy {o.repeat} of {o.of}")
-                      for o in c.spec.origin if o.call)
-        return Diagnostic(message, c.spec.span, code, f"layer {c.index + 1}", hint, notes)
-
-    def _blame_forward(self, x, t, train: bool) -> None:
-        """Find the first layer whose output is not finite and raise RunError naming it."""
-        found: list[CheckedLayer] = []
-
-        def watch(c, y):
-            if not found and not np.isfinite(y).all():
-                found.append(c)
-
-        rng_state = self.rng.bit_generator.state
-        saved_state = {k: v.copy() for k, v in self.state.items()}
-        scores, _ = self._forward_reference(x, train, watch=watch)
-        self.rng.bit_generator.state = rng_state
-        for k, v in saved_state.items():
-            np.copyto(self.state[k], v)
-        culprit = found[0] if found else self._loss_layer
-        what = "its input is not finite" if not np.isfinite(x).all() and culprit is self.layers[0] else \
-            "produced NaN or infinity in the forward pass"
-        raise RunError([self._layer_diagnostic(
-            culprit, f"{culprit.layer.describe()} {what}",
-            "lower the learning rate, or check the initial weights (init=he or init=xavier) and the input data",
-            "not-finite")], self.source)
-
-    def _blame_backward(self, x, t) -> None:
-        scores, backprops = self._forward_reference(x, True)
-        _, back = self._loss_layer.layer.loss(scores, t)
-        dy = back()
-        culprit = self._loss_layer
-        for c, bp in zip(reversed(self.layers[:-1]), reversed(backprops)):
-            if not np.isfinite(dy).all():
-                break
-            culprit = c
-            dy, grads = bp(dy)
-            if not all(np.isfinite(g).all() for g in grads.values()):
-                break
-        raise RunError([self._layer_diagnostic(
-            culprit, f"{culprit.layer.describe()} produced NaN or infinity in the backward pass",
-            "lower the learning rate; very large activations overflow their gradients", "not-finite")],
-            self.source)
+    def _nonempty(self, x: np.ndarray) -> np.ndarray:
+        if len(x) == 0:
+            raise self._data_error("the batch is empty: a loss, an accuracy or a gradient needs at least one sample",
+                                   "pass at least one input (and its label)", at_input=True)
+        return x
 
     def _input_error(self, got: tuple[int, ...]) -> DataError:
-        first = self.layers[0]
-        net = self.checked.network
-        span = net.input_span or first.spec.span
+        span = self.checked.network.input_span or self.checked.layers[0].spec.span
         shown = "(" + ", ".join(map(str, got)) + ")"
         return DataError([Diagnostic(
             f"the input has shape {shown}, but the network expects {fmt_shape(self.input_shape)}", span,
@@ -325,14 +379,12 @@ class Network:
             "inputs are (N, features) or (N, channels, height, width) batches with the declared size")],
             self.source)
 
-    def _data_error(self, message: str, hint: str | None) -> DataError:
-        return DataError([Diagnostic(message, self._loss_layer.spec.span, "labels", "", hint)], self.source)
+    def _data_error(self, message: str, hint: str | None, at_input: bool = False) -> DataError:
+        span = (self.checked.network.input_span or self.checked.layers[0].spec.span) if at_input \
+            else self.loss_layer.spec.span
+        return DataError([Diagnostic(message, span, "labels" if not at_input else "input", "", hint)], self.source)
 
 
-def _named(c: CheckedLayer, base: str) -> str:
-    """The numbered name of one of a layer's parameters or buffers: W -> W2."""
-    for name in (*c.params, *c.buffers):
-        if name.rstrip("0123456789") == base:
-            return name
-    raise KeyError(base)
-
+def _table(slots) -> dict[str, tuple]:
+    """name -> (shape, init), as initial_values (and the generated module) read it."""
+    return {s.name: (s.shape, s.init) for s in slots}

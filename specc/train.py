@@ -19,7 +19,7 @@ from specc import checkpoint, plot
 from specc.data import Batches, Dataset
 from specc.errors import DataError, Diagnostic, RunError, UsageError, did_you_mean
 from specc.ir import Call, Train
-from specc.layers.base import fmt_shape, size
+from specc.layers.base import Labels, fmt_shape, size
 from specc.network import Network
 from specc.optimizers import OPTIMIZERS, SCHEDULES, canonical, learning_rate, make_optimizer
 
@@ -133,13 +133,13 @@ class Evaluation:
 
 def evaluate(net: Network, batches: Batches, labels: np.ndarray, chunk: int | None = None) -> Evaluation:
     """Inference-mode loss and accuracy over a whole data set, in fixed-size chunks."""
-    loss_layer = net.layers[-1].layer
+    loss_layer = net.loss_layer.layer
     total = 0.0
     predicted = np.empty(len(labels), np.intp)
     for start, x in batches.chunks(chunk or net.eval_chunk):
         t = labels[start:start + len(x)]
-        scores = net._predict(x, False)
-        target = t if net.plan.labels == "index" else np.eye(scores.shape[1], dtype=scores.dtype)[t]
+        scores = net.forward(x, False)
+        target = t if net.plan.labels is Labels.CLASSES else np.eye(scores.shape[1], dtype=scores.dtype)[t]
         total += loss_layer.loss(scores, target)[0] * len(x)
         predicted[start:start + len(x)] = scores.argmax(axis=1)
     return Evaluation(total / len(labels), float((predicted == labels).mean()), predicted, labels)
@@ -152,14 +152,14 @@ def check_fit(net: Network, data: Dataset) -> None:
         raise DataError([Diagnostic(
             f"the data's samples are {'x'.join(map(str, got))} ({size(got):,} values), but the network's input "
             f"is {fmt_shape(want)} ({size(want):,} values)", net.checked.network.input_span
-            or net.layers[0].spec.span, "data-shape", "expects this input",
+            or net.checked.layers[0].spec.span, "data-shape", "expects this input",
             f"{data.name} ({data.origin}) does not fit this network; change the input or the data")], net.source)
-    outputs = net.layers[-1].out_shape[0]
-    if net.plan.labels == "index" and data.classes > outputs:
+    outputs = net.loss_layer.out_shape[0]
+    if net.plan.labels is Labels.CLASSES and data.classes > outputs:
         raise DataError([Diagnostic(
             f"the data's labels go up to {data.classes - 1}, but the network outputs {outputs} scores "
             f"(classes 0 to {outputs - 1})",
-            net.layers[-1].spec.span, "data-classes", f"{outputs} classes",
+            net.loss_layer.spec.span, "data-classes", f"{outputs} classes",
             "the last Affine layer's size is the number of classes")], net.source)
 
 
@@ -172,8 +172,9 @@ class Trainer:
         self.net, self.data, self.s, self.dir = net, data, settings, Path(run_dir)
         self.spec_text = spec_text
         self.spec_file = spec_file  # model.net, or model.json for an IR document
-        self.optimizer = make_optimizer(settings.optimizer, settings.optimizer_args, net.parameters(),
-                                        settings.weight_decay)
+        # weight decay is the network's (its loss and gradients include it, as the book's do)
+        net.weight_decay = settings.weight_decay
+        self.optimizer = make_optimizer(settings.optimizer, settings.optimizer_args, net.parameters())
         self.train_x = Batches(data.x_train, data.scale(), net.dtype, net.input_shape)
         self.test_x = Batches(data.x_test, data.scale(), net.dtype, net.input_shape)
         n = len(data.x_train)
@@ -264,12 +265,12 @@ class Trainer:
             first, *rest = e.diagnostics
             raise RunError([dataclasses.replace(first, message=f"{first.message} at iteration {step:,}"), *rest],
                            e.source, e.name) from None
-        raise RunError([Diagnostic(f"the loss is not finite at iteration {step:,}", self.net.layers[-1].spec.span,
+        raise RunError([Diagnostic(f"the loss is not finite at iteration {step:,}", self.net.loss_layer.spec.span,
                                    "not-finite", "the loss", "lower the learning rate")], self.net.source)
 
     def _check_finite(self) -> None:
         """Refuse to overwrite a good checkpoint with weights an overflowing step made infinite."""
-        for c in self.net.layers:
+        for c in self.net.checked.layers:
             for name in (*c.params, *c.buffers):
                 value = self.net.params[name] if name in self.net.params else self.net.state[name]
                 if not np.isfinite(value).all():
@@ -291,11 +292,11 @@ class Trainer:
                 self.order = self.order_rng.permutation(len(t_all))
             index = self.order[pos * s.batch:(pos + 1) * s.batch]
             x = self.train_x.take(index)
-            t = t_all[index] if net.plan.labels == "index" else net.labels(t_all[index], len(index))
+            t = t_all[index] if net.plan.labels is Labels.CLASSES else net.labels(t_all[index], len(index))
             lr = learning_rate(s.lr, s.schedule, s.schedule_args, epoch, self.iteration / self.total)
             # Overflow is detected and reported with its layer (RunError), not warned about by numpy.
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                loss = net._gradient(x, t)
+                loss = net.backward(x, t)
                 if not math.isfinite(loss):
                     self._blame(x, t)
                 self.optimizer.step(lr)

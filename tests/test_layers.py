@@ -16,7 +16,7 @@ import pytest
 import specc
 from specc.gradcheck import check_layer
 from specc.layers import REGISTRY
-from specc.layers.base import Layer, Runtime
+from specc.layers.base import Labels, Layer, Runtime
 
 N = 3  # samples per batch; BatchNorm needs more than one
 H = 1e-6  # central-difference step
@@ -110,7 +110,7 @@ def arrays(layer: Layer, seed: int = 0):
 
 def labels(layer: Layer, rng: np.random.Generator):
     k = layer.out_shape[0]
-    return rng.integers(0, k, N) if type(layer).labels == "index" else rng.standard_normal((N, k))
+    return rng.integers(0, k, N) if type(layer).labels is Labels.CLASSES else rng.standard_normal((N, k))
 
 
 def runner(layer: Layer, params, state, train: bool, seed: int = 7):
@@ -494,8 +494,8 @@ def test_generated_code_matches_reference(name, i, context):
     rng = np.random.default_rng(i)
     _randomise(fused, unfused, rng)
     x = rng.standard_normal((4, *s.in_shape))
-    k = fused.layers[-1].out_shape[0]
-    t = rng.integers(0, k, 4) if fused.plan.labels == "index" else rng.standard_normal((4, k))
+    k = fused.loss_layer.out_shape[0]
+    t = rng.integers(0, k, 4) if fused.plan.labels is Labels.CLASSES else rng.standard_normal((4, k))
     close(fused.predict(x), unfused.predict(x), "predict")
     close(fused.loss(x, t), unfused.loss(x, t), "loss")
     for step in range(2):  # twice: workspaces are reused, Dropout draws a new mask

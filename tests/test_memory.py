@@ -14,7 +14,7 @@ HUGE = "input 784\nAffine(1000000) -> ReLU -> Affine(100000) -> Affine(10) -> So
 
 def test_estimate_counts_parameters_gradients_and_buffers():
     net = specc.check_text("Affine(784,50) -> ReLU -> Affine(50,10) -> SoftmaxWithLoss")
-    e = estimate(net, plan(net), batch=100, itemsize=4, optimizer_slots=0)
+    e = estimate(plan(net), batch=100, itemsize=4, optimizer_slots=0)
     # value, gradient and optimizer scratch for each of the 39,760 parameters
     assert e.parameters == 39_760 * 3 * 4
     # outputs a1 (N,50), a3 (N,10), probs (N,10); gradients d1, d2 (N,50), d3 (N,10): 180 per sample

@@ -53,8 +53,8 @@ def test_models_shrink(small):
     for stem in ("two_layer_net", "simple_conv_net", "multi_layer_net"):
         full, little = specc.load(ROOT / "models" / f"{stem}.net"), specc.load(small[stem])
         assert little.checked.parameter_count < full.checked.parameter_count / 10
-        assert [c.spec.type for c in little.layers] == [c.spec.type for c in full.layers]
-        assert little.layers[-1].out_shape == full.layers[-1].out_shape  # the classes stay
+        assert [c.spec.type for c in little.checked.layers] == [c.spec.type for c in full.checked.layers]
+        assert little.loss_layer.out_shape == full.loss_layer.out_shape  # the classes stay
 
 
 def load(model: Path, **kw) -> specc.Network:
@@ -64,7 +64,7 @@ def load(model: Path, **kw) -> specc.Network:
 def batch(net: specc.Network, n: int = BATCH, seed: int = 0):
     """Inputs in [0, 1) and index labels, the way the data sets give them."""
     rng = np.random.default_rng(seed)
-    k = net.layers[-1].out_shape[0]
+    k = net.loss_layer.out_shape[0]
     return rng.random((n, *net.input_shape)), rng.integers(0, k, n)
 
 
@@ -126,7 +126,7 @@ def _sampled_central_differences(net, x, t, name, idx, h=1e-6):
 def test_gradcheck_with_one_hot_labels(small, model, fuse):
     net = load(small[model.stem], fuse=fuse, seed=1)
     x, t = batch(net, seed=1)
-    t = one_hot(t, net.layers[-1].out_shape[0])
+    t = one_hot(t, net.loss_layer.out_shape[0])
     rng = np.random.default_rng(2)
     start = net.rng.bit_generator.state
     state = {k: v.copy() for k, v in net.state.items()}
@@ -147,7 +147,7 @@ def test_gradcheck_with_one_hot_labels(small, model, fuse):
 def test_one_hot_and_index_labels_give_the_same_loss_and_gradients(model):
     net = load(model)
     x, t = batch(net)
-    hot = one_hot(t, net.layers[-1].out_shape[0])
+    hot = one_hot(t, net.loss_layer.out_shape[0])
     assert net.loss(x, t) == net.loss(x, hot)
     assert net.accuracy(x, t) == net.accuracy(x, hot)
     start = net.rng.bit_generator.state
@@ -396,7 +396,7 @@ def test_not_finite_input_is_named():
     net = load(ROOT / "models" / "two_layer_net.net")
     x, t = batch(net)
     x[1, 3] = np.nan
-    with pytest.raises(RunError, match="its input is not finite"):
+    with pytest.raises(RunError, match="receives an input that is not finite"):
         net.loss(x, t)
 
 

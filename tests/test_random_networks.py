@@ -65,7 +65,7 @@ def test_fused_code_equals_the_reference_path(text):
     fused, reference = _build(text, True), _build(text, False)
     rng = np.random.default_rng(0)
     x = rng.random((5, *fused.input_shape))
-    classes = fused.layers[-1].out_shape[0]
+    classes = fused.loss_layer.out_shape[0]
     t = rng.integers(0, classes, 5)
     for train in (False, True):
         assert np.allclose(fused.loss(x, t, train), reference.loss(x, t, train), rtol=1e-10, atol=1e-12), text

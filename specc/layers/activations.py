@@ -28,6 +28,8 @@ class _Activation(Layer):
 class ReLU(_Activation):
     name = "ReLU"
     aliases = ("Relu",)
+    book_name = "Relu"
+    preferred_init = "he"
     doc = "max(0, x), element-wise."
     flops_per_element = 1  # one compare
     forward_code = ("np.maximum({x}, 0, out={y})",)
@@ -41,6 +43,7 @@ class ReLU(_Activation):
 @registered
 class Sigmoid(_Activation):
     name = "Sigmoid"
+    preferred_init = "xavier"
     doc = "1 / (1 + exp(-x)), element-wise (computed as (1 + tanh(x/2)) / 2, which never overflows)."
     flops_per_element = 4  # scale, tanh, add, scale
     forward_code = ("np.multiply({x}, 0.5, out={y})", "np.tanh({y}, out={y})", "{y} += 1", "{y} *= 0.5")
@@ -54,6 +57,7 @@ class Sigmoid(_Activation):
 @registered
 class Tanh(_Activation):
     name = "Tanh"
+    preferred_init = "xavier"
     doc = "tanh(x), element-wise."
     flops_per_element = 4  # counted as for Sigmoid: tanh(x) = 2 sigmoid(2x) - 1
     forward_code = ("np.tanh({x}, out={y})",)

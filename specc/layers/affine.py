@@ -29,6 +29,7 @@ class Affine(Layer):
     )
     positional = {1: ("out",), 2: ("in", "out"), 3: ("in", "out", "init")}
     param_names = ("W", "b")
+    decays = ("W",)
     fusion_head = True
 
     def infer_shape(self) -> Shape:
@@ -44,6 +45,9 @@ class Affine(Layer):
 
     def param_shapes(self) -> dict[str, Shape]:
         return {"W": (size(self.in_shape), self.args["out"]), "b": (self.args["out"],)}
+
+    def fan_in(self) -> int:
+        return size(self.in_shape)
 
     def param_init(self, default_init: str) -> dict[str, tuple]:
         return {"W": ("normal", self.weight_std(default_init)), "b": ("zeros",)}
@@ -76,11 +80,11 @@ class Affine(Layer):
             x2 = f"{e.x}_flat"
             e.view(x2, f"{e.x}.reshape(N, -1)")
         y = e.output()
-        e.fwd(f"np.dot({x2}, {e.P('W')}, out={y})",
-              f"{y} += {e.P('b')}")
-        e.bwd(f"np.dot({x2}.T, {e.dy}, out={e.G('W')})",
-              f"np.sum({e.dy}, axis=0, out={e.G('b')})")
+        e.fwd(f"np.dot({x2}, {e.param('W')}, out={y})",
+              f"{y} += {e.param('b')}")
+        e.bwd(f"np.dot({x2}.T, {e.dy}, out={e.grad('W')})",
+              f"np.sum({e.dy}, axis=0, out={e.grad('b')})")
         if e.dx:
             dx = e.grad_input()
             target = dx if len(e.in_shape) == 1 else f"{dx}.reshape(N, -1)"
-            e.bwd(f"np.dot({e.dy}, {e.P('W')}.T, out={target})")
+            e.bwd(f"np.dot({e.dy}, {e.param('W')}.T, out={target})")

@@ -1,6 +1,7 @@
 """What every layer declares: its arguments (with their JSON Schema), shape rule, parameters and FLOPs."""
 from __future__ import annotations
 
+import enum
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -47,6 +48,31 @@ class ShapeError(Exception):
         self.message, self.hint, self.arg, self.wants = message, hint, arg, wants
 
 
+class Labels(enum.Enum):
+    """How a loss layer reads its labels."""
+
+    CLASSES = "index"  # class indices (N,); one-hot rows (N, classes) are turned into indices
+    TARGETS = "target"  # values (N, outputs), compared element by element
+
+
+@dataclass(frozen=True)
+class Scratch:
+    """A workspace buffer a layer's generated code uses besides its output and input gradient.
+
+    Declared by the layer (Layer.workspace), so that memory is planned from shapes alone,
+    without generating code; the code generator refuses a buffer that was not declared.
+    """
+
+    shape: tuple[int, ...]  # per sample when batched, else the whole array
+    batched: bool = True  # a leading batch axis N
+    kind: str = "float"  # "float" (the network's dtype), "index" or "bool"
+    phase: str = "forward"  # "forward": prediction uses it too; "backward": training only
+
+    def nbytes(self, batch: int, itemsize: int) -> int:
+        per_value = {"float": itemsize, "index": 8, "bool": 1}[self.kind]
+        return math.prod(self.shape) * (batch if self.batched else 1) * per_value
+
+
 @dataclass
 class Runtime:
     """What a reference forward may use besides its input: the random stream and its own state."""
@@ -80,15 +106,24 @@ class Layer(ABC):
     is_loss: ClassVar[bool] = False
     # Loss layers (is_loss) also have these; declared here, not defined, so that code holding a
     # Layer it knows to be the loss (a checked network's last) may use them. See losses._Loss.
-    labels: ClassVar[str]  # "index": class indices (N,); "target": values (N, outputs)
+    labels: ClassVar[Labels]
     loss: Callable[[Any, Any], tuple[float, Callable[[], Any]]]  # (x, t) -> (mean loss, backprop() -> dx)
     # Parameter base names numbered together, as the book does: W1, b1, W2, b2, ...
     param_names: ClassVar[tuple[str, ...]] = ()
+    decays: ClassVar[tuple[str, ...]] = ()  # the parameters weight decay applies to (weights, not biases)
+    # What init=auto means in a network of this activation (the book's MultiLayerNet rule):
+    # "he" for ReLU-like layers, "xavier" for sigmoid-like ones, None when it has no say.
+    preferred_init: ClassVar[str | None] = None
+    book_name: ClassVar[str | None] = None  # the key prefix in the book's `layers` dict (Relu1), if not `name`
     flops_per_element: ClassVar[int] = 0
     # Fusion: an element-wise activation joins the kernel of a preceding head and runs in
     # place on the head's output (the head's backward never reads its own output).
     fusion_head: ClassVar[bool] = False
     activation: ClassVar[bool] = False
+    # The generated code keeps the output in a buffer of its own, and the input gradient in
+    # another; False for layers whose output is a view of the input (Flatten) or the scores (losses).
+    output_buffer: ClassVar[bool] = True
+    grad_buffer: ClassVar[bool] = True
 
     def __init__(self, args: Mapping[str, Any], in_shape: Shape):
         self.args = dict(args)
@@ -125,15 +160,22 @@ class Layer(ABC):
         """How each buffer of buffer_shapes() starts."""
         return {}
 
+    def fan_in(self) -> int:
+        """Inputs that reach each output unit: what He and Xavier scale the weights by."""
+        raise TypeError(f"{self.name} declares no fan-in: it has no weights to initialise")
+
     def weight_std(self, default_init: str) -> float:
         """The std of the weights from `init` (He: sqrt(2/fan_in), Xavier: sqrt(1/fan_in))."""
         init = self.args.get("init", "auto")
         if not isinstance(init, str):
             return float(init)
         rule = default_init if init == "auto" else init
-        fan_in = size(self.param_shapes()["W"][1:]) if len(self.param_shapes()["W"]) > 2 \
-            else self.param_shapes()["W"][0]
-        return math.sqrt((2.0 if rule == "he" else 1.0) / fan_in)
+        return math.sqrt((2.0 if rule == "he" else 1.0) / self.fan_in())
+
+    def workspace(self, grad_input: bool) -> dict[str, Scratch]:
+        """The scratch buffers of the generated code, besides the output and the input gradient;
+        `grad_input` says whether the input gradient is computed (the first layer needs none)."""
+        return {}
 
     # --- runtime: the reference path, one layer at a time, as in the book ----------------
     @abstractmethod

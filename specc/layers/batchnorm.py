@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from specc.layers.base import Arg, Layer, Shape, registered
+from specc.layers.base import Arg, Layer, Scratch, Shape, registered
 
 
 @registered
@@ -36,6 +36,10 @@ class BatchNorm(Layer):
 
     def state_init(self) -> dict[str, tuple]:
         return {"running_mean": ("zeros",), "running_var": ("ones",)}
+
+    def workspace(self, grad_input: bool) -> dict[str, Scratch]:
+        return {"xc": Scratch(self.in_shape), "xn": Scratch(self.in_shape),
+                "std": Scratch(self._view(), batched=False), "tmp": Scratch(self.in_shape, phase="backward")}
 
     def _axes(self) -> tuple[int, ...]:
         return (0, *range(2, len(self.in_shape) + 1))  # every axis but the feature axis
@@ -78,9 +82,8 @@ class BatchNorm(Layer):
     def emit(self, e) -> None:
         axes, view = self._axes(), self._view()
         eps, momentum = self.args["eps"], self.args["momentum"]
-        shape = ("N", *e.in_shape)
-        xc, xn, std = e.buffer("xc", shape), e.buffer("xn", shape), e.buffer("std", view)
-        rm, rv = e.S("running_mean"), e.S("running_var")
+        xc, xn, std = e.buffer("xc"), e.buffer("xn"), e.buffer("std")
+        rm, rv = e.state("running_mean"), e.state("running_var")
         y = e.output()
         e.fwd("if train:",
               f"    mu = {e.x}.mean(axis={axes}, keepdims=True)",
@@ -96,15 +99,15 @@ class BatchNorm(Layer):
               f"    np.subtract({e.x}, {rm}.reshape({view}), out={xc})",
               f"    np.sqrt({rv}.reshape({view}) + {eps!r}, out={std})",
               f"np.divide({xc}, {std}, out={xn})",
-              f"np.multiply({xn}, {e.P('gamma')}.reshape({view}), out={y})",
-              f"{y} += {e.P('beta')}.reshape({view})")
-        tmp = e.buffer("tmp", shape)
+              f"np.multiply({xn}, {e.param('gamma')}.reshape({view}), out={y})",
+              f"{y} += {e.param('beta')}.reshape({view})")
+        tmp = e.buffer("tmp")
         e.bwd(f"np.multiply({xn}, {e.dy}, out={tmp})",
-              f"np.sum({tmp}, axis={axes}, out={e.G('gamma')})",
-              f"np.sum({e.dy}, axis={axes}, out={e.G('beta')})")
+              f"np.sum({tmp}, axis={axes}, out={e.grad('gamma')})",
+              f"np.sum({e.dy}, axis={axes}, out={e.grad('beta')})")
         if e.dx:
             dx = e.grad_input()
-            e.bwd(f"np.multiply({e.dy}, {e.P('gamma')}.reshape({view}), out={dx})",
+            e.bwd(f"np.multiply({e.dy}, {e.param('gamma')}.reshape({view}), out={dx})",
                   f"np.multiply({dx}, {xn}, out={tmp})",
                   f"proj = {tmp}.mean(axis={axes}, keepdims=True)",
                   f"{dx} -= {dx}.mean(axis={axes}, keepdims=True)",

@@ -10,6 +10,7 @@ from specc.layers.base import (
     POSITIVE_INT,
     Arg,
     Layer,
+    Scratch,
     Shape,
     expect_image,
     registered,
@@ -33,6 +34,8 @@ class Convolution(Layer):
             doc="weight init: 'he', 'xavier', a standard deviation, or 'auto' (by the network's activations)"),
     )
     param_names = ("W", "b")
+    decays = ("W",)
+    book_name = "Conv"
     fusion_head = True
 
     def infer_shape(self) -> Shape:
@@ -46,6 +49,17 @@ class Convolution(Layer):
         c = self.in_shape[0]
         k, f = self.args["kernel"], self.args["filters"]
         return {"W": (f, c, k, k), "b": (f,)}
+
+    def fan_in(self) -> int:
+        return self.in_shape[0] * self.args["kernel"] ** 2  # C * k * k inputs per output pixel
+
+    def workspace(self, grad_input: bool) -> dict[str, Scratch]:
+        f, oh, ow = self.out_shape
+        ckk, pixels = self.in_shape[0] * self.args["kernel"] ** 2, oh * ow
+        out = {"cols": Scratch((ckk, pixels)), "gw": Scratch((f, ckk), phase="backward")}
+        if grad_input:
+            out["dcols"] = Scratch((ckk, pixels), phase="backward")
+        return out
 
     def param_init(self, default_init: str) -> dict[str, tuple]:
         return {"W": ("normal", self.weight_std(default_init)), "b": ("zeros",)}
@@ -77,19 +91,19 @@ class Convolution(Layer):
         k, s, pad = self.args["kernel"], self.args["stride"], self.args["pad"]
         f, oh, ow = self.out_shape
         ckk, pixels = self.in_shape[0] * k * k, oh * ow
-        w = f"{e.P('W')}.reshape({f}, {ckk})"
-        cols = e.buffer("cols", ("N", ckk, pixels))
+        w = f"{e.param('W')}.reshape({f}, {ckk})"
+        cols = e.buffer("cols")
         y = e.output()
         e.fwd(f"{e.helper(im2col_t)}({e.x}, {k}, {s}, {pad}, out={cols})",
               f"np.matmul({w}, {cols}, out={y}.reshape(N, {f}, {pixels}))",
-              f"{y} += {e.P('b')}.reshape(1, {f}, 1, 1)")
+              f"{y} += {e.param('b')}.reshape(1, {f}, 1, 1)")
         dy = f"{e.dy}.reshape(N, {f}, {pixels})"
-        per_sample = e.buffer("gw", ("N", f, ckk))
+        per_sample = e.buffer("gw")
         e.bwd(f"np.matmul({dy}, {cols}.transpose(0, 2, 1), out={per_sample})",  # (N, F, C*k*k)
-              f"np.sum({per_sample}, axis=0, out={e.G('W')}.reshape({f}, {ckk}))",
-              f"np.sum({dy}, axis=(0, 2), out={e.G('b')})")
+              f"np.sum({per_sample}, axis=0, out={e.grad('W')}.reshape({f}, {ckk}))",
+              f"np.sum({dy}, axis=(0, 2), out={e.grad('b')})")
         if e.dx:
             dx = e.grad_input()
-            dcols = e.buffer("dcols", ("N", ckk, pixels))
+            dcols = e.buffer("dcols")
             e.bwd(f"np.matmul({w}.T, {dy}, out={dcols})",
                   f"{e.helper(col2im_t)}({dcols}, {dx}.shape, {k}, {s}, {pad}, out={dx})")

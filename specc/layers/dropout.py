@@ -1,7 +1,7 @@
 """Dropout: zero a random fraction of the activations while training; identity at inference."""
 from __future__ import annotations
 
-from specc.layers.base import Arg, Layer, registered
+from specc.layers.base import Arg, Layer, Scratch, registered
 
 
 @registered
@@ -19,6 +19,9 @@ class Dropout(Layer):
     def describe(self) -> str:
         return f"Dropout({self.args['ratio']:g})"
 
+    def workspace(self, grad_input: bool) -> dict[str, Scratch]:
+        return {"mask": Scratch(self.in_shape)}
+
     def forward(self, p, x, train, rt):
         if not train:
             return x, lambda dy: (dy, {})
@@ -29,7 +32,7 @@ class Dropout(Layer):
 
     def emit(self, e) -> None:
         ratio = self.args["ratio"]
-        mask = e.buffer("mask", ("N", *e.in_shape))
+        mask = e.buffer("mask")
         y = e.output()
         e.fwd("if train:",
               # dtype too: Generator.random fills float64 unless told, and refuses a float32 `out`

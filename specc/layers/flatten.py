@@ -8,6 +8,7 @@ from specc.layers.base import Layer, Shape, registered, size
 class Flatten(Layer):
     name = "Flatten"
     doc = "Reshape each sample to a vector (a view; nothing is copied)."
+    output_buffer = grad_buffer = False  # views of the input and of the output gradient
 
     def infer_shape(self) -> Shape:
         return (size(self.in_shape),)

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from specc.layers.base import Layer, Shape, ShapeError, fmt_shape, registered
+from specc.layers.base import Labels, Layer, Scratch, Shape, ShapeError, fmt_shape, registered
 from specc.numerics import softmax_cross_entropy
 
 
 class _Loss(Layer):
     is_loss = True
-    labels = "index"  # "index": class indices (N,); "target": values (N, outputs)
+    labels = Labels.CLASSES
+    output_buffer = False  # the loss reads the scores where its producer left them
 
     def infer_shape(self) -> Shape:
         if len(self.in_shape) != 1:
@@ -33,6 +34,9 @@ class SoftmaxWithLoss(_Loss):
     doc = "Softmax over the classes, then cross-entropy with the labels (class indices or one-hot)."
     flops_per_element = 5  # max, subtract, exp, sum, divide
 
+    def workspace(self, grad_input: bool) -> dict[str, Scratch]:
+        return {"probs": Scratch(self.in_shape)}
+
     def loss(self, x, t):
         probs = np.empty_like(x)
         value = softmax_cross_entropy(x, t, probs)
@@ -45,7 +49,7 @@ class SoftmaxWithLoss(_Loss):
         return value, backprop
 
     def emit(self, e) -> None:
-        probs = e.buffer("probs", ("N", *e.in_shape))
+        probs = e.buffer("probs")
         e.loss(f"loss = {e.helper(softmax_cross_entropy)}({e.x}, t, {probs})")
         if e.dx:
             dx = e.grad_input()
@@ -60,7 +64,10 @@ class MeanSquaredError(_Loss):
     aliases = ("MSE",)
     doc = "Identity output with the loss 0.5 * sum((y - t)^2), averaged over the batch."
     flops_per_element = 3  # subtract, square, sum
-    labels = "target"
+    labels = Labels.TARGETS
+
+    def workspace(self, grad_input: bool) -> dict[str, Scratch]:
+        return {"diff": Scratch(self.in_shape)}
 
     def loss(self, x, t):
         diff = x - t
@@ -68,7 +75,7 @@ class MeanSquaredError(_Loss):
         return value, lambda: diff / len(x)
 
     def emit(self, e) -> None:
-        diff = e.buffer("diff", ("N", *e.in_shape))
+        diff = e.buffer("diff")
         e.loss(f"np.subtract({e.x}, t, out={diff})",
                f"loss = float(0.5 * np.vdot({diff}, {diff}) / N)")
         if e.dx:

@@ -3,7 +3,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from specc.layers.base import NONNEGATIVE_INT, POSITIVE_INT, Arg, Layer, Shape, expect_image, registered, sliding_output
+from specc.layers.base import (
+    NONNEGATIVE_INT,
+    POSITIVE_INT,
+    Arg,
+    Layer,
+    Scratch,
+    Shape,
+    expect_image,
+    registered,
+    sliding_output,
+)
 from specc.numerics import pool_backward, pool_windows
 
 
@@ -40,6 +50,20 @@ class Pooling(Layer):
                         if self.args[k] != d)
         return f"Pooling({self.args['size']}{extra})"
 
+    def tiled(self) -> bool:
+        """Windows that tile the image exactly (stride = size, no pad): the fast strided-view path."""
+        k, s, pad = self.args["size"], self.args["stride"], self.args["pad"]
+        _, h, w = self.in_shape
+        return pad == 0 and s == k and h % k == 0 and w % k == 0
+
+    def workspace(self, grad_input: bool) -> dict[str, Scratch]:
+        if not self.tiled():
+            return {"argmax": Scratch(self.out_shape, kind="index")}
+        if not grad_input:
+            return {}
+        return {"hit": Scratch(self.out_shape, kind="bool", phase="backward"),
+                "taken": Scratch(self.out_shape, kind="bool", phase="backward")}
+
     def forward(self, p, x, train, rt):
         k, s, pad = self.args["size"], self.args["stride"], self.args["pad"]
         windows = pool_windows(x, k, s, pad)  # (N, C, OH, OW, k*k)
@@ -52,8 +76,8 @@ class Pooling(Layer):
         c, h, w = self.in_shape
         _, oh, ow = self.out_shape
         y = e.output()
-        if not (pad == 0 and s == k and h % k == 0 and w % k == 0):
-            argmax = e.buffer("argmax", ("N", *self.out_shape), "index")
+        if not self.tiled():
+            argmax = e.buffer("argmax")
             e.fwd(f"windows = {e.helper(pool_windows)}({e.x}, {k}, {s}, {pad})",
                   f"np.argmax(windows, axis=-1, out={argmax})",
                   f"np.max(windows, axis=-1, out={y})")
@@ -73,7 +97,7 @@ class Pooling(Layer):
                   *(f"np.maximum({y}, {v}, out={y})" for v in views[2:]))
         if e.dx:
             dx = e.grad_input()
-            hit, taken = e.buffer("hit", ("N", c, oh, ow), "bool"), e.buffer("taken", ("N", c, oh, ow), "bool")
+            hit, taken = e.buffer("hit"), e.buffer("taken")
             target = f"{dx}.reshape(N, {c}, {oh}, {k}, {ow}, {k})"
             for n, v in enumerate(views):
                 i, j = divmod(n, k)
