@@ -72,14 +72,17 @@ class _Momentum(Optimizer):
             p.value -= scratch
             return
         v = self.slot("velocity")[p.name]
+        if self.nesterov:
+            # The book's order: the step uses the velocity from before this gradient,
+            # p += mu^2 * v_old - (1 + mu) * lr * g, and only then v = mu * v_old - lr * g.
+            np.multiply(v, mu * mu, out=scratch)
+            p.value += scratch
+            np.multiply(g, (1 + mu) * lr, out=scratch)
+            p.value -= scratch
         v *= mu
         np.multiply(g, lr, out=scratch)
         v -= scratch
-        if self.nesterov:
-            p.value += (mu * mu) * v
-            scratch *= 1 + mu
-            p.value -= scratch
-        else:
+        if not self.nesterov:
             p.value += v
 
 
