@@ -37,7 +37,9 @@ class Optimizer(ABC):
         for p in self.params:
             g = p.grad
             if self.weight_decay and p.decay:
-                g += self.weight_decay * p.value  # d/dW of (lambda/2) * sum(W^2), as the book adds it
+                # d/dW of (lambda/2) * sum(W^2): the book's MultiLayerNet adds lambda * W to dW
+                np.multiply(p.value, self.weight_decay, out=self._scratch[p.name])
+                g += self._scratch[p.name]
             self.update(p, g, lr, self._scratch[p.name])
 
     @abstractmethod
@@ -70,14 +72,17 @@ class _Momentum(Optimizer):
             p.value -= scratch
             return
         v = self.slot("velocity")[p.name]
+        if self.nesterov:
+            # The book's order: the step uses the velocity from before this gradient,
+            # p += mu^2 * v_old - (1 + mu) * lr * g, and only then v = mu * v_old - lr * g.
+            np.multiply(v, mu * mu, out=scratch)
+            p.value += scratch
+            np.multiply(g, (1 + mu) * lr, out=scratch)
+            p.value -= scratch
         v *= mu
         np.multiply(g, lr, out=scratch)
         v -= scratch
-        if self.nesterov:
-            p.value += (mu * mu) * v
-            scratch *= 1 + mu
-            p.value -= scratch
-        else:
+        if not self.nesterov:
             p.value += v
 
 
@@ -93,8 +98,8 @@ class _Adaptive(Optimizer):
         decay = self.args.get("decay_rate")
         if decay is not None:
             h *= decay
-            np.multiply(g, g, out=scratch)
-            scratch *= 1 - decay
+            np.multiply(g, 1 - decay, out=scratch)  # (1 - decay) * g * g, in the book's order
+            scratch *= g
             h += scratch
         else:
             np.multiply(g, g, out=scratch)

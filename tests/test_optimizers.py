@@ -1,9 +1,11 @@
-"""Optimizers and schedules (specc.optimizers): each update rule against the book's formulas
-(written out here as an independent oracle), weight decay, the schedules' rates, state for resuming,
-and each optimizer lowering the training loss on the embedded sample."""
+"""Optimizers and schedules (specc.optimizers): each update rule against two independent oracles
+(three steps worked out by hand, and figures frozen from the book's own common/optimizer.py), weight
+decay as the book's MultiLayerNet applies it, updates that allocate nothing, the schedules' rates,
+state for resuming, and each optimizer lowering the training loss on the embedded sample."""
 from __future__ import annotations
 
 import math
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -17,62 +19,184 @@ NAMES = ["SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam"]
 TINY = "input 784\nAffine(10) -> SoftmaxWithLoss\n"
 
 
-# --- the book's update rules, written out ----------------------------------------------------------
+# --- oracle 1: three steps worked out by hand --------------------------------------------------------
+# Each row: optimizer, arguments, starting value, three gradients, the value after each step. The
+# arithmetic is in the comments; eps is the book's 1e-7, added outside the square root.
+HAND = [
+    # p -= lr * g:  1 - 0.1*1 = 0.9;  0.9 - 0.1*2 = 0.7;  0.7 - 0.1*3 = 0.4
+    ("SGD", {"lr": 0.1}, 1.0, [1.0, 2.0, 3.0], [0.9, 0.7, 0.4]),
+    # v = mu*v - lr*g, then p += v:  v = -0.1, p = -0.1;  v = -0.09 - 0.1 = -0.19, p = -0.29;
+    # v = -0.171 - 0.1 = -0.271, p = -0.561
+    ("Momentum", {"lr": 0.1, "momentum": 0.9}, 0.0, [1.0, 1.0, 1.0], [-0.1, -0.29, -0.561]),
+    # the book: p += mu*mu*v - (1+mu)*lr*g with the velocity from before, then v = mu*v - lr*g.
+    # v0 = 0. step 1: p += 0.81*0 - 1.9*0.1 = -0.19,          v = -0.1
+    #         step 2: p += 0.81*(-0.1) - 0.19 = -0.271 -> -0.461,  v = -0.09 - 0.1 = -0.19
+    #         step 3: p += 0.81*(-0.19) - 0.19 = -0.3439 -> -0.8049, v = -0.271
+    ("Nesterov", {"lr": 0.1, "momentum": 0.9}, 0.0, [1.0, 1.0, 1.0], [-0.19, -0.461, -0.8049]),
+    # h += g*g, p -= lr*g / (sqrt(h) + eps). With g = eps the constant is as large as the root:
+    # h = k*1e-14, sqrt(h) = sqrt(k)*1e-7, so the step is lr / (sqrt(k) + 1):
+    # 0.1/2 = 0.05;  0.1/2.41421356 = 0.04142136 -> -0.09142136;  0.1/2.73205081 = 0.03660254 -> -0.12802390
+    # (eps inside the root, sqrt(h + eps), would give steps near 0.1 * 1e-7 / 3.2e-4, about 3e-5)
+    ("AdaGrad", {"lr": 0.1}, 0.0, [1e-7, 1e-7, 1e-7], [-0.05, -0.09142135623730951, -0.1280238966157534]),
+    # h = rho*h + (1-rho)*g*g with rho = 0.75: h = 0.25*16 = 4;  0.75*4 + 0.25*4 = 4;  again 4.
+    # p -= lr*g / (sqrt(h) + eps): 0.4/(2 + 1e-7) = 0.19999999 -> -0.19999999;
+    # 0.2/(2 + 1e-7) = 0.099999995 -> -0.299999985;  g = -2 steps back up -> -0.19999999
+    ("RMSprop", {"lr": 0.1, "decay_rate": 0.75}, 0.0, [4.0, 2.0, -2.0], [-0.19999999, -0.299999985, -0.19999999]),
+    # m += (1-b1)*(g-m), v += (1-b2)*(g*g-v), lr_t = lr*sqrt(1-b2^t)/(1-b1^t) with t = 1, 2, 3 (the
+    # book's iter), p -= lr_t*m / (sqrt(v) + eps); b1 = 0.9, b2 = 0.999, g = 1, -1, 1:
+    # t=1: m = 0.1,   v = 0.001,     sqrt(v) = 0.0316227766, lr_t = 0.1*0.0316227766/0.1
+    #      step = 0.0316227766*0.1/(0.0316227766 + 1e-7) = 0.0999996838 -> p = -0.0999996838
+    # t=2: m = 0.09 - 0.1 = -0.01, v = 0.000999 + 0.001 = 0.001999, sqrt(v) = 0.0447101778,
+    #      lr_t = 0.1*0.0447101778/0.19, step = lr_t*(-0.01)/(0.0447101778 + 1e-7) = -0.0052631461
+    #      -> p = -0.0947365377
+    # t=3: m = -0.009 + 0.1 = 0.091, v = 0.001997001 + 0.001 = 0.002997001, sqrt(v) = 0.0547448719,
+    #      lr_t = 0.1*0.0547448719/0.271, step = lr_t*0.091/(0.0547448719 + 1e-7) = 0.0335792745
+    #      -> p = -0.1283158121
+    ("Adam", {"lr": 0.1, "beta1": 0.9, "beta2": 0.999}, 0.0, [1.0, -1.0, 1.0],
+     [-0.0999996838, -0.0947365377, -0.1283158121]),
+]
 
-def book_steps(name: str, args: dict, w: np.ndarray, grads: list[np.ndarray]) -> np.ndarray:
-    """The book's optimizers (common/optimizer.py), one parameter, applied to a list of gradients."""
-    w = w.copy()
-    lr = args["lr"]
-    v = np.zeros_like(w)
-    h = np.zeros_like(w)
-    m = np.zeros_like(w)
-    for i, g in enumerate(grads, start=1):
-        if name == "SGD":
-            w -= lr * g
-        elif name == "Momentum":
-            v = args["momentum"] * v - lr * g
-            w += v
-        elif name == "Nesterov":
-            mu = args["momentum"]
-            v *= mu
-            v -= lr * g
-            w += mu * mu * v
-            w -= (1 + mu) * lr * g
-        elif name == "AdaGrad":
-            h += g * g
-            w -= lr * g / (np.sqrt(h) + 1e-7)
-        elif name == "RMSprop":
-            h *= args["decay_rate"]
-            h += (1 - args["decay_rate"]) * g * g
-            w -= lr * g / (np.sqrt(h) + 1e-7)
-        elif name == "Adam":
-            b1, b2 = args["beta1"], args["beta2"]
-            lr_t = lr * np.sqrt(1.0 - b2 ** i) / (1.0 - b1 ** i)
-            m += (1 - b1) * (g - m)
-            v += (1 - b2) * (g ** 2 - v)
-            w -= lr_t * m / (np.sqrt(v) + 1e-7)
-    return w
+
+def test_hand_table_covers_every_optimizer():
+    assert sorted(row[0] for row in HAND) == sorted(OPTIMIZERS)
 
 
-def run_steps(name: str, args: dict, w: np.ndarray, grads: list[np.ndarray], weight_decay: float = 0.0,
-              decay: bool = True) -> np.ndarray:
-    p = Parameter("W1", w.copy(), np.zeros_like(w), decay)
-    opt = make_optimizer(name, args, [p], weight_decay)
-    for g in grads:
-        p.grad[...] = g
+def trajectory(name: str, args: dict, params: list[Parameter], grads: list[list[np.ndarray]],
+               weight_decay: float = 0.0) -> list[list[np.ndarray]]:
+    """specc's optimizer run over `grads` (one list per step, a gradient per parameter): values after each step."""
+    opt = make_optimizer(name, args, params, weight_decay)
+    out = []
+    for step in grads:
+        for p, g in zip(params, step):
+            p.grad[...] = g
         opt.step(opt.args["lr"])
-    return p.value
+        out.append([p.value.copy() for p in params])
+    return out
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name, args, start, grads, expect", HAND, ids=[row[0] for row in HAND])
+def test_three_steps_worked_by_hand(name, args, start, grads, expect, dtype):
+    p = Parameter("W1", np.full(2, start, dtype), np.zeros(2, dtype), True)
+    got = [values[0] for values in trajectory(name, args, [p], [[np.full(2, g, dtype)] for g in grads])]
+    tol = 1e-9 if dtype == "float64" else 2e-6
+    np.testing.assert_allclose(np.array(got), np.repeat(np.array(expect)[:, None], 2, axis=1), rtol=tol, atol=tol)
+
+
+def test_nesterov_is_the_books_update_not_momentum_on_the_new_velocity():
+    """Issue 9: with p = 0, g = 1, lr = 0.1, mu = 0.9 specc gave -0.2710, -0.6149, -1.0244 (it added
+    mu^2 times the velocity already updated); the book gives -0.19, -0.461, -0.8049."""
+    p = Parameter("W1", np.zeros(1), np.zeros(1), True)
+    got = [float(v[0][0]) for v in trajectory("Nesterov", {"lr": 0.1, "momentum": 0.9}, [p], [[np.ones(1)]] * 3)]
+    assert got == pytest.approx([-0.19, -0.461, -0.8049], abs=1e-12)
+
+
+# --- oracle 2: the book's own code, run once and frozen here -----------------------------------------
+
+def lcg(n: int, seed: int) -> np.ndarray:
+    """Pseudo-random numbers in [-2, 2) from a linear congruential generator: every value is exact in
+    float64 and the same on any machine or NumPy version (unlike a Generator's stream)."""
+    out, s = [], seed
+    for _ in range(n):
+        s = (1103515245 * s + 12345) % 2**31
+        out.append(s / 2**31 * 4 - 2)
+    return np.array(out)
+
+
+def book_inputs() -> tuple[np.ndarray, np.ndarray, list[list[np.ndarray]]]:
+    """W1 (2, 3) and b1 (3,) to start from, and 20 steps of gradients for them: lcg(189, 2024) in order."""
+    v = lcg(9 * 21, 2024)
+    grads = [[v[9 * k:9 * k + 6].reshape(2, 3), v[9 * k + 6:9 * k + 9]] for k in range(1, 21)]
+    return v[:6].reshape(2, 3), v[6:9], grads
+
+
+# Produced by the book's common/optimizer.py (oreilly-japan/deep-learning-from-scratch at commit 07b1161)
+# with its default arguments: opt = SGD() (Momentum(), ...); opt.update(params, grads) 20 times on
+# params = {"W1": W1, "b1": b1} and grads from book_inputs(). For the _DECAY table the weight gradient
+# was dW + 0.1 * W, as the book's MultiLayerNet.gradient writes it for weight_decay_lambda=0.1; biases as
+# they are.
+BOOK_20_STEPS = {  # name -> (W1 after 20 steps, row by row; b1 after 20 steps)
+    "SGD": ([[-1.7641508019343015, -0.7734591879323125, -1.6686084637418388],
+             [-0.23513061035424476, -1.9720454913750292, 0.31415778558701285]],
+            [0.8107282587513325, -0.03558123994618654, -2.03660143379122]),
+    "Momentum": ([[-1.9417508397475909, -1.1976658889826268, -1.412497651320758],
+                  [-0.407269459927086, -1.8867117766250865, 0.5338371977734426]],
+                 [0.3600348127521636, -0.10412490543210329, -2.384653067440438]),
+    "Nesterov": ([[-1.9327980887719427, -1.2168863007807251, -1.3965102367777198],
+                  [-0.4260818082144891, -1.8926875586399157, 0.5636077522585863]],
+                 [0.3395955484483449, -0.1092899545787319, -2.3935198427146496]),
+    "AdaGrad": ([[-1.7567935266410413, -0.7351415531442933, -1.6794741649602953],
+                 [-0.22252125445120335, -1.9837489316536825, 0.25543608060437706]],
+                [0.8619963506873798, -0.025149353520946674, -2.0059548699813377]),
+    "RMSprop": ([[-1.7786375365108693, -1.0097412805742163, -1.3590762038560644],
+                 [-0.4710086150630273, -2.064342698594249, 0.24924038068521073]],
+                [0.6641055069666743, -0.051767124960313646, -2.1683705632201673]),
+    "Adam": ([[-1.7553357044684363, -0.7139686874555733, -1.7078838427494731],
+              [-0.20146103600573215, -1.975472879779322, 0.25662994030771835]],
+             [0.87800662000994, -0.023738616906220446, -1.9937745489968666]),
+}
+BOOK_20_STEPS_DECAY = {  # name -> (W1 after 20 steps, row by row; b1 after 20 steps)
+    "SGD": ([[-1.729075573669557, -0.7585868817888992, -1.6352034927015968],
+             [-0.2307901151714881, -1.9331483320911018, 0.3088421139022395]],
+            [0.8107282587513325, -0.03558123994618654, -2.03660143379122]),
+    "Momentum": ([[-1.7310060795784352, -1.092736330520177, -1.2259298456469394],
+                  [-0.3686320579297383, -1.6614924267770301, 0.5074791395758594]],
+                 [0.3600348127521636, -0.10412490543210329, -2.384653067440438]),
+    "Nesterov": ([[-1.7081181648821961, -1.1019505052516463, -1.201490258122659],
+                  [-0.38331781793901143, -1.6554788144015293, 0.534256658423819]],
+                 [0.3395955484483449, -0.1092899545787319, -2.3935198427146496]),
+    "AdaGrad": ([[-1.7476541423926628, -0.7318326404245367, -1.6726405987284472],
+                 [-0.22137485734067167, -1.9549890255219018, 0.25433764779766405]],
+                [0.8619963506873798, -0.025149353520946674, -2.0059548699813377]),
+    "RMSprop": ([[-1.687805214645351, -0.9654900626999839, -1.3024568454481038],
+                 [-0.4468836110674665, -1.7810594509387854, 0.2434010589116943]],
+                [0.6641055069666743, -0.051767124960313646, -2.1683705632201673]),
+    "Adam": ([[-1.752769522476439, -0.7130232743506957, -1.7054148433063945],
+              [-0.20113337852315033, -1.9707904345009024, 0.25628943081489136]],
+             [0.87800662000994, -0.023738616906220446, -1.9937745489968666]),
+}
+
+
+@pytest.mark.parametrize("decay, table", [(0.0, BOOK_20_STEPS), (0.1, BOOK_20_STEPS_DECAY)], ids=["plain", "decay"])
+@pytest.mark.parametrize("name", NAMES)
+def test_twenty_steps_match_the_books_code(name, decay, table):
+    """Two parameters, so Adam's step count must advance once per step (the book's iter), not per array."""
+    w, b, grads = book_inputs()
+    params = [Parameter("W1", w.copy(), np.zeros_like(w), True), Parameter("b1", b.copy(), np.zeros_like(b), False)]
+    final = trajectory(name, OPTIMIZERS[name].defaults(), params, grads, weight_decay=decay)[-1]
+    for got, expect in zip(final, table[name]):
+        np.testing.assert_allclose(got, expect, rtol=1e-13, atol=1e-14)
+
+
+def test_weight_decay_worked_by_hand():
+    """SGD with lr = 0.1, lambda = 0.1 and a zero gradient: W *= 1 - 0.1*0.1 each step
+    (0.99, 0.9801, 0.970299); the bias (decay=False) does not move."""
+    w = Parameter("W1", np.ones(2), np.zeros(2), True)
+    b = Parameter("b1", np.ones(2), np.zeros(2), False)
+    steps = trajectory("SGD", {"lr": 0.1}, [w, b], [[np.zeros(2), np.zeros(2)]] * 3, weight_decay=0.1)
+    assert [float(values[0][0]) for values in steps] == pytest.approx([0.99, 0.9801, 0.970299], abs=1e-15)
+    assert all(np.array_equal(values[1], np.ones(2)) for values in steps)
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_update_rule_matches_the_book(name):
-    rng = np.random.default_rng(1)
-    w = rng.standard_normal((4, 3))
-    grads = [rng.standard_normal((4, 3)) for _ in range(5)]
-    args = {**OPTIMIZERS[name].defaults(), "lr": 0.05}
-    np.testing.assert_allclose(run_steps(name, args, w, grads), book_steps(name, args, w, grads), rtol=1e-12,
-                               atol=1e-14)
+def test_a_step_allocates_no_arrays(name):
+    """Updates are in place, through the optimizer's scratch array: after the first step (which makes the
+    state), a step on 8 MB of weights allocates nothing of that order, weight decay included."""
+    n = 1_000_000
+    p = Parameter("W1", np.ones(n), np.full(n, 0.5), True)
+    opt = make_optimizer(name, {}, [p], weight_decay=0.01)
+    opt.step(0.01)
+    tracemalloc.start()
+    try:
+        for _ in range(3):
+            opt.step(0.01)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 100_000, (name, peak)
 
+
+# --- arguments and state ---------------------------------------------------------------------------
 
 def test_the_books_default_arguments():
     assert {n: OPTIMIZERS[n].defaults() for n in NAMES} == {
@@ -92,32 +216,12 @@ def test_arguments_override_defaults():
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_weight_decay_adds_lambda_w_to_weights_only(name):
-    """dL/dW of (lambda/2)*sum(W^2) is lambda*W; biases (decay=False) are not decayed."""
-    rng = np.random.default_rng(2)
-    w = rng.standard_normal((3, 3))
-    grads = [rng.standard_normal((3, 3)) for _ in range(3)]
-    args = OPTIMIZERS[name].defaults()
-    decayed = run_steps(name, args, w, grads, weight_decay=0.1)
-    # the oracle: the same rule on g + 0.1 * w, step by step
-    expect = w.copy()
-    p = Parameter("W1", expect, np.zeros_like(w), False)
-    opt = make_optimizer(name, args, [p])
-    for g in grads:
-        p.grad[...] = g + 0.1 * p.value
-        opt.step(args["lr"])
-    np.testing.assert_allclose(decayed, expect, rtol=1e-12)
-    np.testing.assert_array_equal(run_steps(name, args, w, grads, weight_decay=0.1, decay=False),
-                                  run_steps(name, args, w, grads))
-
-
-@pytest.mark.parametrize("name", NAMES)
 def test_state_round_trip_continues_exactly(name):
     rng = np.random.default_rng(3)
     w = rng.standard_normal((5,)).astype(np.float32)
     grads = [rng.standard_normal(5).astype(np.float32) for _ in range(6)]
     args = OPTIMIZERS[name].defaults()
-    straight = run_steps(name, args, w, grads)
+    straight = trajectory(name, args, [Parameter("W1", w.copy(), np.zeros_like(w), True)], [[g] for g in grads])[-1][0]
 
     p = Parameter("W1", w.copy(), np.zeros_like(w), True)
     opt = make_optimizer(name, args, [p])
