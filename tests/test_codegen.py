@@ -277,3 +277,35 @@ def test_timed_and_unfused_plans_of_the_generated_code(model):
         kernels = {k for phase, k in calls if phase == "forward"}
         assert kernels == set(range(1, len(net.plan.kernels) + 1))
         calls.clear()
+
+
+def test_code_is_generated_once_per_training_and_never_by_check(monkeypatch, tmp_path):
+    """One `specc train` generates the module once; `specc check` and `specc summary` plan from
+    shapes alone and generate nothing (issue 10)."""
+    from specc import codegen
+    calls = []
+    real = codegen.generate
+
+    def counting(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(codegen, "generate", counting)
+    monkeypatch.setattr("specc.compiler.generate", counting)
+    console = Console(file=io.StringIO(), width=120)
+    model = str(ROOT / "models" / "multi_layer_net.net")
+    assert cli.run(["check", model], console, console) == 0
+    assert cli.run(["summary", model], console, console) == 0
+    assert calls == []
+    assert cli.run(["train", model, "--iters", "3", "--out", str(tmp_path / "run")], console, console) == 0
+    assert calls == [1]
+
+
+def test_a_layer_using_an_undeclared_buffer_is_caught(monkeypatch):
+    """The plan's buffer table is what memory and the workspace are sized from: the generator
+    refuses code that uses a buffer its layer did not declare."""
+    from specc.codegen import CodegenError
+    from specc.layers.dropout import Dropout
+    monkeypatch.setattr(Dropout, "workspace", lambda self, grad_input: {})
+    with pytest.raises(CodegenError, match="did not declare"):
+        specc.compile("input 4\nAffine(3) -> Dropout(0.5) -> Affine(2) -> SoftmaxWithLoss")

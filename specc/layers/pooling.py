@@ -26,6 +26,7 @@ def _stride_default(args) -> int:
 class Pooling(Layer):
     name = "Pooling"
     aliases = ("MaxPooling", "MaxPool")
+    book_name = "Pool"
     doc = "Max pooling over size x size windows (per channel); the gradient goes to the first maximum."
     signature = (
         Arg("size", POSITIVE_INT, "a positive integer (the window's height and width)", default=2,
