@@ -103,7 +103,9 @@ def did_you_mean(word: str, candidates: Iterable[str], shown: Mapping[str, str] 
     candidates = list(dict.fromkeys(candidates))
     same_case = [c for c in candidates if c.lower() == word.lower()]
     lowered = {c.lower(): c for c in reversed(candidates)}
-    close = [lowered[m] for m in difflib.get_close_matches(word.lower(), list(lowered), n=3, cutoff=0.6)]
+    # the same word in another case is what was meant: nothing else is worth listing beside it
+    close = [] if same_case else \
+        [lowered[m] for m in difflib.get_close_matches(word.lower(), list(lowered), n=3, cutoff=0.6)]
     ranked = list(dict.fromkeys(shown.get(c, c) for c in same_case + close))[:3]
     if not ranked:
         return None

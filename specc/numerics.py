@@ -99,10 +99,11 @@ def col2im_t(cols, shape, kernel, stride, pad, out=None):
     return out
 
 
-def pool_windows(x, size, stride, pad):
-    """(N, C, H, W) -> (N, C, OH, OW, size*size) copy of every pooling window (padding is -inf)."""
+def pool_windows(x, size, stride, pad, fill=-np.inf):
+    """(N, C, H, W) -> (N, C, OH, OW, size*size) copy of every pooling window; padded cells hold
+    `fill` (-inf for max pooling, so that they never win; 0 for average pooling)."""
     n, c = x.shape[:2]
-    x, oh, ow = padded(x, size, stride, pad, fill=-np.inf)
+    x, oh, ow = padded(x, size, stride, pad, fill=fill)
     s0, s1, s2, s3 = x.strides
     windows = np.lib.stride_tricks.as_strided(
         x, (n, c, oh, ow, size, size), (s0, s1, s2 * stride, s3 * stride, s2, s3), writeable=False)
@@ -117,6 +118,14 @@ def pool_backward(dy, argmax, shape, size, stride, pad):
     # the pooling windows in im2col's (N, OH, OW, C, k, k) order, then scattered back
     cols = cols.reshape(n, c, oh, ow, size, size).transpose(0, 2, 3, 1, 4, 5)
     return col2im(cols.reshape(n * oh * ow, c * size * size), shape, size, stride, pad)
+
+
+def avg_pool_backward(dy, shape, size, stride, pad):
+    """Gradient of average pooling: each output's gradient, divided by size*size, to every cell of its window."""
+    n, c, oh, ow = dy.shape
+    share = np.broadcast_to((dy / (size * size))[..., None, None], (n, c, oh, ow, size, size))
+    cols = share.transpose(0, 2, 3, 1, 4, 5)  # im2col's (N, OH, OW, C, k, k) order
+    return col2im(np.ascontiguousarray(cols).reshape(n * oh * ow, c * size * size), shape, size, stride, pad)
 
 
 def softmax_cross_entropy(scores, labels, probs):

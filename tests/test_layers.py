@@ -41,6 +41,8 @@ SAMPLES: dict[str, list[Sample]] = {
         Sample({"out": 4, "init": 0.1}, (2, 3, 3), (4,), 18 * 4 + 4, "image input is flattened"),
     ],
     "ReLU": [Sample({}, (6,), (6,), 0), Sample({}, (2, 3, 3), (2, 3, 3), 0, "image")],
+    "LeakyReLU": [Sample({}, (6,), (6,), 0), Sample({"alpha": 0.2}, (2, 3, 3), (2, 3, 3), 0, "image, alpha 0.2"),
+                  Sample({"alpha": 0.0}, (5,), (5,), 0, "alpha 0 is ReLU")],
     "Sigmoid": [Sample({}, (6,), (6,), 0), Sample({}, (2, 3, 3), (2, 3, 3), 0, "image")],
     "Tanh": [Sample({}, (6,), (6,), 0)],
     "SoftmaxWithLoss": [Sample({}, (5,), (5,), 0)],
@@ -65,6 +67,11 @@ SAMPLES: dict[str, list[Sample]] = {
         Sample({"size": 2, "stride": 1}, (1, 4, 5), (1, 3, 4), 0, "stride 1, not square"),
         Sample({"size": 3}, (2, 6, 3), (2, 2, 1), 0, "tiles, not square"),
         Sample({"size": 1}, (2, 3, 3), (2, 3, 3), 0, "size 1"),
+    ],
+    "AvgPooling": [
+        Sample({"size": 2}, (2, 6, 6), (2, 3, 3), 0, "tiles"),
+        Sample({"size": 3, "stride": 2, "pad": 1}, (2, 7, 7), (2, 4, 4), 0, "pad 1, overlapping"),
+        Sample({"size": 2, "stride": 1}, (1, 4, 5), (1, 3, 4), 0, "stride 1, not square"),
     ],
     "Flatten": [Sample({}, (2, 3, 4), (24,), 0)],
 }

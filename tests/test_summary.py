@@ -7,10 +7,10 @@ import json
 
 import pytest
 from rich.console import Console
+from spec_examples import NETWORKS
 
 import specc
-from spec_examples import NETWORKS
-from specc import cli, layers
+from specc import cli
 from specc.summary import human_bytes, table
 
 
@@ -70,12 +70,11 @@ def test_element_wise_flops(layer, flops):
     assert s.rows[-1].flops == 3 * 3  # MSE: 3 per element
 
 
-def test_every_layer_is_summarised():
+def test_a_network_of_many_kinds_of_layer_is_summarised():
     text = ("input 2x8x8\nConvolution(4, kernel=3) -> BatchNorm -> ReLU -> Pooling -> Dropout -> Flatten"
             " -> Affine(16) -> Sigmoid -> Tanh -> Affine(3) -> SoftmaxWithLoss")
     s = summary_of(text)
-    covered = {c.spec.type for c in specc.check_text(text).layers}
-    assert covered == set(layers.REGISTRY) - {"MeanSquaredError"}
+    # (each registered layer's own row is checked by the layer battery, tests/test_layers.py)
     assert s.params == (4 * 2 * 9 + 4) + 2 * 4 + (36 * 16 + 16) + (16 * 3 + 3)
 
 

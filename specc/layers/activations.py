@@ -1,4 +1,4 @@
-"""Element-wise activations: ReLU, Sigmoid, Tanh (shape in = shape out, no parameters).
+"""Element-wise activations: ReLU, LeakyReLU, Sigmoid, Tanh (shape in = shape out, no parameters).
 
 Each can run in place on its producer's output when fused; its backward reads only its own
 output y, which is why that works.
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from specc.layers.base import Layer, registered
+from specc.layers.base import Arg, Layer, Scratch, registered
 
 
 class _Activation(Layer):
@@ -38,6 +38,43 @@ class ReLU(_Activation):
     def forward(self, p, x, train, rt):
         y = np.maximum(x, 0)
         return y, lambda dy: (dy * (y > 0), {})
+
+
+@registered
+class LeakyReLU(_Activation):
+    name = "LeakyReLU"
+    aliases = ("LeakyRelu",)
+    doc = "x for x > 0, alpha * x otherwise, element-wise (computed as max(x, alpha * x), as 0 <= alpha <= 1)."
+    signature = (
+        Arg("alpha", {"type": "number", "minimum": 0, "maximum": 1}, "a number from 0 to 1", default=0.01,
+            doc="the slope for negative inputs"),
+    )
+    preferred_init = "he"
+    flops_per_element = 2  # scale, max
+
+    def describe(self) -> str:
+        return f"LeakyReLU({self.args['alpha']:g})"
+
+    def workspace(self, grad_input: bool) -> dict[str, Scratch]:
+        return {"scaled": Scratch(self.in_shape)}  # alpha * x, so that max() can run in place
+
+    def forward(self, p, x, train, rt):
+        alpha = self.args["alpha"]
+        y = np.where(x > 0, x, alpha * x)
+        # y > 0 exactly where x > 0 (alpha >= 0), so the backward reads only y, as when fused in place
+        return y, lambda dy: (dy * np.where(y > 0, 1.0, alpha), {})
+
+    def emit(self, e) -> None:
+        alpha = self.args["alpha"]
+        scaled, y = e.buffer("scaled"), e.output()
+        e.fwd(f"np.multiply({e.x}, {alpha!r}, out={scaled})",
+              f"np.maximum({e.x}, {scaled}, out={y})")
+        if e.dx:
+            dx = e.grad_input()
+            e.bwd(f"np.greater({y}, 0, out={dx})",  # 1 where y > 0, else 0 ...
+                  f"{dx} *= {1 - alpha!r}",  # ... then alpha + (1 - alpha) * [y > 0]
+                  f"{dx} += {alpha!r}",
+                  f"{dx} *= {e.dy}")
 
 
 @registered

@@ -1,4 +1,4 @@
-"""Pooling: the maximum over size x size windows of each channel."""
+"""Pooling over size x size windows of each channel: the maximum (Pooling) or the mean (AvgPooling)."""
 from __future__ import annotations
 
 import numpy as np
@@ -14,7 +14,7 @@ from specc.layers.base import (
     registered,
     sliding_output,
 )
-from specc.numerics import pool_backward, pool_windows
+from specc.numerics import avg_pool_backward, pool_backward, pool_windows
 
 
 def _stride_default(args) -> int:
@@ -22,12 +22,9 @@ def _stride_default(args) -> int:
     return size if isinstance(size, int) and not isinstance(size, bool) else 2
 
 
-@registered
-class Pooling(Layer):
-    name = "Pooling"
-    aliases = ("MaxPooling", "MaxPool")
-    book_name = "Pool"
-    doc = "Max pooling over size x size windows (per channel); the gradient goes to the first maximum."
+class _Windows(Layer):
+    """What max and average pooling share: the window arguments, the shape rule, the tiling test."""
+
     signature = (
         Arg("size", POSITIVE_INT, "a positive integer (the window's height and width)", default=2,
             doc="window height and width"),
@@ -49,13 +46,26 @@ class Pooling(Layer):
     def describe(self) -> str:
         extra = "".join(f", {k}={self.args[k]}" for k, d in (("stride", self.args["size"]), ("pad", 0))
                         if self.args[k] != d)
-        return f"Pooling({self.args['size']}{extra})"
+        return f"{self.name}({self.args['size']}{extra})"
 
     def tiled(self) -> bool:
         """Windows that tile the image exactly (stride = size, no pad): the fast strided-view path."""
         k, s, pad = self.args["size"], self.args["stride"], self.args["pad"]
         _, h, w = self.in_shape
         return pad == 0 and s == k and h % k == 0 and w % k == 0
+
+    def tile_views(self, x: str) -> list[str]:
+        """In generated code: the k*k strided views of a tiled input, one per window position."""
+        k = self.args["size"]
+        return [f"{x}[:, :, :, {i}, :, {j}]" for i in range(k) for j in range(k)]
+
+
+@registered
+class Pooling(_Windows):
+    name = "Pooling"
+    aliases = ("MaxPooling", "MaxPool")
+    book_name = "Pool"
+    doc = "Max pooling over size x size windows (per channel); the gradient goes to the first maximum."
 
     def workspace(self, grad_input: bool) -> dict[str, Scratch]:
         if not self.tiled():
@@ -90,7 +100,7 @@ class Pooling(Layer):
         # element-wise maxima over them; no copy of the windows, no argmax over a short axis.
         grid = f"{e.x}_tiles"
         e.view(grid, f"{e.x}.reshape(N, {c}, {oh}, {k}, {ow}, {k})")
-        views = [f"{grid}[:, :, :, {i}, :, {j}]" for i in range(k) for j in range(k)]
+        views = self.tile_views(grid)
         if len(views) == 1:
             e.fwd(f"np.copyto({y}, {views[0]})")
         else:
@@ -110,3 +120,43 @@ class Pooling(Layer):
                     e.bwd(f"np.copyto({taken}, {hit})")
                 elif n < len(views) - 1:
                     e.bwd(f"np.logical_or({taken}, {hit}, out={taken})")
+
+
+@registered
+class AvgPooling(_Windows):
+    name = "AvgPooling"
+    aliases = ("AveragePooling", "AvgPool")
+    doc = ("Average pooling over size x size windows (per channel); padded cells count as zeros, so every "
+           "window is divided by size*size.")
+
+    def forward(self, p, x, train, rt):
+        k, s, pad = self.args["size"], self.args["stride"], self.args["pad"]
+        y = pool_windows(x, k, s, pad, fill=0.0).mean(axis=-1)  # (N, C, OH, OW)
+        return y, lambda dy: (avg_pool_backward(dy, x.shape, k, s, pad), {})
+
+    def emit(self, e) -> None:
+        k, s, pad = self.args["size"], self.args["stride"], self.args["pad"]
+        c, _, _ = self.in_shape
+        _, oh, ow = self.out_shape
+        y = e.output()
+        scale = 1.0 / (k * k)
+        if not self.tiled():
+            e.fwd(f"np.mean({e.helper(pool_windows)}({e.x}, {k}, {s}, {pad}, 0.0), axis=-1, out={y})")
+            if e.dx:
+                dx = e.grad_input()
+                e.bwd(f"np.copyto({dx}, {e.helper(avg_pool_backward)}({e.dy}, {dx}.shape, {k}, {s}, {pad}))")
+            return
+        grid = f"{e.x}_tiles"
+        e.view(grid, f"{e.x}.reshape(N, {c}, {oh}, {k}, {ow}, {k})")
+        views = self.tile_views(grid)
+        if len(views) == 1:
+            e.fwd(f"np.copyto({y}, {views[0]})")
+        else:
+            e.fwd(f"np.add({views[0]}, {views[1]}, out={y})", *(f"{y} += {v}" for v in views[2:]))
+        e.fwd(f"{y} *= {scale!r}")
+        if e.dx:
+            dx = e.grad_input()
+            target = f"{dx}.reshape(N, {c}, {oh}, {k}, {ow}, {k})"
+            for n in range(len(views)):
+                i, j = divmod(n, k)
+                e.bwd(f"np.multiply({e.dy}, {scale!r}, out={target}[:, :, :, {i}, :, {j}])")
