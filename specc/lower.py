@@ -150,8 +150,12 @@ def _expand(st: _Lowering, item: s.Item, env: Env, origin: list[dict]) -> list[d
     if isinstance(item, s.Repeat):
         n = item.count.value
         if not isinstance(n, int) or n < 1:
+            # `* 2.0` means 2, but in a .net file an integer is written as one (see README, The language)
+            hint = (f"write `* {int(n)}`: in a .net file an integer is written without a decimal point"
+                    if isinstance(n, float) and n.is_integer() and n >= 1
+                    else "write `Layer * 3` to repeat a layer three times")
             st.error(f"a repetition count must be a positive integer, not {_show(n)}", item.count.span,
-                     "bad-repeat", hint="write `Layer * 3` to repeat a layer three times")
+                     "bad-repeat", hint=hint)
             return _expand(st, item.body, env, origin)
         out = []
         for k in range(n):
@@ -298,7 +302,10 @@ def _value(st: _Lowering, v: s.Value, env: Env) -> Any:
 
 
 def _show(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else repr(value) if isinstance(value, str) else str(value)
+    if isinstance(value, float):
+        shown = f"{value:g}"
+        return shown + ".0" if shown.lstrip("-").isdigit() else shown  # 2.0 is not shown as 2
+    return repr(value) if isinstance(value, str) else str(value)
 
 
 # --- the train section ------------------------------------------------------------------

@@ -38,6 +38,16 @@ class Arg:
         return self.default(args) if callable(self.default) else self.default
 
 
+@dataclass(frozen=True)
+class ArgWarning:
+    """An argument value that is allowed but very likely not what was meant; reported as a warning."""
+
+    arg: str
+    message: str
+    hint: str | None = None
+    code: str = "suspicious-arg"
+
+
 class ShapeError(Exception):
     """Raised by a shape rule; check.py turns it into a diagnostic at the layer (or one argument)."""
 
@@ -110,6 +120,11 @@ class Layer(ABC):
     def flops(self) -> int:
         """Forward floating-point operations per sample; a multiply-add counts 2."""
         return self.flops_per_element * size(self.in_shape)
+
+    @classmethod
+    def lint(cls, args: Mapping[str, Any]) -> list[ArgWarning]:
+        """Warnings about valid arguments that likely do not do what was meant (BatchNorm's momentum=1)."""
+        return []
 
     @classmethod
     def implied_input(cls, args: Mapping[str, Any]) -> Shape | None:
