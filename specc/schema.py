@@ -254,7 +254,8 @@ def _explain(doc: Any, e: jsonschema.ValidationError) -> list[Diagnostic]:
                                f"but received {_show(e.instance)}", None, "bad-setting", "", path=path)]
     if path[:1] == ("layers",) and path[-1:] == ("type",) and v == "enum":
         return [Diagnostic(f"unknown layer {_show(e.instance)}", None, "unknown-layer", "not a layer",
-                           did_you_mean(str(e.instance), layers.names(), layers.ALIASES), path=path)]
+                           layers.foreign_hint(str(e.instance))
+                           or did_you_mean(str(e.instance), layers.names(), layers.ALIASES), path=path)]
     if path == ("version",):
         return [Diagnostic(f"unsupported IR version {_show(e.instance)}; this specc reads version 1",
                            None, "bad-ir", path=path)]

@@ -237,7 +237,7 @@ def test_unknown_optimizer_is_left_for_the_schema_to_report():
     ("relu", "did you mean 'ReLU'?"),
     ("RELU", "did you mean 'ReLU'?"),
     ("Batchnorm", "did you mean 'BatchNorm'?"),
-    ("Softmax", "did you mean 'SoftmaxWithLoss'?"),
+    ("SoftmaxWithLos", "did you mean 'SoftmaxWithLoss'?"),
     ("block Dense(n) = Affine(n)\nDence(10)", "did you mean 'Dense'?"),
 ])
 def test_unknown_layer_with_did_you_mean(text, hint):

@@ -28,6 +28,8 @@ class _Activation(Layer):
 class ReLU(_Activation):
     name = "ReLU"
     aliases = ("Relu",)
+    foreign_names = dict.fromkeys(("LeakyReLU", "PReLU", "ReLU6", "ELU", "GELU"),
+                                  "specc has ReLU, Sigmoid and Tanh; the nearest is ReLU")
     doc = "max(0, x), element-wise."
     flops_per_element = 1  # one compare
     forward_code = ("np.maximum({x}, 0, out={y})",)

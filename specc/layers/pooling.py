@@ -16,6 +16,8 @@ def _stride_default(args) -> int:
 class Pooling(Layer):
     name = "Pooling"
     aliases = ("MaxPooling", "MaxPool")
+    foreign_names = dict.fromkeys(("MaxPool2d", "MaxPooling2D", "Pool2d"),
+                                  "specc's max pooling is Pooling (or MaxPool), as in `Pooling(2, stride=2)`")
     doc = "Max pooling over size x size windows (per channel); the gradient goes to the first maximum."
     signature = (
         Arg("size", POSITIVE_INT, "a positive integer (the window's height and width)", default=2,
