@@ -335,3 +335,25 @@ def test_a_run_that_converges_is_not_warned_about(trained):
 def test_a_cell_fits_its_column(value, spec, width, shown):
     from specc.trainview import _cell
     assert _cell(value, spec, width) == shown
+
+
+def test_train_prints_the_networks_warnings_before_running(tmp_path):
+    spec = tmp_path / "frozen.net"
+    spec.write_text("input 784\nAffine(10) -> BatchNorm(momentum=1) -> SoftmaxWithLoss\n", encoding="utf-8")
+    r = specc_run("train", spec, "--iters", 5, "--out", tmp_path / "run")
+    assert r.code == 0
+    assert r.err.splitlines()[0] == (f"{spec}:2:25: warning: momentum=1 never updates the running statistics; "
+                                     "inference will use mean 0 and variance 1 [frozen-statistics]")
+
+
+def test_integers_a_json_ir_file_writes_as_floats_reach_config_json_as_integers(tmp_path):
+    doc = {"version": 1, "input": {"shape": [784]},
+           "layers": [{"type": "Affine", "args": {"in": None, "out": 10.0, "init": "auto"}},
+                      {"type": "SoftmaxWithLoss", "args": {}}],
+           "train": {"batch": 500.0, "iters": 2.0, "seed": 1.0}}
+    spec = tmp_path / "n.json"
+    spec.write_text(json.dumps(doc), encoding="utf-8")
+    assert specc_run("train", spec, "--out", tmp_path / "run").code == 0
+    settings = json.loads((tmp_path / "run" / "config.json").read_text())["settings"]
+    assert [type(settings[k]) for k in ("batch", "iters", "seed")] == [int, int, int]
+    assert "10.0" not in specc_run("compile", spec, "--emit", "python").out
