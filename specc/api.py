@@ -42,7 +42,7 @@ def _is_json(source: Source) -> bool:
 
 
 def _front_end(source: Source) -> tuple[dict[str, Any], Locator, list[Diagnostic]]:
-    """Parse and lower a .net file, or load a .json IR file: (IR document, locator, errors so far)."""
+    """Parse and lower a .net file, or load a .json IR file: (IR document, locator, diagnostics so far)."""
     if _is_json(source):
         try:
             doc = json.loads(source.text)
@@ -75,36 +75,43 @@ def _json_hint(e: json.JSONDecodeError) -> str | None:
 
 
 def ir_document(source: Source) -> dict[str, Any]:
-    """The validated IR document of a spec (what `specc compile --emit json` prints)."""
-    doc, locate, errors = _front_end(source)
-    errors += validate(doc, trusted_spans=not _is_json(source))
-    if errors:
-        raise SpecError(_ordered(errors, locate), source)
+    """The validated IR document of a spec (what `specc compile --emit json` prints); warnings do not stop it."""
+    doc, locate, found = _front_end(source)
+    found += validate(doc, trusted_spans=not _is_json(source), exact_integers=not _is_json(source))
+    if any(d.is_error for d in found):
+        raise SpecError(_ordered(found, locate), source)
     return doc
 
 
 def check_source(source: Source) -> CheckedNetwork:
-    """Run the front end on a source: parse, lower, validate, infer shapes. SpecError lists every problem."""
-    doc, locate, errors = _front_end(source)
-    schema_errors = validate(doc, trusted_spans=not _is_json(source))
-    errors += schema_errors
+    """Run the front end on a source: parse, lower, validate, infer shapes.
+
+    SpecError lists every error (with the warnings found beside them); a network with warnings
+    only is returned, and its `warnings` are located and in source order. Every stage reports
+    warnings as it reports errors, as diagnostics (a linter would add its own to `found`).
+    """
+    doc, locate, found = _front_end(source)
+    schema_errors = validate(doc, trusted_spans=not _is_json(source), exact_integers=not _is_json(source))
+    found += schema_errors
+    errors = [d for d in found if d.is_error]
     # Shape inference can still run past bad layer arguments (those layers are skipped) and bad
     # train settings; anything else leaves no network to infer.
     # Unknown layers leave gaps that inference goes past too.
     inferable = all(_local(d.path) or d.path[:1] == ("gap",) for d in errors)
     if errors and not inferable:
         # No network to infer, but the train section's own rules (epochs or iters) still apply.
-        errors += check_train(_typed(doc, schema_errors, with_layers=False))
-        raise SpecError(_ordered(errors, locate), source)
+        found += check_train(_typed(doc, schema_errors, with_layers=False))
+        raise SpecError(_ordered(found, locate), source)
     skip = {d.path[1] for d in schema_errors if d.path[:1] == ("layers",)}
     gaps = {d.path[1] for d in errors if d.path[:1] == ("gap",)}
     try:
         checked = check(_typed(doc, schema_errors), skip, gaps)
+        found += checked.warnings
     except SpecError as e:
-        errors += list(e.diagnostics)
-    if errors:
-        raise SpecError(_ordered(errors, locate), source)
-    return checked
+        found += list(e.diagnostics)
+    if any(d.is_error for d in found):
+        raise SpecError(_ordered(found, locate), source)
+    return dataclasses.replace(checked, warnings=tuple(_ordered(found, locate)))
 
 
 def _typed(doc: dict[str, Any], schema_errors: list[Diagnostic], with_layers: bool = True) -> ir_mod.Network:
@@ -138,7 +145,7 @@ def _ordered(errors: list[Diagnostic], locate: Locator) -> list[Diagnostic]:
     group) is found once per copy, but it is one mistake at one place."""
     unique: dict[tuple, Diagnostic] = {}
     for d in (d.located(locate) for d in errors):
-        key = (d.message, d.span, d.code, d.label, d.hint, tuple((n.span, n.message) for n in d.notes))
+        key = (d.severity, d.message, d.span, d.code, d.label, d.hint, tuple((n.span, n.message) for n in d.notes))
         unique.setdefault(key, d)
     return sorted(unique.values(), key=_position)
 

@@ -1,7 +1,7 @@
 """Stage 4: shape inference and the network-level rules (one loss, last), on a typed IR network."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable
 
 from specc import layers
@@ -35,6 +35,8 @@ class CheckedNetwork:
     network: Network
     input_shape: Shape
     layers: tuple[CheckedLayer, ...]
+    # What is allowed but likely not meant; located and in source order when it comes from specc.api.
+    warnings: tuple[Diagnostic, ...] = field(default=())
 
     @property
     def parameter_count(self) -> int:
@@ -106,11 +108,25 @@ def check(net: Network, skip: Iterable[int] = (), gaps: Iterable[int] = ()) -> C
     if not gaps:
         errors += _loss_rules(net)
     errors += check_train(net)
+    warnings = _argument_warnings(net, skip)
     if errors:
-        raise SpecError(errors)
+        raise SpecError(errors + warnings)
     # With layers skipped (they failed validation) nothing may have been inferred at all.
     input_shape = checked[0].in_shape if checked else tuple(net.input_shape or ())
-    return CheckedNetwork(net, input_shape, tuple(checked))
+    return CheckedNetwork(net, input_shape, tuple(checked), tuple(warnings))
+
+
+def _argument_warnings(net: Network, skip: set[int]) -> list[Diagnostic]:
+    """What each layer declares suspicious in its (valid) arguments, at the argument."""
+    out = []
+    for i, spec in enumerate(net.layers):
+        cls = layers.lookup(spec.type)
+        if cls is None or i in skip:
+            continue
+        for w in cls.lint(spec.args):
+            out.append(Diagnostic(w.message, None, w.code, "", w.hint, path=("layers", i, "args", w.arg),
+                                  severity="warning"))
+    return out
 
 
 def _expanded_from(spec: Call) -> tuple[Label, ...]:

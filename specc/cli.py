@@ -13,11 +13,13 @@ from rich.text import Text
 
 from specc import __version__, api
 from specc.bench import profile
-from specc.diagnostics import render
+from specc.check import CheckedNetwork
+from specc.diagnostics import count, render, render_diagnostics
 from specc.errors import SpeccError
 from specc.gradcheck import ABSOLUTE_TOLERANCE, RELATIVE_TOLERANCE, STEP, check_network
 from specc.memory import parse_size
 from specc.schema import build_schema
+from specc.source import Source
 from specc.summary import table
 from specc.trainview import TrainView
 
@@ -122,14 +124,24 @@ def _check(args, stdout: Console, stderr: Console) -> int:
             render(e, stderr)
             status = max(status, e.exit_code)
             continue
+        _warn(net, source, stderr)
+        warned = f"; {count(net.warnings)}" if net.warnings else ""
         stdout.print(Text.assemble((f"{f}: ", "bold"), ("ok", "bold green"),
-                                   f" ({len(net.layers)} layers, {net.parameter_count:,} parameters)"),
+                                   f" ({len(net.layers)} layers, {net.parameter_count:,} parameters{warned})"),
                      soft_wrap=True)
     return status
 
 
+def _warn(net: CheckedNetwork, source: Source | None, stderr: Console) -> None:
+    """A network's warnings, on stderr, before the command goes on (warnings never change the exit code)."""
+    render_diagnostics(net.warnings, source, source.name if source else None, stderr)
+
+
 def _summary(args, stdout: Console, stderr: Console) -> int:
-    s = api.summary(api.check_file(args.file))
+    source = api.read(args.file)
+    checked = api.check_source(source)
+    _warn(checked, source, stderr)
+    s = api.summary(checked)
     if args.json:
         _write_json(stdout, s.to_json())
     else:
@@ -188,6 +200,7 @@ def _train(args, stdout: Console, stderr: Console) -> int:
     trainer = api.training(args.file, out=args.out, resume=args.resume, data=args.data,
                            max_memory=args.max_memory, **flags)
     try:
+        _warn(trainer.net.checked, trainer.net.source, stderr)
         return TrainView(trainer, args.file, stdout, stderr).run()
     finally:
         trainer.close()

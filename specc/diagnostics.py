@@ -1,24 +1,40 @@
-"""The one renderer of errors: `file:line:col: error: message`, the source line, carets, help."""
+"""The one renderer of diagnostics: `file:line:col: error: message` (or warning), the line, carets, help."""
 from __future__ import annotations
+
+from typing import Iterable
 
 from rich.console import Console
 from rich.text import Text
 
-from specc.errors import Diagnostic, Span, SpeccError
+from specc.errors import Diagnostic, Span, SpeccError, by_severity
 from specc.source import Source
 
 _TAB = 4
 _WIDTH = 100  # longest source excerpt shown; longer lines are cut around the caret
+_STYLE = {"error": "bold red", "warning": "bold yellow"}
 
 
 def render(error: SpeccError, console: Console) -> None:
-    """Print every diagnostic of an error, then a count when there are several."""
-    for d in error.diagnostics:
-        console.print(format_diagnostic(d, error.source, error.name), soft_wrap=True)
-    n = len(error.diagnostics)
-    if n > 1:
-        console.print(Text(f"{n} errors in {error.name}" if error.name else f"{n} errors",
-                           style="bold red"), soft_wrap=True)
+    """Print every diagnostic of an error (its warnings too), then a count when there are several."""
+    render_diagnostics(error.diagnostics, error.source, error.name, console)
+
+
+def render_diagnostics(diagnostics: Iterable[Diagnostic], source: Source | None, name: str | None,
+                       console: Console) -> None:
+    """Print diagnostics of one file in the order given, then a count when there are several."""
+    shown = list(diagnostics)
+    for d in shown:
+        console.print(format_diagnostic(d, source, name), soft_wrap=True)
+    if len(shown) > 1:
+        console.print(Text(count(shown) + (f" in {name}" if name else ""),
+                           style=_STYLE["error" if any(d.is_error for d in shown) else "warning"]), soft_wrap=True)
+
+
+def count(diagnostics: Iterable[Diagnostic]) -> str:
+    """'2 errors', '1 warning', '2 errors and 1 warning'."""
+    errors, warnings = by_severity(diagnostics)
+    parts = [f"{n} {what}{'s' * (n != 1)}" for n, what in ((len(errors), "error"), (len(warnings), "warning")) if n]
+    return " and ".join(parts)
 
 
 def format_diagnostic(d: Diagnostic, source: Source | None, name: str | None) -> Text:
@@ -28,7 +44,7 @@ def format_diagnostic(d: Diagnostic, source: Source | None, name: str | None) ->
         where += f":{d.span.line}:{d.span.col}"
     if where:
         out.append(where + ": ", style="bold")
-    out.append("error", style="bold red")
+    out.append(d.severity, style=_STYLE[d.severity])
     out.append(": ")
     out.append(d.message, style="bold")
     if d.code and d.code != "error":
@@ -36,14 +52,14 @@ def format_diagnostic(d: Diagnostic, source: Source | None, name: str | None) ->
     out.append("\n")
     if source is not None and d.span is not None:
         labels = [(d.span, d.label, True)] + [(n.span, n.message, False) for n in d.notes if n.span]
-        out.append_text(_snippet(source, labels))
+        out.append_text(_snippet(source, labels, _STYLE[d.severity]))
     if d.hint:
         out.append("  help: ", style="bold cyan")
         out.append(d.hint + "\n")
     return out
 
 
-def _snippet(source: Source, labels: list[tuple[Span, str, bool]]) -> Text:
+def _snippet(source: Source, labels: list[tuple[Span, str, bool]], style: str) -> Text:
     lines = sorted({span.line for span, _, _ in labels})
     gutter = len(str(lines[-1]))
     out = Text()
@@ -66,7 +82,7 @@ def _snippet(source: Source, labels: list[tuple[Span, str, bool]]) -> Text:
             out.append(" " * max(0, start))
             mark = "^" if primary else "-"
             out.append(mark * width + (" " + message if message else ""),
-                       style="bold red" if primary else "blue")
+                       style=style if primary else "blue")
             out.append("\n")
     return out
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Callable, Iterable, Literal, Mapping
 
 if TYPE_CHECKING:
     from specc.source import Source
@@ -27,6 +27,7 @@ class Span:
 
 
 Path = tuple  # a path into the IR document: ("layers", 2, "args", "kernel")
+Severity = Literal["error", "warning"]
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,11 @@ class Label:
 
 @dataclass(frozen=True)
 class Diagnostic:
-    """One error: what is wrong, where, and how to fix it."""
+    """One finding: what is wrong (an error) or likely unintended (a warning), where, and how to fix it.
+
+    An error stops the command; a warning is reported and the command goes on. Every stage (and a
+    linter) reports both kinds the same way, as diagnostics; the API raises only for errors.
+    """
 
     message: str
     span: Span | None = None
@@ -49,6 +54,11 @@ class Diagnostic:
     hint: str | None = None
     notes: tuple[Label, ...] = field(default=())
     path: Path = ()  # stages after lowering name IR paths; the API turns them into spans
+    severity: Severity = "error"
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
 
     def located(self, locate: "Callable[[Path], Span | None]") -> "Diagnostic":
         """This diagnostic with its spans filled in from IR paths."""
@@ -68,7 +78,7 @@ class SpeccError(Exception):
         self.diagnostics = tuple(diagnostics)
         self.source = source
         self.name = name if name is not None else (source.name if source is not None else None)
-        super().__init__("; ".join(d.message for d in self.diagnostics))
+        super().__init__("; ".join(d.message for d in self.diagnostics if d.is_error))
 
 
 class SpecError(SpeccError):
@@ -92,6 +102,11 @@ class RunError(SpeccError):
 
     exit_code = 1
 
+
+def by_severity(found: Iterable[Diagnostic]) -> tuple[list[Diagnostic], list[Diagnostic]]:
+    """(errors, warnings) of a list of diagnostics, each in the order given."""
+    found = list(found)
+    return [d for d in found if d.is_error], [d for d in found if not d.is_error]
 
 
 def did_you_mean(word: str, candidates: Iterable[str], shown: Mapping[str, str] | None = None) -> str | None:

@@ -6,10 +6,12 @@ spec file holds; its JSON Schema is grammar/ir.schema.json (see specc.schema).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from specc import layers
 from specc.errors import Span
+from specc.layers.base import Arg
+from specc.optimizers import OPTIMIZERS, SCHEDULES, SETTINGS
 
 
 def _span(d: Mapping | None) -> Span | None:
@@ -58,14 +60,25 @@ class Network:
     source: str | None = None
 
 
-def _call(d: Mapping[str, Any]) -> Call:
-    cls = layers.lookup(d["type"])
-    args = dict(d.get("args", {}))
-    if cls is not None:  # JSON allows 5.0 where an integer is expected; Python wants 5
-        for arg in cls.signature:
-            v = args.get(arg.name)
-            if arg.schema.get("type") == "integer" and isinstance(v, float) and v.is_integer():
-                args[arg.name] = int(v)
+def _integers(values: Mapping[str, Any], schemas: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """JSON has one number type: a .json IR file may write 5.0 where an integer is expected (a .net
+    file may not; see specc.schema), and the network, config.json and the generated code get 5."""
+    return {k: int(v) if schemas.get(k, {}).get("type") == "integer" and isinstance(v, float) and v.is_integer()
+            else v for k, v in values.items()}
+
+
+def _signature(kind: str, name: str) -> Iterable[Arg]:
+    """The arguments of a layer, optimizer or schedule called `name` (none if it is unknown)."""
+    if kind == "optimizer":
+        return OPTIMIZERS[name].signature if name in OPTIMIZERS else ()
+    if kind == "schedule":
+        return SCHEDULES[name].signature if name in SCHEDULES else ()
+    cls = layers.lookup(name)
+    return cls.signature if cls is not None else ()
+
+
+def _call(d: Mapping[str, Any], kind: str = "layer") -> Call:
+    args = _integers(d.get("args", {}), {a.name: a.schema for a in _signature(kind, d["type"])})
     origin = tuple(Origin(_span(o.get("call")), o.get("block"), _span(o.get("definition")),
                           o.get("repeat"), o.get("of")) for o in d.get("origin", ()))
     return Call(d["type"], args, _span(d.get("span")),
@@ -77,8 +90,9 @@ def from_json(doc: Mapping[str, Any]) -> Network:
     train = None
     if doc.get("train") is not None:
         t = doc["train"]
-        settings = {k: (_call(v) if k in ("optimizer", "schedule") else v)
+        settings = {k: (_call(v, k) if k in ("optimizer", "schedule") else v)
                     for k, v in t.items() if k not in ("span", "key_spans")}
+        settings = _integers(settings, {k: st.schema for k, st in SETTINGS.items()})
         train = Train(settings, _span(t.get("span")),
                       {k: Span.from_json(v) for k, v in t.get("key_spans", {}).items()})
     inp = doc.get("input")

@@ -26,11 +26,14 @@ _INVALID: Any = type("_Invalid", (), {"__repr__": lambda self: "<invalid>"})()
 @dataclass
 class _Lowering:
     blocks: dict[str, s.BlockDef] = field(default_factory=dict)
-    errors: list[Diagnostic] = field(default_factory=list)
+    errors: list[Diagnostic] = field(default_factory=list)  # and warnings (Diagnostic.severity)
 
     def error(self, message: str, span: Span | None, code: str, label: str = "", hint: str | None = None,
               notes: tuple[Label, ...] = ()) -> None:
         self.errors.append(Diagnostic(message, span, code, label, hint, notes))
+
+    def warn(self, message: str, span: Span | None, code: str, label: str = "", hint: str | None = None) -> None:
+        self.errors.append(Diagnostic(message, span, code, label, hint, severity="warning"))
 
 
 def lower(module: s.Module, source_name: str | None = None) -> tuple[dict[str, Any], list[Diagnostic]]:
@@ -116,7 +119,37 @@ def _define_block(st: _Lowering, b: s.BlockDef) -> None:
         if p.name in seen:
             st.error(f"block '{b.name}' has two parameters named '{p.name}'", p.span, "duplicate-param")
         seen[p.name] = p
+    for p in b.params:
+        if _names_a_parameter(b, p):
+            assert isinstance(p.default, s.Name)  # (what _names_a_parameter checked)
+            other = "itself" if p.default.name == p.name else f"the parameter '{p.default.name}'"
+            st.error(f"the default of '{p.name}' names {other}; a default is a constant and cannot refer to "
+                     f"a parameter", p.default.span, "default-names-param", "not a constant",
+                     hint=f"write a constant (`{p.name}=10`), or drop the default and pass '{p.name}' "
+                          f"with each call of {b.name}")
+    # (a parameter named by another's default is meant to be used; that default is the error to report)
+    used = _names_used(b.body) | {p.default.name for p in b.params if isinstance(p.default, s.Name)}
+    for p in b.params:
+        if p.name not in used:
+            st.warn(f"block parameter '{p.name}' is never used", p.span, "unused-param", "never used",
+                    hint="pass it to a layer in the block, or remove it")
     st.blocks[b.name] = b
+
+
+def _names_a_parameter(b: s.BlockDef, p: s.Param) -> bool:
+    """`block D(n, m=n)`: a default is evaluated once, where the block is defined, not per call."""
+    return isinstance(p.default, s.Name) and p.default.name in {q.name for q in b.params}
+
+
+def _names_used(item: s.Item | s.Value) -> set[str]:
+    """Every name a block's body mentions: argument values, and calls (a parameter called as a layer)."""
+    if isinstance(item, s.Chain):
+        return {n for i in item.items for n in _names_used(i)}
+    if isinstance(item, s.Repeat):
+        return _names_used(item.body)
+    if isinstance(item, s.Call):
+        return {item.name} | {n for a in item.args for n in _names_used(a.value)}
+    return {item.name} if isinstance(item, s.Name) else set()
 
 
 def _count(st: _Lowering, item: s.Item, stack: tuple[str, ...]) -> int:
@@ -150,8 +183,12 @@ def _expand(st: _Lowering, item: s.Item, env: Env, origin: list[dict]) -> list[d
     if isinstance(item, s.Repeat):
         n = item.count.value
         if not isinstance(n, int) or n < 1:
+            # `* 2.0` means 2, but in a .net file an integer is written as one (see README, The language)
+            hint = (f"write `* {int(n)}`: in a .net file an integer is written without a decimal point"
+                    if isinstance(n, float) and n.is_integer() and n >= 1
+                    else "write `Layer * 3` to repeat a layer three times")
             st.error(f"a repetition count must be a positive integer, not {_show(n)}", item.count.span,
-                     "bad-repeat", hint="write `Layer * 3` to repeat a layer three times")
+                     "bad-repeat", hint=hint)
             return _expand(st, item.body, env, origin)
         out = []
         for k in range(n):
@@ -174,11 +211,11 @@ def _expand_call(st: _Lowering, call: s.Call, env: Env, origin: list[dict]) -> l
         if call.name in env:
             st.error(f"'{call.name}' is a parameter of the block, not a layer", call.name_span, "not-a-layer")
         else:
-            hint = did_you_mean(call.name, [*layers.names(), *st.blocks], layers.ALIASES)
+            hint = (layers.foreign_hint(call.name)
+                    or did_you_mean(call.name, [*layers.names(), *st.blocks], layers.ALIASES)
+                    or f"`specc schema` lists every layer; a block is defined with `block {call.name}(...) = ...`")
             st.error(f"unknown layer '{call.name}'", call.name_span, "unknown-layer",
-                     "not a layer or block",
-                     hint=hint or f"`specc schema` lists every layer; a block is defined with "
-                                  f"`block {call.name}(...) = ...`")
+                     "not a layer or block", hint=hint)
         # A gap in the chain: checking goes on past it, with the shape after it unknown.
         return [_Gap(len(st.errors) - 1)]
     layer = _layer(st, cls, call, env, origin)
@@ -260,6 +297,8 @@ def _bind_block(st: _Lowering, block: s.BlockDef, call: s.Call, env: Env) -> Env
         if p.name not in inner:
             if p.default is None and any(did_you_mean(k, [p.name]) for k in misspelt):
                 ok = False  # `D(nn=1)` is reported above, with 'n' suggested
+            elif _names_a_parameter(block, p):
+                ok = False  # reported where the block is defined
             elif p.default is None:
                 st.error(f"block {signature} needs a value for '{p.name}'", call.span, "missing-arg",
                          hint=f"write `{block.name}({', '.join(params)})` with a value for each",
@@ -298,7 +337,10 @@ def _value(st: _Lowering, v: s.Value, env: Env) -> Any:
 
 
 def _show(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else repr(value) if isinstance(value, str) else str(value)
+    if isinstance(value, float):
+        shown = f"{value:g}"
+        return shown + ".0" if shown.lstrip("-").isdigit() else shown  # 2.0 is not shown as 2
+    return repr(value) if isinstance(value, str) else str(value)
 
 
 # --- the train section ------------------------------------------------------------------

@@ -112,15 +112,24 @@ def load_schema() -> dict[str, Any]:
 
 
 @cache
-def _validator() -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(load_schema())
+def _validator(exact_integers: bool = False) -> jsonschema.protocols.Validator:
+    """The schema's validator. JSON has one number type, so JSON Schema counts 784.0 as an integer;
+    with `exact_integers` (a .net file, where the two are written apart) an integer must be an int."""
+    if not exact_integers:
+        return jsonschema.Draft202012Validator(load_schema())
+    checker = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool))
+    return jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=checker)(load_schema())
 
 
 _PROVENANCE = ("span", "arg_spans", "origin", "written")
 
 
-def validate(doc: Any, trusted_spans: bool = False) -> list[Diagnostic]:
+def validate(doc: Any, trusted_spans: bool = False, exact_integers: bool = False) -> list[Diagnostic]:
     """Every schema violation of an IR document, as diagnostics carrying IR paths.
+
+    With `exact_integers` (IR lowered from a .net file), 784.0 where an integer is expected is an
+    error ("write 784"); in a .json IR file it is an integer (specc.ir makes it an int).
 
     Layers are validated one by one, and a layer identical to one already validated is not
     validated again: a network of thousands of repeated layers checks in milliseconds. With
@@ -128,23 +137,23 @@ def validate(doc: Any, trusted_spans: bool = False) -> list[Diagnostic]:
     do not count in what makes two layers identical.
     """
     if not isinstance(doc, dict) or not isinstance(doc.get("layers"), list):
-        return _sorted(_errors(doc))
+        return _sorted(_errors(doc, exact_integers))
     head = {**doc, "layers": []}
-    found = _errors(head)
+    found = _errors(head, exact_integers)
     verdicts: dict[str, list[Diagnostic]] = {}
     for i, layer in enumerate(doc["layers"]):
         view = {k: v for k, v in layer.items() if k not in _PROVENANCE} if trusted_spans and isinstance(layer, dict) \
             else layer
         key = json.dumps(view, sort_keys=True, default=repr)
         if key not in verdicts:
-            verdicts[key] = _errors({"version": 1, "layers": [layer]})
+            verdicts[key] = _errors({"version": 1, "layers": [layer]}, exact_integers)
         found += [replace(d, path=("layers", i) + d.path[2:]) for d in verdicts[key]]
     return _sorted(found)
 
 
-def _errors(doc: Any) -> list[Diagnostic]:
+def _errors(doc: Any, exact_integers: bool = False) -> list[Diagnostic]:
     found: dict[tuple, Diagnostic] = {}
-    for e in _validator().iter_errors(doc):
+    for e in _validator(exact_integers).iter_errors(doc):
         for d in _explain(doc, e):
             found.setdefault(d.path + (d.message,), d)
     return list(found.values())
@@ -164,7 +173,8 @@ def _show(value: Any) -> str:
     if value is None:
         return "nothing"
     if isinstance(value, float):
-        return f"{value:g}"
+        shown = f"{value:g}"
+        return shown + ".0" if shown.lstrip("-").isdigit() else shown  # 784.0 is not shown as 784
     if isinstance(value, (dict, list)):
         text = json.dumps(value)
         return text if len(text) < 40 else text[:37] + "..."
@@ -217,9 +227,12 @@ def _explain(doc: Any, e: jsonschema.ValidationError) -> list[Diagnostic]:
                         and not any(did_you_mean(k, [missing]) for k in misspelt)]
             arg = _arg(signature, path[-1])
             if arg is not None:
+                if _written_as_float(e, arg.schema):
+                    return _integer_written_as_float(f"{name}: '{arg.name}'", arg.expects, arg.schema, e, "bad-arg",
+                                                     path)
                 hint = did_you_mean(e.instance, _enum_values(arg.schema)) if isinstance(e.instance, str) else None
-                return [Diagnostic(f"{name}: '{arg.name}' expects {arg.expects}, but received {_show(e.instance)}",
-                                   None, "bad-arg", "", hint, path=path)]
+                return [Diagnostic(f"{name}: '{arg.name}' expects {_with_limit(arg.expects, e)}, "
+                                   f"but received {_show(e.instance)}", None, "bad-arg", "", hint, path=path)]
     if path[:1] == ("train",):
         if v == "additionalProperties" and path == ("train",):
             return [Diagnostic(f"unknown train setting '{extra}'", None, "unknown-setting", "unknown setting",
@@ -234,20 +247,65 @@ def _explain(doc: Any, e: jsonschema.ValidationError) -> list[Diagnostic]:
                                path=path)]
         if len(path) == 2 and path[1] in SETTINGS:
             st = SETTINGS[path[1]]
-            return [Diagnostic(f"train setting '{st.key}' expects {st.expects}, but received {_show(e.instance)}",
-                               None, "bad-setting", "", path=path)]
+            if _written_as_float(e, st.schema):
+                return _integer_written_as_float(f"train setting '{st.key}'", st.expects, st.schema, e,
+                                                 "bad-setting", path)
+            return [Diagnostic(f"train setting '{st.key}' expects {_with_limit(st.expects, e)}, "
+                               f"but received {_show(e.instance)}", None, "bad-setting", "", path=path)]
     if path[:1] == ("layers",) and path[-1:] == ("type",) and v == "enum":
         return [Diagnostic(f"unknown layer {_show(e.instance)}", None, "unknown-layer", "not a layer",
-                           did_you_mean(str(e.instance), layers.names(), layers.ALIASES), path=path)]
+                           layers.foreign_hint(str(e.instance))
+                           or did_you_mean(str(e.instance), layers.names(), layers.ALIASES), path=path)]
     if path == ("version",):
         return [Diagnostic(f"unsupported IR version {_show(e.instance)}; this specc reads version 1",
                            None, "bad-ir", path=path)]
     if path[:1] == ("input",):
-        return [Diagnostic(f"the input shape must be 1 to 3 positive integers, but received "
+        bound = _upper_bound(e)
+        each = f" up to {_limit(bound[1])}" if bound else ""
+        return [Diagnostic(f"the input shape must be 1 to 3 positive integers{each}, but received "
                            f"{_show(_input_shape(doc))}",
                            None, "bad-input", hint="for example `input 784` or `input 1x28x28`", path=("input",))]
     where = "/".join(map(str, path)) or "the document"
     return [Diagnostic(f"invalid IR at {where}: {e.message}", None, "bad-ir", path=path)]
+
+
+def _limit(value: float) -> str:
+    """A bound as a person writes it: 2,147,483,647; 1,000,000; 0.5."""
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
+
+
+def _upper_bound(e: jsonschema.ValidationError) -> tuple[str, float] | None:
+    """("maximum" or "exclusiveMaximum", the bound) that a value went past, here or in a branch of anyOf."""
+    if e.validator in ("maximum", "exclusiveMaximum"):
+        return str(e.validator), e.validator_value
+    return next((b for b in map(_upper_bound, e.context or ()) if b), None)
+
+
+def _with_limit(expects: str, e: jsonschema.ValidationError) -> str:
+    """What an argument expects, with the upper bound the value went past (unless it says it already)."""
+    bound = _upper_bound(e)
+    if bound is None or _limit(bound[1]) in expects:
+        return expects
+    head, paren, meaning = expects.partition(" (")  # "a positive integer (the number of outputs)"
+    return f"{head} {'up to' if bound[0] == 'maximum' else 'below'} {_limit(bound[1])}{paren}{meaning}"
+
+
+def _written_as_float(e: jsonschema.ValidationError, schema: Mapping[str, Any]) -> bool:
+    """An integer written with a decimal point (784.0) where the declared schema wants an integer
+    (directly, or as the integer of `integer or null`)."""
+    return (schema.get("type") == "integer" and isinstance(e.instance, float) and e.instance.is_integer()
+            and any(x.validator == "type" and x.validator_value == "integer" for x in (e, *(e.context or ()))))
+
+
+def _integer_written_as_float(what: str, expects: str, schema: Mapping[str, Any], e: jsonschema.ValidationError,
+                              code: str, path: tuple) -> list[Diagnostic]:
+    """`784.0` for an integer: "write 784"; a value that is out of range as well is reported for its range."""
+    value = e.instance
+    if not schema.get("minimum", value) <= value <= schema.get("maximum", value):
+        return []  # the bound it breaks is reported (once) by its own check
+    return [Diagnostic(f"{what} expects {expects}, but received {_show(value)}", None, code, "",
+                       f"write {int(value)}: in a .net file an integer is written without a decimal point",
+                       path=path)]
 
 
 def _input_shape(doc: Any) -> Any:

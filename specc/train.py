@@ -113,6 +113,17 @@ class Evaluated:
 
 
 @dataclass(frozen=True)
+class Warned:
+    diagnostic: Diagnostic  # something likely wrong with the run; it goes on (severity "warning")
+
+
+# A step's loss this many times the loss at the start of the run (and at least EXPLODED_LOSS) means
+# the weights are running away: far above any loss a converging run has, long before NaN stops it.
+EXPLOSION_FACTOR = 1e3
+EXPLODED_LOSS = 1e3
+
+
+@dataclass(frozen=True)
 class Stopped:
     iteration: int  # a checkpoint was written after this many iterations
 
@@ -194,6 +205,8 @@ class Trainer:
         self.saved: int | None = None  # the iteration of the run folder's weights.npz, None before the first
         self.lock: RunLock | None = None
         self.curve: Path | None = None  # curve.png, once written
+        self.first_loss: float | None = None  # this session's first step, the reference for explosions
+        self.warned = False  # the loss explosion is reported once per session
 
     def close(self) -> None:
         """Release the run folder (idempotent)."""
@@ -281,7 +294,7 @@ class Trainer:
                         self.net.source)
 
     # --- the loop ------------------------------------------------------------------------------
-    def run(self, stop: Callable[[], bool] = lambda: False) -> Iterator[Started | Step | Evaluated | Stopped]:
+    def run(self, stop: Callable[[], bool] = lambda: False) -> Iterator[Started | Step | Evaluated | Warned | Stopped]:
         net, s = self.net, self.s
         t_all = self.data.t_train
         yield Started(self.total, self.per_epoch, self.iteration)
@@ -303,6 +316,9 @@ class Trainer:
             self.iteration += 1
             self.losses.append(float(loss))
             yield Step(self.iteration, loss)
+            exploding = self._explosion(float(loss), lr)
+            if exploding is not None:
+                yield Warned(exploding)
             if pos == self.per_epoch - 1 or self.iteration == self.total:
                 self.elapsed += time.perf_counter() - clock
                 yield self._evaluate(epoch, lr)
@@ -314,6 +330,19 @@ class Trainer:
                 yield Stopped(self.iteration)
                 return
         self.write_curve()
+
+    def _explosion(self, loss: float, lr: float) -> Diagnostic | None:
+        """A warning, once, when a step's loss passes EXPLOSION_FACTOR times the first step's (and
+        EXPLODED_LOSS): the learning rate is too high, though the loss may stay finite for long."""
+        if self.first_loss is None:
+            self.first_loss = loss
+        if self.warned or loss <= max(EXPLOSION_FACTOR * self.first_loss, EXPLODED_LOSS):
+            return None
+        self.warned = True
+        return Diagnostic(f"the training loss is exploding: {loss:.3g} at iteration {self.iteration:,}, "
+                          f"from {self.first_loss:.3g} at the start", None, "loss-exploding",
+                          hint=f"lower the learning rate (now {lr:g}), for example to {lr / 10:g}",
+                          severity="warning")
 
     def write_curve(self) -> None:
         """curve.png of the run so far (self.curve is None without matplotlib)."""

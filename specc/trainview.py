@@ -4,6 +4,7 @@ Training itself never prints; this view renders the events of specc.train.Traine
 """
 from __future__ import annotations
 
+import math
 import signal
 from typing import Any
 
@@ -11,9 +12,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.text import Text
 
-from specc.diagnostics import render
+from specc.diagnostics import render, render_diagnostics
 from specc.errors import RunError
-from specc.train import Evaluated, Started, Step, Stopped, Trainer
+from specc.train import Evaluated, Started, Step, Stopped, Trainer, Warned
 
 _COLUMNS = (("epoch", 5), ("iter", 7), ("loss", 8), ("train acc", 9), ("test acc", 9), ("test loss", 9),
             ("time s", 8), ("samples/s", 10))
@@ -82,6 +83,8 @@ class TrainView:
                         out.print(Text(_header(), style="bold"), soft_wrap=True)
                     elif isinstance(event, Evaluated):
                         out.print(_line(event.record, event.best), soft_wrap=True, highlight=False, markup=False)
+                    elif isinstance(event, Warned):
+                        render_diagnostics([event.diagnostic], t.net.source, self.spec, self.errors)
                     elif isinstance(event, Stopped):
                         out.print(Text(f"stopped after iteration {event.iteration:,}; checkpoint saved in "
                                        f"{t.dir}/weights.npz", style="bold yellow"), soft_wrap=True)
@@ -121,13 +124,27 @@ class TrainView:
                     highlight=False, markup=False)
 
 
+def _cell(value: float, spec: str, width: int) -> str:
+    """`value` in its column's format, or in e-notation when that is too wide: a column never breaks
+    (a loss of 4e20 reads 4.08e+20 in a column of 8)."""
+    text = format(value, spec)
+    if len(text) <= width or not math.isfinite(value):
+        return text
+    for digits in range(width, -1, -1):
+        text = f"{value:.{digits}e}"
+        if len(text) <= width:
+            return text
+    return text  # (only past 1e+100 in a column of 5; none is that narrow)
+
+
 def _header() -> str:
     return " ".join(f"{name:>{width}}" for name, width in _COLUMNS)
 
 
 def _line(r: dict[str, Any], best: bool) -> Text:
-    cells = [f"{r['epoch']}", f"{r['iteration']:,}", f"{r['loss']:.4f}", f"{r['train_acc']:.4f}",
-             f"{r['test_acc']:.4f}", f"{r['test_loss']:.4f}", f"{r['elapsed_s']:.2f}", f"{r['samples_per_s']:,.0f}"]
+    values = [(r["epoch"], "d"), (r["iteration"], ","), (r["loss"], ".4f"), (r["train_acc"], ".4f"),
+              (r["test_acc"], ".4f"), (r["test_loss"], ".4f"), (r["elapsed_s"], ".2f"), (r["samples_per_s"], ",.0f")]
+    cells = [_cell(value, spec, width) for (value, spec), (_, width) in zip(values, _COLUMNS)]
     text = Text(" ".join(f"{cell:>{width}}" for cell, (_, width) in zip(cells, _COLUMNS)))
     if best:
         text.append(" *", style="bold green")

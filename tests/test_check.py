@@ -110,7 +110,8 @@ def test_affine_input_mismatch_after_an_image_shows_the_product():
 @pytest.mark.parametrize("text, message, hint, arg", [
     ("input 1x28x28\nConvolution(3, kernel=5, stride=2)",
      "Convolution output H is not a whole number: (H + 2*pad - kernel) / stride + 1 = (28 + 2*0 - 5) / 2 + 1 = 12.5",
-     "stride must divide H + 2*pad - kernel = 23; for example change pad or kernel so that it is 22 or 24",
+     "stride 2 must divide H + 2*pad - kernel = 23, and no pad can make it: 2*pad is even and H - kernel = 23 "
+     "is odd; this works with kernel=4 or kernel=6, stride=1",
      "stride=2"),
     ("input 1x28x28\nConvolution(3, kernel=30)",
      "Convolution window is larger than its input: kernel 30 > H + 2*pad = 28",
@@ -122,7 +123,8 @@ def test_affine_input_mismatch_after_an_image_shows_the_product():
      "use a smaller size or more pad", "5"),
     ("input 1x5x5\nPooling(2)",
      "Pooling output H is not a whole number: (H + 2*pad - size) / stride + 1 = (5 + 2*0 - 2) / 2 + 1 = 2.5",
-     "stride must divide H + 2*pad - size = 3; for example change pad or size so that it is 2 or 4", None),
+     "stride 2 must divide H + 2*pad - size = 3, and no pad can make it: 2*pad is even and H - size = 3 is odd; "
+     "this works with size=1 or size=3, stride=1", None),
     ("input 1x28x10\nConvolution(3, kernel=12)",
      "Convolution window is larger than its input: kernel 12 > W + 2*pad = 10",
      "the output W is (W + 2*pad - kernel) / stride + 1 = (10 + 2*0 - 12) / 1 + 1 = -1; "
@@ -314,3 +316,28 @@ def test_inference_resumes_after_an_unknown_layer_at_an_affine_with_its_input_si
     errs = errors_of("input 784\nMystery -> Affine(30, 10) -> Affine(5, 10) -> SoftmaxWithLoss")
     assert [e.code for e in errs] == ["unknown-layer", "shape"]
     assert errs[1].span.line == 2 and "expects 5 inputs" in errs[1].message
+
+
+@pytest.mark.parametrize("length, kernel, stride, pad, works, no_pad", [
+    # 24 + 0 - 4 = 20, not a multiple of 3. kernel 3: 21 = 3*7; kernel 6: 18 = 3*6; pad 2: 24 + 4 - 4 = 24 = 3*8;
+    # stride 2 and 4 divide 20 (5 would skip input: it is past the window, 4)
+    (24, 4, 3, 0, "kernel=3 or kernel=6, pad=2, stride=2 or stride=4", False),
+    # 27 - 4 = 23 is odd and 2*pad is even: no pad helps a stride of 2. kernel 3: 24; kernel 5: 22; stride 1
+    (27, 4, 2, 0, "kernel=3 or kernel=5, stride=1", True),
+    # 6 + 2 - 3 = 5: odd whatever the pad (6 - 3 = 3 is odd). kernel 2: 6; kernel 4: 4; stride 1
+    (6, 3, 2, 1, "kernel=2 or kernel=4, stride=1", True),
+    # 10 - 3 = 7; an odd stride can be met by pad: pad 1 gives 9 = 3*3. kernel 1: 9; kernel 4: 6; 7 is prime
+    (10, 3, 3, 0, "kernel=1 or kernel=4, pad=1, stride=1", False),
+    # 9 - 3 = 6, stride 4: pad 1 gives 8 = 4*2; kernel 1: 8; kernel 5: 4; stride 3 divides 6 (6 is past the window)
+    (9, 3, 4, 0, "kernel=1 or kernel=5, pad=1, stride=3", False),
+    # 4 + 20 - 20 = 4, stride 3: pad 11 gives 6 (pad 8 gives 3*0 too, but 11 is nearer 10); kernel 18: 6; kernel 21: 3
+    (4, 20, 3, 10, "kernel=18 or kernel=21, pad=11, stride=2 or stride=4", False),
+])
+def test_a_stride_that_does_not_fit_suggests_only_changes_that_work(length, kernel, stride, pad, works, no_pad):
+    from specc.layers.base import ShapeError, sliding_output
+    with pytest.raises(ShapeError) as info:
+        sliding_output("Convolution", "H", length, kernel, stride, pad, "kernel")
+    hint = info.value.hint
+    assert hint.endswith("; this works with " + works)
+    assert ("no pad can make it" in hint) == no_pad
+    assert ("pad=" in works) != no_pad

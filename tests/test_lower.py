@@ -237,7 +237,7 @@ def test_unknown_optimizer_is_left_for_the_schema_to_report():
     ("relu", "did you mean 'ReLU'?"),
     ("RELU", "did you mean 'ReLU'?"),
     ("Batchnorm", "did you mean 'BatchNorm'?"),
-    ("Softmax", "did you mean 'SoftmaxWithLoss'?"),
+    ("SoftmaxWithLos", "did you mean 'SoftmaxWithLoss'?"),
     ("block Dense(n) = Affine(n)\nDence(10)", "did you mean 'Dense'?"),
 ])
 def test_unknown_layer_with_did_you_mean(text, hint):
@@ -276,7 +276,7 @@ def test_recursive_blocks(text, cycle, line):
     assert d.notes[0].message == "'A' is defined here"
 
 
-@pytest.mark.parametrize("count, shown", [("0", "0"), ("-1", "-1"), ("2.5", "2.5"), ("1e3", "1000")])
+@pytest.mark.parametrize("count, shown", [("0", "0"), ("-1", "-1"), ("2.5", "2.5"), ("1e3", "1000.0")])
 def test_repetition_count_must_be_a_positive_integer(count, shown):
     d = one_error(f"ReLU * {count}")
     assert d.code == "bad-repeat"
@@ -380,3 +380,14 @@ def test_deeply_nested_blocks_within_reason_are_fine():
     text = "\n".join(f"block B{i} = B{i + 1}" for i in range(50)) + "\nblock B50 = ReLU\nB0"
     (layer,) = lowered(text)["layers"]
     assert len(layer["origin"]) == 51
+
+
+@pytest.mark.parametrize("count, hint", [
+    ("2.0", "write `* 2`: in a .net file an integer is written without a decimal point"),
+    ("3e0", "write `* 3`: in a .net file an integer is written without a decimal point"),
+    ("2.5", "write `Layer * 3` to repeat a layer three times"),
+])
+def test_a_repetition_count_written_as_a_float_says_how_to_write_it(count, hint):
+    d = one_error(f"ReLU * {count}")
+    assert d.code == "bad-repeat"
+    assert d.hint == hint

@@ -239,3 +239,74 @@ def test_missing_argument_without_a_doc_says_what_it_expects():
     # Regression: the message read "step needs the argument 'gamma' ()".
     (d,) = validate({"version": 1, "layers": [], "train": {"schedule": {"type": "step", "args": {"every": 1}}}})
     assert d.message == "step needs the argument 'gamma' (a number above 0 up to 1)"
+
+
+# --- bounds are stated; an integer is written as an integer ------------------------------------------
+
+@pytest.mark.parametrize("text, message", [
+    ("Affine(784, 3000000000)", "Affine: 'out' expects a positive integer up to 2,147,483,647 "
+                                "(the number of outputs), but received 3000000000"),
+    ("Affine(784, 5e9)", "Affine: 'out' expects a positive integer up to 2,147,483,647 "
+                         "(the number of outputs), but received 5e+09"),
+    ("Affine(784, 10, init=1e7)", "Affine: 'init' expects 'auto', 'he', 'xavier' or a positive number up to "
+                                  "1,000,000 (the standard deviation), but received 1e+07"),
+    ("BatchNorm(eps=2)", "BatchNorm: 'eps' expects a small positive number up to 1, but received 2"),
+    ("Affine(784, 10) -> SoftmaxWithLoss\ntrain { seed = 5000000000 }",
+     "train setting 'seed' expects a non-negative integer up to 4,294,967,295, but received 5000000000"),
+    ("Affine(784, 10) -> SoftmaxWithLoss\ntrain { lr = 1e7 }",
+     "train setting 'lr' expects a positive number up to 1,000,000, but received 1e+07"),
+    ("Affine(784, 10) -> SoftmaxWithLoss\ntrain { optimizer = Adam(lr=2e6) }",
+     "Adam: 'lr' expects a positive number up to 1,000,000, but received 2e+06"),
+    ("Affine(784, 10) -> SoftmaxWithLoss\ntrain { weight_decay = 2e6 }",
+     "train setting 'weight_decay' expects a non-negative number up to 1,000,000, but received 2e+06"),
+    ("input 3000000000\nAffine(10)", "the input shape must be 1 to 3 positive integers up to 2,147,483,647, "
+                                     "but received [3000000000]"),
+    # a bound the words already state is not repeated
+    ("Dropout(1)", "Dropout: 'ratio' expects a number from 0 up to (not including) 1, but received 1"),
+])
+def test_a_value_past_its_upper_bound_is_told_the_bound(text, message):
+    assert one_error(text).message == message
+
+
+@pytest.mark.parametrize("text, message, hint", [
+    ("Affine(784.0, 50)", "Affine: 'in' expects a positive integer (the number of inputs), but received 784.0",
+     "write 784"),
+    ("Affine(784, 50.0)", "Affine: 'out' expects a positive integer (the number of outputs), but received 50.0",
+     "write 50"),
+    ("input 1x28x28\nConvolution(3, kernel=5.0)",
+     "Convolution: 'kernel' expects a positive integer (the kernel's height and width), but received 5.0",
+     "write 5"),
+    ("block D(n) = Affine(n)\ninput 784\nD(1e1)",
+     "Affine: 'out' expects a positive integer (the number of outputs), but received 10.0", "write 10"),
+    ("Affine(784, 10) -> SoftmaxWithLoss\ntrain { batch = 100.0 }",
+     "train setting 'batch' expects a positive integer, but received 100.0", "write 100"),
+    ("Affine(784, 10) -> SoftmaxWithLoss\ntrain { epochs = 1.0 }",
+     "train setting 'epochs' expects a positive integer, but received 1.0", "write 1"),
+    ("Affine(784, 10) -> SoftmaxWithLoss\ntrain { seed = 0.0 }",
+     "train setting 'seed' expects a non-negative integer, but received 0.0", "write 0"),
+    ("Affine(784, 10) -> SoftmaxWithLoss\ntrain { schedule = step(every=5.0) }",
+     "step: 'every' expects a positive integer (epochs), but received 5.0", "write 5"),
+])
+def test_an_integer_written_with_a_decimal_point_in_a_net_file_is_refused(text, message, hint):
+    d = one_error(text)
+    assert d.message == message
+    assert d.hint == f"{hint}: in a .net file an integer is written without a decimal point"
+
+
+def test_an_integral_float_out_of_range_is_reported_once_for_its_range():
+    (d,) = schema_errors("Affine(784, 3e9)")
+    assert "up to 2,147,483,647" in d.message and d.hint is None
+
+
+def test_a_json_ir_file_may_write_integers_as_floats_and_they_become_ints(tmp_path):
+    doc = {"version": 1, "input": {"shape": [784]},
+           "layers": [{"type": "Affine", "args": {"in": 784.0, "out": 10.0, "init": "auto"}},
+                      {"type": "SoftmaxWithLoss", "args": {}}],
+           "train": {"batch": 100.0, "epochs": 2.0, "seed": 3.0,
+                     "schedule": {"type": "step", "args": {"every": 2.0, "gamma": 0.5}}}}
+    (tmp_path / "n.json").write_text(json.dumps(doc), encoding="utf-8")
+    net = specc.check_file(tmp_path / "n.json").network
+    args, train = net.layers[0].args, net.train.settings
+    values = [args["in"], args["out"], train["batch"], train["epochs"], train["seed"], train["schedule"].args["every"]]
+    assert values == [784, 10, 100, 2, 3, 2]
+    assert all(type(v) is int for v in values)

@@ -397,3 +397,24 @@ def test_overflow_is_reported_not_warned(tmp_path, recwarn):
     with pytest.raises(RunError):
         run_all(trainer)
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_an_exploding_loss_is_one_warning_event_and_the_run_goes_on(tmp_path):
+    from specc.train import Warned
+    trainer = api.training(spec_file(tmp_path, TINY), out=tmp_path / "run", lr=1e6, iters=30)
+    events = run_all(trainer)
+    warned = [(i, e.diagnostic) for i, e in enumerate(events) if isinstance(e, Warned)]
+    assert len(warned) == 1
+    i, d = warned[0]
+    assert isinstance(events[i - 1], Step) and d.severity == "warning" and d.code == "loss-exploding"
+    # the loss at the start is about ln(10); the warning comes at the first step past 1,000 times that
+    first = next(e.loss for e in events if isinstance(e, Step))
+    before = [e.loss for e in events[:i] if isinstance(e, Step)]
+    assert before[-1] > 1e3 * first and all(loss <= 1e3 * first for loss in before[:-1])
+    assert sum(isinstance(e, Step) for e in events) == 30
+
+
+def test_a_learning_rate_that_works_gives_no_warning(tmp_path):
+    from specc.train import Warned
+    events = run_all(api.training(spec_file(tmp_path, TINY), out=tmp_path / "run", iters=30))
+    assert not any(isinstance(e, Warned) for e in events)

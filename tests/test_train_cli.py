@@ -300,3 +300,60 @@ def test_evaluation_and_prediction_are_in_the_python_api(tmp_path):
     probs = api.prediction(spec, weights, tmp_path / "x.npy")
     assert probs.shape == (4, 10) and np.allclose(probs.sum(axis=1), 1)
     assert np.array_equal(probs.argmax(axis=1), result.predicted[:4])
+
+
+def test_an_exploding_loss_is_warned_about_once_and_the_columns_hold(tmp_path):
+    r = specc_run("train", TWO_LAYER, "--lr", "1e6", "--epochs", 2, "--out", tmp_path / "run")
+    assert r.code == 0
+    warnings = [line for line in r.err.splitlines() if ": warning: " in line]
+    assert warnings == [f"{TWO_LAYER}: warning: the training loss is exploding: 2.18e+11 at iteration 2, "
+                        f"from 2.33 at the start [loss-exploding]"]
+    assert "  help: lower the learning rate (now 1e+06), for example to 100000" in r.err.splitlines()
+    lines = r.out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("epoch"))
+    rows = lines[header + 1:header + 3]
+    assert [row.removesuffix(" *") for row in rows] == [row[:len(lines[header])] for row in rows]
+    from specc.trainview import _COLUMNS
+    ends = [sum(width + 1 for _, width in _COLUMNS[:k + 1]) - 1 for k in range(len(_COLUMNS))]
+    for row in rows:  # eight cells, each ending where its column's name ends
+        cells = row.removesuffix(" *").split()
+        assert len(cells) == len(_COLUMNS), row
+        assert [row.index(c, e - len(c)) + len(c) for c, e in zip(cells, ends)] == ends, row
+    assert "4.08e+20" in rows[0]  # the first epoch's mean loss, in e-notation within its 8 columns
+
+
+def test_a_run_that_converges_is_not_warned_about(trained):
+    _, r = trained
+    assert "warning" not in r.err
+
+
+@pytest.mark.parametrize("value, spec, width, shown", [
+    (0.35181, ".4f", 8, "0.3518"), (4.084970620287459e20, ".4f", 8, "4.08e+20"),
+    (1784989.0, ".4f", 9, "1.785e+06"), (123456.78, ".2f", 8, "1.23e+05"), (12345678901, ",.0f", 10, "1.2346e+10"),
+    (float("nan"), ".4f", 8, "nan"), (1234567, ",", 7, "1.2e+06"),
+])
+def test_a_cell_fits_its_column(value, spec, width, shown):
+    from specc.trainview import _cell
+    assert _cell(value, spec, width) == shown
+
+
+def test_train_prints_the_networks_warnings_before_running(tmp_path):
+    spec = tmp_path / "frozen.net"
+    spec.write_text("input 784\nAffine(10) -> BatchNorm(momentum=1) -> SoftmaxWithLoss\n", encoding="utf-8")
+    r = specc_run("train", spec, "--iters", 5, "--out", tmp_path / "run")
+    assert r.code == 0
+    assert r.err.splitlines()[0] == (f"{spec}:2:25: warning: momentum=1 never updates the running statistics; "
+                                     "inference will use mean 0 and variance 1 [frozen-statistics]")
+
+
+def test_integers_a_json_ir_file_writes_as_floats_reach_config_json_as_integers(tmp_path):
+    doc = {"version": 1, "input": {"shape": [784]},
+           "layers": [{"type": "Affine", "args": {"in": None, "out": 10.0, "init": "auto"}},
+                      {"type": "SoftmaxWithLoss", "args": {}}],
+           "train": {"batch": 500.0, "iters": 2.0, "seed": 1.0}}
+    spec = tmp_path / "n.json"
+    spec.write_text(json.dumps(doc), encoding="utf-8")
+    assert specc_run("train", spec, "--out", tmp_path / "run").code == 0
+    settings = json.loads((tmp_path / "run" / "config.json").read_text())["settings"]
+    assert [type(settings[k]) for k in ("batch", "iters", "seed")] == [int, int, int]
+    assert "10.0" not in specc_run("compile", spec, "--emit", "python").out

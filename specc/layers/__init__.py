@@ -1,7 +1,7 @@
 """The layer registry: every layer type by its DSL name, and the book's spellings as aliases."""
 from __future__ import annotations
 
-from specc.layers.base import Arg, Layer, Shape, ShapeError, fmt_shape
+from specc.layers.base import Arg, Layer, Shape, ShapeError, fmt_shape, foreign_key
 
 REGISTRY: dict[str, type[Layer]] = {}
 ALIASES: dict[str, str] = {}
@@ -15,9 +15,20 @@ def lookup(name: str) -> type[Layer] | None:
     return REGISTRY.get(ALIASES.get(name, name))
 
 
+def foreign_hint(name: str) -> str | None:
+    """The hint for a name another framework uses (`CrossEntropyLoss`, `Dense`, `Conv2d`), or None."""
+    key = foreign_key(name)
+    for cls in REGISTRY.values():
+        for foreign, hint in cls.foreign_names.items():
+            if foreign_key(foreign) == key:
+                return hint
+    return None
+
+
 def names() -> list[str]:
     """Every spelling a user may write, canonical names first."""
     return [*REGISTRY, *ALIASES]
 
 
-__all__ = ["REGISTRY", "ALIASES", "Arg", "Layer", "Shape", "ShapeError", "fmt_shape", "lookup", "names"]
+__all__ = ["REGISTRY", "ALIASES", "Arg", "Layer", "Shape", "ShapeError", "fmt_shape", "foreign_hint", "lookup",
+           "names"]

@@ -30,6 +30,8 @@ class ReLU(_Activation):
     aliases = ("Relu",)
     book_name = "Relu"
     preferred_init = "he"
+    foreign_names = dict.fromkeys(("PReLU", "ReLU6", "ELU", "GELU"),
+                                  "specc has ReLU, LeakyReLU, Sigmoid and Tanh; the nearest is ReLU")
     doc = "max(0, x), element-wise."
     flops_per_element = 1  # one compare
     forward_code = ("np.maximum({x}, 0, out={y})",)

@@ -19,6 +19,8 @@ from specc.layers.base import (
 class Affine(Layer):
     name = "Affine"
     aliases = ("Linear",)
+    foreign_names = dict.fromkeys(("Dense", "FullyConnected", "FC", "InnerProduct"),
+                                  "specc's fully connected layer is Affine (or Linear)")
     doc = "Fully connected layer: y = x W + b (W: in x out)."
     signature = (
         Arg("in", POSITIVE_INT, "a positive integer (the number of inputs)", default=None, nullable=True,

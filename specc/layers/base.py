@@ -39,6 +39,16 @@ class Arg:
         return self.default(args) if callable(self.default) else self.default
 
 
+@dataclass(frozen=True)
+class ArgWarning:
+    """An argument value that is allowed but very likely not what was meant; reported as a warning."""
+
+    arg: str
+    message: str
+    hint: str | None = None
+    code: str = "suspicious-arg"
+
+
 class ShapeError(Exception):
     """Raised by a shape rule; check.py turns it into a diagnostic at the layer (or one argument)."""
 
@@ -99,6 +109,9 @@ class Layer(ABC):
 
     name: ClassVar[str]
     aliases: ClassVar[tuple[str, ...]] = ()
+    # Other frameworks' names for this layer (matched ignoring case and '_'), each with the hint an
+    # unknown layer of that name gets: `CrossEntropyLoss` -> SoftmaxWithLoss and why.
+    foreign_names: ClassVar[Mapping[str, str]] = {}
     doc: ClassVar[str] = ""
     signature: ClassVar[tuple[Arg, ...]] = ()  # the arguments it accepts
     # positional arity -> argument names; by default the declaration order.
@@ -145,6 +158,11 @@ class Layer(ABC):
     def flops(self) -> int:
         """Forward floating-point operations per sample; a multiply-add counts 2."""
         return self.flops_per_element * size(self.in_shape)
+
+    @classmethod
+    def lint(cls, args: Mapping[str, Any]) -> list[ArgWarning]:
+        """Warnings about valid arguments that likely do not do what was meant (BatchNorm's momentum=1)."""
+        return []
 
     @classmethod
     def implied_input(cls, args: Mapping[str, Any]) -> Shape | None:
@@ -235,6 +253,11 @@ def registered(cls: type[Layer]) -> type[Layer]:
     return cls
 
 
+def foreign_key(name: str) -> str:
+    """How foreign names are compared: LeakyReLU, leaky_relu and LEAKYRELU are one name."""
+    return name.replace("_", "").lower()
+
+
 
 def sliding_output(layer: str, axis: str, length: int, kernel: int, stride: int, pad: int,
                    kernel_arg: str) -> int:
@@ -248,13 +271,38 @@ def sliding_output(layer: str, axis: str, length: int, kernel: int, stride: int,
             hint=f"the output {axis} is {formula} = {span / stride + 1:g}; use a smaller {kernel_arg} or more pad",
             arg=kernel_arg)
     if span % stride:
-        lo = span - span % stride
         raise ShapeError(
             f"{layer} output {axis} is not a whole number: {formula} = {span / stride + 1:g}",
-            hint=(f"stride must divide {axis} + 2*pad - {kernel_arg} = {span}; for example change "
-                  f"pad or {kernel_arg} so that it is {lo} or {lo + stride}"),
-            arg="stride")
+            hint=_whole_output_hint(axis, length, kernel, stride, pad, kernel_arg), arg="stride")
     return span // stride + 1
+
+
+def _whole_output_hint(axis: str, length: int, kernel: int, stride: int, pad: int, kernel_arg: str) -> str:
+    """What makes stride divide length + 2*pad - kernel: only the changes that do, each nearest to
+    what was written (one argument changed, the others kept)."""
+    span = length + 2 * pad - kernel
+    left = span % stride
+    # kernel: one larger by the remainder, or one smaller by the rest of the stride
+    kernels = [k for k in (kernel - (stride - left), kernel + left) if 1 <= k <= length + 2 * pad]
+    # pad: 2*pad moves the span in steps of 2, so an even stride and an odd span never meet
+    pads = [p for p in range(max(0, pad - stride), pad + stride + 1)  # every remainder, near the pad written
+            if (length + 2 * p - kernel) % stride == 0 and length + 2 * p >= kernel]
+    nearest_pad = min(pads, key=lambda p: (abs(p - pad), p)) if pads else None
+    # stride: the divisors of the span nearest below and above, above only up to the window
+    # (a stride past the window skips input)
+    divisors = [d for d in range(1, span + 1) if span % d == 0] if span > 0 else []
+    below = [d for d in divisors if d < stride][-1:]
+    above = [d for d in divisors if stride < d <= max(kernel, stride)][:1]
+    options = [" or ".join(f"{kernel_arg}={k}" for k in kernels)] if kernels else []
+    if nearest_pad is not None:
+        options.append(f"pad={nearest_pad}")
+    if below or above:
+        options.append(" or ".join(f"stride={d}" for d in below + above))
+    why = f"stride {stride} must divide {axis} + 2*pad - {kernel_arg} = {span}"
+    if nearest_pad is None:
+        why += (f", and no pad can make it: 2*pad is even and {axis} - {kernel_arg} = {length - kernel} is odd"
+                if stride % 2 == 0 else ", and no pad can make it")
+    return f"{why}; this works with " + ", ".join(options) if options else why
 
 
 def expect_image(layer: str, in_shape: Shape) -> tuple[int, int, int]:

@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from specc.layers.base import Arg, Layer, Scratch, Shape, registered
+from specc.layers.base import Arg, ArgWarning, Layer, Scratch, Shape, registered
 
 
 @registered
 class BatchNorm(Layer):
     name = "BatchNorm"
     aliases = ("BatchNormalization",)
+    foreign_names = dict.fromkeys(("BatchNorm1d", "BatchNorm2d", "BatchNormalization1D", "BatchNormalization2D"),
+                                  "specc's BatchNorm works on vectors (per feature) and images (per channel) "
+                                  "alike: write BatchNorm")
     doc = "Batch normalisation with learned scale (gamma) and shift (beta); running statistics for inference."
     signature = (
         Arg("momentum", {"type": "number", "minimum": 0, "maximum": 1}, "a number from 0 to 1",
@@ -20,6 +23,15 @@ class BatchNorm(Layer):
     param_names = ("gamma", "beta")
     flops_per_element = 7  # mean, centre, square, mean, normalise, scale, shift
     fusion_head = True
+
+    @classmethod
+    def lint(cls, args) -> list[ArgWarning]:
+        # momentum=0 is left alone: each batch replaces the statistics, noisy but working.
+        if args.get("momentum") == 1:
+            return [ArgWarning("momentum", "momentum=1 never updates the running statistics; inference will "
+                                           "use mean 0 and variance 1", "the book uses 0.9: r = momentum * r + "
+                                           "(1 - momentum) * batch", "frozen-statistics")]
+        return []
 
     def features(self) -> Shape:
         # (C, H, W) images are normalised per channel; vectors per feature.

@@ -23,6 +23,9 @@ from specc.numerics import col2im, col2im_t, im2col, im2col_t
 class Convolution(Layer):
     name = "Convolution"
     aliases = ("Conv",)
+    foreign_names = dict.fromkeys(("Conv2d", "Convolution2D", "Conv2dLayer"),
+                                  "specc's 2-D convolution is Convolution (or Conv), as in "
+                                  "`Convolution(30, kernel=5)`")
     doc = "2-D convolution (cross-correlation, as in the book) by im2col: W is (filters, C, kernel, kernel)."
     signature = (
         Arg("filters", POSITIVE_INT, "a positive integer (the number of filters)", doc="output channels"),

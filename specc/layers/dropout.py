@@ -7,6 +7,8 @@ from specc.layers.base import Arg, Layer, Scratch, registered
 @registered
 class Dropout(Layer):
     name = "Dropout"
+    foreign_names = dict.fromkeys(("Dropout2d", "SpatialDropout2D"),
+                                  "specc's Dropout drops single activations, on images too: write Dropout")
     doc = ("Drops each activation with probability `ratio` while training and scales the rest by "
            "1/(1-ratio) (inverted dropout), so inference is the identity.")
     signature = (

@@ -31,6 +31,14 @@ class _Loss(Layer):
 @registered
 class SoftmaxWithLoss(_Loss):
     name = "SoftmaxWithLoss"
+    foreign_names = {
+        **dict.fromkeys(("CrossEntropyLoss", "CrossEntropy", "CategoricalCrossentropy",
+                         "SparseCategoricalCrossentropy", "SoftmaxCrossEntropy", "NLLLoss"),
+                        "specc's cross-entropy loss is SoftmaxWithLoss (softmax and cross-entropy in one layer)"),
+        **dict.fromkeys(("Softmax", "LogSoftmax"),
+                        "specc applies softmax in its loss layer: end the chain with SoftmaxWithLoss "
+                        "(softmax and cross-entropy in one layer)"),
+    }
     doc = "Softmax over the classes, then cross-entropy with the labels (class indices or one-hot)."
     flops_per_element = 5  # max, subtract, exp, sum, divide
 
@@ -62,6 +70,8 @@ class SoftmaxWithLoss(_Loss):
 class MeanSquaredError(_Loss):
     name = "MeanSquaredError"
     aliases = ("MSE",)
+    foreign_names = dict.fromkeys(("MSELoss", "MeanSquaredErrorLoss", "L2Loss"),
+                                  "specc's squared-error loss is MeanSquaredError (or MSE)")
     doc = "Identity output with the loss 0.5 * sum((y - t)^2), averaged over the batch."
     flops_per_element = 3  # subtract, square, sum
     labels = Labels.TARGETS

@@ -65,6 +65,8 @@ class Pooling(_Windows):
     name = "Pooling"
     aliases = ("MaxPooling", "MaxPool")
     book_name = "Pool"
+    foreign_names = dict.fromkeys(("MaxPool2d", "MaxPooling2D", "Pool2d"),
+                                  "specc's max pooling is Pooling (or MaxPool), as in `Pooling(2, stride=2)`")
     doc = "Max pooling over size x size windows (per channel); the gradient goes to the first maximum."
 
     def workspace(self, grad_input: bool) -> dict[str, Scratch]:
