@@ -219,7 +219,7 @@ def test_predict_refuses_unreadable_images(trained, tmp_path):
     out, _ = trained
     (tmp_path / "x.npy").write_bytes(b"garbage")
     r = specc_run("predict", TWO_LAYER, "--weights", out / "weights.npz", tmp_path / "x.npy")
-    assert r.code == 2 and "cannot read images" in r.err
+    assert r.code == 2 and "x.npy" in r.err and "is not a readable .npy array" in r.err and "Traceback" not in r.err
 
 
 # --- Ctrl-C on a real process ----------------------------------------------------------------------
