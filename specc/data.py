@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from specc import images, memory, npyio
-from specc.errors import DataError, Diagnostic
+from specc.errors import DataError, Diagnostic, did_you_mean
 
 SAMPLE = "mnist-5k"
 SAMPLE_DIR = Path(__file__).resolve().parent / "sample" / SAMPLE
@@ -366,8 +366,11 @@ def load(spec: str | Path | None, *, download: Callable[[NamedSet, Path], None] 
             load_folder(path) if path.is_dir() else _single_file(path)
     named = NAMED.get(str(spec).lower())
     if named is None:
-        raise _error(spec, "no such file, folder or data set",
-                     f"give a folder of IDX files, an .npz file, or one of: {', '.join([SAMPLE, *NAMED])}")
+        suggestion = did_you_mean(str(spec), [SAMPLE, *NAMED])
+        raise DataError([Diagnostic(
+            f"no such file, folder or data set: '{spec}'", None, "unknown-data", "no data set of this name",
+            hint=(f"{suggestion} " if suggestion else "")
+            + f"give a folder of IDX files, an .npz file, or one of: {', '.join([SAMPLE, *NAMED])}")], name=str(spec))
     for place in places(named.name):
         if _find(place, "train", "images"):
             return load_folder(place, named.name)
@@ -501,3 +504,38 @@ def _read_npy(path: Path) -> np.ndarray:
                          "the file is corrupt, or holds more images than specc can hold; "
                          "SPECC_MAX_MEMORY sets the limit")
         return npyio.read_array(f, header, path, path.name)
+
+
+def predict_inputs(path: str | Path, shape: tuple[int, ...], invert: bool = False
+                   ) -> tuple[np.ndarray, float, list[Diagnostic]]:
+    """The images of a file ready to predict on (as read_images, `invert`ed if asked), checked
+    against the network's input `shape` (DataError naming the file), and warnings about them."""
+    path = Path(path)
+    x, scale = read_images(path)
+    x = _as_samples(x, shape, path)
+    if invert:
+        x = images.inverted(x)
+    warnings = []
+    light = images.light_background(x, scale)
+    if light.any():
+        which = "the image has" if len(x) == 1 else f"{int(light.sum()):,} of {len(x):,} images have"
+        hint = ("these images were inverted (--invert); leave it out if they were white on black already" if invert
+                else "if the digit is dark on a light background, pass --invert")
+        warnings.append(Diagnostic(f"{path}: {which} a mostly light border; MNIST digits are white on black, "
+                                   "and a dark digit on white is predicted confidently and wrongly", None,
+                                   "light-background", hint=hint))
+    return x, scale, warnings
+
+
+def _as_samples(x: np.ndarray, shape: tuple[int, ...], path: Path) -> np.ndarray:
+    """x with a batch axis, if its samples fit `shape`: (N, ...) samples of the input's size, or
+    one sample without its batch axis (a single 28x28 array is one image)."""
+    want = math.prod(shape)
+    if x.ndim >= 2 and math.prod(x.shape[1:]) == want:
+        return x
+    if x.size == want:
+        return x.reshape(1, *x.shape)
+    got = x.shape[1:] if x.ndim >= 2 else x.shape
+    raise _error(path, f"the images are {'x'.join(map(str, got))} ({math.prod(got):,} values each), but the "
+                       f"network's input is {'x'.join(map(str, shape))} ({want:,} values)",
+                 "give images of the size the network was trained on (28x28 pixels for MNIST)")

@@ -115,7 +115,8 @@ def _gray(pixels: np.ndarray, alpha: bool) -> np.ndarray:
 
 
 def _decode_png(path: Path) -> tuple[np.ndarray, bool]:
-    """(H, W, C) uint8 samples of a plain 8-bit PNG (gray, RGB, palette, with or without alpha), and
+    """(H, W, C) uint8 samples of a plain PNG (8-bit gray, RGB, with or without alpha; 1-, 2-, 4- or
+    8-bit gray or palette; not interlaced), and
     whether the last channel is alpha. The image data is inflated no further than its size."""
     data = path.read_bytes()
     if not data.startswith(_PNG_SIGNATURE):
@@ -139,13 +140,14 @@ def _decode_png(path: Path) -> tuple[np.ndarray, bool]:
     if b"IHDR" not in chunks or len(chunks[b"IHDR"]) != 13 or not idat:
         raise _error(path, "the PNG image is corrupt or truncated (no header or no image data)")
     width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", chunks[b"IHDR"])
-    if depth != 8 or interlace or colour not in _PNG_CHANNELS:
+    packed = depth in (1, 2, 4) and colour in (0, 3)  # several pixels to a byte
+    if not (depth == 8 or packed) or interlace or colour not in _PNG_CHANNELS:
         raise _error(path, f"this PNG ({depth}-bit{', interlaced' if interlace else ''}) needs Pillow to be read",
                      "pip install pillow, or save the image as an 8-bit, non-interlaced PNG or a PGM")
     if width * height > _MAX_PIXELS:
         raise _error(path, f"the PNG image declares {width}x{height} pixels, more than specc reads")
     channels = _PNG_CHANNELS[colour]
-    stride = width * channels
+    stride = (width * depth + 7) // 8 if packed else width * channels
     inflater = zlib.decompressobj()
     try:
         raw = inflater.decompress(b"".join(idat), height * (stride + 1) + 1)
@@ -155,6 +157,11 @@ def _decode_png(path: Path) -> tuple[np.ndarray, bool]:
         raise _error(path, f"the PNG image data holds {len(raw):,} bytes; {width}x{height} pixels need "
                            f"{height * (stride + 1):,}")
     samples = _unfilter(np.frombuffer(raw, np.uint8).reshape(height, stride + 1), channels, path)
+    if packed:  # each row's bits, `depth` at a time, the leftmost pixel in the high bits
+        bits = np.unpackbits(samples, axis=1).reshape(height, -1, depth)[:, :width]
+        samples = (bits * (1 << np.arange(depth - 1, -1, -1))).sum(axis=2).astype(np.uint8)
+        if colour == 0:
+            samples = (samples.astype(np.int64) * 255 // ((1 << depth) - 1)).astype(np.uint8)
     samples = samples.reshape(height, width, channels)
     if colour == 3:
         return _palette(samples[..., 0], chunks, path), True

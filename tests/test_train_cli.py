@@ -297,6 +297,6 @@ def test_evaluation_and_prediction_are_in_the_python_api(tmp_path):
     assert matrix.sum() == len(dataset.t_test) == len(result.labels)
     assert np.trace(matrix) == round(result.accuracy * len(result.labels))
     np.save(tmp_path / "x.npy", dataset.x_test[:4])
-    probs = api.prediction(spec, weights, tmp_path / "x.npy")
+    probs = api.prediction(spec, weights, tmp_path / "x.npy").probabilities
     assert probs.shape == (4, 10) and np.allclose(probs.sum(axis=1), 1)
     assert np.array_equal(probs.argmax(axis=1), result.predicted[:4])
