@@ -331,8 +331,10 @@ def pixels(x: np.ndarray, path: str | Path, what: str) -> np.ndarray:
     finite = np.isfinite(x)
     if not finite.all():
         nan = int(np.isnan(x).sum())
-        raise _error(path, f"{what} hold {nan:,} NaN and {x.size - int(finite.sum()) - nan:,} infinite values "
-                           f"(of {x.size:,})", "replace or drop those samples; no network can learn from them")
+        counts = [f"{n:,} {kind}" for n, kind in ((nan, "NaN"), (x.size - int(finite.sum()) - nan, "infinite"))
+                  if n]
+        raise _error(path, f"{what} hold {' and '.join(counts)} values (of {x.size:,})",
+                     "replace or drop those samples; no network can learn from them")
     low, high = float(x.min()), float(x.max())
     if low < 0 or high > 1:
         raise _error(path, f"{what} hold values from {low:g} to {high:g}; floating-point pixels must lie in [0, 1]",
@@ -536,6 +538,8 @@ def _as_samples(x: np.ndarray, shape: tuple[int, ...], path: Path) -> np.ndarray
     if x.size == want:
         return x.reshape(1, *x.shape)
     got = x.shape[1:] if x.ndim >= 2 else x.shape
-    raise _error(path, f"the images are {'x'.join(map(str, got))} ({math.prod(got):,} values each), but the "
-                       f"network's input is {'x'.join(map(str, shape))} ({want:,} values)",
+    which = "the image is" if x.ndim < 2 or len(x) == 1 else f"the {len(x):,} images are"
+    expected = f"{'x'.join(map(str, shape))} ({want:,} values)" if len(shape) > 1 else f"{want:,} values"
+    raise _error(path, f"{which} {'x'.join(map(str, got))} ({math.prod(got):,} values), but the network's input "
+                       f"is {expected}",
                  "give images of the size the network was trained on (28x28 pixels for MNIST)")
