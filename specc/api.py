@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -15,7 +15,7 @@ from specc import train as train_mod
 from specc.check import CheckedNetwork, check, check_train
 from specc.compiler import Compiled, plan
 from specc.compiler import compile as compile_network
-from specc.errors import Diagnostic, Span, SpecError, UsageError
+from specc.errors import DataError, Diagnostic, Span, SpecError, UsageError
 from specc.locate import Locator, ir_locator, json_locator
 from specc.lower import lower
 from specc.network import Network
@@ -27,7 +27,7 @@ from specc.summary import Summary, summarize
 from specc.train import Trainer
 
 __all__ = ["check_training_memory", "check_file", "check_text", "check_source", "compile", "evaluation",
-           "generated_code", "ir_document", "prediction", "trained",
+           "generated_code", "ir_document", "Prediction", "prediction", "trained",
            "load", "read", "summary", "training"]
 
 
@@ -249,7 +249,7 @@ def training(path: str | Path, *, out: str | Path | None = None, resume: str | P
     memory.enforce(plan(checked), source, max_memory, **_training_sizes(settings))
     net = Network(compile_network(checked), source, dtype=settings.dtype, seed=settings.seed,
                   weight_decay=settings.weight_decay)
-    dataset = data_mod.load(settings.data if resume is None else data)
+    dataset = _dataset(settings.data if resume is None else data, checked, source, from_spec=data is None)
     lock = train_mod.RunLock(folder)
     lock.acquire()
     try:
@@ -264,6 +264,18 @@ def training(path: str | Path, *, out: str | Path | None = None, resume: str | P
         raise
     trainer.lock = lock
     return trainer
+
+
+def _dataset(name: str | None, checked: CheckedNetwork, source: Source, from_spec: bool) -> data_mod.Dataset:
+    """The data set to train on; an unknown name written in the spec is shown at its line there."""
+    try:
+        return data_mod.load(name)
+    except DataError as e:
+        train = checked.network.train
+        span = train.key_spans.get("data") if train is not None and from_spec else None
+        if span is None or e.diagnostics[0].code != "unknown-data":
+            raise
+        raise DataError([dataclasses.replace(d, span=span) for d in e.diagnostics], source) from None
 
 
 def _saved_config(folder: Path) -> dict[str, Any]:
@@ -292,12 +304,27 @@ def evaluation(path: str | Path, weights: str | Path, data: str | None = None,
     return net, dataset, train_mod.evaluate(net, batches, t)
 
 
-def prediction(path: str | Path, weights: str | Path, images: str | Path) -> np.ndarray:
-    """Class probabilities (N, classes) of trained weights for the images of a file
-    (.npy, .npz, IDX, PGM or PNG), scaled as in training."""
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+    """Class probabilities (N, classes) of the images of every file, in order, and what to warn of."""
+
+    probabilities: np.ndarray
+    files: tuple[tuple[str, int], ...]  # each file and how many images it holds
+    warnings: tuple[Diagnostic, ...]  # each names its file; `specc predict` prints them to stderr
+
+
+def prediction(path: str | Path, weights: str | Path, images: str | Path | Sequence[str | Path],
+               invert: bool = False) -> Prediction:
+    """Class probabilities of trained weights for the images of one file or several (.npy, .npz,
+    IDX, PGM or PNG), scaled as in training; `invert` turns dark-on-light images the MNIST way."""
     net = trained(path, weights)
-    x, scale = data_mod.read_images(images)
-    return net.probabilities(x.astype(net.dtype) * net.dtype.type(scale))
+    probabilities, files, warnings = [], [], []
+    for file in [images] if isinstance(images, (str, Path)) else images:
+        x, scale, said = data_mod.predict_inputs(file, net.input_shape, invert)
+        probabilities.append(net.probabilities(x.astype(net.dtype) * net.dtype.type(scale)))
+        files.append((str(file), len(x)))
+        warnings += said
+    return Prediction(np.concatenate(probabilities), tuple(files), tuple(warnings))
 
 
 def generated_code(source: Source) -> str:

@@ -5,18 +5,21 @@ progress record is JSON text stored as a string array.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
+from specc import memory
 from specc.errors import DataError, Diagnostic, Label, RunError
 from specc.network import Network
+from specc.npyio import Archive
 from specc.source import Source
 
 _PARAM, _STATE, _OPT, _META = "param/", "state/", "opt/", "meta"
@@ -74,17 +77,26 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def read(path: Path) -> dict[str, np.ndarray]:
-    """All arrays of a checkpoint, or DataError saying why it cannot be used."""
-    path = Path(path)
+def read(path: Path, limit: int | None = None) -> dict[str, np.ndarray]:
+    """All arrays of a checkpoint, or DataError saying why it cannot be used. Headers are read
+    first: arrays declaring more than `limit` bytes in all (default: the memory budget) are
+    refused before any data is read."""
+    with _opened(Path(path)) as z:
+        _check_size(z, z.files, limit)
+        return {k: z.array(k) for k in z.files}
+
+
+@contextlib.contextmanager
+def _opened(path: Path) -> Iterator[Archive]:
+    """The checkpoint's archive with its headers read; whatever goes wrong inside is a DataError."""
     try:
         with open(path, "rb") as f:
             if not f.read(2) == b"PK":  # np.load would return a lone .npy bare, or call other bytes a pickle
                 raise DataError([Diagnostic("not a checkpoint: the file is not an .npz (zip) archive", None,
                                             "bad-checkpoint", hint="give the weights.npz or best.npz of a run")],
                                 name=str(path))
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
+        with Archive(path) as z:
+            yield z
     except DataError:
         raise
     except FileNotFoundError:
@@ -97,6 +109,20 @@ def read(path: Path) -> dict[str, np.ndarray]:
         raise DataError([Diagnostic(f"the checkpoint is corrupt or truncated ({e})", None, "bad-checkpoint",
                                     hint="use best.npz, or an earlier copy of the run folder")],
                         name=str(path)) from None
+
+
+def _check_size(z: Archive, keys: Iterable[str], limit: int | None) -> None:
+    """Refuse arrays (that no spec shape vouches for) declaring more than `limit` bytes in all."""
+    limit = memory.default_budget() if limit is None else limit
+    keys = list(keys)
+    total = sum(z.headers[k].nbytes for k in keys)
+    if total > limit:
+        biggest = max(keys, key=lambda k: z.headers[k].nbytes)
+        raise DataError([Diagnostic(
+            f"the checkpoint declares {total:,} bytes of arrays ('{biggest}' alone is "
+            f"{z.headers[biggest].describe()}), more than the limit of {limit:,} bytes", None, "too-large",
+            hint="the file is corrupt or not a specc checkpoint; SPECC_MAX_MEMORY sets the limit")],
+            name=str(z.path))
 
 
 def meta(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -115,20 +141,32 @@ def restore(net: Network, path: Path, source: Source | None = None) -> dict[str,
 
     Plain `{name: array}` .npz files (as np.savez(params) writes) are accepted too.
     """
-    arrays = read(path)
-    params = {k[len(_PARAM):]: v for k, v in arrays.items() if k.startswith(_PARAM)}
-    state = {k[len(_STATE):]: v for k, v in arrays.items() if k.startswith(_STATE)}
-    if not params and _META not in arrays:  # a bare np.savez(path, **net.params)
-        params = {k: v for k, v in arrays.items() if k not in net.state}
-        state = {k: v for k, v in arrays.items() if k in net.state}
-    problems = _differences(net, params, state, Path(path).name)
-    if problems:
-        raise DataError(problems, source, name=str(path) if source is None else None)
-    for k, v in params.items():
-        np.copyto(net.params[k], v, casting="same_kind")
-    for k, v in state.items():
-        np.copyto(net.state[k], v, casting="same_kind")
+    with _opened(Path(path)) as z:
+        params, state = _members(net, z.files)
+        # shapes and dtypes are compared from the headers, before any data is read
+        problems = _differences(net, {n: z.headers[k] for n, k in params.items()},
+                                {n: z.headers[k] for n, k in state.items()}, Path(path).name)
+        if problems:
+            raise DataError(problems, source, name=str(path) if source is None else None)
+        matched = {*params.values(), *state.values()}
+        _check_size(z, [k for k in z.files if k not in matched], None)
+        arrays = {k: z.array(k) for k in z.files}
+    for n, k in params.items():
+        np.copyto(net.params[n], arrays[k], casting="same_kind")
+    for n, k in state.items():
+        np.copyto(net.state[n], arrays[k], casting="same_kind")
     return arrays
+
+
+def _members(net: Network, keys: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """The archive member of each parameter and each state array (name -> key): param/W1 and
+    state/..., or the bare names of a plain np.savez(path, **net.params)."""
+    params = {k[len(_PARAM):]: k for k in keys if k.startswith(_PARAM)}
+    state = {k[len(_STATE):]: k for k in keys if k.startswith(_STATE)}
+    if not params and _META not in keys:
+        params = {k: k for k in keys if k not in net.state}
+        state = {k: k for k in keys if k in net.state}
+    return params, state
 
 
 def _differences(net: Network, params: dict, state: dict, file: str) -> list[Diagnostic]:

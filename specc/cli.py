@@ -86,7 +86,9 @@ def _parser(stdout: Console, stderr: Console) -> argparse.ArgumentParser:
     c = sub.add_parser("predict", help="predicted classes, with probabilities, for images")
     c.add_argument("file", metavar="FILE")
     c.add_argument("--weights", required=True, metavar="W")
-    c.add_argument("images", metavar="IMAGE_OR_NPZ", help=".npy, .npz, IDX, PGM or PNG")
+    c.add_argument("images", nargs="+", metavar="IMAGES", help=".npy, .npz, IDX, PGM or PNG files")
+    c.add_argument("--invert", action="store_true",
+                   help="dark digits on a light background: invert them (MNIST digits are white on black)")
     c.add_argument("--top", type=_positive, default=3, help="classes shown per image (default 3)")
     c.add_argument("--limit", type=_positive, default=20, help="images shown (default 20)")
 
@@ -227,15 +229,22 @@ def _eval(args, stdout: Console, stderr: Console) -> int:
 
 
 def _predict(args, stdout: Console, stderr: Console) -> int:
-    probs = api.prediction(args.file, args.weights, args.images)
-    t = Table(title=f"{args.images}: {len(probs):,} image{'s' * (len(probs) != 1)}", title_justify="left")
+    result = api.prediction(args.file, args.weights, args.images, invert=args.invert)
+    render_diagnostics(result.warnings, None, None, stderr)
+    probs = result.probabilities
+    what = args.images[0] if len(args.images) == 1 else f"{len(args.images)} files"
+    t = Table(title=f"{what}: {len(probs):,} image{'s' * (len(probs) != 1)}", title_justify="left")
     t.add_column("#", justify="right")
+    if len(args.images) > 1:
+        t.add_column("file")
     t.add_column("class", justify="right", style="bold")
     t.add_column("probability", justify="right")
     t.add_column(f"top {args.top}")
+    files = [f for f, n in result.files for _ in range(n)]
     for i, p in enumerate(probs[:args.limit]):
         order = np.argsort(-p)[:args.top]
-        t.add_row(str(i), str(order[0]), f"{p[order[0]]:.4f}", "  ".join(f"{k}: {p[k]:.3f}" for k in order))
+        t.add_row(str(i), *([files[i]] if len(args.images) > 1 else []), str(order[0]), f"{p[order[0]]:.4f}",
+                  "  ".join(f"{k}: {p[k]:.3f}" for k in order))
     stdout.print(t)
     if len(probs) > args.limit:
         stdout.print(f"... {len(probs) - args.limit:,} more (--limit N shows more)")

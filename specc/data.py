@@ -5,9 +5,11 @@ verification) only when none has them; the embedded sample needs nothing at all.
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import http.client
+import math
 import os
 import struct
 import tempfile
@@ -16,12 +18,13 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import IO, Callable, Iterator, Sequence, cast
 
 import numpy as np
 from numpy.typing import DTypeLike
 
-from specc.errors import DataError, Diagnostic
+from specc import images, memory, npyio
+from specc.errors import DataError, Diagnostic, did_you_mean
 
 SAMPLE = "mnist-5k"
 SAMPLE_DIR = Path(__file__).resolve().parent / "sample" / SAMPLE
@@ -89,41 +92,87 @@ def _error(path: str | Path, message: str, hint: str | None = None) -> DataError
 
 # --- IDX ---------------------------------------------------------------------------------
 
-def read_idx(path: str | Path) -> np.ndarray:
-    """An IDX array (gzip or raw), checked against its header before and after reading."""
-    path = Path(path)
+@dataclass
+class _Idx:
+    """An IDX file open for reading, its header read and its body not yet."""
+
+    path: Path
+    stream: IO[bytes]
+    dtype: np.dtype
+    dims: tuple[int, ...]
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.dims) * self.dtype.itemsize
+
+    def describe(self) -> str:
+        return f"{'x'.join(map(str, self.dims))} values ({self.nbytes:,} bytes)"
+
+
+@contextlib.contextmanager
+def _idx_errors(path: Path) -> Iterator[None]:
+    """What can go wrong reading an IDX file, as a DataError naming it."""
     try:
-        with open(path, "rb") as raw:
-            gz = raw.read(2) == b"\x1f\x8b"
-        stream = gzip.open(path, "rb") if gz else open(path, "rb")
-        with stream as f:
-            head = _read_exact(f, 4, path, "the header")
-            zero, code, ndim = struct.unpack(">HBB", head)
-            if zero != 0 or code not in _IDX_TYPES or not 1 <= ndim <= 4:
-                raise _error(path, f"not an IDX file: its magic number is 0x{head.hex()}",
-                             "IDX files start with 0x0000, a type byte (0x08 for uint8) and the number of "
-                             "dimensions, e.g. 0x00000803 for images and 0x00000801 for labels")
-            dims = struct.unpack(f">{ndim}I", _read_exact(f, 4 * ndim, path, "the dimensions"))
-            dtype = np.dtype(_IDX_TYPES[code])
-            want = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
-            if want > MAX_DATA_BYTES:
-                raise _error(path, f"the header claims {'x'.join(map(str, dims))} values ({want:,} bytes), "
-                                   f"more than the limit of {MAX_DATA_BYTES:,} bytes")
-            body = f.read(want + 1)
-    except DataError:
-        raise
+        yield
     except FileNotFoundError:
         raise _error(path, "no such file") from None
     except (OSError, EOFError, zlib.error) as e:
         raise _error(path, f"the gzip stream is corrupt or truncated ({e})",
                      "download the file again; `gzip -t FILE` tests it") from None
-    if len(body) < want:
-        raise _error(path, f"the file is truncated: the header announces {'x'.join(map(str, dims))} values "
-                           f"({want:,} bytes of data), but only {len(body):,} bytes follow",
+
+
+def _open_idx(path: Path, stack: contextlib.ExitStack) -> _Idx:
+    """An IDX file (gzip or raw) with its header read and checked; the stream closes with `stack`."""
+    with _idx_errors(path):
+        with open(path, "rb") as raw:
+            gz = raw.read(2) == b"\x1f\x8b"
+        f = cast(IO[bytes], stack.enter_context(gzip.open(path, "rb") if gz else open(path, "rb")))
+        head = _read_exact(f, 4, path, "the header")
+        zero, code, ndim = struct.unpack(">HBB", head)
+        if zero != 0 or code not in _IDX_TYPES or not 1 <= ndim <= 4:
+            raise _error(path, f"not an IDX file: its magic number is 0x{head.hex()}",
+                         "IDX files start with 0x0000, a type byte (0x08 for uint8) and the number of "
+                         "dimensions, e.g. 0x00000803 for images and 0x00000801 for labels")
+        dims = struct.unpack(f">{ndim}I", _read_exact(f, 4 * ndim, path, "the dimensions"))
+    return _Idx(path, f, np.dtype(_IDX_TYPES[code]), tuple(dims))
+
+
+def _read_idx_body(idx: _Idx) -> np.ndarray:
+    """The data after the header, inflated no further than the header announces (plus one byte)."""
+    with _idx_errors(idx.path):
+        body, more = npyio.read_body(idx.stream, idx.nbytes)
+    if len(body) < idx.nbytes:
+        raise _error(idx.path, f"the file is truncated: the header announces {'x'.join(map(str, idx.dims))} "
+                               f"values ({idx.nbytes:,} bytes of data), but only {len(body):,} bytes follow",
                      "download the file again")
-    if len(body) > want:
-        raise _error(path, f"the file holds more data than its header announces ({'x'.join(map(str, dims))})")
-    return np.frombuffer(body, dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="), copy=False)
+    if more:
+        raise _error(idx.path, f"the file holds more data than its header announces ({'x'.join(map(str, idx.dims))})")
+    return body.view(idx.dtype).reshape(idx.dims).astype(idx.dtype.newbyteorder("="), copy=False)
+
+
+def _within_limit(files: Sequence[_Idx]) -> None:
+    """Refuse files whose headers claim more bytes in all than the data limit, before reading any."""
+    limit = data_limit()
+    if sum(f.nbytes for f in files) > limit:
+        biggest = max(files, key=lambda f: f.nbytes)
+        raise _error(biggest.path, f"the header claims {biggest.describe()}, more than the limit of {limit:,} bytes"
+                     + (f" for the {len(files)} files together" if len(files) > 1 else ""),
+                     "the file is corrupt, or the data set is larger than specc can hold; "
+                     "SPECC_MAX_MEMORY sets the limit")
+
+
+def data_limit() -> int:
+    """The most bytes a data set's arrays may declare: MAX_DATA_BYTES, or the memory budget if smaller."""
+    return min(MAX_DATA_BYTES, memory.default_budget())
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """An IDX array (gzip or raw), checked against its header before and after reading."""
+    path = Path(path)
+    with contextlib.ExitStack() as stack:
+        idx = _open_idx(path, stack)
+        _within_limit([idx])
+        return _read_idx_body(idx)
 
 
 def _read_exact(f, n: int, path: Path, what: str) -> bytes:
@@ -152,45 +201,93 @@ def load_folder(folder: str | Path, name: str | None = None) -> Dataset:
                          "a data folder holds train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
                          "t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz")
         paths[key] = found
-    arrays = {key: read_idx(p) for key, p in paths.items()}
+    with contextlib.ExitStack() as stack:
+        # every header first: the counts must agree and the sizes fit before any body is inflated
+        files = {key: _open_idx(p, stack) for key, p in paths.items()}
+        for split in ("train", "test"):
+            images, labels = files[(split, "images")], files[(split, "labels")]
+            if images.dims[0] != labels.dims[0]:
+                raise _error(labels.path, f"{images.dims[0]:,} {split} images but {labels.dims[0]:,} labels; "
+                                          "the counts must be equal")
+        _within_limit(list(files.values()))
+        arrays = {key: _read_idx_body(f) for key, f in files.items()}
     return _checked(name or folder.name, str(folder), arrays[("train", "images")], arrays[("train", "labels")],
                     arrays[("test", "images")], arrays[("test", "labels")], paths)
+
+
+_NPZ_KEYS = ("x_train", "t_train", "x_test", "t_test")
 
 
 def load_npz(path: str | Path) -> Dataset:
     """x_train, t_train, x_test, t_test from an .npz file; nothing in it can run code."""
     path = Path(path)
+    with _npz_errors(path), _open_npz(path) as z:
+        missing = [k for k in _NPZ_KEYS if k not in z.files]
+        if missing:
+            has = ", ".join(z.files) or "nothing"
+            raise _error(path, f"the .npz file lacks {', '.join(missing)} (it has {has})",
+                         "save it with np.savez(path, x_train=..., t_train=..., x_test=..., t_test=...)")
+        for split in ("train", "test"):  # from the headers, before any data is read
+            x, t = z.headers[f"x_{split}"], z.headers[f"t_{split}"]
+            if x.shape[:1] != t.shape[:1]:
+                raise _error(path, f"{_count(x.shape)} {split} images but {_count(t.shape)} labels; "
+                                   "the counts must be equal")
+        _npz_within_limit(z, _NPZ_KEYS)
+        arrays = {k: z.array(k) for k in _NPZ_KEYS}
+    t_train, t_test = (_index_labels(arrays[k], path, k) for k in ("t_train", "t_test"))
+    return _checked(path.stem, str(path), arrays["x_train"], t_train, arrays["x_test"], t_test, {})
+
+
+def _count(shape: tuple[int, ...]) -> str:
+    return f"{shape[0]:,}" if shape else "no"
+
+
+def _npz_within_limit(z: npyio.Archive, keys: Sequence[str]) -> None:
+    limit = data_limit()
+    if sum(z.headers[k].nbytes for k in keys) > limit:
+        biggest = max(keys, key=lambda k: z.headers[k].nbytes)
+        raise _error(z.path, f"'{biggest}' declares {z.headers[biggest].describe()}, more than the limit of "
+                             f"{limit:,} bytes", "the file is corrupt, or the data set is larger than specc can "
+                                                 "hold; SPECC_MAX_MEMORY sets the limit")
+
+
+def _index_labels(t: np.ndarray, path: Path, key: str) -> np.ndarray:
+    """Class indices from index or one-hot labels; soft labels (rows of probabilities) are refused,
+    since taking their argmax would change what the data says without a word."""
+    if t.ndim != 2:
+        return t
+    one_hot = ((t == 0) | (t == 1)).all(axis=1) & (t.sum(axis=1) == 1)
+    if not one_hot.all():
+        row = int(np.argmin(one_hot))
+        shown = ", ".join(f"{v:g}" for v in t[row, :10]) + (", ..." if t.shape[1] > 10 else "")
+        raise _error(path, f"{key} holds rows that are not one-hot: {np.count_nonzero(~one_hot):,} of {len(t):,}, "
+                           f"the first is row {row}: [{shown}]",
+                     "one-hot rows hold a single 1 and 0 elsewhere; give class indices (N,) "
+                     "or one-hot rows (soft labels are not supported)")
+    return t.argmax(axis=1)
+
+
+@contextlib.contextmanager
+def _npz_errors(path: Path) -> Iterator[None]:
     try:
-        with _open_npz(path) as z:
-            missing = [k for k in ("x_train", "t_train", "x_test", "t_test") if k not in z.files]
-            if missing:
-                has = ", ".join(z.files) or "nothing"
-                raise _error(path, f"the .npz file lacks {', '.join(missing)} (it has {has})",
-                             "save it with np.savez(path, x_train=..., t_train=..., x_test=..., t_test=...)")
-            arrays = {k: z[k] for k in ("x_train", "t_train", "x_test", "t_test")}
-    except DataError:
-        raise
+        yield
     except ValueError as e:  # object arrays need pickle, which is refused
         raise _error(path, f"the .npz file cannot be read without running code ({e})",
                      "store plain numeric arrays") from None
     except (OSError, zipfile.BadZipFile, EOFError, zlib.error) as e:
         raise _error(path, f"not a readable .npz file ({e})") from None
-    t_train, t_test = arrays["t_train"], arrays["t_test"]
-    if t_train.ndim == 2:  # one-hot labels, as the book's load_mnist(one_hot_label=True) gives
-        t_train, t_test = t_train.argmax(axis=1), t_test.argmax(axis=1) if t_test.ndim == 2 else t_test
-    return _checked(path.stem, str(path), arrays["x_train"], t_train, arrays["x_test"], t_test, {})
 
 
-def _open_npz(path: Path):
-    """np.load of an .npz archive; anything else (a lone .npy array, which np.load would return
-    bare, or bytes numpy would take for a pickle) is refused by name."""
+def _open_npz(path: Path) -> npyio.Archive:
+    """An .npz archive with its members' headers read; anything else (a lone .npy array, which
+    np.load would return bare, or bytes numpy would take for a pickle) is refused by name."""
     with open(path, "rb") as f:
         head = f.read(6)
     if not head.startswith(b"PK"):
         what = "a single .npy array" if head == b"\x93NUMPY" else "not a zip archive"
         raise _error(path, f"not an .npz file: it is {what}",
                      "save data with np.savez(path, x_train=..., t_train=..., x_test=..., t_test=...)")
-    return np.load(path, allow_pickle=False)
+    return npyio.Archive(path)
 
 
 def _checked(name, origin, x_train, t_train, x_test, t_test, paths) -> Dataset:
@@ -214,7 +311,35 @@ def _checked(name, origin, x_train, t_train, x_test, t_test, paths) -> Dataset:
             raise _error(where(split, "labels"), f"a {split} label is {bad}; labels are class indices 0, 1, 2, ...")
     if x_train.shape[1:] != x_test.shape[1:]:
         raise _error(origin, f"train samples are {x_train.shape[1:]} but test samples are {x_test.shape[1:]}")
+    x_train, x_test = (pixels(x, where(split, "images"), f"the {split} images")
+                       for split, x in (("train", x_train), ("test", x_test)))
     return Dataset(name, origin, x_train, t_train.astype(np.intp), x_test, t_test.astype(np.intp))
+
+
+def pixels(x: np.ndarray, path: str | Path, what: str) -> np.ndarray:
+    """Pixels as specc feeds them: integers 0..255 become uint8 (scaled by 1/255 per batch, like
+    MNIST's own files); floats must be finite and in [0, 1]. Anything else would train to chance
+    or to NaN without saying why, so it is refused with the range seen."""
+    if x.dtype == np.uint8 or x.size == 0:
+        return x
+    if x.dtype.kind in "ui":
+        lowest, highest = int(x.min()), int(x.max())
+        if lowest < 0 or highest > 255:
+            raise _error(path, f"{what} hold integers from {lowest:,} to {highest:,}; integer pixels must be 0 to 255",
+                         "store 0..255 pixels (as uint8 or any integer type), or floats scaled to [0, 1]")
+        return x.astype(np.uint8)
+    finite = np.isfinite(x)
+    if not finite.all():
+        nan = int(np.isnan(x).sum())
+        counts = [f"{n:,} {kind}" for n, kind in ((nan, "NaN"), (x.size - int(finite.sum()) - nan, "infinite"))
+                  if n]
+        raise _error(path, f"{what} hold {' and '.join(counts)} values (of {x.size:,})",
+                     "replace or drop those samples; no network can learn from them")
+    low, high = float(x.min()), float(x.max())
+    if low < 0 or high > 1:
+        raise _error(path, f"{what} hold values from {low:g} to {high:g}; floating-point pixels must lie in [0, 1]",
+                     "if they are 0..255 pixels, divide them by 255 (or store them as uint8)")
+    return x
 
 
 # --- finding and fetching ---------------------------------------------------------------
@@ -243,8 +368,11 @@ def load(spec: str | Path | None, *, download: Callable[[NamedSet, Path], None] 
             load_folder(path) if path.is_dir() else _single_file(path)
     named = NAMED.get(str(spec).lower())
     if named is None:
-        raise _error(spec, "no such file, folder or data set",
-                     f"give a folder of IDX files, an .npz file, or one of: {', '.join([SAMPLE, *NAMED])}")
+        suggestion = did_you_mean(str(spec), [SAMPLE, *NAMED])
+        raise DataError([Diagnostic(
+            f"no such file, folder or data set: '{spec}'", None, "unknown-data", "no data set of this name",
+            hint=(f"{suggestion} " if suggestion else "")
+            + f"give a folder of IDX files, an .npz file, or one of: {', '.join([SAMPLE, *NAMED])}")], name=str(spec))
     for place in places(named.name):
         if _find(place, "train", "images"):
             return load_folder(place, named.name)
@@ -331,59 +459,87 @@ class Batches:
 
 def read_images(path: str | Path) -> tuple[np.ndarray, float]:
     """Samples to predict on, and their scale: .npy, .npz (array 'x', 'x_test' or the only one),
-    an IDX image file, a PGM image, or a PNG image (PNG needs matplotlib)."""
+    an IDX image file, a PGM image (P5 or P2) or a PNG image. Pixels are checked as for training:
+    integers 0..255 (returned as uint8, scale 1/255) or finite floats in [0, 1] (scale 1)."""
     path = Path(path)
     if not path.is_file():
         raise _error(path, "no such file")
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":
-            x = np.load(path, allow_pickle=False)
-            if not isinstance(x, np.ndarray):  # an .npz archive under a .npy name
-                x.close()
-                raise _error(path, "this is an .npz archive, not an .npy array", "rename it to .npz")
+            x = _read_npy(path)
         elif suffix == ".npz":
             with _open_npz(path) as z:
-                key = next((k for k in ("x", "x_test", "images") if k in z.files), None)
+                key: str | None = next((k for k in ("x", "x_test", "images") if k in z.files), None)
                 if key is None and len(z.files) == 1:
                     key = z.files[0]
                 if key is None:
                     raise _error(path, f"which array? the file has {', '.join(z.files)}; name it 'x'")
-                x = z[key]
+                _npz_within_limit(z, [key])
+                x = z.array(key)
         elif suffix == ".pgm":
-            x = _read_pgm(path)[None]
+            x = images.read_pgm(path)[None]
         elif suffix == ".png":
-            x = _read_png(path)[None]
+            x = images.read_png(path)[None]
         else:
             x = read_idx(path)
     except DataError:
         raise
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, zlib.error) as e:
         raise _error(path, f"cannot read images from this file ({e})") from None
     if x.dtype.kind not in "uif":
         raise _error(path, f"the images must be numbers, not {x.dtype}")
+    x = pixels(x, path, "the images")
     return x, (1 / 255 if x.dtype == np.uint8 else 1.0)
 
 
-def _read_pgm(path: Path) -> np.ndarray:
-    data = path.read_bytes()
-    parts = data.split(maxsplit=4)
-    if len(parts) < 5 or parts[0] != b"P5":
-        raise _error(path, "only binary PGM (P5) images are read")
-    w, h, top = int(parts[1]), int(parts[2]), int(parts[3])
-    pixels = np.frombuffer(parts[4][:w * h], np.uint8)
-    if top != 255 or pixels.size != w * h:
-        raise _error(path, "the PGM image is truncated or not 8-bit")
-    return pixels.reshape(h, w)
+def _read_npy(path: Path) -> np.ndarray:
+    """An .npy array, its header checked against the data limit before its data is read."""
+    with open(path, "rb") as f:
+        if f.read(2) == b"PK":  # an .npz archive under a .npy name
+            raise _error(path, "this is an .npz archive, not an .npy array", "rename it to .npz")
+        f.seek(0)
+        header = npyio.read_header(f, path, path.name)
+        limit = data_limit()
+        if header.nbytes > limit:
+            raise _error(path, f"the header declares {header.describe()}, more than the limit of {limit:,} bytes",
+                         "the file is corrupt, or holds more images than specc can hold; "
+                         "SPECC_MAX_MEMORY sets the limit")
+        return npyio.read_array(f, header, path, path.name)
 
 
-def _read_png(path: Path) -> np.ndarray:
-    try:
-        from matplotlib import image
-    except ImportError:
-        raise _error(path, "reading PNG images needs matplotlib",
-                     "pip install 'specc[plot]', or give .npy/.pgm") from None
-    img = image.imread(str(path))
-    if img.ndim == 3:
-        img = img[..., :3].mean(axis=2)
-    return (img * 255).round().astype(np.uint8) if img.dtype.kind == "f" else img
+def predict_inputs(path: str | Path, shape: tuple[int, ...], invert: bool = False
+                   ) -> tuple[np.ndarray, float, list[Diagnostic]]:
+    """The images of a file ready to predict on (as read_images, `invert`ed if asked), checked
+    against the network's input `shape` (DataError naming the file), and warnings about them."""
+    path = Path(path)
+    x, scale = read_images(path)
+    x = _as_samples(x, shape, path)
+    if invert:
+        x = images.inverted(x)
+    warnings = []
+    light = images.light_background(x, scale)
+    if light.any():
+        which = "the image has" if len(x) == 1 else f"{int(light.sum()):,} of {len(x):,} images have"
+        hint = ("these images were inverted (--invert); leave it out if they were white on black already" if invert
+                else "if the digit is dark on a light background, pass --invert")
+        warnings.append(Diagnostic(f"{path}: {which} a mostly light border; MNIST digits are white on black, "
+                                   "and a dark digit on white is predicted confidently and wrongly", None,
+                                   "light-background", hint=hint, severity="warning"))
+    return x, scale, warnings
+
+
+def _as_samples(x: np.ndarray, shape: tuple[int, ...], path: Path) -> np.ndarray:
+    """x with a batch axis, if its samples fit `shape`: (N, ...) samples of the input's size, or
+    one sample without its batch axis (a single 28x28 array is one image)."""
+    want = math.prod(shape)
+    if x.ndim >= 2 and math.prod(x.shape[1:]) == want:
+        return x
+    if x.size == want:
+        return x.reshape(1, *x.shape)
+    got = x.shape[1:] if x.ndim >= 2 else x.shape
+    which = "the image is" if x.ndim < 2 or len(x) == 1 else f"the {len(x):,} images are"
+    expected = f"{'x'.join(map(str, shape))} ({want:,} values)" if len(shape) > 1 else f"{want:,} values"
+    raise _error(path, f"{which} {'x'.join(map(str, got))} ({math.prod(got):,} values), but the network's input "
+                       f"is {expected}",
+                 "give images of the size the network was trained on (28x28 pixels for MNIST)")

@@ -381,8 +381,8 @@ def test_infinite_weights_never_overwrite_a_checkpoint(tmp_path):
     """Regression: a step that overflowed the weights while the loss was still finite had its
     weights saved as weights.npz and best.npz, 'the last good checkpoint'."""
     spec = spec_file(tmp_path, TINY)
-    trainer = api.training(spec, out=tmp_path / "run", data=str(one_step_per_epoch(tmp_path, 1e4)), batch=20,
-                           epochs=3, lr=1e37)
+    trainer = api.training(spec, out=tmp_path / "run", data=str(one_step_per_epoch(tmp_path, 1.0)), batch=20,
+                           epochs=3, lr=1e39)
     with pytest.raises(RunError) as info:
         run_all(trainer)
     d = info.value.diagnostics[0]
