@@ -89,23 +89,22 @@ def check_source(source: Source) -> CheckedNetwork:
     SpecError lists every error (with the warnings found beside them); a network with warnings
     only is returned, and its `warnings` are located and in source order. Every stage reports
     warnings as it reports errors, as diagnostics (a linter would add its own to `found`).
+    Recovery is data: a layer whose mistake is reported stands as a placeholder in the IR,
+    which checking steps over, so that the errors of every stage are reported together.
     """
     doc, locate, found = _front_end(source)
     schema_errors = validate(doc, trusted_spans=not _is_json(source), exact_integers=not _is_json(source))
     found += schema_errors
-    errors = [d for d in found if d.is_error]
-    # Shape inference can still run past bad layer arguments (those layers are skipped) and bad
-    # train settings; anything else leaves no network to infer.
-    # Unknown layers leave gaps that inference goes past too.
-    inferable = all(_local(d.path) or d.path[:1] == ("gap",) for d in errors)
-    if errors and not inferable:
-        # No network to infer, but the train section's own rules (epochs or iters) still apply.
-        found += check_train(_typed(doc, schema_errors, with_layers=False))
+    typed = _typed(doc, schema_errors)
+    if typed is None or (not typed.layers and any(d.is_error for d in found)):
+        # no network to infer (the document's frame is wrong, or nothing of the chain is left),
+        # but the train section's own rules (epochs or iters) still apply
+        if isinstance(doc.get("train"), dict):
+            found += check_train(ir_mod.from_json({"version": 1, "layers": [], "train": doc["train"]},
+                                                  invalid_settings=_bad(schema_errors, "train")))
         raise SpecError(_ordered(found, locate), source)
-    skip = {d.path[1] for d in schema_errors if d.path[:1] == ("layers",)}
-    gaps = {d.path[1] for d in errors if d.path[:1] == ("gap",)}
     try:
-        checked = check(_typed(doc, schema_errors), skip, gaps)
+        checked = check(typed)
         found += checked.warnings
     except SpecError as e:
         found += list(e.diagnostics)
@@ -114,30 +113,19 @@ def check_source(source: Source) -> CheckedNetwork:
     return dataclasses.replace(checked, warnings=tuple(_ordered(found, locate)))
 
 
-def _typed(doc: dict[str, Any], schema_errors: list[Diagnostic], with_layers: bool = True) -> ir_mod.Network:
-    """The typed network of a document, with what failed validation set aside so that checking can
-    go on past it: a bad layer keeps only its type (the loss rules still see it; check skips its
-    shapes), a bad train setting is left out. A .json file may hold anything where a layer belongs."""
-    def bad(part: str) -> set:
-        return {d.path[1] for d in schema_errors if d.path[:1] == (part,) and len(d.path) > 1}
-
-    clean: dict[str, Any] = {"version": 1, "input": None, "layers": []}
-    if with_layers:
-        clean.update(input=doc.get("input"), source=doc.get("source"))
-        for i, layer in enumerate(doc["layers"]):
-            if i in bad("layers"):
-                kind = layer.get("type") if isinstance(layer, dict) else None
-                layer = {"type": kind if isinstance(kind, str) else "?", "args": {}}
-            clean["layers"].append(layer)
-    train = doc.get("train")
-    if isinstance(train, dict):
-        clean["train"] = {k: v for k, v in train.items() if k not in bad("train")}
-    return ir_mod.from_json(clean)
+def _bad(schema_errors: list[Diagnostic], part: str) -> frozenset:
+    """The layers (indices) or train settings (keys) that failed validation."""
+    return frozenset(d.path[1] for d in schema_errors if d.path[:1] == (part,) and len(d.path) > 1)
 
 
-def _local(path: tuple) -> bool:
-    return (path[:1] == ("layers",) and len(path) > 1 and isinstance(path[1], int)) or (
-        path[:1] == ("train",) and len(path) > 1)
+def _typed(doc: dict[str, Any], schema_errors: list[Diagnostic]) -> ir_mod.Network | None:
+    """The typed network of a document, what failed validation set aside so that checking can go
+    on past it (a bad layer becomes a placeholder; a bad train setting is left out); None when
+    an error outside the layers and train settings leaves no network to infer."""
+    local = {("layers",), ("train",)}
+    if any(d.is_error and not (d.path[:1] in local and len(d.path) > 1) for d in schema_errors):
+        return None
+    return ir_mod.from_json(doc, _bad(schema_errors, "layers"), _bad(schema_errors, "train"))
 
 
 def _ordered(errors: list[Diagnostic], locate: Locator) -> list[Diagnostic]:

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from specc import layers
 from specc.errors import Diagnostic, Label, SpecError
-from specc.ir import Call, Network
+from specc.ir import Call, Network, Placeholder
 from specc.layers.base import Layer, Shape, ShapeError, fmt_shape, size
 
 
@@ -51,36 +50,25 @@ def _producer(index: int) -> tuple:
     return ("layers", index - 1) if index > 0 else ("input",)
 
 
-def check(net: Network, skip: Iterable[int] = (), gaps: Iterable[int] = ()) -> CheckedNetwork:
+def check(net: Network) -> CheckedNetwork:
     """Infer every shape and apply the network rules; raise SpecError with every problem found.
 
-    Layers in `skip` already failed validation: their output shape is unknown, and inference
-    resumes at the next layer that fixes its own shape (an Affine with its input size).
-    `gaps` are the positions before which an unknown layer was dropped: the shape reaching
-    them is unknown too, and the loss rules are left alone (the unknown layer may be the loss).
+    A placeholder (a layer whose mistake is already reported) has an unknown output shape:
+    inference resumes at the next layer that fixes its own shape (an Affine with its input size).
+    An unknown layer may have been meant as the loss, so with one the loss rules are left alone.
     """
-    skip, gaps = set(skip), set(gaps)
     errors: list[Diagnostic] = []
     checked: list[CheckedLayer] = []
-    if not net.layers:  # (every layer unknown: nothing more to say than that)
-        raise SpecError([] if gaps else [Diagnostic("the network has no layers", None, "empty", path=("layers",))])
-
-    first = layers.lookup(net.layers[0].type)
-    shape: Shape | None = net.input_shape
-    if shape is None and first is not None and 0 not in skip:
-        shape = first.implied_input(net.layers[0].args)
-    if shape is None and 0 not in skip and 0 not in gaps:
-        errors.append(Diagnostic(
-            f"cannot tell the input shape of the first layer, {net.layers[0].type}", None, "no-input",
-            "needs an input shape",
-            hint="declare it before the chain: `input 784` for vectors, `input 1x28x28` for images",
-            path=("layers", 0)))
+    if not net.layers:
+        raise SpecError([Diagnostic("the network has no layers", None, "empty", path=("layers",))])
+    shape = _first_shape(net, errors)
     counters: dict[tuple[str, ...], int] = {}
     for i, spec in enumerate(net.layers):
-        cls = layers.lookup(spec.type)
-        if i in gaps:
+        if isinstance(spec, Placeholder):
             shape = None
-        if i in skip or cls is None:
+            continue
+        cls = layers.lookup(spec.type)
+        if cls is None:  # (validation refuses unknown types; a placeholder stands for them)
             shape = None
             continue
         if shape is None:
@@ -105,23 +93,39 @@ def check(net: Network, skip: Iterable[int] = (), gaps: Iterable[int] = ()) -> C
         checked.append(CheckedLayer(i, spec, layer, params, buffers, names))
         shape = layer.out_shape
 
-    if not gaps:
-        errors += _loss_rules(net)
+    errors += _loss_rules(net)
     errors += check_train(net)
-    warnings = _argument_warnings(net, skip)
+    warnings = _argument_warnings(net)
     if errors:
         raise SpecError(errors + warnings)
-    # With layers skipped (they failed validation) nothing may have been inferred at all.
+    # With layers set aside (they failed validation) nothing may have been inferred at all.
     input_shape = checked[0].in_shape if checked else tuple(net.input_shape or ())
     return CheckedNetwork(net, input_shape, tuple(checked), tuple(warnings))
 
 
-def _argument_warnings(net: Network, skip: set[int]) -> list[Diagnostic]:
+def _first_shape(net: Network, errors: list[Diagnostic]) -> Shape | None:
+    """The declared input, or the input the first layer states itself (Affine(784, 50))."""
+    first = net.layers[0]
+    if net.input_shape is not None:
+        return net.input_shape
+    if isinstance(first, Placeholder):
+        return None
+    cls = layers.lookup(first.type)
+    shape = cls.implied_input(first.args) if cls is not None else None
+    if shape is None:
+        errors.append(Diagnostic(
+            f"cannot tell the input shape of the first layer, {first.type}", None, "no-input",
+            "needs an input shape",
+            hint="declare it before the chain: `input 784` for vectors, `input 1x28x28` for images",
+            path=("layers", 0)))
+    return shape
+
+
+def _argument_warnings(net: Network) -> list[Diagnostic]:
     """What each layer declares suspicious in its (valid) arguments, at the argument."""
     out = []
     for i, spec in enumerate(net.layers):
-        cls = layers.lookup(spec.type)
-        if cls is None or i in skip:
+        if isinstance(spec, Placeholder) or (cls := layers.lookup(spec.type)) is None:
             continue
         for w in cls.lint(spec.args):
             out.append(Diagnostic(w.message, None, w.code, "", w.hint, path=("layers", i, "args", w.arg),
@@ -150,9 +154,10 @@ def _numbered(layer: Layer, counters: dict[tuple[str, ...], int]) -> dict[str, s
 
 
 def _loss_rules(net: Network) -> list[Diagnostic]:
-    losses = [i for i, c in enumerate(net.layers) if (cls := layers.lookup(c.type)) and cls.is_loss]
+    kinds = [layers.lookup(c.type) if c.type else None for c in net.layers]
+    losses = [i for i, cls in enumerate(kinds) if cls is not None and cls.is_loss]
     last = len(net.layers) - 1
-    if not losses and any(layers.lookup(c.type) is None for c in net.layers):
+    if not losses and any(cls is None for cls in kinds):
         return []  # a layer of unknown type (reported already) may be the loss that was meant
     if not losses:
         return [Diagnostic("the network has no loss layer", None, "no-loss", "the chain ends here",
@@ -164,9 +169,13 @@ def _loss_rules(net: Network) -> list[Diagnostic]:
             out.append(Diagnostic(
                 f"the loss layer {net.layers[i].type} must be the last layer", None, "loss-not-last",
                 "a loss here", "a network has exactly one loss, at the end of the chain",
-                (Label(None, f"followed by {net.layers[i + 1].type}", ("layers", i + 1)),),
+                (Label(None, f"followed by {_kind(net.layers[i + 1])}", ("layers", i + 1)),),
                 path=("layers", i)))
     return out
+
+
+def _kind(c: Call | Placeholder) -> str:
+    return c.type or (c.written if isinstance(c, Placeholder) and c.written else "a layer")
 
 
 def check_train(net: Network) -> list[Diagnostic]:

@@ -42,6 +42,16 @@ class Call:
 
 
 @dataclass(frozen=True)
+class Placeholder:
+    """Where a layer was meant but its mistake is already reported (unknown, unbound, invalid):
+    checking steps over it with the shape after it unknown; it may be the loss when its type is known."""
+
+    type: str | None
+    span: Span | None = None
+    written: str | None = None
+
+
+@dataclass(frozen=True)
 class Train:
     """The `train { }` section as written (flags and defaults are applied when training)."""
 
@@ -53,7 +63,7 @@ class Train:
 @dataclass(frozen=True)
 class Network:
     version: int
-    layers: tuple[Call, ...]
+    layers: tuple[Call | Placeholder, ...]
     input_shape: tuple[int, ...] | None = None
     input_span: Span | None = None
     train: Train | None = None
@@ -85,20 +95,42 @@ def _call(d: Mapping[str, Any], kind: str = "layer") -> Call:
                 {k: Span.from_json(v) for k, v in d.get("arg_spans", {}).items()}, origin, d.get("written"))
 
 
-def from_json(doc: Mapping[str, Any]) -> Network:
-    """Typed network from a schema-valid IR document."""
+def from_json(doc: Mapping[str, Any], invalid: frozenset[int] = frozenset(),
+              invalid_settings: frozenset[str] = frozenset()) -> Network:
+    """Typed network from an IR document. Its layers must be schema-valid, except the `invalid`
+    ones and the placeholders lowering left, which become Placeholders; `invalid_settings` of the
+    train section are left out."""
     train = None
     if doc.get("train") is not None:
         t = doc["train"]
         settings = {k: (_call(v, k) if k in ("optimizer", "schedule") else v)
-                    for k, v in t.items() if k not in ("span", "key_spans")}
+                    for k, v in t.items() if k not in ("span", "key_spans") and k not in invalid_settings}
         settings = _integers(settings, {k: st.schema for k, st in SETTINGS.items()})
-        train = Train(settings, _span(t.get("span")),
-                      {k: Span.from_json(v) for k, v in t.get("key_spans", {}).items()})
+        spans = t.get("key_spans") if "key_spans" not in invalid_settings else None
+        train = Train(settings, None if "span" in invalid_settings else _span(t.get("span")),
+                      {k: Span.from_json(v) for k, v in spans.items()} if isinstance(spans, dict) else {})
     inp = doc.get("input")
-    return Network(doc["version"], tuple(_call(layer) for layer in doc["layers"]),
+    return Network(doc["version"], tuple(_layer(i, layer, invalid) for i, layer in enumerate(doc["layers"])),
                    tuple(int(x) for x in inp["shape"]) if inp else None,
                    _span(inp.get("span")) if inp else None, train, doc.get("source"))
+
+
+def _layer(i: int, d: Any, invalid: frozenset[int]) -> Call | Placeholder:
+    if isinstance(d, dict) and (i in invalid or d.get("placeholder")):
+        kind = d.get("type")
+        written = d.get("written")
+        return Placeholder(kind if isinstance(kind, str) and layers.lookup(kind) else None,
+                           _safe_span(d.get("span")), written if isinstance(written, str) else None)
+    if i in invalid:  # a .json file may hold anything where a layer belongs
+        return Placeholder(None)
+    return _call(d)
+
+
+def _safe_span(d: Any) -> Span | None:
+    try:
+        return Span.from_json(d) if d else None
+    except (KeyError, TypeError):
+        return None
 
 
 def _call_json(c: Call) -> dict[str, Any]:
@@ -122,7 +154,7 @@ def to_json(net: Network) -> dict[str, Any]:
         doc["source"] = net.source
     doc["input"] = None if net.input_shape is None else {
         "shape": list(net.input_shape), **({"span": net.input_span.to_json()} if net.input_span else {})}
-    doc["layers"] = [_call_json(c) for c in net.layers]
+    doc["layers"] = [_call_json(c) for c in net.layers if isinstance(c, Call)]
     if net.train is not None:
         t = {k: (_call_json(v) if isinstance(v, Call) else v) for k, v in net.train.settings.items()}
         if net.train.span:

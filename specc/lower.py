@@ -5,7 +5,7 @@ their names; it does not judge argument values (the schema does) nor shapes (che
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from specc import layers
@@ -26,6 +26,7 @@ _INVALID: Any = type("_Invalid", (), {"__repr__": lambda self: "<invalid>"})()
 @dataclass
 class _Lowering:
     blocks: dict[str, s.BlockDef] = field(default_factory=dict)
+    shadowed: set[str] = field(default_factory=set)  # blocks refused for a built-in layer's name
     errors: list[Diagnostic] = field(default_factory=list)  # and warnings (Diagnostic.severity)
 
     def error(self, message: str, span: Span | None, code: str, label: str = "", hint: str | None = None,
@@ -75,7 +76,9 @@ def lower(module: s.Module, source_name: str | None = None) -> tuple[dict[str, A
                 st.error(f"the network expands to {total:,} layers; the limit is {MAX_LAYERS:,}", chain.span,
                          "too-large", hint="lower the repetition counts (`* N`) or the nesting of blocks")
             elif not any(e.code == "recursive-block" for e in st.errors):
-                ir["layers"] = _close_gaps(st, _expand(st, chain, {}, []))
+                expanded = _expand(st, chain, {}, [])
+                # with a second chain, the first is not the network meant: nothing to infer
+                ir["layers"] = expanded if len(networks) == 1 else []
         except RecursionError:
             st.error("blocks nest too deeply: a block uses a block that uses a block ... hundreds of levels down",
                      chain.span, "too-deep", hint="define fewer levels of blocks")
@@ -84,23 +87,11 @@ def lower(module: s.Module, source_name: str | None = None) -> tuple[dict[str, A
     return ir, st.errors
 
 
-@dataclass(frozen=True)
-class _Gap:
-    """Where an unknown layer was dropped from the chain; `error` indexes its diagnostic."""
-
-    error: int
-
-
-def _close_gaps(st: _Lowering, expanded: list) -> list[dict]:
-    """The layers without gaps; each gap's diagnostic gets the path ("gap", i): the shape that
-    reaches layer i is unknown (specc.check resumes after it)."""
-    out: list[dict] = []
-    for item in expanded:
-        if isinstance(item, _Gap):
-            st.errors[item.error] = replace(st.errors[item.error], path=("gap", len(out)))
-        else:
-            out.append(item)
-    return out
+def placeholder(span: Span, written: str, kind: str | None = None) -> dict[str, Any]:
+    """An IR layer that stands in for one whose mistake is already reported (an unknown layer, a
+    block call that could not be bound, a layer with an unusable argument): checking steps over
+    it, with the shape after it unknown. `kind` is the layer type when known (it may be the loss)."""
+    return {"placeholder": True, "type": kind, "written": written, "span": span.to_json()}
 
 
 # --- blocks ---------------------------------------------------------------------------
@@ -109,6 +100,7 @@ def _define_block(st: _Lowering, b: s.BlockDef) -> None:
     if layers.lookup(b.name) is not None:
         st.error(f"block '{b.name}' has the name of a built-in layer", b.name_span, "block-shadows-layer",
                  hint=f"rename the block, e.g. '{b.name}Block'")
+        st.shadowed.add(b.name)  # its calls meant the block: they stand as placeholders
         return
     if b.name in st.blocks:
         st.error(f"block '{b.name}' is defined twice", b.name_span, "duplicate-block",
@@ -177,7 +169,7 @@ def _count(st: _Lowering, item: s.Item, stack: tuple[str, ...]) -> int:
 Env = dict[str, tuple[Any, Span]]  # block parameter -> (value, where the value was written)
 
 
-def _expand(st: _Lowering, item: s.Item, env: Env, origin: list[dict]) -> list[dict | _Gap]:
+def _expand(st: _Lowering, item: s.Item, env: Env, origin: list[dict]) -> list[dict]:
     if isinstance(item, s.Chain):
         return [layer for i in item.items for layer in _expand(st, i, env, origin)]
     if isinstance(item, s.Repeat):
@@ -198,12 +190,14 @@ def _expand(st: _Lowering, item: s.Item, env: Env, origin: list[dict]) -> list[d
     return _expand_call(st, item, env, origin)
 
 
-def _expand_call(st: _Lowering, call: s.Call, env: Env, origin: list[dict]) -> list[dict | _Gap]:
+def _expand_call(st: _Lowering, call: s.Call, env: Env, origin: list[dict]) -> list[dict]:
+    if call.name in st.shadowed:
+        return [placeholder(call.span, call.name)]
     block = st.blocks.get(call.name)
     if block is not None:
         inner = _bind_block(st, block, call, env)
         if inner is None:
-            return []
+            return [placeholder(call.span, call.name)]
         here = {"block": block.name, "call": call.span.to_json(), "definition": block.span.to_json()}
         return _expand(st, block.body, inner, origin + [here])
     cls = layers.lookup(call.name)
@@ -216,10 +210,9 @@ def _expand_call(st: _Lowering, call: s.Call, env: Env, origin: list[dict]) -> l
                     or f"`specc schema` lists every layer; a block is defined with `block {call.name}(...) = ...`")
             st.error(f"unknown layer '{call.name}'", call.name_span, "unknown-layer",
                      "not a layer or block", hint=hint)
-        # A gap in the chain: checking goes on past it, with the shape after it unknown.
-        return [_Gap(len(st.errors) - 1)]
+        return [placeholder(call.span, call.name)]
     layer = _layer(st, cls, call, env, origin)
-    return [layer] if layer is not None else []
+    return [layer] if layer is not None else [placeholder(call.span, call.name, cls.name)]
 
 
 def _were(n: int) -> str:

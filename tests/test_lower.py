@@ -358,8 +358,10 @@ def test_a_call_is_not_an_argument_value_and_is_reported_once():
     ir, errors = lower(parse(Source("t.net", "Affine(10, init=Adam(lr=1)) -> ReLU\ntrain { seed = f(1) }")))
     assert [d.code for d in errors] == ["bad-value", "bad-value"]
     assert errors[0].message == "'Adam(...)' is a call, but a number, a name or a string is expected here"
-    # what holds the wrong value is left out, so that the schema does not report it again
-    assert types(ir) == ["ReLU"]
+    # what holds the wrong value stands as a placeholder (so that the schema does not report it
+    # again, and checking steps over it); the setting is left out
+    assert types(ir) == ["Affine", "ReLU"]
+    assert ir["layers"][0]["placeholder"] and "args" not in ir["layers"][0]
     assert "seed" not in ir["train"]
 
 
