@@ -269,10 +269,50 @@ def test_ctrl_c_saves_and_resume_completes(tmp_path):
 
 def test_resume_refuses_flags_that_would_change_the_run(tmp_path):
     from specc.errors import UsageError
-    (tmp_path / "config.json").write_text(json.dumps({"settings": {"epochs": 1}, "data": {"origin": "mnist-5k"}}))
+    (tmp_path / "config.json").write_text(json.dumps({"settings": {"epochs": 1, "optimizer_args": {"lr": 0.1}},
+                                                        "data": {"origin": "mnist-5k"}}))
     with pytest.raises(UsageError) as info:
         api.training(ROOT / "models" / "two_layer_net.net", resume=tmp_path, lr=0.5)
-    assert "--lr cannot change them" in info.value.diagnostics[0].message
+    assert "--lr 0.5 differs from the run's lr 0.1" in info.value.diagnostics[0].message
+
+
+def test_the_identical_command_requeued_with_resume_continues(tmp_path):
+    """What a job scheduler does: the command that started the run, again, plus --resume."""
+    out = tmp_path / "run"
+    first = api.training(TWO_LAYER, out=out, iters=45, batch=50, lr=0.1, optimizer="sgd", seed=0, dtype="float32")
+    try:
+        list(first.run(stop=lambda: first.iteration >= 5))  # the job is stopped after 5 iterations
+    finally:
+        first.close()
+    r = specc_run("train", TWO_LAYER, "--iters", 45, "--batch", 50, "--lr", 0.1, "--optimizer", "sgd",
+                  "--seed", 0, "--dtype", "float32", "--out", out, "--resume", out)
+    assert r.code == 0, r.text
+    assert "resuming at iteration 5 of 45" in r.out and epoch_lines(r.out) == [(1, 45)]
+    r = specc_run("train", TWO_LAYER, "--dtype", "float32", "--resume", out)  # a default, given alone
+    assert r.code == 0, r.text
+
+
+@pytest.mark.parametrize("flags, said", [
+    (["--batch", 60], "--batch 60 differs from the run's batch 50"),
+    (["--lr", 0.2, "--seed", 1], "--lr 0.2 differs from the run's lr 0.1, --seed 1 differs from the run's seed 0"),
+    (["--optimizer", "ADAM"], "--optimizer Adam differs from the run's optimizer SGD"),
+    (["--dtype", "float64"], "--dtype float64 differs from the run's dtype float32"),
+])
+def test_resume_names_the_setting_a_flag_would_change(tmp_path, flags, said):
+    out = tmp_path / "run"
+    assert specc_run("train", TWO_LAYER, "--iters", 5, "--batch", 50, "--out", out).code == 0
+    before = snapshot(out)
+    r = specc_run("train", TWO_LAYER, "--batch", 50, *flags, "--resume", out)
+    assert r.code == 2 and said in r.err, r.err
+    assert snapshot(out) == before
+
+
+def test_resume_refuses_another_out_folder(tmp_path):
+    out = tmp_path / "run"
+    assert specc_run("train", TWO_LAYER, "--iters", 5, "--out", out).code == 0
+    r = specc_run("train", TWO_LAYER, "--resume", out, "--out", tmp_path / "other")
+    assert r.code == 2 and "name two run folders" in r.err
+    assert not (tmp_path / "other").exists()
 
 
 def test_an_ir_json_trains_like_its_net_file(tmp_path):
