@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from specc import api, checkpoint, data, plot
+from specc import api, checkpoint, data, plot, train
 from specc.errors import DataError, RunError, SpeccError, UsageError
 from specc.train import Evaluated, RunLock, Settings, Started, Step, Stopped, deterministic, resolve
 
@@ -466,6 +466,22 @@ def test_a_folder_in_use_says_so_and_not_that_it_holds_an_earlier_run(tmp_path):
     with pytest.raises(UsageError, match="holds an earlier run"):  # idle now: the earlier run is what stands
         api.training(spec, out=folder, iters=3)
     run_all(api.training(spec, resume=folder, iters=30))
+
+
+def test_without_fcntl_the_lock_file_itself_is_the_lock(tmp_path, monkeypatch):
+    """Windows is not a target, but importing and locking work there: an exclusively created file."""
+    monkeypatch.setattr(train, "fcntl", None)
+    folder = tmp_path / "run"
+    first = RunLock(folder)
+    first.acquire()
+    with pytest.raises(UsageError) as info:
+        RunLock(folder).acquire()
+    assert f"delete {folder / '.lock'}" in (info.value.diagnostics[0].hint or "")
+    first.release()
+    assert not folder.exists()  # the lock made the folder, and nothing else was put there
+    again = RunLock(folder)
+    again.acquire()
+    again.release()
 
 
 def test_a_failed_start_leaves_no_folder_behind(tmp_path):
