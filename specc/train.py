@@ -212,12 +212,17 @@ class Trainer:
     def _start_files(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / self.spec_file).write_text(self.spec_text, encoding="utf-8")
+        self._write_config()
+        (self.dir / "metrics.jsonl").write_text("", encoding="utf-8")
+
+    def _write_config(self) -> None:
         config = {"settings": self.s.to_json(), "data": {"name": self.data.name, "origin": self.data.origin,
                                                          "train": len(self.data.x_train),
                                                          "test": len(self.data.x_test)},
                   "iterations": self.total, "iterations_per_epoch": self.per_epoch}
-        (self.dir / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-        (self.dir / "metrics.jsonl").write_text("", encoding="utf-8")
+        tmp = self.dir / ".config.json.tmp"
+        tmp.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, self.dir / "config.json")
 
     def resume(self) -> None:
         """Continue from the run folder's last checkpoint, exactly where it stopped."""
@@ -250,6 +255,8 @@ class Trainer:
         with _writing(path):
             tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
             os.replace(tmp, path)
+        with _writing(self.dir / "config.json"):
+            self._write_config()  # a run extended by --epochs or --iters is what a later --resume continues
 
     def save(self) -> None:
         self._check_finite()

@@ -329,6 +329,15 @@ def test_resume_names_the_setting_a_flag_would_change(tmp_path, flags, said):
     assert snapshot(out) == before
 
 
+def test_a_plain_resume_after_an_extension_continues_the_extended_run(tmp_path):
+    out = tmp_path / "run"
+    assert specc_run("train", TWO_LAYER, "--iters", 5, "--out", out).code == 0
+    assert specc_run("train", TWO_LAYER, "--iters", 45, "--resume", out).code == 0
+    assert json.loads((out / "config.json").read_text())["iterations"] == 45
+    r = specc_run("train", TWO_LAYER, "--resume", out)  # the requeued resume, without --iters
+    assert r.code == 0 and "resuming at iteration 45 of 45" in r.out, r.text
+
+
 def test_resume_refuses_another_out_folder(tmp_path):
     out = tmp_path / "run"
     assert specc_run("train", TWO_LAYER, "--iters", 5, "--out", out).code == 0
