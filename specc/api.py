@@ -19,7 +19,7 @@ from specc.errors import DataError, Diagnostic, Span, SpecError, UsageError
 from specc.locate import Locator, ir_locator, json_locator
 from specc.lower import lower
 from specc.network import Network
-from specc.optimizers import OPTIMIZERS
+from specc.optimizers import OPTIMIZERS, canonical
 from specc.parse import parse
 from specc.schema import validate
 from specc.source import Source, decode_source, read_source
@@ -209,38 +209,27 @@ def training(path: str | Path, *, out: str | Path | None = None, resume: str | P
     source = read_source(path)
     checked = check_source(source)
     if resume is not None:
-        folder = Path(resume)
-        config = _saved_config(folder)
-        try:
-            settings = train_mod.Settings(**config["settings"])
-            if settings.epochs is None and settings.iters is None:
-                raise TypeError("neither epochs nor iters is set")
-        except (KeyError, TypeError) as e:
-            raise UsageError([Diagnostic(f"{folder}/config.json is not specc's ({e})", None, "no-run")]) from None
-        ignored = [k for k in ("batch", "lr", "optimizer", "seed", "dtype") if flags.get(k) is not None]
-        if ignored:  # (--data may point at the same data set in a new place)
-            given = ", ".join(f"--{k}" for k in ignored)
-            raise UsageError([Diagnostic(
-                f"--resume continues a run with the settings it was started with; {given} cannot change them",
-                None, "resume-settings", hint="only --epochs or --iters may extend a resumed run; "
-                                              "start a new run (another --out) to change settings")])
-        if flags.get("epochs") is not None or flags.get("iters") is not None:
-            settings = dataclasses.replace(settings, epochs=flags.get("epochs"), iters=flags.get("iters"))
-        data = data or config["data"]["origin"]
+        folder = _resume_folder(Path(resume), out)
     else:
         settings = train_mod.resolve(checked.network.train, {**flags, "data": data})
         folder = Path(out) if out is not None else train_mod.new_run_folder(Path(path))
-        if (folder / "weights.npz").exists():
-            raise UsageError([Diagnostic(f"{folder} holds an earlier run (weights.npz); it is not overwritten",
-                                         None, "folder-in-use",
-                                         hint=f"continue it with --resume {folder}, or train into another --out")])
-    memory.enforce(plan(checked), source, max_memory, **_training_sizes(settings))
-    net = Network(compile_network(checked), source, dtype=settings.dtype, seed=settings.seed,
-                  weight_decay=settings.weight_decay)
-    dataset = _dataset(settings.data if resume is None else data, checked, source, from_spec=data is None)
+    # The lock comes first, so that a folder in use is refused as such, whatever it holds.
     lock = train_mod.RunLock(folder)
     lock.acquire()
     try:
+        if resume is not None:
+            config = _saved_config(folder)
+            settings = _resumed_settings(folder, config, flags)
+            data = data or config["data"]["origin"]
+        elif (folder / "weights.npz").exists():
+            raise UsageError([Diagnostic(f"{folder} holds an earlier run (weights.npz); it is not overwritten",
+                                         None, "folder-in-use",
+                                         hint=f"continue it with --resume {folder}, or train into another --out")])
+        memory.enforce(plan(checked), source, max_memory, **_training_sizes(settings))
+        net = Network(compile_network(checked), source, dtype=settings.dtype, seed=settings.seed,
+                      weight_decay=settings.weight_decay)
+        dataset = _dataset(settings.data if resume is None else data, checked, source, from_spec=resume is None
+                           and data is None)
         trainer = train_mod.Trainer(net, dataset, settings, folder, source.text,
                                     "model.json" if _is_json(source) else "model.net")
         if resume is not None:
@@ -264,6 +253,53 @@ def _dataset(name: str | None, checked: CheckedNetwork, source: Source, from_spe
         if span is None or e.diagnostics[0].code != "unknown-data":
             raise
         raise DataError([dataclasses.replace(d, span=span) for d in e.diagnostics], source) from None
+
+
+def _resume_folder(folder: Path, out: str | Path | None) -> Path:
+    """The folder to resume; `--out` may repeat it (a requeued command), not name another."""
+    if out is not None and Path(out).resolve() != folder.resolve():
+        raise UsageError([Diagnostic(f"--out {out} and --resume {folder} name two run folders", None,
+                                     "resume-settings", hint="a resumed run continues in its own folder; "
+                                                             "leave out --out, or give it the same folder")])
+    if not folder.is_dir():
+        raise UsageError([Diagnostic(f"{folder} is not a run folder to resume (no such folder)", None, "no-run",
+                                     hint="--resume takes the --out folder of an earlier specc train")])
+    return folder
+
+
+def _resumed_settings(folder: Path, config: dict[str, Any], flags: dict[str, Any]) -> train_mod.Settings:
+    """The saved settings of a run, extended by --epochs or --iters. A flag equal to the saved setting
+    is accepted (a job scheduler requeues the identical command); only a real change is refused."""
+    try:
+        settings = train_mod.Settings(**config["settings"])
+        if settings.epochs is None and settings.iters is None:
+            raise TypeError("neither epochs nor iters is set")
+    except (KeyError, TypeError) as e:
+        raise UsageError([Diagnostic(f"{folder}/config.json is not specc's ({e})", None, "no-run")]) from None
+    changes = [f"--{key} {given} differs from the run's {key} {saved}"
+               for key, given, saved in _given_and_saved(settings, flags) if given != saved]
+    if changes:  # (--data may point at the same data set in a new place)
+        raise UsageError([Diagnostic(
+            "--resume continues a run with the settings it was started with; " + ", ".join(changes), None,
+            "resume-settings", hint="flags equal to the run's settings may be repeated; only --epochs or --iters "
+                                    "may extend a resumed run; start a new run (another --out) to change settings")])
+    if flags.get("epochs") is not None or flags.get("iters") is not None:
+        settings = dataclasses.replace(settings, epochs=flags.get("epochs"), iters=flags.get("iters"))
+    return settings
+
+
+def _given_and_saved(settings: train_mod.Settings, flags: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(flag, value given, value saved) for each setting flag given, compared as the run compares them:
+    optimizer names without regard to case, numbers as numbers."""
+    saved: dict[str, Any] = {"batch": settings.batch, "lr": settings.optimizer_args.get("lr"),
+                             "optimizer": settings.optimizer,
+                             "seed": settings.seed, "dtype": settings.dtype}
+    given: dict[str, Any] = {k: flags[k] for k in saved if flags.get(k) is not None}
+    if "optimizer" in given:
+        given["optimizer"] = canonical(OPTIMIZERS, str(given["optimizer"])) or given["optimizer"]
+    if "lr" in given and saved["lr"] is not None:
+        given["lr"], saved["lr"] = float(given["lr"]), float(saved["lr"])
+    return [(k, v, saved[k]) for k, v in given.items()]
 
 
 def _saved_config(folder: Path) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The learning-curve plot of a run (matplotlib is an optional extra: pip install specc[plot])."""
+"""The learning-curve plot of a run (with matplotlib, a dependency; without it, no plot and a note why)."""
 from __future__ import annotations
 
 import os

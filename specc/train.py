@@ -13,6 +13,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
+try:
+    import fcntl
+except ImportError:  # Windows: RunLock falls back to an exclusively created file
+    fcntl = None  # type: ignore[assignment]
+
 import numpy as np
 
 from specc import checkpoint, plot
@@ -221,12 +226,17 @@ class Trainer:
     def _start_files(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / self.spec_file).write_text(self.spec_text, encoding="utf-8")
+        self._write_config()
+        (self.dir / "metrics.jsonl").write_text("", encoding="utf-8")
+
+    def _write_config(self) -> None:
         config = {"settings": self.s.to_json(), "data": {"name": self.data.name, "origin": self.data.origin,
                                                          "train": len(self.data.x_train),
                                                          "test": len(self.data.x_test)},
                   "iterations": self.total, "iterations_per_epoch": self.per_epoch}
-        (self.dir / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-        (self.dir / "metrics.jsonl").write_text("", encoding="utf-8")
+        tmp = self.dir / ".config.json.tmp"
+        tmp.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, self.dir / "config.json")
 
     def resume(self) -> None:
         """Continue from the run folder's last checkpoint, exactly where it stopped."""
@@ -259,6 +269,8 @@ class Trainer:
         with _writing(path):
             tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
             os.replace(tmp, path)
+        with _writing(self.dir / "config.json"):
+            self._write_config()  # a run extended by --epochs or --iters is what a later --resume continues
 
     def save(self) -> None:
         self._check_finite()
@@ -411,47 +423,109 @@ def new_run_folder(spec: Path, root: Path = Path("runs")) -> Path:
 
 
 class RunLock:
-    """A `.lock` file holding the pid of the training that owns a run folder.
+    """An exclusive kernel lock (flock) on a run folder's `.lock`, held open for the whole run.
 
-    A second training into the same folder is refused while that process lives; a lock left
-    by a process that died (killed, machine restarted) is taken over.
+    The kernel drops the lock when its process ends, however it ends (killed, crashed, a zombie not
+    yet reaped), so a lock is never stale and a reused pid blocks nothing; taking it is atomic, so of
+    two trainings started at once exactly one wins. The pid written inside is only for the message.
+    Without fcntl (Windows, not a target) the file's existence is the lock: a stale one is deleted by hand.
     """
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
         self.path = self.folder / ".lock"
-        self.held = False
+        self._fd: int | None = None
+        self._created = False  # this lock made the folder: an empty one is removed again on release
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
 
     def acquire(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        for _ in range(3):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                owner = _pid_in(self.path)
-                if owner is not None and owner != os.getpid() and _alive(owner):
-                    raise UsageError([Diagnostic(
-                        f"run folder {self.folder} is in use by a training still running (process {owner})",
-                        None, "folder-in-use",
-                        hint="wait for it to finish, stop it (Ctrl-C), or train into another --out folder")])
-                try:
-                    os.unlink(self.path)  # left by a process that no longer exists
-                except FileNotFoundError:
-                    pass
+        # A round is retried only when the owner releasing the lock removed the file (or the folder)
+        # between our open and our lock: the file we locked is then not the folder's .lock any more.
+        for _ in range(100):
+            fd = self._open()
+            if fd is None:
                 continue
-            with os.fdopen(fd, "w") as f:
-                f.write(str(os.getpid()))
-            self.held = True
-            return
+            if not _try_lock(fd):
+                os.close(fd)
+                raise self._in_use()
+            if _is_file(fd, self.path):
+                os.ftruncate(fd, 0)
+                os.write(fd, str(os.getpid()).encode())
+                self._fd = fd
+                return
+            os.close(fd)
         raise UsageError([Diagnostic(f"could not take the lock of run folder {self.folder}", None, "folder-in-use")])
 
+    def _open(self) -> int | None:
+        """The lock file, opened (created if missing); None if it vanished under us."""
+        try:
+            self.folder.mkdir(parents=True)
+            self._created = True
+        except FileExistsError:
+            pass
+        except OSError as e:
+            raise self._unusable(e) from None
+        flags = os.O_RDWR | os.O_CREAT | (0 if fcntl else os.O_EXCL)
+        try:
+            return os.open(self.path, flags, 0o644)
+        except FileNotFoundError:
+            return None
+        except FileExistsError:  # no fcntl: the file is the lock
+            raise self._in_use() from None
+        except OSError as e:
+            raise self._unusable(e) from None
+
+    def _in_use(self) -> UsageError:
+        owner = _pid_in(self.path)
+        by = f" (process {owner})" if owner is not None else ""
+        hint = "wait for it to finish, stop it (Ctrl-C), or train into another --out folder"
+        if not fcntl:
+            hint += f"; if no training is running, delete {self.path}"
+        return UsageError([Diagnostic(f"run folder {self.folder} is in use by a training still running{by}",
+                                      None, "folder-in-use", hint=hint)])
+
+    def _unusable(self, e: OSError) -> UsageError:
+        return UsageError([Diagnostic(f"cannot use run folder {self.folder}: {e.strerror or e}", None,
+                                      "folder-unusable", hint="choose another --out folder, or fix its permissions")])
+
     def release(self) -> None:
-        if self.held and _pid_in(self.path) == os.getpid():
+        """Remove the lock file, then unlock (in that order: whoever locks the removed file sees it
+        is not the folder's .lock and tries again); an empty folder this lock made goes too."""
+        if self._fd is None:
+            return
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+        os.close(self._fd)
+        self._fd = None
+        if self._created:
             try:
-                os.unlink(self.path)
-            except FileNotFoundError:
+                self.folder.rmdir()  # only if empty: a run that never started leaves nothing behind
+            except OSError:
                 pass
-        self.held = False
+
+
+def _try_lock(fd: int) -> bool:
+    if not fcntl:
+        return True  # created with O_EXCL: ours
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _is_file(fd: int, path: Path) -> bool:
+    """Whether the open file `fd` is still the file at `path`."""
+    try:
+        here, opened = os.stat(path), os.fstat(fd)
+    except FileNotFoundError:
+        return False
+    return (here.st_dev, here.st_ino) == (opened.st_dev, opened.st_ino)
 
 
 def _pid_in(path: Path) -> int | None:
@@ -459,13 +533,4 @@ def _pid_in(path: Path) -> int | None:
         return int(path.read_text().strip())
     except (OSError, ValueError):
         return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True

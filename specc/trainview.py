@@ -120,7 +120,7 @@ class TrainView:
             files += ", curve.png"
         c.print(f"  {t.dir}: {files}", soft_wrap=True, highlight=False, markup=False)
         if not t.curve:
-            c.print("  no curve.png: matplotlib is not installed (pip install 'specc[plot]')", soft_wrap=True,
+            c.print("  no curve.png: matplotlib is not installed (pip install matplotlib)", soft_wrap=True,
                     highlight=False, markup=False)
 
 

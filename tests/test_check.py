@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import pytest
+from spec_examples import NETWORKS
 
 import specc
-from spec_examples import NETWORKS
 from specc.check import check
 from specc.errors import Span, SpecError
 from specc.ir import from_json

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-import specc
 from rich.console import Console
 
+import specc
 from specc import api, checkpoint
 from specc.diagnostics import render
 from specc.errors import DataError

@@ -11,9 +11,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 from rich.console import Console
+from spec_examples import NETWORKS
 
 import specc
-from spec_examples import NETWORKS
 from specc import cli, ir
 from specc.schema import build_schema
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from spec_examples import NETWORKS
+
 from specc.errors import Span
 from specc.lower import MAX_LAYERS, lower
 from specc.parse import parse

@@ -62,7 +62,9 @@ def test_parse_size_refuses_nonsense():
 
 def test_check_refuses_what_training_could_not_fit(tmp_path):
     import io
+
     from rich.console import Console
+
     from specc import cli
     path = tmp_path / "huge.net"
     path.write_text(HUGE)

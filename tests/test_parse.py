@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from spec_examples import EXAMPLES
 
 import specc
-from spec_examples import EXAMPLES
 from specc import syntax as s
 from specc.errors import Span, SpecError
 from specc.parse import parse

@@ -6,9 +6,9 @@ import json
 
 import jsonschema
 import pytest
+from spec_examples import NETWORKS
 
 import specc
-from spec_examples import NETWORKS
 from specc import layers
 from specc.errors import Span, SpecError
 from specc.optimizers import OPTIMIZERS, SCHEDULES, SETTINGS

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from specc import api, checkpoint, data, plot
-from specc.errors import DataError, RunError, UsageError
+from specc import api, checkpoint, data, plot, train
+from specc.errors import DataError, RunError, SpeccError, UsageError
 from specc.train import Evaluated, RunLock, Settings, Started, Step, Stopped, deterministic, resolve
 
 TINY = "input 784\nAffine(10) -> SoftmaxWithLoss\n"
@@ -29,6 +29,7 @@ train {
   seed = 3
 }
 """
+ROOT = Path(__file__).resolve().parent.parent
 PER_EPOCH = 4000 // 200  # the sample has 4,000 training digits
 TOTAL = 50  # two and a half epochs
 
@@ -347,6 +348,147 @@ def test_a_dead_processes_lock_is_taken_over(tmp_path):
     (folder / ".lock").write_text("not a pid")  # unreadable: no owner to wait for
     lock.acquire()
     lock.release()
+
+
+def test_a_stale_lock_naming_a_live_unrelated_process_does_not_block(tmp_path):
+    """Pids are reused: the pid in a lock left behind may belong to another live process by now."""
+    unrelated = subprocess.Popen(["sleep", "60"])
+    try:
+        for pid in (unrelated.pid, os.getppid()):
+            folder = tmp_path / f"run-{pid}"
+            folder.mkdir()
+            (folder / ".lock").write_text(str(pid))
+            lock = RunLock(folder)
+            lock.acquire()
+            assert (folder / ".lock").read_text() == str(os.getpid())
+            lock.release()
+        run_all(api.training(spec_file(tmp_path, TINY), out=folder, iters=2))  # training into it works too
+    finally:
+        unrelated.kill()
+        unrelated.wait()
+
+
+def test_a_killed_owner_not_yet_reaped_does_not_block(tmp_path, lock_holder):
+    """A zombie (dead, not yet waited for) still has its pid, but the kernel dropped its lock."""
+    folder = tmp_path / "run"
+    owner = lock_holder(folder)
+    owner.go()
+    assert owner.outcome() == "won"
+    with pytest.raises(UsageError, match=f"in use by a training still running \\(process {owner.proc.pid}\\)"):
+        RunLock(folder).acquire()
+    owner.proc.kill()
+    os.waitid(os.P_PID, owner.proc.pid, os.WEXITED | os.WNOWAIT)  # dead, but left unreaped
+    assert Path(f"/proc/{owner.proc.pid}/stat").read_text().split(") ")[1][0] == "Z"
+    lock = RunLock(folder)
+    lock.acquire()
+    lock.release()
+
+
+# Rounds of the race, run in one helper process that has imported specc once: each round it forks two
+# processes, wakes both with one write, and reports who took the lock. Forking makes a round cost
+# milliseconds instead of two interpreter starts, so the race can be run many times.
+_RACE = r"""
+import json, os, sys
+from specc.errors import UsageError
+from specc.train import RunLock
+
+def contend(folder, go, report, hold):
+    os.read(go, 1)
+    lock = RunLock(folder)
+    try:
+        lock.acquire()
+        outcome = "won"
+    except UsageError as e:
+        outcome = "lost: " + e.diagnostics[0].message
+    os.write(report, (json.dumps(outcome) + "\n").encode())
+    os.read(hold, 1)  # hold the lock until both have tried
+    lock.release()
+    os._exit(0)
+
+rounds, root, existing = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+for n in range(rounds):
+    folder = os.path.join(root, f"run-{n}")
+    if existing != "none":
+        os.mkdir(folder)
+    if existing == "empty lock file":
+        open(os.path.join(folder, ".lock"), "w").close()
+    go, report, hold = os.pipe(), os.pipe(), os.pipe()
+    pids = []
+    for _ in range(2):
+        pid = os.fork()
+        if pid == 0:
+            contend(folder, go[0], report[1], hold[0])
+        pids.append(pid)
+    os.write(go[1], b"..")
+    with os.fdopen(report[0]) as lines:
+        outcomes = [json.loads(lines.readline()) for _ in range(2)]
+    os.write(hold[1], b"..")
+    codes = [os.waitpid(pid, 0)[1] for pid in pids]
+    for fd in (*go, report[1], *hold):
+        os.close(fd)
+    print(json.dumps({"outcomes": sorted(outcomes), "codes": codes,
+                      "lock_left": os.path.exists(os.path.join(folder, ".lock"))}), flush=True)
+"""
+
+
+@pytest.mark.parametrize("existing", ["none", "folder", "empty lock file"])
+def test_two_trainings_started_together_exactly_one_wins(tmp_path, existing):
+    """Two processes take one folder's lock at the same moment, 40 times: never both, never neither.
+    (An empty lock file is one created but not yet written: the pid lock took it for stale.)"""
+    rounds = 40
+    done = subprocess.run([sys.executable, "-c", _RACE, str(rounds), str(tmp_path), existing], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    results = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(results) == rounds
+    for n, r in enumerate(results):
+        (lost, won) = r["outcomes"]
+        assert won == "won" and lost.startswith(f"lost: run folder {tmp_path}/run-{n} is in use by a training"), r
+        assert r["codes"] == [0, 0] and not r["lock_left"], r
+
+
+def test_a_folder_in_use_says_so_and_not_that_it_holds_an_earlier_run(tmp_path):
+    """One accurate message: "continue it with --resume" would fail too while the folder is in use."""
+    spec = spec_file(tmp_path, TINY)
+    folder = tmp_path / "run"
+    first = api.training(spec, out=folder, iters=25, batch=200)
+    try:
+        list(first.run())  # weights.npz written, the lock still held
+        assert (folder / "weights.npz").exists()
+        for flags in ({"out": folder}, {"resume": folder}):
+            with pytest.raises(UsageError) as info:
+                api.training(spec, iters=30, **flags)
+            message = info.value.diagnostics[0].message
+            assert f"in use by a training still running (process {os.getpid()})" in message
+            assert "earlier run" not in message
+    finally:
+        first.close()
+    with pytest.raises(UsageError, match="holds an earlier run"):  # idle now: the earlier run is what stands
+        api.training(spec, out=folder, iters=3)
+    run_all(api.training(spec, resume=folder, iters=30))
+
+
+def test_without_fcntl_the_lock_file_itself_is_the_lock(tmp_path, monkeypatch):
+    """Windows is not a target, but importing and locking work there: an exclusively created file."""
+    monkeypatch.setattr(train, "fcntl", None)
+    folder = tmp_path / "run"
+    first = RunLock(folder)
+    first.acquire()
+    with pytest.raises(UsageError) as info:
+        RunLock(folder).acquire()
+    assert f"delete {folder / '.lock'}" in (info.value.diagnostics[0].hint or "")
+    first.release()
+    assert not folder.exists()  # the lock made the folder, and nothing else was put there
+    again = RunLock(folder)
+    again.acquire()
+    again.release()
+
+
+def test_a_failed_start_leaves_no_folder_behind(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(SpeccError):
+        api.training(spec_file(tmp_path, TINY), out=out, data=str(tmp_path / "missing.npz"))
+    assert not out.exists()
 
 
 # --- divergence ----------------------------------------------------------------------------------

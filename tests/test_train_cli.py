@@ -99,19 +99,41 @@ def test_a_folder_holding_a_run_is_refused(trained):
     assert snapshot(out) == before
 
 
-def test_a_folder_locked_by_a_live_process_is_refused(tmp_path):
+def test_a_folder_locked_by_a_live_process_is_refused(tmp_path, lock_holder):
+    out = tmp_path / "run"
+    owner = lock_holder(out)
+    owner.go()
+    assert owner.outcome() == "won"
+    r = specc_run("train", TWO_LAYER, "--iters", 2, "--out", out)
+    assert r.code == 2
+    assert f"in use by a training still running (process {owner.proc.pid})" in r.err
+    assert sorted(p.name for p in out.iterdir()) == [".lock"] and (out / ".lock").read_text() == str(owner.proc.pid)
+    owner.release()
+    assert specc_run("train", TWO_LAYER, "--iters", 2, "--out", out).code == 0
+
+
+def test_a_requeued_command_into_a_live_folder_says_it_is_in_use(tmp_path, lock_holder):
+    """The folder holds weights and a live training: "in use", not "continue it with --resume"."""
+    out = tmp_path / "run"
+    assert specc_run("train", TWO_LAYER, "--iters", 5, "--out", out).code == 0
+    owner = lock_holder(out)
+    owner.go()
+    assert owner.outcome() == "won"
+    for extra in ([], ["--resume", out]):
+        r = specc_run("train", TWO_LAYER, "--iters", 5, "--out", out, *extra)
+        assert r.code == 2 and f"in use by a training still running (process {owner.proc.pid})" in r.err
+        assert "earlier run" not in r.err
+    owner.release()
+    r = specc_run("train", TWO_LAYER, "--iters", 5, "--out", out)
+    assert r.code == 2 and "holds an earlier run" in r.err and f"--resume {out}" in r.err
+
+
+def test_a_stale_lock_naming_a_live_process_does_not_block(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
-    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        (out / ".lock").write_text(str(owner.pid))
-        r = specc_run("train", TWO_LAYER, "--iters", 2, "--out", out)
-        assert r.code == 2
-        assert f"in use by a training still running (process {owner.pid})" in r.err
-        assert sorted(p.name for p in out.iterdir()) == [".lock"] and (out / ".lock").read_text() == str(owner.pid)
-    finally:
-        owner.kill()
-        owner.wait()
+    (out / ".lock").write_text(str(os.getppid()))  # a pid now used by a live process that holds no lock
+    r = specc_run("train", TWO_LAYER, "--iters", 2, "--out", out)
+    assert r.code == 0, r.text
 
 
 def test_a_dead_processes_lock_does_not_block_resume(tmp_path):
@@ -269,10 +291,59 @@ def test_ctrl_c_saves_and_resume_completes(tmp_path):
 
 def test_resume_refuses_flags_that_would_change_the_run(tmp_path):
     from specc.errors import UsageError
-    (tmp_path / "config.json").write_text(json.dumps({"settings": {"epochs": 1}, "data": {"origin": "mnist-5k"}}))
+    (tmp_path / "config.json").write_text(json.dumps({"settings": {"epochs": 1, "optimizer_args": {"lr": 0.1}},
+                                                        "data": {"origin": "mnist-5k"}}))
     with pytest.raises(UsageError) as info:
         api.training(ROOT / "models" / "two_layer_net.net", resume=tmp_path, lr=0.5)
-    assert "--lr cannot change them" in info.value.diagnostics[0].message
+    assert "--lr 0.5 differs from the run's lr 0.1" in info.value.diagnostics[0].message
+
+
+def test_the_identical_command_requeued_with_resume_continues(tmp_path):
+    """What a job scheduler does: the command that started the run, again, plus --resume."""
+    out = tmp_path / "run"
+    first = api.training(TWO_LAYER, out=out, iters=45, batch=50, lr=0.1, optimizer="sgd", seed=0, dtype="float32")
+    try:
+        list(first.run(stop=lambda: first.iteration >= 5))  # the job is stopped after 5 iterations
+    finally:
+        first.close()
+    r = specc_run("train", TWO_LAYER, "--iters", 45, "--batch", 50, "--lr", 0.1, "--optimizer", "sgd",
+                  "--seed", 0, "--dtype", "float32", "--out", out, "--resume", out)
+    assert r.code == 0, r.text
+    assert "resuming at iteration 5 of 45" in r.out and epoch_lines(r.out) == [(1, 45)]
+    r = specc_run("train", TWO_LAYER, "--dtype", "float32", "--resume", out)  # a default, given alone
+    assert r.code == 0, r.text
+
+
+@pytest.mark.parametrize("flags, said", [
+    (["--batch", 60], "--batch 60 differs from the run's batch 50"),
+    (["--lr", 0.2, "--seed", 1], "--lr 0.2 differs from the run's lr 0.1, --seed 1 differs from the run's seed 0"),
+    (["--optimizer", "ADAM"], "--optimizer Adam differs from the run's optimizer SGD"),
+    (["--dtype", "float64"], "--dtype float64 differs from the run's dtype float32"),
+])
+def test_resume_names_the_setting_a_flag_would_change(tmp_path, flags, said):
+    out = tmp_path / "run"
+    assert specc_run("train", TWO_LAYER, "--iters", 5, "--batch", 50, "--out", out).code == 0
+    before = snapshot(out)
+    r = specc_run("train", TWO_LAYER, "--batch", 50, *flags, "--resume", out)
+    assert r.code == 2 and said in r.err, r.err
+    assert snapshot(out) == before
+
+
+def test_a_plain_resume_after_an_extension_continues_the_extended_run(tmp_path):
+    out = tmp_path / "run"
+    assert specc_run("train", TWO_LAYER, "--iters", 5, "--out", out).code == 0
+    assert specc_run("train", TWO_LAYER, "--iters", 45, "--resume", out).code == 0
+    assert json.loads((out / "config.json").read_text())["iterations"] == 45
+    r = specc_run("train", TWO_LAYER, "--resume", out)  # the requeued resume, without --iters
+    assert r.code == 0 and "resuming at iteration 45 of 45" in r.out, r.text
+
+
+def test_resume_refuses_another_out_folder(tmp_path):
+    out = tmp_path / "run"
+    assert specc_run("train", TWO_LAYER, "--iters", 5, "--out", out).code == 0
+    r = specc_run("train", TWO_LAYER, "--resume", out, "--out", tmp_path / "other")
+    assert r.code == 2 and "name two run folders" in r.err
+    assert not (tmp_path / "other").exists()
 
 
 def test_an_ir_json_trains_like_its_net_file(tmp_path):
