@@ -9,14 +9,11 @@ from typing import TYPE_CHECKING, Any, Iterator
 import numpy as np
 
 from specc.errors import DataError, Diagnostic, UsageError
+from specc.text import shape_text
 
 if TYPE_CHECKING:
     from specc.check import CheckedLayer
     from specc.network import Network
-
-
-def _shape(shape: tuple[int, ...]) -> str:
-    return "x".join(map(str, shape)) if shape else "a scalar"
 
 
 def assign(net: "Network", name: str, target: np.ndarray, value: Any) -> None:
@@ -33,7 +30,7 @@ def assign(net: "Network", name: str, target: np.ndarray, value: Any) -> None:
     if array.shape != target.shape:
         what = owner.layer.describe() if owner is not None else "the network"
         raise DataError([Diagnostic(
-            f"'{name}' of {what} is {_shape(target.shape)}, but the value assigned is {_shape(array.shape)}",
+            f"'{name}' of {what} is {shape_text(target.shape)}, but the value assigned is {shape_text(array.shape)}",
             where, "bad-param", f"declares {name}",
             "assign an array of the same shape; the layer's arguments fix it")], net.source)
     np.copyto(target, array, casting="unsafe")
@@ -77,7 +74,7 @@ class ParamDict(MutableMapping):
         return len(self._net._arrays)
 
     def __repr__(self) -> str:
-        return "{" + ", ".join(f"{k!r}: array({_shape(v.shape)})" for k, v in self._net._arrays.items()) + "}"
+        return "{" + ", ".join(f"{k!r}: array({shape_text(v.shape)})" for k, v in self._net._arrays.items()) + "}"
 
 
 class BookLayer:

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from specc import layers
 from specc.errors import Diagnostic, Label, SpecError
 from specc.ir import Call, Network, Placeholder
-from specc.layers.base import Layer, Shape, ShapeError, fmt_shape, size
+from specc.layers.base import Layer, Shape, ShapeError, size
+from specc.text import batch_shape
 
 
 @dataclass(frozen=True)
@@ -83,8 +84,8 @@ def check(net: Network) -> CheckedNetwork:
             path = ("layers", i, "args", e.arg) if e.arg is not None else ("layers", i)
             got = "declared" if i == 0 else "produces"
             errors.append(Diagnostic(
-                e.message, None, "shape", e.wants or f"receives {fmt_shape(shape)}", e.hint,
-                (Label(None, f"{got} {fmt_shape(shape)}", _producer(i)), *_expanded_from(spec)), path=path))
+                e.message, None, "shape", e.wants or f"receives {batch_shape(shape)}", e.hint,
+                (Label(None, f"{got} {batch_shape(shape)}", _producer(i)), *_expanded_from(spec)), path=path))
             shape = None
             continue
         names = _numbered(layer, counters)

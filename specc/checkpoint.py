@@ -21,6 +21,7 @@ from specc.errors import DataError, Diagnostic, Label, RunError
 from specc.network import Network
 from specc.npyio import Archive
 from specc.source import Source
+from specc.text import shape_text
 
 _PARAM, _STATE, _OPT, _META = "param/", "state/", "opt/", "meta"
 
@@ -184,16 +185,16 @@ def _differences(net: Network, params: dict, state: dict, file: str) -> list[Dia
         notes = tuple(Label(o.call, f"from {o.block}" if o.block else f"copy {o.repeat} of {o.of}")
                       for o in c.spec.origin if o.call)
         if name not in have:
-            out.append(Diagnostic(f"checkpoint {file} has no '{name}' ({'x'.join(map(str, shape))}) for "
+            out.append(Diagnostic(f"checkpoint {file} has no '{name}' ({shape_text(shape)}) for "
                                   f"{c.layer.describe()}", where, "checkpoint-mismatch",
                                   f"declares {name}", "was the checkpoint saved from another spec?", notes))
         elif have[name] != shape:
-            out.append(Diagnostic(f"'{name}' is {'x'.join(map(str, have[name]))} in checkpoint {file}, but "
-                                  f"{c.layer.describe()} needs {'x'.join(map(str, shape))}", where,
+            out.append(Diagnostic(f"'{name}' is {shape_text(have[name])} in checkpoint {file}, but "
+                                  f"{c.layer.describe()} needs {shape_text(shape)}", where,
                                   "checkpoint-mismatch", f"declares {name}", None, notes))
     for name in have:
         if name not in want:
-            out.append(Diagnostic(f"checkpoint {file} has '{name}' ({'x'.join(map(str, have[name]))}), "
+            out.append(Diagnostic(f"checkpoint {file} has '{name}' ({shape_text(have[name])}), "
                                   "which this spec does not declare", None, "checkpoint-mismatch",
                                   hint="was the checkpoint saved from another spec?"))
     for name, arr in {**params, **state}.items():

@@ -21,6 +21,7 @@ from specc.memory import parse_size
 from specc.schema import build_schema
 from specc.source import Source
 from specc.summary import table
+from specc.text import shape_text
 from specc.trainview import TrainView
 
 
@@ -191,7 +192,7 @@ def _gradcheck_table(results, title: str) -> Table:
     for name, justify in columns:
         t.add_column(name, justify=justify, no_wrap=True)
     for r in results:
-        t.add_row(r.name, "x".join(map(str, r.shape)), f"{r.checked:,}", f"{r.max_abs:.2e}", f"{r.relative:.2e}",
+        t.add_row(r.name, shape_text(r.shape), f"{r.checked:,}", f"{r.max_abs:.2e}", f"{r.relative:.2e}",
                   Text("PASS", style="green") if r.passed else Text("FAIL", style="bold red"))
     return t
 

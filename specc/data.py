@@ -25,6 +25,7 @@ from numpy.typing import DTypeLike
 
 from specc import images, memory, npyio
 from specc.errors import DataError, Diagnostic, did_you_mean
+from specc.text import shape_text
 
 SAMPLE = "mnist-5k"
 SAMPLE_DIR = Path(__file__).resolve().parent / "sample" / SAMPLE
@@ -106,7 +107,7 @@ class _Idx:
         return math.prod(self.dims) * self.dtype.itemsize
 
     def describe(self) -> str:
-        return f"{'x'.join(map(str, self.dims))} values ({self.nbytes:,} bytes)"
+        return f"{shape_text(self.dims)} values ({self.nbytes:,} bytes)"
 
 
 @contextlib.contextmanager
@@ -142,11 +143,11 @@ def _read_idx_body(idx: _Idx) -> np.ndarray:
     with _idx_errors(idx.path):
         body, more = npyio.read_body(idx.stream, idx.nbytes)
     if len(body) < idx.nbytes:
-        raise _error(idx.path, f"the file is truncated: the header announces {'x'.join(map(str, idx.dims))} "
+        raise _error(idx.path, f"the file is truncated: the header announces {shape_text(idx.dims)} "
                                f"values ({idx.nbytes:,} bytes of data), but only {len(body):,} bytes follow",
                      "download the file again")
     if more:
-        raise _error(idx.path, f"the file holds more data than its header announces ({'x'.join(map(str, idx.dims))})")
+        raise _error(idx.path, f"the file holds more data than its header announces ({shape_text(idx.dims)})")
     return body.view(idx.dtype).reshape(idx.dims).astype(idx.dtype.newbyteorder("="), copy=False)
 
 
@@ -539,7 +540,7 @@ def _as_samples(x: np.ndarray, shape: tuple[int, ...], path: Path) -> np.ndarray
         return x.reshape(1, *x.shape)
     got = x.shape[1:] if x.ndim >= 2 else x.shape
     which = "the image is" if x.ndim < 2 or len(x) == 1 else f"the {len(x):,} images are"
-    expected = f"{'x'.join(map(str, shape))} ({want:,} values)" if len(shape) > 1 else f"{want:,} values"
-    raise _error(path, f"{which} {'x'.join(map(str, got))} ({math.prod(got):,} values), but the network's input "
+    expected = f"{shape_text(shape)} ({want:,} values)" if len(shape) > 1 else f"{want:,} values"
+    raise _error(path, f"{which} {shape_text(got)} ({math.prod(got):,} values), but the network's input "
                        f"is {expected}",
                  "give images of the size the network was trained on (28x28 pixels for MNIST)")

@@ -10,7 +10,7 @@ from typing import Any, Iterable, Mapping
 
 from specc import layers
 from specc.errors import Span
-from specc.layers.base import Arg
+from specc.layers.args import Arg
 from specc.optimizers import OPTIMIZERS, SCHEDULES, SETTINGS
 
 

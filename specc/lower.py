@@ -12,6 +12,7 @@ from specc import layers
 from specc import syntax as s
 from specc.errors import Diagnostic, Label, Span, did_you_mean
 from specc.optimizers import OPTIMIZERS, SCHEDULES, canonical
+from specc.text import value_text
 
 IR_VERSION = 1
 MAX_LAYERS = 10_000  # a network expanding past this is refused before it is expanded
@@ -179,7 +180,7 @@ def _expand(st: _Lowering, item: s.Item, env: Env, origin: list[dict]) -> list[d
             hint = (f"write `* {int(n)}`: in a .net file an integer is written without a decimal point"
                     if isinstance(n, float) and n.is_integer() and n >= 1
                     else "write `Layer * 3` to repeat a layer three times")
-            st.error(f"a repetition count must be a positive integer, not {_show(n)}", item.count.span,
+            st.error(f"a repetition count must be a positive integer, not {value_text(n)}", item.count.span,
                      "bad-repeat", hint=hint)
             return _expand(st, item.body, env, origin)
         out = []
@@ -327,13 +328,6 @@ def _value(st: _Lowering, v: s.Value, env: Env) -> Any:
     st.error(f"'{v.name}(...)' is a call, but a number, a name or a string is expected here", v.span,
              "bad-value")
     return _INVALID
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, float):
-        shown = f"{value:g}"
-        return shown + ".0" if shown.lstrip("-").isdigit() else shown  # 2.0 is not shown as 2
-    return repr(value) if isinstance(value, str) else str(value)
 
 
 # --- the train section ------------------------------------------------------------------

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from specc.compiler import Plan
 from specc.errors import Diagnostic, SpecError, UsageError
 from specc.source import Source
+from specc.text import human_bytes
 
 _FRACTION = 0.5  # of the machine's memory, when no budget is given
 _SIZES = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
@@ -44,14 +45,6 @@ def parse_size(text: str) -> int:
         raise UsageError([Diagnostic(f"not a memory size: {text!r}", None, "bad-size",
                                      hint="write it as 512M, 2G or 1.5GiB")])
     return int(float(m.group(1)) * _SIZES[m.group(2).upper()])
-
-
-def human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1024
-    return f"{n:,.1f} TiB"
 
 
 def estimate(plan: Plan, batch: int = 100, itemsize: int = 4, optimizer_slots: int = 2) -> Estimate:
@@ -90,9 +83,9 @@ def enforce(plan: Plan, source: Source | None, budget: int | None = None,
     worst = max(e.per_layer, key=lambda i: e.per_layer[i])
     c = net.layers[worst]
     raise SpecError([Diagnostic(
-        f"training this network would need {human(e.total)} (parameters, gradients and optimizer state "
-        f"{human(e.parameters)}; buffers for a batch of {batch} {human(e.activations)}), more than the "
-        f"budget of {human(budget)}", c.spec.span, "too-much-memory",
-        f"{c.layer.describe()} needs {human(e.per_layer[worst])}",
+        f"training this network would need {human_bytes(e.total)} (parameters, gradients and optimizer state "
+        f"{human_bytes(e.parameters)}; buffers for a batch of {batch} {human_bytes(e.activations)}), more than the "
+        f"budget of {human_bytes(budget)}", c.spec.span, "too-much-memory",
+        f"{c.layer.describe()} needs {human_bytes(e.per_layer[worst])}",
         "make this layer smaller or the batch smaller, or raise the budget with --max-memory "
         "(or SPECC_MAX_MEMORY)")], source)

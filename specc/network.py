@@ -21,10 +21,11 @@ from specc.bookview import BookLayers, ParamDict
 from specc.check import CheckedLayer, CheckedNetwork
 from specc.compiler import Compiled, Plan, plan
 from specc.errors import DataError, Diagnostic, UsageError
-from specc.layers.base import Labels, Runtime, fmt_shape, size
+from specc.layers.base import Labels, Runtime, size
 from specc.memory import forward_bytes_per_sample
 from specc.numerics import initial_values
 from specc.source import Source
+from specc.text import batch_shape
 
 DTYPES = ("float32", "float64")
 # Overflow and NaN are reported as RunError naming the layer; numpy's warnings would only add noise.
@@ -374,8 +375,8 @@ class Network:
         span = self.checked.network.input_span or self.checked.layers[0].spec.span
         shown = "(" + ", ".join(map(str, got)) + ")"
         return DataError([Diagnostic(
-            f"the input has shape {shown}, but the network expects {fmt_shape(self.input_shape)}", span,
-            "input-shape", f"expects {fmt_shape(self.input_shape)}",
+            f"the input has shape {shown}, but the network expects {batch_shape(self.input_shape)}", span,
+            "input-shape", f"expects {batch_shape(self.input_shape)}",
             "inputs are (N, features) or (N, channels, height, width) batches with the declared size")],
             self.source)
 

@@ -11,6 +11,7 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 from specc.errors import DataError, Diagnostic
+from specc.text import shape_text
 
 _CHUNK = 1 << 20  # bytes inflated at a time: memory grows with the data that really arrives
 
@@ -31,7 +32,7 @@ class Header:
         return count * self.dtype.itemsize
 
     def describe(self) -> str:
-        return f"{'x'.join(map(str, self.shape)) or 'a scalar'} {self.dtype} values ({self.nbytes:,} bytes)"
+        return f"{shape_text(self.shape) or 'a scalar'} {self.dtype} values ({self.nbytes:,} bytes)"
 
 
 def refused(path: str | Path, message: str, code: str = "too-large", hint: str | None = None) -> DataError:

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from specc.layers.base import POSITIVE_INT, Arg
+from specc.layers.args import POSITIVE_INT, Arg
 
 _EPS = 1e-7  # the book's small constant in adaptive denominators
 

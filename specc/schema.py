@@ -15,9 +15,10 @@ import jsonschema
 
 from specc import layers
 from specc.errors import Diagnostic, did_you_mean
-from specc.layers.base import Arg
+from specc.layers.args import Arg
 from specc.optimizers import OPTIMIZERS, SCHEDULES, SETTINGS
 from specc.resources import grammar_dir
+from specc.text import value_text
 
 SCHEMA_FILE = "ir.schema.json"
 _SPAN = {"$ref": "#/$defs/span"}
@@ -167,22 +168,6 @@ def _sorted(found: list[Diagnostic]) -> list[Diagnostic]:
 
 # --- turning schema errors into sentences -------------------------------------------------
 
-def _show(value: Any) -> str:
-    if isinstance(value, str):
-        return f"'{value}'"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "nothing"
-    if isinstance(value, float):
-        shown = f"{value:g}"
-        return shown + ".0" if shown.lstrip("-").isdigit() else shown  # 784.0 is not shown as 784
-    if isinstance(value, (dict, list)):
-        text = json.dumps(value)
-        return text if len(text) < 40 else text[:37] + "..."
-    return str(value)
-
-
 def _signature_of(doc: Any, path: tuple) -> tuple[str, str, list[Arg]] | None:
     """(what, name, arguments) of the call at `path` (a layer, optimizer or schedule)."""
     node = doc
@@ -234,7 +219,7 @@ def _explain(doc: Any, e: jsonschema.ValidationError) -> list[Diagnostic]:
                                                      path)
                 hint = did_you_mean(e.instance, _enum_values(arg.schema)) if isinstance(e.instance, str) else None
                 return [Diagnostic(f"{name}: '{arg.name}' expects {_with_limit(arg.expects, e)}, "
-                                   f"but received {_show(e.instance)}", None, "bad-arg", "", hint, path=path)]
+                                   f"but received {value_text(e.instance)}", None, "bad-arg", "", hint, path=path)]
     if path[:1] == ("train",):
         if v == "additionalProperties" and path == ("train",):
             return [Diagnostic(f"unknown train setting '{extra}'", None, "unknown-setting", "unknown setting",
@@ -243,7 +228,7 @@ def _explain(doc: Any, e: jsonschema.ValidationError) -> list[Diagnostic]:
                     for extra in e.instance if extra not in SETTINGS and extra not in ("span", "key_spans")]
         if path[-1:] == ("type",) and len(path) == 3:
             table = OPTIMIZERS if path[1] == "optimizer" else SCHEDULES
-            return [Diagnostic(f"unknown {path[1]} {_show(e.instance)}", None, f"unknown-{path[1]}",
+            return [Diagnostic(f"unknown {path[1]} {value_text(e.instance)}", None, f"unknown-{path[1]}",
                                f"not a known {path[1]}",
                                did_you_mean(str(e.instance), table) or f"{path[1]}s: " + ", ".join(table),
                                path=path)]
@@ -253,19 +238,19 @@ def _explain(doc: Any, e: jsonschema.ValidationError) -> list[Diagnostic]:
                 return _integer_written_as_float(f"train setting '{st.key}'", st.expects, st.schema, e,
                                                  "bad-setting", path)
             return [Diagnostic(f"train setting '{st.key}' expects {_with_limit(st.expects, e)}, "
-                               f"but received {_show(e.instance)}", None, "bad-setting", "", path=path)]
+                               f"but received {value_text(e.instance)}", None, "bad-setting", "", path=path)]
     if path[:1] == ("layers",) and path[-1:] == ("type",) and v == "enum":
-        return [Diagnostic(f"unknown layer {_show(e.instance)}", None, "unknown-layer", "not a layer",
+        return [Diagnostic(f"unknown layer {value_text(e.instance)}", None, "unknown-layer", "not a layer",
                            layers.foreign_hint(str(e.instance))
                            or did_you_mean(str(e.instance), layers.names(), layers.ALIASES), path=path)]
     if path == ("version",):
-        return [Diagnostic(f"unsupported IR version {_show(e.instance)}; this specc reads version 1",
+        return [Diagnostic(f"unsupported IR version {value_text(e.instance)}; this specc reads version 1",
                            None, "bad-ir", path=path)]
     if path[:1] == ("input",):
         bound = _upper_bound(e)
         each = f" up to {_limit(bound[1])}" if bound else ""
         return [Diagnostic(f"the input shape must be 1 to 3 positive integers{each}, but received "
-                           f"{_show(_input_shape(doc))}",
+                           f"{value_text(_input_shape(doc))}",
                            None, "bad-input", hint="for example `input 784` or `input 1x28x28`", path=("input",))]
     where = "/".join(map(str, path)) or "the document"
     return [Diagnostic(f"invalid IR at {where}: {e.message}", None, "bad-ir", path=path)]
@@ -305,7 +290,7 @@ def _integer_written_as_float(what: str, expects: str, schema: Mapping[str, Any]
     value = e.instance
     if not schema.get("minimum", value) <= value <= schema.get("maximum", value):
         return []  # the bound it breaks is reported (once) by its own check
-    return [Diagnostic(f"{what} expects {expects}, but received {_show(value)}", None, code, "",
+    return [Diagnostic(f"{what} expects {expects}, but received {value_text(value)}", None, code, "",
                        f"write {int(value)}: in a .net file an integer is written without a decimal point",
                        path=path)]
 

@@ -10,7 +10,8 @@ from rich.text import Text
 
 from specc.check import CheckedNetwork
 from specc.compiler import Plan
-from specc.layers.base import fmt_shape, size
+from specc.layers.base import size
+from specc.text import batch_shape, human_bytes
 
 BYTES_F32 = 4
 
@@ -71,14 +72,6 @@ def _via(origin) -> str:
     return " ".join(x for x in (blocks, copies, f"(line {line})" if line else "") if x)
 
 
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:,} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1024
-    raise AssertionError
-
-
 def table(s: Summary) -> Group:
     """The summary as a rich table, totals in the footer, then the totals and the fused kernels
     in words (not as the table's caption, which rich would wrap to the table's width).
@@ -94,11 +87,11 @@ def table(s: Summary) -> Group:
                ("line", "", "right", [f"{r.line}" if r.line else "-" for r in s.rows])]
     if show_via:
         columns.append(("via", "", "left", [r.via for r in s.rows]))
-    columns += [("output", "", "left", [fmt_shape(tuple(r.output)) for r in s.rows]),
+    columns += [("output", "", "left", [batch_shape(tuple(r.output)) for r in s.rows]),
                 ("params", f"{s.params:,}", "right", [f"{r.params:,}" if r.params else "-" for r in s.rows]),
                 ("FLOPs/sample", f"{s.flops:,}", "right", [f"{r.flops:,}" for r in s.rows]),
                 ("kernel", f"{s.rows[-1].kernel if s.rows else 0}", "right", [str(r.kernel) for r in s.rows])]
-    t = Table(title=f"{s.source or 'network'}: input {fmt_shape(tuple(s.input))}", show_footer=True,
+    t = Table(title=f"{s.source or 'network'}: input {batch_shape(tuple(s.input))}", show_footer=True,
               title_justify="left")
     for header, footer, justify, cells in columns:
         fixed = header != "via"

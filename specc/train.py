@@ -24,9 +24,10 @@ from specc import checkpoint, plot
 from specc.data import Batches, Dataset
 from specc.errors import DataError, Diagnostic, RunError, UsageError, did_you_mean
 from specc.ir import Call, Train
-from specc.layers.base import Labels, fmt_shape, size
+from specc.layers.base import Labels, size
 from specc.network import Network
 from specc.optimizers import OPTIMIZERS, SCHEDULES, canonical, learning_rate, make_optimizer
+from specc.text import batch_shape, shape_text
 
 
 @dataclass(frozen=True)
@@ -166,8 +167,8 @@ def check_fit(net: Network, data: Dataset) -> None:
     want, got = net.input_shape, data.sample_shape
     if size(want) != size(got):
         raise DataError([Diagnostic(
-            f"the data's samples are {'x'.join(map(str, got))} ({size(got):,} values), but the network's input "
-            f"is {fmt_shape(want)} ({size(want):,} values)", net.checked.network.input_span
+            f"the data's samples are {shape_text(got)} ({size(got):,} values), but the network's input "
+            f"is {batch_shape(want)} ({size(want):,} values)", net.checked.network.input_span
             or net.checked.layers[0].spec.span, "data-shape", "expects this input",
             f"{data.name} ({data.origin}) does not fit this network; change the input or the data")], net.source)
     outputs = net.loss_layer.out_shape[0]

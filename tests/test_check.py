@@ -334,7 +334,8 @@ def test_inference_resumes_after_an_unknown_layer_at_an_affine_with_its_input_si
     (4, 20, 3, 10, "kernel=18 or kernel=21, pad=11, stride=2 or stride=4", False),
 ])
 def test_a_stride_that_does_not_fit_suggests_only_changes_that_work(length, kernel, stride, pad, works, no_pad):
-    from specc.layers.base import ShapeError, sliding_output
+    from specc.layers.base import ShapeError
+    from specc.layers.windows import sliding_output
     with pytest.raises(ShapeError) as info:
         sliding_output("Convolution", "H", length, kernel, stride, pad, "kernel")
     hint = info.value.hint

@@ -17,6 +17,7 @@ import specc
 from specc.gradcheck import check_layer
 from specc.layers import REGISTRY
 from specc.layers.base import Labels, Layer, Runtime
+from specc.text import shape_text
 
 N = 3  # samples per batch; BatchNorm needs more than one
 H = 1e-6  # central-difference step
@@ -188,7 +189,7 @@ def test_shape_rule_and_parameter_count(name, i):
 
 def _one_layer_network(name: str, s: Sample) -> str:
     """The layer alone, with a loss after it when it is not one (Affine flattens images for it)."""
-    shape = "x".join(map(str, s.in_shape))
+    shape = shape_text(s.in_shape)
     chain = _call(name, s.args)
     if not REGISTRY[name].is_loss:
         chain += " -> SoftmaxWithLoss" if len(s.out_shape) == 1 else " -> Flatten -> SoftmaxWithLoss"
@@ -463,7 +464,7 @@ def _network_text(name: str, s: Sample, context: str) -> str | None:
         if context == "before_activation":
             chain += " -> ReLU"
         chain += " -> Affine(3) -> SoftmaxWithLoss"
-    return f"input {'x'.join(map(str, s.in_shape))}\n{chain}\n"
+    return f"input {shape_text(s.in_shape)}\n{chain}\n"
 
 
 def close(a, b, what: str, tol: float = 1e-10) -> None:
@@ -538,7 +539,7 @@ def test_generated_pooling_sends_ties_to_the_first_maximum(i):
     convnet: both paths send the gradient to the same one, the first."""
     s = SAMPLES["Pooling"][i]
     c = s.in_shape[0]
-    text = (f"input {'x'.join(map(str, s.in_shape))}\n"
+    text = (f"input {shape_text(s.in_shape)}\n"
             f"Convolution({c}, kernel=1) -> {_call('Pooling', s.args)} -> Affine(3) -> SoftmaxWithLoss\n")
     fused, unfused = twins(text)
     for net in (fused, unfused):  # the convolution passes its input through unchanged

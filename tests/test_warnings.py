@@ -163,9 +163,9 @@ def test_a_json_ir_file_with_a_foreign_layer_type_gets_the_same_hint():
 
 def test_foreign_names_are_neither_specc_names_nor_claimed_twice():
     seen: dict[str, str] = {}
-    specc_names = {layers.base.foreign_key(n) for n in layers.names()}
+    specc_names = {layers.registry.foreign_key(n) for n in layers.names()}
     for cls in layers.REGISTRY.values():
         for foreign in cls.foreign_names:
-            key = layers.base.foreign_key(foreign)
+            key = layers.registry.foreign_key(foreign)
             assert key not in specc_names, foreign
             assert seen.setdefault(key, cls.name) == cls.name, foreign

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from specc.layers.base import Arg, Layer, Scratch, registered
+from specc.layers.args import Arg
+from specc.layers.base import Layer, Scratch
+from specc.layers.registry import registered
 
 
 class _Activation(Layer):

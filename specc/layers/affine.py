@@ -1,18 +1,10 @@
 """Affine: the fully connected layer y = x W + b; an image input is flattened first, as in the book."""
 from __future__ import annotations
 
-from specc.layers.base import (
-    INIT,
-    INIT_EXPECTS,
-    POSITIVE_INT,
-    Arg,
-    Layer,
-    Shape,
-    ShapeError,
-    fmt_shape,
-    registered,
-    size,
-)
+from specc.layers.args import INIT, INIT_EXPECTS, POSITIVE_INT, Arg
+from specc.layers.base import Layer, Shape, ShapeError, size
+from specc.layers.registry import registered
+from specc.text import batch_shape
 
 
 @registered
@@ -42,7 +34,7 @@ class Affine(Layer):
             raise ShapeError(
                 f"Affine expects {declared} inputs per sample, but receives {got}",
                 hint=f"write `Affine({self.args['out']})` to let specc infer the input size",
-                arg="in", wants=f"expects {fmt_shape((declared,))}")
+                arg="in", wants=f"expects {batch_shape((declared,))}")
         return (self.args["out"],)
 
     def param_shapes(self) -> dict[str, Shape]:

@@ -7,46 +7,10 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Mapping
 
+from specc.layers.args import Arg, ArgWarning
+from specc.text import value_text
+
 Shape = tuple[int, ...]
-
-REQUIRED = object()  # marks an argument without a default
-
-# Argument schemas shared by several layers. Upper bounds keep absurd values out early.
-MAX_SIZE = 2**31 - 1
-POSITIVE_INT = {"type": "integer", "minimum": 1, "maximum": MAX_SIZE}
-NONNEGATIVE_INT = {"type": "integer", "minimum": 0, "maximum": MAX_SIZE}
-INIT = {"anyOf": [{"enum": ["auto", "he", "xavier"]},
-                  {"type": "number", "exclusiveMinimum": 0, "maximum": 1e6}]}
-INIT_EXPECTS = "'auto', 'he', 'xavier' or a positive number (the standard deviation)"
-
-
-@dataclass(frozen=True)
-class Arg:
-    """One argument of a layer: its name, what it accepts, its default and what it means."""
-
-    name: str
-    schema: dict[str, Any]
-    expects: str  # for messages: "expected {expects}, received ..."
-    default: Any = REQUIRED  # a value, REQUIRED, or a function of the other arguments
-    doc: str = ""
-    nullable: bool = False  # None means "inferred" (e.g. Affine's `in`)
-
-    @property
-    def required(self) -> bool:
-        return self.default is REQUIRED
-
-    def default_for(self, args: Mapping[str, Any]) -> Any:
-        return self.default(args) if callable(self.default) else self.default
-
-
-@dataclass(frozen=True)
-class ArgWarning:
-    """An argument value that is allowed but very likely not what was meant; reported as a warning."""
-
-    arg: str
-    message: str
-    hint: str | None = None
-    code: str = "suspicious-arg"
 
 
 class ShapeError(Exception):
@@ -89,11 +53,6 @@ class Runtime:
 
     rng: Any  # numpy.random.Generator
     state: dict  # this layer's buffers by base name (running_mean, running_var)
-
-
-def fmt_shape(shape: Shape) -> str:
-    """A per-sample shape with the batch shown: (N, 30, 12, 12)."""
-    return "(" + ", ".join(["N", *map(str, shape)]) + ")"
 
 
 def size(shape: Shape) -> int:
@@ -225,91 +184,9 @@ class Layer(ABC):
     def describe(self) -> str:
         """The layer as a call with its required arguments and any non-default ones."""
         required = [a.name for a in self.signature if a.required]
-        shown = [_fmt(self.args[n]) for n in required[:1]]
-        shown += [f"{n}={_fmt(self.args[n])}" for n in required[1:]]
-        shown += [f"{a.name}={_fmt(self.args[a.name])}" for a in self.signature
+        shown = [value_text(self.args[n], quote=False) for n in required[:1]]
+        shown += [f"{n}={value_text(self.args[n], quote=False)}" for n in required[1:]]
+        shown += [f"{a.name}={value_text(self.args[a.name], quote=False)}" for a in self.signature
                   if not a.required and self.args.get(a.name) is not None
                   and self.args[a.name] != a.default_for(self.args)]
         return f"{self.name}({', '.join(shown)})" if shown else self.name
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, str):
-        return value
-    return str(value)
-
-
-def registered(cls: type[Layer]) -> type[Layer]:
-    """Class decorator: add a layer type to the registry under its name and aliases."""
-    from specc.layers import ALIASES, REGISTRY
-    for key in (cls.name, *cls.aliases):
-        if key in REGISTRY or key in ALIASES:
-            raise RuntimeError(f"layer name {key!r} registered twice")
-    REGISTRY[cls.name] = cls
-    for alias in cls.aliases:
-        ALIASES[alias] = cls.name
-    return cls
-
-
-def foreign_key(name: str) -> str:
-    """How foreign names are compared: LeakyReLU, leaky_relu and LEAKYRELU are one name."""
-    return name.replace("_", "").lower()
-
-
-
-def sliding_output(layer: str, axis: str, length: int, kernel: int, stride: int, pad: int,
-                   kernel_arg: str) -> int:
-    """Output length of a sliding window: (length + 2*pad - kernel) / stride + 1, a positive whole number."""
-    span = length + 2 * pad - kernel
-    formula = (f"({axis} + 2*pad - {kernel_arg}) / stride + 1 = "
-               f"({length} + 2*{pad} - {kernel}) / {stride} + 1")
-    if span < 0:
-        raise ShapeError(
-            f"{layer} window is larger than its input: {kernel_arg} {kernel} > {axis} + 2*pad = {length + 2 * pad}",
-            hint=f"the output {axis} is {formula} = {span / stride + 1:g}; use a smaller {kernel_arg} or more pad",
-            arg=kernel_arg)
-    if span % stride:
-        raise ShapeError(
-            f"{layer} output {axis} is not a whole number: {formula} = {span / stride + 1:g}",
-            hint=_whole_output_hint(axis, length, kernel, stride, pad, kernel_arg), arg="stride")
-    return span // stride + 1
-
-
-def _whole_output_hint(axis: str, length: int, kernel: int, stride: int, pad: int, kernel_arg: str) -> str:
-    """What makes stride divide length + 2*pad - kernel: only the changes that do, each nearest to
-    what was written (one argument changed, the others kept)."""
-    span = length + 2 * pad - kernel
-    left = span % stride
-    # kernel: one larger by the remainder, or one smaller by the rest of the stride
-    kernels = [k for k in (kernel - (stride - left), kernel + left) if 1 <= k <= length + 2 * pad]
-    # pad: 2*pad moves the span in steps of 2, so an even stride and an odd span never meet
-    pads = [p for p in range(max(0, pad - stride), pad + stride + 1)  # every remainder, near the pad written
-            if (length + 2 * p - kernel) % stride == 0 and length + 2 * p >= kernel]
-    nearest_pad = min(pads, key=lambda p: (abs(p - pad), p)) if pads else None
-    # stride: the divisors of the span nearest below and above, above only up to the window
-    # (a stride past the window skips input)
-    divisors = [d for d in range(1, span + 1) if span % d == 0] if span > 0 else []
-    below = [d for d in divisors if d < stride][-1:]
-    above = [d for d in divisors if stride < d <= max(kernel, stride)][:1]
-    options = [" or ".join(f"{kernel_arg}={k}" for k in kernels)] if kernels else []
-    if nearest_pad is not None:
-        options.append(f"pad={nearest_pad}")
-    if below or above:
-        options.append(" or ".join(f"stride={d}" for d in below + above))
-    why = f"stride {stride} must divide {axis} + 2*pad - {kernel_arg} = {span}"
-    if nearest_pad is None:
-        why += (f", and no pad can make it: 2*pad is even and {axis} - {kernel_arg} = {length - kernel} is odd"
-                if stride % 2 == 0 else ", and no pad can make it")
-    return f"{why}; this works with " + ", ".join(options) if options else why
-
-
-def expect_image(layer: str, in_shape: Shape) -> tuple[int, int, int]:
-    if len(in_shape) != 3:
-        raise ShapeError(
-            f"{layer} expects images (N, channels, height, width), but receives {fmt_shape(in_shape)}",
-            hint="declare the input as an image, e.g. `input 1x28x28`, and put image layers before any Affine",
-            wants="expects (N, C, H, W)")
-    c, h, w = in_shape
-    return c, h, w

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from specc.layers.base import Arg, ArgWarning, Layer, Scratch, Shape, registered
+from specc.layers.args import Arg, ArgWarning
+from specc.layers.base import Layer, Scratch, Shape
+from specc.layers.registry import registered
 
 
 @registered

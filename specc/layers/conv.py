@@ -3,19 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from specc.layers.base import (
-    INIT,
-    INIT_EXPECTS,
-    NONNEGATIVE_INT,
-    POSITIVE_INT,
-    Arg,
-    Layer,
-    Scratch,
-    Shape,
-    expect_image,
-    registered,
-    sliding_output,
-)
+from specc.layers.args import INIT, INIT_EXPECTS, NONNEGATIVE_INT, POSITIVE_INT, Arg
+from specc.layers.base import Layer, Scratch, Shape
+from specc.layers.registry import registered
+from specc.layers.windows import expect_image, sliding_output
 from specc.numerics import col2im, col2im_t, im2col, im2col_t
 
 

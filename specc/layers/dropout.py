@@ -1,7 +1,9 @@
 """Dropout: zero a random fraction of the activations while training; identity at inference."""
 from __future__ import annotations
 
-from specc.layers.base import Arg, Layer, Scratch, registered
+from specc.layers.args import Arg
+from specc.layers.base import Layer, Scratch
+from specc.layers.registry import registered
 
 
 @registered

@@ -1,7 +1,8 @@
 """Flatten: (C, H, W) -> (C*H*W,). Affine flattens by itself; this makes it explicit."""
 from __future__ import annotations
 
-from specc.layers.base import Layer, Shape, registered, size
+from specc.layers.base import Layer, Shape, size
+from specc.layers.registry import registered
 
 
 @registered

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from specc.layers.base import Labels, Layer, Scratch, Shape, ShapeError, fmt_shape, registered
+from specc.layers.base import Labels, Layer, Scratch, Shape, ShapeError
+from specc.layers.registry import registered
 from specc.numerics import softmax_cross_entropy
+from specc.text import batch_shape
 
 
 class _Loss(Layer):
@@ -20,7 +22,7 @@ class _Loss(Layer):
         if len(self.in_shape) != 1:
             raise ShapeError(
                 f"{self.name} expects one score per class, (N, classes), but receives "
-                f"{fmt_shape(self.in_shape)}",
+                f"{batch_shape(self.in_shape)}",
                 hint="put an Affine layer (or Flatten) before the loss", wants="expects (N, classes)")
         return self.in_shape
 

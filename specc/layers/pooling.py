@@ -3,17 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from specc.layers.base import (
-    NONNEGATIVE_INT,
-    POSITIVE_INT,
-    Arg,
-    Layer,
-    Scratch,
-    Shape,
-    expect_image,
-    registered,
-    sliding_output,
-)
+from specc.layers.args import NONNEGATIVE_INT, POSITIVE_INT, Arg
+from specc.layers.base import Layer, Scratch, Shape
+from specc.layers.registry import registered
+from specc.layers.windows import expect_image, sliding_output
 from specc.numerics import avg_pool_backward, pool_backward, pool_windows
 
 
