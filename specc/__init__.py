@@ -1,5 +1,6 @@
 """specc: a declarative model-spec compiler for neural networks written as .net layer pipelines."""
-from specc.errors import DataError, Diagnostic, FileError, RunError, Span, SpeccError, SpecError, UsageError
+from specc.errors import DataError, Diagnostic, FileError, RunError, SpeccError, SpecError, UsageError
+from specc.source import Span
 
 __version__ = "0.1.0"
 

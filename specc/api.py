@@ -15,14 +15,15 @@ from specc import train as train_mod
 from specc.check import CheckedNetwork, check, check_train
 from specc.compiler import Compiled, plan
 from specc.compiler import compile as compile_network
-from specc.errors import DataError, Diagnostic, Span, SpecError, UsageError
+from specc.errors import DataError, Diagnostic, SpecError, UsageError
 from specc.locate import Locator, ir_locator, json_locator
 from specc.lower import lower
 from specc.network import Network
 from specc.optimizers import OPTIMIZERS, canonical
 from specc.parse import parse
+from specc.reading import decode_source, read_source
 from specc.schema import validate
-from specc.source import Source, decode_source, read_source
+from specc.source import Source, Span
 from specc.summary import Summary, summarize
 from specc.train import Trainer
 

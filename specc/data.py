@@ -24,7 +24,8 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from specc import images, memory, npyio
-from specc.errors import DataError, Diagnostic, did_you_mean
+from specc.errors import DataError, Diagnostic
+from specc.suggest import did_you_mean
 from specc.text import shape_text
 
 SAMPLE = "mnist-5k"

@@ -6,8 +6,8 @@ from typing import Iterable
 from rich.console import Console
 from rich.text import Text
 
-from specc.errors import Diagnostic, Span, SpeccError, by_severity
-from specc.source import Source
+from specc.errors import Diagnostic, SpeccError, by_severity
+from specc.source import Source, Span
 
 _TAB = 4
 _WIDTH = 100  # longest source excerpt shown; longer lines are cut around the caret

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from specc import layers
-from specc.errors import Span
 from specc.layers.args import Arg
 from specc.optimizers import OPTIMIZERS, SCHEDULES, SETTINGS
+from specc.source import Span
 
 
 def _span(d: Mapping | None) -> Span | None:

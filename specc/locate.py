@@ -7,16 +7,17 @@ from typing import Any, Callable
 
 from lark import Lark, Token
 
-from specc.errors import Path, Span
+from specc.errors import IRPath
 from specc.resources import grammar_text
+from specc.source import Span
 
-Locator = Callable[[Path], "Span | None"]
+Locator = Callable[[IRPath], "Span | None"]
 
 
 def ir_locator(doc: Any) -> Locator:
     """For a .net file: the spans that lowering recorded in the IR itself."""
 
-    def locate(path: Path) -> Span | None:
+    def locate(path: IRPath) -> Span | None:
         node, best = doc, None
         for i, key in enumerate(path):
             if not isinstance(node, (dict, list)):
@@ -52,9 +53,9 @@ def _json_parser() -> Lark:
 
 def json_locator(text: str) -> Locator:
     """For a .json IR file: the position of each value in the JSON text (computed on first use)."""
-    table: dict[Path, Span] = {}
+    table: dict[IRPath, Span] = {}
 
-    def walk(node: Any, path: Path) -> None:
+    def walk(node: Any, path: IRPath) -> None:
         if isinstance(node, Token):
             # lark types a Token's positions Optional (a hand-made Token has none); a parsed one has them all
             table[path] = Span(node.line, node.column, node.end_line, node.end_column)  # type: ignore[arg-type]
@@ -73,7 +74,7 @@ def json_locator(text: str) -> Locator:
             for i, item in enumerate(c for c in node.children if c is not None):
                 walk(item, path + (i,))
 
-    def locate(path: Path) -> Span | None:
+    def locate(path: IRPath) -> Span | None:
         if not table:
             try:
                 walk(_json_parser().parse(text), ())

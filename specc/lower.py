@@ -10,8 +10,10 @@ from typing import Any
 
 from specc import layers
 from specc import syntax as s
-from specc.errors import Diagnostic, Label, Span, did_you_mean
+from specc.errors import Diagnostic, Label
 from specc.optimizers import OPTIMIZERS, SCHEDULES, canonical
+from specc.source import Span
+from specc.suggest import did_you_mean
 from specc.text import value_text
 
 IR_VERSION = 1

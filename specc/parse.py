@@ -9,9 +9,9 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from specc import syntax as s
-from specc.errors import Diagnostic, Span, SpecError
+from specc.errors import Diagnostic, SpecError
 from specc.resources import grammar_text
-from specc.source import Source
+from specc.source import Source, Span
 
 
 @cache

@@ -14,10 +14,11 @@ from typing import Any, Iterable, Mapping
 import jsonschema
 
 from specc import layers
-from specc.errors import Diagnostic, did_you_mean
+from specc.errors import Diagnostic
 from specc.layers.args import Arg
 from specc.optimizers import OPTIMIZERS, SCHEDULES, SETTINGS
 from specc.resources import grammar_dir
+from specc.suggest import did_you_mean
 from specc.text import value_text
 
 SCHEMA_FILE = "ir.schema.json"

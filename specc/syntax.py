@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Union
 
-from specc.errors import Span
+from specc.source import Span
 
 _NOWHERE = Span(0, 0, 0, 0)
 

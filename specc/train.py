@@ -22,11 +22,12 @@ import numpy as np
 
 from specc import checkpoint, plot
 from specc.data import Batches, Dataset
-from specc.errors import DataError, Diagnostic, RunError, UsageError, did_you_mean
+from specc.errors import DataError, Diagnostic, RunError, UsageError
 from specc.ir import Call, Train
 from specc.layers.base import Labels, size
 from specc.network import Network
 from specc.optimizers import OPTIMIZERS, SCHEDULES, canonical, learning_rate, make_optimizer
+from specc.suggest import did_you_mean
 from specc.text import batch_shape, shape_text
 
 

@@ -6,8 +6,9 @@ from spec_examples import NETWORKS
 
 import specc
 from specc.check import check
-from specc.errors import Span, SpecError
+from specc.errors import SpecError
 from specc.ir import from_json
+from specc.source import Span
 
 
 def errors_of(text: str) -> list:

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import specc
-from specc.source import decode_source
+from specc.reading import decode_source
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = sorted(ROOT.glob("models/*.net")) + sorted((ROOT / "tests" / "golden").glob("*.net"))

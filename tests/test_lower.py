@@ -7,10 +7,9 @@ import time
 import pytest
 from spec_examples import NETWORKS
 
-from specc.errors import Span
 from specc.lower import MAX_LAYERS, lower
 from specc.parse import parse
-from specc.source import Source
+from specc.source import Source, Span
 
 
 def lowered(text: str) -> dict:

@@ -9,9 +9,9 @@ from spec_examples import EXAMPLES
 
 import specc
 from specc import syntax as s
-from specc.errors import Span, SpecError
+from specc.errors import SpecError
 from specc.parse import parse
-from specc.source import Source
+from specc.source import Source, Span
 
 
 def P(text: str) -> s.Module:
@@ -256,7 +256,7 @@ def test_two_chains_parse_as_two_statements_for_lowering_to_report():
 
 
 def test_a_byte_order_mark_is_ignored():
-    from specc.source import decode_source
+    from specc.reading import decode_source
     assert parse(decode_source("t.net", b"\xef\xbb\xbfReLU")) == net(call("ReLU"))
 
 

@@ -12,8 +12,8 @@ from rich.console import Console
 import specc
 from specc import layers
 from specc.diagnostics import count, format_diagnostic, render
-from specc.errors import Diagnostic, Span, SpecError
-from specc.source import Source
+from specc.errors import Diagnostic, SpecError
+from specc.source import Source, Span
 
 ROOT = Path(__file__).resolve().parent.parent
 
