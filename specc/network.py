@@ -328,6 +328,23 @@ class Network:
     def _data_error(self, message: str, hint: str | None) -> DataError:
         return DataError([Diagnostic(message, self._loss_layer.spec.span, "labels", "", hint)], self.source)
 
+    # --- the book's parameter files (specc.bookparams) ---------------------------------------
+    def save_params(self, file_name: str = "params.pkl") -> None:
+        """Save the parameters as the book does, in specc's .npz format (never a pickle), whatever the name."""
+        from specc import bookparams  # imported here: bookparams builds on specc.checkpoint, which imports this module
+
+        bookparams.save_params(self, file_name)
+
+    def load_params(self, file_name: str = "params.pkl") -> None:
+        """Load what save_params wrote (any .npz), or import one of the book's .pkl files safely.
+
+        A book .pkl goes through specc.import_book_params: a restricted unpickler that builds NumPy
+        arrays only, with the book's test-time Dropout factor folded into the parameters.
+        """
+        from specc import bookparams
+
+        bookparams.load_params(self, file_name)
+
 
 def _named(c: CheckedLayer, base: str) -> str:
     """The numbered name of one of a layer's parameters or buffers: W -> W2."""
