@@ -8,9 +8,10 @@ pickle ever being written. The file is a zip archive whatever its suffix.
 `net.load_params(file)` reads what it finds: an .npz (specc's, or a plain `np.savez(**params)`)
 through specc.checkpoint, anything else as one of the book's pickled parameter files through
 `import_book_params`. That import never unpickles arbitrary objects: its Unpickler admits only
-the three NumPy callables a pickled dict of arrays needs (`_reconstruct`, `ndarray`, `dtype`) and
-refuses every other global with a DataError before anything is called; the result must be a
-dict of str -> floating-point ndarray whose names and shapes are the network's.
+the NumPy callables a pickled dict of arrays needs (`_reconstruct`, `ndarray`, `dtype`;
+`_frombuffer` for protocol 5, latin-1 `_codecs.encode` for bytes in protocols 0-2) and refuses
+every other global with a DataError before anything is called; the result must be a dict of
+str -> floating-point ndarray whose names and shapes are the network's.
 
 Dropout. specc's Dropout is inverted (training: x * mask / (1 - r); inference: x); the book's is
 not (training: x * mask; inference: x * (1 - r)). The import folds the book's factor into the
@@ -107,15 +108,28 @@ def import_book_params(net: Network, file: str | Path, *, fold_dropout: bool = T
 # --- a pickle that can only build arrays ---------------------------------------------------------
 
 def _numpy_globals() -> dict[tuple[str, str], Any]:
-    """The only globals a pickled dict of arrays names, under NumPy 1's and NumPy 2's module names."""
-    try:
-        from numpy._core.multiarray import _reconstruct  # NumPy 2
+    """The only globals a pickled dict of arrays names, under NumPy 1's and NumPy 2's module names:
+    `_reconstruct`, `ndarray` and `dtype` (protocols 0-4), `_frombuffer` (protocol 5), and
+    `_codecs.encode`, with which protocols 0-2 spell bytes, for latin-1 only."""
+    try:  # NumPy 2
+        from numpy._core.multiarray import _reconstruct
+        from numpy._core.numeric import _frombuffer  # type: ignore[attr-defined]
     except ImportError:  # pragma: no cover - NumPy 1
         from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
-    return {("numpy.core.multiarray", "_reconstruct"): _reconstruct,
-            ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
-            ("numpy", "ndarray"): np.ndarray,
-            ("numpy", "dtype"): np.dtype}
+        from numpy.core.numeric import _frombuffer  # type: ignore[attr-defined,no-redef]
+    found: dict[tuple[str, str], Any] = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
+                                         ("_codecs", "encode"): _latin1}
+    for core in ("numpy.core", "numpy._core"):
+        found[(f"{core}.multiarray", "_reconstruct")] = _reconstruct
+        found[(f"{core}.numeric", "_frombuffer")] = _frombuffer
+    return found
+
+
+def _latin1(text: Any, encoding: Any = "utf-8") -> bytes:
+    """codecs.encode as protocols 0-2 use it for bytes; any other codec is refused."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise _Refused(f"_codecs.encode with {encoding!r}")
+    return text.encode("latin-1")
 
 
 class _ArraysOnly(pickle.Unpickler):
