@@ -385,6 +385,23 @@ class Network:
             else self.loss_layer.spec.span
         return DataError([Diagnostic(message, span, "labels" if not at_input else "input", "", hint)], self.source)
 
+    # --- the book's parameter files (specc.bookparams) ---------------------------------------
+    def save_params(self, file_name: str = "params.pkl") -> None:
+        """Save the parameters as the book does, in specc's .npz format (never a pickle), whatever the name."""
+        from specc import bookparams  # imported here: bookparams builds on specc.checkpoint, which imports this module
+
+        bookparams.save_params(self, file_name)
+
+    def load_params(self, file_name: str = "params.pkl") -> None:
+        """Load what save_params wrote (any .npz), or import one of the book's .pkl files safely.
+
+        A book .pkl goes through specc.import_book_params: a restricted unpickler that builds NumPy
+        arrays only, with the book's test-time Dropout factor folded into the parameters.
+        """
+        from specc import bookparams
+
+        bookparams.load_params(self, file_name)
+
 
 def _table(slots) -> dict[str, tuple]:
     """name -> (shape, init), as initial_values (and the generated module) read it."""
