@@ -34,31 +34,20 @@ from __future__ import annotations
 import io
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from specc import checkpoint
 from specc.check import CheckedLayer
 from specc.errors import DataError, Diagnostic, Label
-from specc.layers.activations import ReLU
-from specc.layers.affine import Affine
-from specc.layers.base import Layer
-from specc.layers.batchnorm import BatchNorm
-from specc.layers.conv import Convolution
 from specc.layers.dropout import Dropout
-from specc.layers.flatten import Flatten
-from specc.layers.pooling import Pooling
-from specc.network import Network
+from specc.text import shape_text
+
+if TYPE_CHECKING:
+    from specc.network import Network
 
 _MAX_BYTES = 1 << 30  # a book file is about 1-4 MB; a pickle is read whole, so larger ones are refused
-
-# Which layers the fold crosses, and which it scales. A fact about the book's Dropout import, so it
-# lives here: f(c*x) = c*f(x) for every c > 0 ...
-_HOMOGENEOUS: tuple[type[Layer], ...] = (ReLU, Pooling, Flatten, Dropout)
-# ... and the parameters that scale a layer's output: H(x; c*P) = c*H(x; P).
-_SCALED_BY: dict[type[Layer], tuple[str, ...]] = {Affine: ("W", "b"), Convolution: ("W", "b"),
-                                                  BatchNorm: ("gamma", "beta")}
 
 
 def save_params(net: Network, file: str | Path) -> None:
@@ -199,19 +188,19 @@ def _mismatches(net: Network, params: dict[str, np.ndarray], file: str) -> list[
     """One diagnostic per parameter that is missing, extra or of another shape (the book's files hold
     parameters only, so BatchNorm's running statistics are not asked for)."""
     out = []
-    for c in net.layers:
+    for c in net.checked.layers:
         for name, shape in c.params.items():
             if name not in params:
-                out.append(Diagnostic(f"{file} has no '{name}' ({'x'.join(map(str, shape))}) for "
+                out.append(Diagnostic(f"{file} has no '{name}' ({shape_text(shape)}) for "
                                       f"{c.layer.describe()}", c.spec.span, "params-mismatch",
                                       f"declares {name}", "was the file saved from another network?", _notes(c)))
             elif params[name].shape != tuple(shape):
-                out.append(Diagnostic(f"'{name}' is {'x'.join(map(str, params[name].shape))} in {file}, but "
-                                      f"{c.layer.describe()} needs {'x'.join(map(str, shape))}", c.spec.span,
+                out.append(Diagnostic(f"'{name}' is {shape_text(params[name].shape)} in {file}, but "
+                                      f"{c.layer.describe()} needs {shape_text(shape)}", c.spec.span,
                                       "params-mismatch", f"declares {name}", None, _notes(c)))
     for name, v in params.items():
         if name not in net.params:
-            out.append(Diagnostic(f"{file} has '{name}' ({'x'.join(map(str, v.shape))}), which this network "
+            out.append(Diagnostic(f"{file} has '{name}' ({shape_text(v.shape)}), which this network "
                                   "does not declare", None, "params-mismatch",
                                   hint=f"the network's parameters are {', '.join(net.params)}"))
     return out
@@ -220,17 +209,16 @@ def _mismatches(net: Network, params: dict[str, np.ndarray], file: str) -> list[
 def _dropout_factors(net: Network) -> dict[str, float]:
     """Parameter name -> the product of the book's test-time factors (1 - ratio) folded into it."""
     factors: dict[str, float] = {}
-    layers = net.layers
+    layers = net.checked.layers
     for i, c in enumerate(layers):
         if not isinstance(c.layer, Dropout) or c.layer.args["ratio"] == 0:
             continue
         j = i - 1
-        while j >= 0 and isinstance(layers[j].layer, _HOMOGENEOUS):
+        while j >= 0 and layers[j].layer.homogeneous:
             j -= 1
         head = layers[j] if j >= 0 else None
-        scaled = next((names for kind, names in _SCALED_BY.items()
-                       if head is not None and isinstance(head.layer, kind)), None)
-        if head is None or scaled is None:
+        scaled = head.layer.output_scales if head is not None else ()
+        if head is None or not scaled:
             blocker = "it is the first layer" if head is None else f"{head.layer.describe()} lies before it"
             raise DataError([Diagnostic(
                 f"cannot fold the book's test-time Dropout factor (1 - {c.layer.args['ratio']:g}) into a "
@@ -239,8 +227,7 @@ def _dropout_factors(net: Network) -> dict[str, float]:
                 "Pooling, Flatten or Dropout lie between; fold_dropout=False imports the values unchanged "
                 "(specc's Dropout is the identity at inference, the book's scales by 1 - ratio)", _notes(c))],
                 net.source)
-        # c.params numbers the layer's param_shapes() in their order: W -> W7, b -> b7
-        for base, name in zip(head.layer.param_shapes(), head.params):
-            if base in scaled:
-                factors[name] = factors.get(name, 1.0) * (1.0 - c.layer.args["ratio"])
+        for base in scaled:
+            name = head.names[base]
+            factors[name] = factors.get(name, 1.0) * (1.0 - c.layer.args["ratio"])
     return factors

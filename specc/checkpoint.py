@@ -12,16 +12,18 @@ import tempfile
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import numpy as np
 
 from specc import memory
 from specc.errors import DataError, Diagnostic, Label, RunError
-from specc.network import Network
 from specc.npyio import Archive
 from specc.source import Source
 from specc.text import shape_text
+
+if TYPE_CHECKING:
+    from specc.network import Network
 
 _PARAM, _STATE, _OPT, _META = "param/", "state/", "opt/", "meta"
 

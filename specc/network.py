@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from specc import blame
+from specc import blame, bookparams
 from specc.bookview import BookLayers, ParamDict
 from specc.check import CheckedLayer, CheckedNetwork
 from specc.compiler import Compiled, Plan, plan
@@ -388,8 +388,6 @@ class Network:
     # --- the book's parameter files (specc.bookparams) ---------------------------------------
     def save_params(self, file_name: str = "params.pkl") -> None:
         """Save the parameters as the book does, in specc's .npz format (never a pickle), whatever the name."""
-        from specc import bookparams  # imported here: bookparams builds on specc.checkpoint, which imports this module
-
         bookparams.save_params(self, file_name)
 
     def load_params(self, file_name: str = "params.pkl") -> None:
@@ -398,8 +396,6 @@ class Network:
         A book .pkl goes through specc.import_book_params: a restricted unpickler that builds NumPy
         arrays only, with the book's test-time Dropout factor folded into the parameters.
         """
-        from specc import bookparams
-
         bookparams.load_params(self, file_name)
 
 

@@ -29,6 +29,7 @@ class _Activation(Layer):
 @registered
 class ReLU(_Activation):
     name = "ReLU"
+    homogeneous = True
     aliases = ("Relu",)
     book_name = "Relu"
     preferred_init = "he"
@@ -47,6 +48,7 @@ class ReLU(_Activation):
 @registered
 class LeakyReLU(_Activation):
     name = "LeakyReLU"
+    homogeneous = True
     aliases = ("LeakyRelu",)
     doc = "x for x > 0, alpha * x otherwise, element-wise (computed as max(x, alpha * x), as 0 <= alpha <= 1)."
     signature = (

@@ -10,6 +10,7 @@ from specc.text import batch_shape
 @registered
 class Affine(Layer):
     name = "Affine"
+    output_scales = ("W", "b")
     aliases = ("Linear",)
     foreign_names = dict.fromkeys(("Dense", "FullyConnected", "FC", "InnerProduct"),
                                   "specc's fully connected layer is Affine (or Linear)")

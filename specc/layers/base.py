@@ -86,7 +86,12 @@ class Layer(ABC):
     # What init=auto means in a network of this activation (the book's MultiLayerNet rule):
     # "he" for ReLU-like layers, "xavier" for sigmoid-like ones, None when it has no say.
     preferred_init: ClassVar[str | None] = None
-    book_name: ClassVar[str | None] = None  # the key prefix in the book's `layers` dict (Relu1), if not `name`
+    book_name: ClassVar[str | None] = None
+    # Scaling laws (the import of the book's parameters folds its test-time Dropout factor with them):
+    # a positively homogeneous layer has f(c*x) = c*f(x) for c > 0; scaling `output_scales` by c
+    # scales the layer's output by c.
+    homogeneous: ClassVar[bool] = False
+    output_scales: ClassVar[tuple[str, ...]] = ()  # the key prefix in the book's `layers` dict (Relu1), if not `name`
     flops_per_element: ClassVar[int] = 0
     # Fusion: an element-wise activation joins the kernel of a preceding head and runs in
     # place on the head's output (the head's backward never reads its own output).

@@ -11,6 +11,7 @@ from specc.layers.registry import registered
 @registered
 class BatchNorm(Layer):
     name = "BatchNorm"
+    output_scales = ("gamma", "beta")
     aliases = ("BatchNormalization",)
     foreign_names = dict.fromkeys(("BatchNorm1d", "BatchNorm2d", "BatchNormalization1D", "BatchNormalization2D"),
                                   "specc's BatchNorm works on vectors (per feature) and images (per channel) "

@@ -13,6 +13,7 @@ from specc.numerics import col2im, col2im_t, im2col, im2col_t
 @registered
 class Convolution(Layer):
     name = "Convolution"
+    output_scales = ("W", "b")
     aliases = ("Conv",)
     foreign_names = dict.fromkeys(("Conv2d", "Convolution2D", "Conv2dLayer"),
                                   "specc's 2-D convolution is Convolution (or Conv), as in "

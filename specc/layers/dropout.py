@@ -9,6 +9,7 @@ from specc.layers.registry import registered
 @registered
 class Dropout(Layer):
     name = "Dropout"
+    homogeneous = True
     foreign_names = dict.fromkeys(("Dropout2d", "SpatialDropout2D"),
                                   "specc's Dropout drops single activations, on images too: write Dropout")
     doc = ("Drops each activation with probability `ratio` while training and scales the rest by "

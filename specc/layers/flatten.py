@@ -8,6 +8,7 @@ from specc.layers.registry import registered
 @registered
 class Flatten(Layer):
     name = "Flatten"
+    homogeneous = True
     doc = "Reshape each sample to a vector (a view; nothing is copied)."
     output_buffer = grad_buffer = False  # views of the input and of the output gradient
 

@@ -56,6 +56,7 @@ class _Windows(Layer):
 @registered
 class Pooling(_Windows):
     name = "Pooling"
+    homogeneous = True
     aliases = ("MaxPooling", "MaxPool")
     book_name = "Pool"
     foreign_names = dict.fromkeys(("MaxPool2d", "MaxPooling2D", "Pool2d"),
@@ -120,6 +121,7 @@ class Pooling(_Windows):
 @registered
 class AvgPooling(_Windows):
     name = "AvgPooling"
+    homogeneous = True
     aliases = ("AveragePooling", "AvgPool")
     doc = ("Average pooling over size x size windows (per channel); padded cells count as zeros, so every "
            "window is divided by size*size.")
