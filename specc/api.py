@@ -31,7 +31,8 @@ from specc.source import Source, decode_source, read_source
 from specc.summary import Summary, summarize
 from specc.train import Trainer
 
-__all__ = ["check_any", "check_graph", "graph_evaluation", "check_training_memory", "check_file", "check_text", "check_source", "compile", "evaluation",
+__all__ = ["check_any", "check_graph", "graph_evaluation",
+           "check_training_memory", "check_file", "check_text", "check_source", "compile", "evaluation",
            "generated_code", "ir_document", "Prediction", "prediction", "trained",
            "load", "read", "summary", "training"]
 

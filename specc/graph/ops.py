@@ -108,7 +108,7 @@ def _matmul_shape(shapes: tuple[Shape, ...], attrs: Attrs) -> Shape:
                                   "use * for a product by a scalar" if not s else None, operand=i)
     if a[-1] != b[0]:
         raise GraphShapeError(f"shapes {fmt(a)} and {fmt(b)} do not multiply: {a[-1]} columns against {b[0]} rows",
-                              f"A @ B needs A's last dimension equal to B's first; `.T` transposes a matrix")
+                              "A @ B needs A's last dimension equal to B's first; `.T` transposes a matrix")
     return a[:-1] + b[1:]
 
 
