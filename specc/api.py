@@ -18,6 +18,7 @@ from specc.compiler import compile as compile_network
 from specc.errors import DataError, Diagnostic, Span, SpecError, UsageError
 from specc.graph import ir as graph_ir
 from specc.graph.check import CheckedGraph
+from specc.graph.draw import Drawing, draw_graph, draw_pipeline
 from specc.graph.check import check_graph as check_graph_ir
 from specc.graph.evaluate import Evaluation
 from specc.graph.evaluate import evaluate as evaluate_graph
@@ -31,7 +32,7 @@ from specc.source import Source, decode_source, read_source
 from specc.summary import Summary, summarize
 from specc.train import Trainer
 
-__all__ = ["check_any", "check_graph", "graph_evaluation",
+__all__ = ["check_any", "check_graph", "graph_evaluation", "drawing",
            "check_training_memory", "check_file", "check_text", "check_source", "compile", "evaluation",
            "generated_code", "ir_document", "Prediction", "prediction", "trained",
            "load", "read", "summary", "training"]
@@ -131,6 +132,14 @@ def graph_evaluation(source: Source) -> Evaluation:
         return evaluate_graph(checked)
     except SpecError as e:
         raise SpecError(e.diagnostics, source) from None
+
+
+def drawing(source: Source) -> Drawing:
+    """The drawing of a computational graph (with its values and gradients) or of a layer pipeline."""
+    checked = check_any(source)
+    if isinstance(checked, CheckedGraph):
+        return draw_graph(graph_evaluation(source), source)
+    return dataclasses.replace(draw_pipeline(summary(checked), source.name), warnings=checked.warnings)
 
 
 def _checked_graph(source: Source, doc: dict[str, Any], locate: Locator, found: list[Diagnostic]) -> CheckedGraph:
