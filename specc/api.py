@@ -18,8 +18,8 @@ from specc.compiler import compile as compile_network
 from specc.errors import DataError, Diagnostic, Span, SpecError, UsageError
 from specc.graph import ir as graph_ir
 from specc.graph.check import CheckedGraph
-from specc.graph.draw import Drawing, draw_graph, draw_pipeline
 from specc.graph.check import check_graph as check_graph_ir
+from specc.graph.draw import Drawing, draw_graph, draw_pipeline
 from specc.graph.evaluate import Evaluation
 from specc.graph.evaluate import evaluate as evaluate_graph
 from specc.locate import Locator, ir_locator, json_locator

@@ -17,10 +17,10 @@ from specc.bench import profile
 from specc.check import CheckedNetwork
 from specc.diagnostics import count, render, render_diagnostics
 from specc.errors import Diagnostic, SpeccError, UsageError
+from specc.gradcheck import ABSOLUTE_TOLERANCE, RELATIVE_TOLERANCE, STEP, check_network
 from specc.graph import view as graph_view
 from specc.graph.check import CheckedGraph
 from specc.graph.evaluate import numeric_checks
-from specc.gradcheck import ABSOLUTE_TOLERANCE, RELATIVE_TOLERANCE, STEP, check_network
 from specc.memory import parse_size
 from specc.schema import build_schema
 from specc.source import Source
@@ -137,8 +137,8 @@ def _check(args, stdout: Console, stderr: Console) -> int:
             checked = api.check_any(source)
             if isinstance(checked, CheckedGraph):  # a computational graph: nothing to train
                 render_diagnostics(checked.warnings, source, source.name, stderr)
-                stdout.print(Text.assemble((f"{f}: ", "bold"), ("ok", "bold green"), f" ({graph_view.describe(checked)})"),
-                             soft_wrap=True)
+                stdout.print(Text.assemble((f"{f}: ", "bold"), ("ok", "bold green"),
+                                           f" ({graph_view.describe(checked)})"), soft_wrap=True)
                 continue
             net = checked
             api.check_training_memory(net, source)

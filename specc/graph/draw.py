@@ -50,7 +50,6 @@ class _Item:
 
 def draw_graph(ev: Evaluation, source: Source | None = None) -> Drawing:
     graph = ev.checked.graph
-    by_id = {n.id: n for n in graph.nodes}
     items: dict[str, _Item] = {i.name: _Item(i.name, "input", i.name, i.name) for i in graph.inputs}
     for n in graph.nodes:
         if n.op == "const":
@@ -189,8 +188,8 @@ def draw_pipeline(summary: Summary, name: str) -> Drawing:
             left, right = xs[members[0]] - 10, xs[members[-1]] + box_w + 10
             body.append(svg.rect(left, top - 28, right - left, box_h + 62, cls="kernel", dashed=True,
                                  fill="#f4f7fb", stroke="#7a8ca8"))
-            body.append(svg.text((left + right) / 2, top - 12, f"kernel {kernel}: {summary.rows[members[0]].kernel_name}",
-                                 fill="#4a5b78", size=11, cls="kernel-name"))
+            caption = f"kernel {kernel}: {summary.rows[members[0]].kernel_name}"
+            body.append(svg.text((left + right) / 2, top - 12, caption, fill="#4a5b78", size=11, cls="kernel-name"))
     body.append(svg.text(30, top + box_h / 2 + 4, "input", anchor="start", weight="bold", cls="input"))
     prev_x = 30 + svg.width("input") + 6
     for k, r in enumerate(summary.rows):

@@ -55,8 +55,12 @@ def _operand_names(ev: Evaluation, node: Node, source: Source | None) -> list[st
     return names
 
 
-def _rule(rule: str, names: list[str]) -> str:
-    """The local derivative in words with the operands' names for a and b."""
+def _rule(rule: str, names: list[str], node: Node) -> str:
+    """The local derivative in words with the operands' names for a and b (and the exponent for p)."""
+    names = [f"({n})" if " " in n else n for n in names]
+    if node.op == "pow":
+        p = node.attrs["p"]
+        rule = f"{p}·a" if p == 2 else f"{p}·a^{p - 1:g}"
     table = {"a": names[0], "b": names[1] if len(names) > 1 else "b"}
     return re.sub(r"\b[ab]\b", lambda m: table[m.group(0)], rule)
 
@@ -66,7 +70,7 @@ def backward_table(ev: Evaluation, source: Source | None, precise: bool = False)
     t = Table(title=f"backward from {graph.output} (upstream gradient "
                     f"{'1' if not ev.output.shape else 'ones'}), node by node", title_justify="left")
     for name in ("node", "op", "line", "forward value", "upstream gradient", "local derivative", "sends back"):
-        t.add_column(name, justify="right" if name == "line" else "left")
+        t.add_column(name, justify="right" if name == "line" else "left", overflow="fold")
     by_id = {n.id: n for n in graph.nodes}
     for step in ev.steps:
         n = step.node
@@ -75,7 +79,7 @@ def backward_table(ev: Evaluation, source: Source | None, precise: bool = False)
         for s, name in zip(step.sent, names):
             if s.operand in by_id and by_id[s.operand].op == "const":
                 continue
-            rule = _rule(s.rule, names)
+            rule = _rule(s.rule, names, n)
             value = f" = {show(s.local, precise)}" if s.local is not None and show(s.local) != rule else ""
             locals_.append(f"∂/∂{name}: {rule}{value}")
             sends.append(f"{name}: {show(s.gradient, precise)}")
@@ -88,10 +92,10 @@ def gradients_table(ev: Evaluation, checks: tuple[Check, ...] | None, precise: b
     out = ev.checked.graph.output
     t = Table(title=f"{out} = {show(ev.output, precise)}; its gradient by each input", title_justify="left")
     t.add_column("input")
-    t.add_column("value")
-    t.add_column(f"d{out}/d(input)")
+    t.add_column("value", overflow="fold")
+    t.add_column(f"d{out}/d(input)", overflow="fold")
     if checks is not None:
-        t.add_column("central difference")
+        t.add_column("central difference", overflow="fold")
         t.add_column("max abs error", justify="right")
         t.add_column("check")
     for i in ev.checked.graph.inputs:
