@@ -16,6 +16,12 @@ from specc.check import CheckedNetwork, check, check_train
 from specc.compiler import Compiled, plan
 from specc.compiler import compile as compile_network
 from specc.errors import DataError, Diagnostic, SpecError, UsageError
+from specc.graph import ir as graph_ir
+from specc.graph.check import CheckedGraph
+from specc.graph.check import check_graph as check_graph_ir
+from specc.graph.draw import Drawing, draw_graph, draw_pipeline
+from specc.graph.evaluate import Evaluation
+from specc.graph.evaluate import evaluate as evaluate_graph
 from specc.locate import Locator, ir_locator, json_locator
 from specc.lower import lower
 from specc.network import Network
@@ -27,7 +33,8 @@ from specc.source import Source, Span
 from specc.summary import Summary, summarize
 from specc.train import Trainer
 
-__all__ = ["check_training_memory", "check_file", "check_text", "check_source", "compile", "evaluation",
+__all__ = ["check_any", "check_graph", "graph_evaluation", "drawing",
+           "check_training_memory", "check_file", "check_text", "check_source", "compile", "evaluation",
            "generated_code", "ir_document", "Prediction", "prediction", "trained",
            "load", "read", "summary", "training"]
 
@@ -84,6 +91,14 @@ def ir_document(source: Source) -> dict[str, Any]:
     return doc
 
 
+def check_any(source: Source) -> CheckedNetwork | CheckedGraph:
+    """The checked network of a file of layers, or the checked graph of a file of graph statements."""
+    doc, locate, found = _front_end(source)
+    if isinstance(doc.get("graph"), dict):
+        return _checked_graph(source, doc, locate, found)
+    return _checked_network(source, doc, locate, found)
+
+
 def check_source(source: Source) -> CheckedNetwork:
     """Run the front end on a source: parse, lower, validate, infer shapes.
 
@@ -92,8 +107,56 @@ def check_source(source: Source) -> CheckedNetwork:
     warnings as it reports errors, as diagnostics (a linter would add its own to `found`).
     Recovery is data: a layer whose mistake is reported stands as a placeholder in the IR,
     which checking steps over, so that the errors of every stage are reported together.
+    A computational graph is refused: it has no layers to compile or train.
     """
-    doc, locate, found = _front_end(source)
+    checked = check_any(source)
+    if isinstance(checked, CheckedGraph):
+        raise SpecError([Diagnostic(
+            f"{source.name} is a computational graph, not a network of layers", None, "graph-file",
+            hint="`specc grad` evaluates and differentiates it and `specc draw` draws it; summary, compile "
+                 "--emit python, train, eval and gradcheck need a chain of layers")], source)
+    return checked
+
+
+def check_graph(source: Source) -> CheckedGraph:
+    """The checked computational graph of a file of `input NAME = ...`, `let` and `output` statements."""
+    checked = check_any(source)
+    if not isinstance(checked, CheckedGraph):
+        raise SpecError([Diagnostic(
+            f"{source.name} is a network of layers, not a computational graph", None, "not-a-graph",
+            hint="a graph is written `input x = 2`, `let t = x + y`, `output z = t ** 2`")], source)
+    return checked
+
+
+def graph_evaluation(source: Source) -> Evaluation:
+    """A graph evaluated forward and backward (SpecError at the node if log or sqrt gets a non-positive value)."""
+    checked = check_graph(source)
+    try:
+        return evaluate_graph(checked)
+    except SpecError as e:
+        raise SpecError(e.diagnostics, source) from None
+
+
+def drawing(source: Source) -> Drawing:
+    """The drawing of a computational graph (with its values and gradients) or of a layer pipeline."""
+    checked = check_any(source)
+    if isinstance(checked, CheckedGraph):
+        return draw_graph(graph_evaluation(source), source)
+    return dataclasses.replace(draw_pipeline(summary(checked), source.name), warnings=checked.warnings)
+
+
+def _checked_graph(source: Source, doc: dict[str, Any], locate: Locator, found: list[Diagnostic]) -> CheckedGraph:
+    found += validate(doc, trusted_spans=not _is_json(source), exact_integers=not _is_json(source))
+    if any(d.is_error for d in found):
+        raise SpecError(_ordered(found, locate), source)
+    try:
+        checked = check_graph_ir(graph_ir.from_json(doc))
+    except SpecError as e:
+        raise SpecError(_ordered(found + list(e.diagnostics), locate), source) from None
+    return dataclasses.replace(checked, warnings=tuple(_ordered(found + list(checked.warnings), locate)))
+
+
+def _checked_network(source: Source, doc: dict[str, Any], locate: Locator, found: list[Diagnostic]) -> CheckedNetwork:
     schema_errors = validate(doc, trusted_spans=not _is_json(source), exact_integers=not _is_json(source))
     found += schema_errors
     typed = _typed(doc, schema_errors)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -15,8 +16,11 @@ from specc import __version__, api
 from specc.bench import profile
 from specc.check import CheckedNetwork
 from specc.diagnostics import count, render, render_diagnostics
-from specc.errors import SpeccError
+from specc.errors import Diagnostic, SpeccError, UsageError
 from specc.gradcheck import ABSOLUTE_TOLERANCE, RELATIVE_TOLERANCE, STEP, check_network
+from specc.graph import view as graph_view
+from specc.graph.check import CheckedGraph
+from specc.graph.evaluate import numeric_checks
 from specc.memory import parse_size
 from specc.schema import build_schema
 from specc.source import Source
@@ -100,6 +104,16 @@ def _parser(stdout: Console, stderr: Console) -> argparse.ArgumentParser:
     c.add_argument("--dtype", choices=["float32", "float64"], default="float32")
 
     sub.add_parser("schema", help="print the JSON Schema of the IR")
+
+    # computational graphs (specc.graph)
+    c = sub.add_parser("grad", help="evaluate a computational graph forward and backward, node by node")
+    c.add_argument("file", metavar="FILE")
+    c.add_argument("--json", action="store_true", help="print the values and gradients as JSON")
+    c.add_argument("--precise", action="store_true", help="full float64 precision (220.00000000000003)")
+    c.add_argument("--no-check", action="store_true", help="skip the check against central differences")
+    c = sub.add_parser("draw", help="draw a computational graph or a layer pipeline as SVG")
+    c.add_argument("file", metavar="FILE")
+    c.add_argument("-o", "--out", metavar="OUT.svg", help="where to write the SVG (default: FILE with .svg)")
     return p
 
 
@@ -121,7 +135,13 @@ def _check(args, stdout: Console, stderr: Console) -> int:
     for f in args.files:
         try:
             source = api.read(f)
-            net = api.check_source(source)
+            checked = api.check_any(source)
+            if isinstance(checked, CheckedGraph):  # a computational graph: nothing to train
+                render_diagnostics(checked.warnings, source, source.name, stderr)
+                stdout.print(Text.assemble((f"{f}: ", "bold"), ("ok", "bold green"),
+                                           f" ({graph_view.describe(checked)})"), soft_wrap=True)
+                continue
+            net = checked
             api.check_training_memory(net, source)
         except SpeccError as e:
             render(e, stderr)
@@ -273,6 +293,33 @@ def _bench(args, stdout: Console, stderr: Console) -> int:
     return 0
 
 
+def _grad(args, stdout: Console, stderr: Console) -> int:
+    source = api.read(args.file)
+    ev = api.graph_evaluation(source)
+    render_diagnostics(ev.checked.warnings, source, source.name, stderr)
+    checks = None if args.no_check else numeric_checks(ev)
+    if args.json:
+        _write_json(stdout, graph_view.to_json(ev, checks, source))
+    else:
+        stdout.print(graph_view.backward_table(ev, source, args.precise))
+        stdout.print(graph_view.gradients_table(ev, checks, args.precise))
+    return 1 if checks is not None and not all(c.passed for c in checks) else 0
+
+
+def _draw(args, stdout: Console, stderr: Console) -> int:
+    source = api.read(args.file)
+    drawing = api.drawing(source)
+    render_diagnostics(drawing.warnings, source, source.name, stderr)
+    out = Path(args.out) if args.out else Path(args.file).with_suffix(".svg")
+    try:
+        out.write_text(drawing.svg, encoding="utf-8")
+    except OSError as e:
+        raise UsageError([Diagnostic(f"cannot write '{out}': {e.strerror or e}", None, "unwritable")]) from None
+    stdout.print(drawing.text, soft_wrap=True, markup=False)
+    stdout.print(f"wrote {out}", soft_wrap=True, markup=False)
+    return 0
+
+
 def _size(text: str) -> int:
     try:
         return parse_size(text)
@@ -310,7 +357,8 @@ def _write_json(console: Console, doc) -> None:
 
 
 _COMMANDS = {"check": _check, "summary": _summary, "compile": _compile, "gradcheck": _gradcheck,
-             "train": _train, "eval": _eval, "predict": _predict, "bench": _bench, "schema": _schema}
+             "train": _train, "eval": _eval, "predict": _predict, "bench": _bench, "schema": _schema,
+             "grad": _grad, "draw": _draw}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

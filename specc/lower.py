@@ -11,6 +11,7 @@ from typing import Any
 from specc import layers
 from specc import syntax as s
 from specc.errors import Diagnostic, Label
+from specc.graph.lower import is_graph_statement, lower_graph
 from specc.optimizers import OPTIMIZERS, SCHEDULES, canonical
 from specc.source import Span
 from specc.suggest import did_you_mean
@@ -42,6 +43,10 @@ class _Lowering:
 
 def lower(module: s.Module, source_name: str | None = None) -> tuple[dict[str, Any], list[Diagnostic]]:
     """Lower a parsed module. Returns the IR and every error found (the IR is partial if any)."""
+    if any(is_graph_statement(x) for x in module.statements):  # a computational graph (specc.graph)
+        graph, found = lower_graph(module)
+        return {"version": IR_VERSION, **({"source": source_name} if source_name is not None else {}),
+                "input": None, "layers": [], "graph": graph}, found
     st = _Lowering()
     inputs = [x for x in module.statements if isinstance(x, s.Input)]
     trains = [x for x in module.statements if isinstance(x, s.TrainDef)]

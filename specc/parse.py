@@ -21,7 +21,7 @@ def _parser() -> Lark:
 
 
 MAX_SYNTAX_ERRORS = 20
-_KEYWORD_LINE = re.compile(r"\s*(input|block|train)\b")
+_KEYWORD_LINE = re.compile(r"\s*(input|block|train|let|output)\b")
 _NAME_AT_START = re.compile(r"[A-Za-z_]")
 
 
@@ -99,6 +99,13 @@ def _present(items: list) -> tuple:
     return tuple(i for i in items if i is not None)
 
 
+def _binary(op: str):
+    """The transformer method of one binary operator."""
+    def build(self, meta, children):
+        return s.BinOp(op, children[0], children[1], _meta_span(meta))
+    return build
+
+
 @v_args(meta=True)
 class _ToSyntax(Transformer):
     def start(self, meta, children):
@@ -170,6 +177,51 @@ class _ToSyntax(Transformer):
     def name(self, meta, children):
         return s.Name(str(children[0]), _meta_span(meta))
 
+    # --- computational graphs ---
+
+    def graph_input(self, meta, children):
+        name, value = children
+        return s.GraphInput(str(name), value, _meta_span(meta), _tok_span(name))
+
+    fill = call
+
+    def array(self, meta, children):
+        return s.Array(_present(children), _meta_span(meta))
+
+    def let_value(self, meta, children, output: bool = False):
+        name, expr = children
+        return s.GraphValue(str(name), expr, output, _meta_span(meta), _tok_span(name))
+
+    def output_value(self, meta, children):
+        return self.let_value(meta, children, output=True)
+
+    add, sub, mul, div = _binary("+"), _binary("-"), _binary("*"), _binary("/")
+    matmul, pow = _binary("@"), _binary("**")
+
+    def neg(self, meta, children):
+        return s.Neg(children[0], _meta_span(meta))
+
+    def attribute(self, meta, children):
+        base, name = children
+        return s.Attribute(base, str(name), _meta_span(meta), _tok_span(name))
+
+    def ref(self, meta, children):
+        return s.Ref(str(children[0]), _meta_span(meta))
+
+    def constant(self, meta, children):
+        tok = children[0]
+        return s.Number(_int(tok) if tok.type == "INT" else float(str(tok).replace("_", "")), _meta_span(meta))
+
+    def apply(self, meta, children):
+        name, *args = children
+        present = _present(args)
+        return s.Apply(str(name), tuple(a for a in present if not isinstance(a, s.Keyword)),
+                       tuple(a for a in present if isinstance(a, s.Keyword)), _meta_span(meta), _tok_span(name))
+
+    def fn_keyword(self, meta, children):
+        key, value = children
+        return s.Keyword(str(key), value, _meta_span(meta), _tok_span(key))
+
 
 # --- syntax errors ------------------------------------------------------------------
 
@@ -200,7 +252,7 @@ def _rank(name: str) -> int:
 # Where a statement may end, the parser also accepts the start of the next one (a name, '(',
 # `input`, `block`, `train` or the end of the file); listing those terminals one by one says
 # little, so they are summed up as "the end of the statement".
-_STATEMENT_STARTS = {"NAME", "LPAR", "INPUT", "BLOCK", "TRAIN", "$END"}
+_STATEMENT_STARTS = {"NAME", "LPAR", "INPUT", "BLOCK", "TRAIN", "LET", "OUTPUT", "$END"}
 
 
 def _expected(names: set[str]) -> str:
@@ -241,6 +293,9 @@ def _syntax_diagnostic(e: UnexpectedInput, source: Source, text: str | None = No
                           hint=_token_hint("$END", set(e.expected), None, source, text))
     assert isinstance(e, UnexpectedToken)
     tok = e.token
+    if tok.type == "LSQB":  # '[' is a token only for a graph input's value
+        return Diagnostic("unexpected character '['", _tok_span(tok), "syntax", label="not part of the language",
+                          hint=_char_hint("["))
     expected = set(e.accepts or e.expected)
     if tok.type == "$END":
         span, found = _end_span(source), "the end of the file"
@@ -254,7 +309,8 @@ def _char_hint(char: str) -> str | None:
     return {
         ":": "settings and keyword arguments use '=', as in `batch = 100` or `kernel=5`",
         ">": "layers are joined with '->'",
-        "[": "lists are not part of the language; write each argument separately",
+        "[": "lists are not part of the language of layers; write each argument separately "
+             "(a list is only a graph input's value: `input x = [1.0, 2.0]`)",
         "{": "'{' opens only a `train { ... }` section",
         "\u2192": "write the arrow as '->'",
         "x": "an input shape is written without spaces: `input 1x28x28`",

@@ -15,6 +15,7 @@ import jsonschema
 
 from specc import layers
 from specc.errors import Diagnostic
+from specc.graph.schema import graph_defs
 from specc.layers.args import Arg
 from specc.optimizers import OPTIMIZERS, SCHEDULES, SETTINGS
 from specc.resources import grammar_dir
@@ -80,6 +81,7 @@ def build_schema() -> dict[str, Any]:
     train_props = {k: {"description": st.doc, **st.schema} for k, st in SETTINGS.items()}
     train_props["span"] = _SPAN
     train_props["key_spans"] = {"type": "object", "additionalProperties": _SPAN}
+    defs.update(graph_defs())
     defs["train"] = {"description": "the train { } section as written", "type": "object",
                      "properties": train_props, "additionalProperties": False}
     return {
@@ -101,6 +103,7 @@ def build_schema() -> dict[str, Any]:
                                                 "span": _SPAN}}]},
             "layers": {"type": "array", "items": {"$ref": "#/$defs/layer"}},
             "train": {"$ref": "#/$defs/train"},
+            "graph": {"$ref": "#/$defs/graph"},
         },
         "additionalProperties": False,
         "$defs": defs,

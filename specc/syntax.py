@@ -117,7 +117,94 @@ class NetworkDef:
     span: Span = _span()
 
 
-Statement = Union[Input, BlockDef, TrainDef, NetworkDef]
+# --- computational graphs (evaluated, differentiated and drawn by specc.graph) ---------------
+
+@dataclass(frozen=True)
+class Array:
+    """`[1.0, -0.5]` or `[[1.0, -0.5], [-2.0, 3.0]]`: items are Numbers or Arrays."""
+
+    items: tuple["Number | Array", ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class GraphInput:
+    """`input x = 2`, `input x = [[...]]` or `input x = randn(2, 3, seed=0)` (a Call)."""
+
+    name: str
+    value: "Number | Array | Call"
+    span: Span = _span()
+    name_span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A name used in an expression."""
+
+    name: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class BinOp:
+    """`left op right`, op one of + - * / @ **."""
+
+    op: str
+    left: "Expr"
+    right: "Expr"
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Neg:
+    operand: "Expr"
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Keyword:
+    key: str
+    value: "Expr"
+    span: Span = _span()
+    key_span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Apply:
+    """`exp(x)`, `sum(x, axis=0)`, `max(x, 0)`."""
+
+    func: str
+    args: tuple["Expr", ...] = ()
+    keywords: tuple[Keyword, ...] = ()
+    span: Span = _span()
+    name_span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """`x.T`."""
+
+    base: "Expr"
+    name: str
+    span: Span = _span()
+    name_span: Span = _span()
+
+
+Expr = Union[Number, Ref, BinOp, Neg, Apply, Attribute]
+
+
+@dataclass(frozen=True)
+class GraphValue:
+    """`let t = expr`, or the graph's `output z = expr`."""
+
+    name: str
+    expr: Expr
+    output: bool = False
+    span: Span = _span()
+    name_span: Span = _span()
+
+
+Statement = Union[Input, BlockDef, TrainDef, NetworkDef, GraphInput, GraphValue]
 
 
 @dataclass(frozen=True)
