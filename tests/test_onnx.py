@@ -385,3 +385,13 @@ def test_import_eval_and_fine_tune_from_the_imported_checkpoint(tmp_path, images
         trainer.close()
     with pytest.raises(UsageError, match="--init-from starts a new run"):
         api.training(tmp_path / "t.net", resume=tmp_path / "run", init_from=tmp_path / "w.npz")
+
+
+def test_a_layer_kind_without_an_onnx_form_is_an_error_at_its_line(monkeypatch, tmp_path):
+    from specc.interop import onnx_export
+
+    monkeypatch.delitem(onnx_export._LAYERS, "ReLU")  # as a new kind (an expression layer) would be
+    r = _run("export", ROOT / "models" / "two_layer_net.net", "-o", tmp_path / "m.onnx")
+    assert r.code == 2 and "Traceback" not in r.err
+    assert "two_layer_net.net:2:19: error: specc export has no ONNX form for the layer ReLU yet" in r.err
+    assert not (tmp_path / "m.onnx").exists()
