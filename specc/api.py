@@ -264,12 +264,17 @@ def _network(source: Source, dtype: str, fuse: bool, seed: int, max_memory: int 
 
 
 def training(path: str | Path, *, out: str | Path | None = None, resume: str | Path | None = None,
-             data: str | None = None, max_memory: int | None = None, **flags: Any) -> "Trainer":
+             data: str | None = None, max_memory: int | None = None, init_from: str | Path | None = None,
+             **flags: Any) -> "Trainer":
     """A Trainer ready to run: spec checked, settings resolved, data loaded and fitted, run folder
     prepared and locked (release it with trainer.close()). Flags: epochs, iters, batch, lr,
     optimizer, seed, dtype (None for not given). With `resume`, the run folder's saved settings
-    are used and training continues from its last checkpoint (epochs/iters may extend it).
+    are used and training continues from its last checkpoint (epochs/iters may extend it). With
+    `init_from`, a new run starts from a checkpoint's weights and BatchNorm statistics (fine-tuning).
     """
+    if init_from is not None and resume is not None:
+        raise UsageError([Diagnostic("--init-from starts a new run; --resume continues one: give one of them",
+                                     None, "conflicting-flags")])
     source = read_source(path)
     checked = check_source(source)
     if resume is not None:
@@ -292,6 +297,8 @@ def training(path: str | Path, *, out: str | Path | None = None, resume: str | P
         memory.enforce(plan(checked), source, max_memory, **_training_sizes(settings))
         net = Network(compile_network(checked), source, dtype=settings.dtype, seed=settings.seed,
                       weight_decay=settings.weight_decay)
+        if init_from is not None:
+            checkpoint.restore(net, Path(init_from), source)
         dataset = _dataset(settings.data if resume is None else data, checked, source, from_spec=resume is None
                            and data is None)
         trainer = train_mod.Trainer(net, dataset, settings, folder, source.text,

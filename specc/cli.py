@@ -79,6 +79,8 @@ def _parser(stdout: Console, stderr: Console) -> argparse.ArgumentParser:
     c.add_argument("--dtype", choices=["float32", "float64"])
     c.add_argument("--out", metavar="DIR", help="run folder (default: a new folder under runs/)")
     c.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
+    c.add_argument("--init-from", metavar="W", help="start from the weights (and BatchNorm statistics) of a "
+                   "checkpoint, e.g. one `specc import` wrote, with a fresh optimizer")
     c.add_argument("--max-memory", type=_size, metavar="SIZE",
                    help="refuse a network that would need more (e.g. 2G; default: half the machine's memory)")
 
@@ -102,6 +104,16 @@ def _parser(stdout: Console, stderr: Console) -> argparse.ArgumentParser:
     c.add_argument("--batch", type=_positive, default=100)
     c.add_argument("--steps", type=_positive, default=50, help="timed steps (default 50)")
     c.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+
+    c = sub.add_parser("export", help="write the ONNX model of a network (needs specc[onnx])")
+    c.add_argument("file", metavar="FILE")
+    c.add_argument("--weights", metavar="W", help="a checkpoint (default: the seeded initial values)")
+    c.add_argument("-o", "--out", required=True, metavar="OUT.onnx")
+
+    c = sub.add_parser("import", help="turn an ONNX model into a .net file and a checkpoint (needs specc[onnx])")
+    c.add_argument("model", metavar="MODEL.onnx")
+    c.add_argument("-o", "--out", required=True, metavar="OUT.net")
+    c.add_argument("--weights-out", metavar="W.npz", help="the checkpoint (default: OUT.npz beside OUT.net)")
 
     sub.add_parser("schema", help="print the JSON Schema of the IR")
 
@@ -221,7 +233,7 @@ def _train(args, stdout: Console, stderr: Console) -> int:
     flags = {"epochs": args.epochs, "iters": args.iters, "batch": args.batch, "lr": args.lr,
              "optimizer": args.optimizer, "seed": args.seed, "dtype": args.dtype}
     trainer = api.training(args.file, out=args.out, resume=args.resume, data=args.data,
-                           max_memory=args.max_memory, **flags)
+                           max_memory=args.max_memory, init_from=args.init_from, **flags)
     try:
         _warn(trainer.net.checked, trainer.net.source, stderr)
         return TrainView(trainer, args.file, stdout, stderr).run()
@@ -345,6 +357,29 @@ _positive_float = _number(float, 0.0, float("inf"), "a positive number")
 _seed = _number(int, 0, 2**32 - 1, f"a whole number from 0 to {2**32 - 1}")
 
 
+def _export(args, stdout: Console, stderr: Console) -> int:
+    from specc.interop import OPSET
+    from specc.interop.onnx_export import export
+
+    result = export(args.file, args.out, args.weights)
+    stdout.print(f"wrote {result.path}: ONNX opset {OPSET}, {result.nodes} nodes, from {args.file} "
+                 f"({'weights of ' + args.weights if args.weights else 'initial values'}); "
+                 f"input 'input', output '{result.output}'", soft_wrap=True)
+    return 0
+
+
+def _import(args, stdout: Console, stderr: Console) -> int:
+    from specc.interop.onnx_import import imported
+
+    result = imported(args.model, args.out, args.weights_out)
+    stdout.print(f"wrote {result.spec_path} ({len(result.net.checked.layers)} layers, "
+                 f"{result.net.checked.parameter_count:,} parameters) and {result.weights_path} from {args.model} "
+                 f"({result.nodes} nodes):", soft_wrap=True)
+    stdout.file.write(result.text)
+    stdout.file.flush()
+    return 0
+
+
 def _schema(args, stdout: Console, stderr: Console) -> int:
     _write_json(stdout, build_schema())
     return 0
@@ -358,7 +393,7 @@ def _write_json(console: Console, doc) -> None:
 
 _COMMANDS = {"check": _check, "summary": _summary, "compile": _compile, "gradcheck": _gradcheck,
              "train": _train, "eval": _eval, "predict": _predict, "bench": _bench, "schema": _schema,
-             "grad": _grad, "draw": _draw}
+             "grad": _grad, "draw": _draw, "export": _export, "import": _import}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
