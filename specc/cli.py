@@ -18,9 +18,11 @@ from specc.diagnostics import count, render, render_diagnostics
 from specc.errors import SpeccError
 from specc.gradcheck import ABSOLUTE_TOLERANCE, RELATIVE_TOLERANCE, STEP, check_network
 from specc.memory import parse_size
+from specc.parse import parse
 from specc.schema import build_schema
 from specc.source import Source
 from specc.summary import table
+from specc.tools import annotate, fmt
 from specc.trainview import TrainView
 
 
@@ -41,6 +43,8 @@ def _parser(stdout: Console, stderr: Console) -> argparse.ArgumentParser:
 
     c = sub.add_parser("check", help="parse, validate and infer shapes; print every error")
     c.add_argument("files", nargs="+", metavar="FILE", help=".net or IR .json files")
+    c.add_argument("--annotate", action="store_true",
+                   help="print the source with the shape, parameters and FLOPs that leave each line")
 
     c = sub.add_parser("summary", help="a table of layers, shapes, parameters and FLOPs")
     c.add_argument("file", metavar="FILE")
@@ -99,6 +103,13 @@ def _parser(stdout: Console, stderr: Console) -> argparse.ArgumentParser:
     c.add_argument("--dtype", choices=["float32", "float64"], default="float32")
 
     sub.add_parser("schema", help="print the JSON Schema of the IR")
+
+    c = sub.add_parser("fmt", help="rewrite .net files in the one canonical layout (comments kept)")
+    c.add_argument("files", nargs="+", metavar="FILE", help=".net files")
+    c.add_argument("--check", action="store_true", help="write nothing; exit 1 if a file would change")
+    c.add_argument("--diff", action="store_true", help="write nothing; print a unified diff, exit 1 if any")
+    c.add_argument("--annotate", action="store_true",
+                   help="write each step's output shape, parameters and FLOPs as trailing comments")
     return p
 
 
@@ -127,6 +138,8 @@ def _check(args, stdout: Console, stderr: Console) -> int:
             status = max(status, e.exit_code)
             continue
         _warn(net, source, stderr)
+        if args.annotate and not source.name.endswith(".json"):
+            annotate.render(source, parse(source), net, stdout)
         warned = f"; {count(net.warnings)}" if net.warnings else ""
         stdout.print(Text.assemble((f"{f}: ", "bold"), ("ok", "bold green"),
                                    f" ({len(net.layers)} layers, {net.parameter_count:,} parameters{warned})"),
@@ -308,7 +321,33 @@ def _write_json(console: Console, doc) -> None:
     console.file.flush()
 
 
-_COMMANDS = {"check": _check, "summary": _summary, "compile": _compile, "gradcheck": _gradcheck,
+def _fmt(args, stdout: Console, stderr: Console) -> int:
+    status, changed = 0, []
+    for f in args.files:
+        try:
+            source = api.read(f)
+            formatted = fmt.format_source(source, annotate=args.annotate)
+        except SpeccError as e:
+            render(e, stderr)
+            status = max(status, e.exit_code)
+            continue
+        if formatted == source.text:
+            continue
+        changed.append(f)
+        if args.diff:
+            stdout.file.write(fmt.diff(source, formatted))
+        elif args.check:
+            stdout.print(f"would reformat {f}", soft_wrap=True)
+        else:
+            with open(f, "w", encoding="utf-8", newline="") as out:
+                out.write(formatted)
+    done = len(args.files) - len(changed) - (status != 0)
+    verb = "would be reformatted" if args.check or args.diff else "reformatted"
+    stdout.print(f"{len(changed)} file{'s' * (len(changed) != 1)} {verb}, {max(done, 0)} unchanged", soft_wrap=True)
+    return max(status, 1 if changed and (args.check or args.diff) else 0)
+
+
+_COMMANDS = {"fmt": _fmt, "check": _check, "summary": _summary, "compile": _compile, "gradcheck": _gradcheck,
              "train": _train, "eval": _eval, "predict": _predict, "bench": _bench, "schema": _schema}
 
 

@@ -331,7 +331,7 @@ def _where(model: Path, text: str) -> tuple[int, int]:
 
 
 @pytest.mark.parametrize("fuse", PATHS)
-@pytest.mark.parametrize("name,anchor", [("two_layer_net", "Affine(784,50)"), ("simple_conv_net", "input 1x28x28")])
+@pytest.mark.parametrize("name,anchor", [("two_layer_net", "Affine(784, 50)"), ("simple_conv_net", "input 1x28x28")])
 def test_input_of_the_wrong_shape(name, anchor, fuse):
     model = ROOT / "models" / f"{name}.net"
     net = load(model, fuse=fuse)
