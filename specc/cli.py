@@ -22,7 +22,7 @@ from specc.parse import parse
 from specc.schema import build_schema
 from specc.source import Source
 from specc.summary import table
-from specc.tools import annotate, fmt
+from specc.tools import annotate, fmt, lint
 from specc.trainview import TrainView
 
 
@@ -103,6 +103,11 @@ def _parser(stdout: Console, stderr: Console) -> argparse.ArgumentParser:
     c.add_argument("--dtype", choices=["float32", "float64"], default="float32")
 
     sub.add_parser("schema", help="print the JSON Schema of the IR")
+
+    sub.add_parser("lsp", help="run the Language Server (stdin/stdout) for editors; needs the lsp extra")
+
+    c = sub.add_parser("lint", help="warn of what is allowed but likely wrong (the book's lessons); exit 1 if any")
+    c.add_argument("files", nargs="+", metavar="FILE", help=".net or IR .json files")
 
     c = sub.add_parser("fmt", help="rewrite .net files in the one canonical layout (comments kept)")
     c.add_argument("files", nargs="+", metavar="FILE", help=".net files")
@@ -347,8 +352,30 @@ def _fmt(args, stdout: Console, stderr: Console) -> int:
     return max(status, 1 if changed and (args.check or args.diff) else 0)
 
 
-_COMMANDS = {"fmt": _fmt, "check": _check, "summary": _summary, "compile": _compile, "gradcheck": _gradcheck,
-             "train": _train, "eval": _eval, "predict": _predict, "bench": _bench, "schema": _schema}
+def _lsp(args, stdout: Console, stderr: Console) -> int:
+    from specc.tools import lsp  # pygls is an optional extra: imported only here
+
+    return lsp.serve()
+
+
+def _lint(args, stdout: Console, stderr: Console) -> int:
+    status = 0
+    for f in args.files:
+        try:
+            source = api.read(f)
+            net = lint.lint_source(source)
+        except SpeccError as e:
+            render(e, stderr)
+            status = max(status, e.exit_code)
+            continue
+        render_diagnostics(net.warnings, source, source.name, stdout)
+        status = max(status, 1 if net.warnings else 0)
+    return status
+
+
+_COMMANDS = {"check": _check, "summary": _summary, "compile": _compile, "gradcheck": _gradcheck,
+             "train": _train, "eval": _eval, "predict": _predict, "bench": _bench, "schema": _schema,
+             "fmt": _fmt, "lint": _lint, "lsp": _lsp}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
