@@ -351,9 +351,9 @@ def test_input_of_the_wrong_shape(name, anchor, fuse):
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.parametrize("fuse", PATHS)
 @pytest.mark.parametrize("param,bad,layer,anchor", [
-    ("W1", np.inf, "Affine(784, 50)", "Affine(784,50)"),
-    ("b1", np.nan, "Affine(784, 50)", "Affine(784,50)"),
-    ("W2", np.nan, "Affine(50, 10)", "Affine(50,10)"),
+    ("W1", np.inf, "Affine(784, 50)", "Affine(784, 50)"),
+    ("b1", np.nan, "Affine(784, 50)", "Affine(784, 50)"),
+    ("W2", np.nan, "Affine(50, 10)", "Affine(10)"),
 ])
 def test_not_finite_forward_names_the_layer(param, bad, layer, anchor, fuse):
     """Regression for predict, accuracy and probabilities: they returned NaN scores (and a made-up
