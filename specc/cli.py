@@ -22,10 +22,12 @@ from specc.graph import view as graph_view
 from specc.graph.check import CheckedGraph
 from specc.graph.evaluate import numeric_checks
 from specc.memory import parse_size
+from specc.parse import parse
 from specc.schema import build_schema
 from specc.source import Source
 from specc.summary import table
 from specc.text import shape_text
+from specc.tools import annotate, fmt, lint
 from specc.trainview import TrainView
 
 
@@ -46,6 +48,8 @@ def _parser(stdout: Console, stderr: Console) -> argparse.ArgumentParser:
 
     c = sub.add_parser("check", help="parse, validate and infer shapes; print every error")
     c.add_argument("files", nargs="+", metavar="FILE", help=".net or IR .json files")
+    c.add_argument("--annotate", action="store_true",
+                   help="print the source with the shape, parameters and FLOPs that leave each line")
 
     c = sub.add_parser("summary", help="a table of layers, shapes, parameters and FLOPs")
     c.add_argument("file", metavar="FILE")
@@ -126,6 +130,18 @@ def _parser(stdout: Console, stderr: Console) -> argparse.ArgumentParser:
     c = sub.add_parser("draw", help="draw a computational graph or a layer pipeline as SVG")
     c.add_argument("file", metavar="FILE")
     c.add_argument("-o", "--out", metavar="OUT.svg", help="where to write the SVG (default: FILE with .svg)")
+
+    sub.add_parser("lsp", help="run the Language Server (stdin/stdout) for editors; needs the lsp extra")
+
+    c = sub.add_parser("lint", help="warn of what is allowed but likely wrong (the book's lessons); exit 1 if any")
+    c.add_argument("files", nargs="+", metavar="FILE", help=".net or IR .json files")
+
+    c = sub.add_parser("fmt", help="rewrite .net files in the one canonical layout (comments kept)")
+    c.add_argument("files", nargs="+", metavar="FILE", help=".net files")
+    c.add_argument("--check", action="store_true", help="write nothing; exit 1 if a file would change")
+    c.add_argument("--diff", action="store_true", help="write nothing; print a unified diff, exit 1 if any")
+    c.add_argument("--annotate", action="store_true",
+                   help="write each step's output shape, parameters and FLOPs as trailing comments")
     return p
 
 
@@ -160,6 +176,8 @@ def _check(args, stdout: Console, stderr: Console) -> int:
             status = max(status, e.exit_code)
             continue
         _warn(net, source, stderr)
+        if args.annotate and not source.name.endswith(".json"):
+            annotate.render(source, parse(source), net, stdout)
         warned = f"; {count(net.warnings)}" if net.warnings else ""
         stdout.print(Text.assemble((f"{f}: ", "bold"), ("ok", "bold green"),
                                    f" ({len(net.layers)} layers, {net.parameter_count:,} parameters{warned})"),
@@ -391,9 +409,57 @@ def _write_json(console: Console, doc) -> None:
     console.file.flush()
 
 
+def _fmt(args, stdout: Console, stderr: Console) -> int:
+    status, changed = 0, []
+    for f in args.files:
+        try:
+            source = api.read(f)
+            formatted = fmt.format_source(source, annotate=args.annotate)
+        except SpeccError as e:
+            render(e, stderr)
+            status = max(status, e.exit_code)
+            continue
+        if formatted == source.text:
+            continue
+        changed.append(f)
+        if args.diff:
+            stdout.file.write(fmt.diff(source, formatted))
+        elif args.check:
+            stdout.print(f"would reformat {f}", soft_wrap=True)
+        else:
+            with open(f, "w", encoding="utf-8", newline="") as out:
+                out.write(formatted)
+    done = len(args.files) - len(changed) - (status != 0)
+    verb = "would be reformatted" if args.check or args.diff else "reformatted"
+    stdout.print(f"{len(changed)} file{'s' * (len(changed) != 1)} {verb}, {max(done, 0)} unchanged", soft_wrap=True)
+    return max(status, 1 if changed and (args.check or args.diff) else 0)
+
+
+def _lsp(args, stdout: Console, stderr: Console) -> int:
+    from specc.tools import lsp  # pygls is an optional extra: imported only here
+
+    return lsp.serve()
+
+
+def _lint(args, stdout: Console, stderr: Console) -> int:
+    status = 0
+    for f in args.files:
+        try:
+            source = api.read(f)
+            net = lint.lint_source(source)
+        except SpeccError as e:
+            render(e, stderr)
+            status = max(status, e.exit_code)
+            continue
+        render_diagnostics(net.warnings, source, source.name, stdout)
+        status = max(status, 1 if net.warnings else 0)
+    return status
+
+
 _COMMANDS = {"check": _check, "summary": _summary, "compile": _compile, "gradcheck": _gradcheck,
              "train": _train, "eval": _eval, "predict": _predict, "bench": _bench, "schema": _schema,
-             "grad": _grad, "draw": _draw, "export": _export, "import": _import}
+             "grad": _grad, "draw": _draw, "export": _export, "import": _import,
+             "fmt": _fmt, "lint": _lint, "lsp": _lsp}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,8 +11,9 @@ A .snap file reads
     <exact stderr>
 
 SPECC_UPDATE_GOLDEN=1 rewrites the .snap files from what specc prints now (keeping each `args:`
-line), and creates `args: check NAME.net` snapshots for inputs that have none; read the diff
-before committing it.
+line), and creates snapshots for inputs that have none: `args: check NAME.net`, or by the name's
+prefix `lint NAME.net` (lint_), `fmt --diff NAME.net` (fmt_), `check --annotate NAME.net`
+(annotate_); read the diff before committing it.
 """
 from __future__ import annotations
 
@@ -66,10 +67,14 @@ def _inputs() -> list[Path]:
     return sorted(p for p in GOLDEN.iterdir() if p.suffix in INPUT_SUFFIXES)
 
 
+# the command a new input's snapshot runs, by the input's name (`check` for the others)
+_COMMAND_BY_PREFIX = {"lint_": "lint", "fmt_": "fmt --diff", "annotate_": "check --annotate"}
+
 if UPDATE:  # a new input gets a snapshot that checks it
     for _input in _inputs():
         if not _input.with_suffix(".snap").exists():
-            _input.with_suffix(".snap").write_text(f"args: check {_input.name}\nexit: 0\n--- stdout\n--- stderr\n",
+            _command = next((c for p, c in _COMMAND_BY_PREFIX.items() if _input.name.startswith(p)), "check")
+            _input.with_suffix(".snap").write_text(f"args: {_command} {_input.name}\nexit: 0\n--- stdout\n--- stderr\n",
                                                     encoding="utf-8", newline="\n")
 
 CASES = sorted(GOLDEN.glob("*.snap"))

@@ -92,7 +92,7 @@ def test_the_first_broken_layer_is_named(monkeypatch):
     code, out, _ = specc_run("gradcheck", TWO_LAYER, "--unfused", "--samples", "10")
     assert code == 1
     assert rows(out)["b1"] == "FAIL" and rows(out)["b2"] == "FAIL" and rows(out)["W1"] == "PASS"
-    line, col = column_of(TWO_LAYER, "Affine(784,50)")
+    line, col = column_of(TWO_LAYER, "Affine(784, 50)")
     assert f"first layer whose backward disagrees: layer 1, Affine(784, 50) (line {line}, column {col})" in out
 
 

@@ -336,7 +336,7 @@ def _where(model: Path, text: str) -> tuple[int, int]:
 
 
 @pytest.mark.parametrize("fuse", PATHS)
-@pytest.mark.parametrize("name,anchor", [("two_layer_net", "Affine(784,50)"), ("simple_conv_net", "input 1x28x28")])
+@pytest.mark.parametrize("name,anchor", [("two_layer_net", "Affine(784, 50)"), ("simple_conv_net", "input 1x28x28")])
 def test_input_of_the_wrong_shape(name, anchor, fuse):
     model = ROOT / "models" / f"{name}.net"
     net = load(model, fuse=fuse)
@@ -356,9 +356,9 @@ def test_input_of_the_wrong_shape(name, anchor, fuse):
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.parametrize("fuse", PATHS)
 @pytest.mark.parametrize("param,bad,layer,anchor", [
-    ("W1", np.inf, "Affine(784, 50)", "Affine(784,50)"),
-    ("b1", np.nan, "Affine(784, 50)", "Affine(784,50)"),
-    ("W2", np.nan, "Affine(50, 10)", "Affine(50,10)"),
+    ("W1", np.inf, "Affine(784, 50)", "Affine(784, 50)"),
+    ("b1", np.nan, "Affine(784, 50)", "Affine(784, 50)"),
+    ("W2", np.nan, "Affine(50, 10)", "Affine(10)"),
 ])
 def test_not_finite_forward_names_the_layer(param, bad, layer, anchor, fuse):
     """Regression for predict, accuracy and probabilities: they returned NaN scores (and a made-up

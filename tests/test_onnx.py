@@ -143,7 +143,7 @@ def test_node_names_and_doc_strings_carry_the_net_line(images):
     ops = [n.op_type for n in model.graph.node]
     assert ops == ["Conv", "Relu", "MaxPool", "Flatten", "Gemm", "Relu", "Gemm", "Softmax"]
     pool = model.graph.node[2]
-    assert pool.name == f"Pooling3@{path}:4:38" and "Pooling(2)" in pool.doc_string
+    assert pool.name == f"Pooling3@{path}:8:6" and "Pooling(2)" in pool.doc_string
     # the initializers are named as specc names its parameters
     assert {t.name for t in model.graph.initializer} == {"W1", "b1", "W2", "b2", "W3", "b3"}
 
@@ -393,5 +393,5 @@ def test_a_layer_kind_without_an_onnx_form_is_an_error_at_its_line(monkeypatch, 
     monkeypatch.delitem(onnx_export._LAYERS, "ReLU")  # as a new kind (an expression layer) would be
     r = _run("export", ROOT / "models" / "two_layer_net.net", "-o", tmp_path / "m.onnx")
     assert r.code == 2 and "Traceback" not in r.err
-    assert "two_layer_net.net:2:19: error: specc export has no ONNX form for the layer ReLU yet" in r.err
+    assert "two_layer_net.net:2:20: error: specc export has no ONNX form for the layer ReLU yet" in r.err
     assert not (tmp_path / "m.onnx").exists()

@@ -157,8 +157,8 @@ def test_nan_in_the_first_epoch(tmp_path):
     out = tmp_path / "run"
     r = specc_run("train", TWO_LAYER, "--epochs", 2, "--lr", "1e30", "--out", out)
     assert r.code == 1
-    assert "two_layer_net.net:2:27" in r.text and "produced NaN or infinity" in r.text
-    assert "2 | Affine(784,50) -> ReLU -> Affine(50,10) -> SoftmaxWithLoss" in r.text  # the layer's .net line
+    assert "two_layer_net.net:2:28" in r.text and "produced NaN or infinity" in r.text
+    assert "2 | Affine(784, 50) -> ReLU -> Affine(10) -> SoftmaxWithLoss" in r.text  # the layer's .net line
     assert "Traceback" not in r.text and "RuntimeWarning" not in r.text
     # regression: it used to claim that "the last good checkpoint stays in weights.npz", which did not exist
     assert "no checkpoint was written" in r.text and not (out / "weights.npz").exists()
@@ -172,7 +172,7 @@ def test_nan_keeps_the_last_good_checkpoint(tmp_path):
     r = specc_run("train", TWO_LAYER, "--data", tmp_path / "d.npz", "--batch", 20, "--epochs", 3, "--lr", "1e30",
                   "--out", out)
     assert r.code == 1
-    assert "2 | Affine(784,50) -> ReLU -> Affine(50,10) -> SoftmaxWithLoss" in r.text
+    assert "2 | Affine(784, 50) -> ReLU -> Affine(10) -> SoftmaxWithLoss" in r.text
     assert f"the last good checkpoint stays in {out}/weights.npz (iteration 1)" in r.text
     saved = checkpoint.read(out / "weights.npz")
     assert checkpoint.meta(saved)["iteration"] == 1

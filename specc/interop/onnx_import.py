@@ -27,6 +27,7 @@ from specc.errors import DataError, Diagnostic, SpecError
 from specc.interop import require, write_atomically
 from specc.interop.onnx_ops import OPS, Chain, Layer, batched, dims, label
 from specc.network import Network
+from specc.text import shape_text
 
 _HEADS = ("Affine", "Convolution")  # a new line of the written chain starts at each
 
@@ -209,7 +210,7 @@ def net_text(ch: Chain, source: str) -> str:
         lines.append(text)
         i += n
     chain = "\n  -> ".join(lines)
-    return "\n".join([*head, f"input {'x'.join(map(str, ch.input_shape))}", chain, ""])
+    return "\n".join([*head, f"input {shape_text(ch.input_shape)}", chain, ""])
 
 
 def imported(model_path: str | Path, out: str | Path, weights_out: str | Path | None = None) -> Imported:

@@ -10,6 +10,7 @@ import numpy as np
 from specc import layers as registry
 from specc.errors import Diagnostic, SpecError
 from specc.layers.base import Shape, ShapeError, size
+from specc.text import shape_text
 
 
 @dataclass
@@ -139,7 +140,7 @@ def label(node: Any) -> str:
 
 
 def dims(shape: Shape) -> str:
-    return "x".join(map(str, shape)) or "a scalar"
+    return shape_text(shape) or "a scalar"
 
 
 def batched(shape: Shape) -> str:
