@@ -42,8 +42,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from book_style import BookNet  # noqa: E402
 
 import specc  # noqa: E402
-from specc.data import Batches, load  # noqa: E402
-from specc.optimizers import make_optimizer  # noqa: E402
+from specc.training.data import Batches, load  # noqa: E402
+from specc.training.optimizers import make_optimizer  # noqa: E402
 
 LR = 0.1
 

@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from specc import api, data
+from specc import api
 from specc.interop.onnx_export import to_onnx
 from specc.interop.onnx_import import imported
+from specc.training import data
 
 
 def main() -> None:

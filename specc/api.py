@@ -8,10 +8,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from specc import checkpoint, memory
-from specc import data as data_mod
 from specc import ir as ir_mod
-from specc import train as train_mod
+from specc import memory
 from specc.check import CheckedNetwork, check, check_train
 from specc.compiler import Compiled, plan
 from specc.compiler import compile as compile_network
@@ -20,18 +18,24 @@ from specc.graph import ir as graph_ir
 from specc.graph.check import CheckedGraph
 from specc.graph.check import check_graph as check_graph_ir
 from specc.graph.draw import Drawing, draw_graph, draw_pipeline
-from specc.graph.evaluate import Evaluation
+from specc.graph.evaluate import Evaluation as GraphEvaluation
 from specc.graph.evaluate import evaluate as evaluate_graph
 from specc.locate import Locator, ir_locator, json_locator
 from specc.lower import lower
 from specc.network import Network
-from specc.optimizers import OPTIMIZERS, canonical
 from specc.parse import parse
 from specc.reading import decode_source, read_source
 from specc.schema import validate
 from specc.source import Source, Span
 from specc.summary import Summary, summarize
-from specc.train import Trainer
+from specc.training import checkpoint
+from specc.training import data as data_mod
+from specc.training.evaluate import Evaluation, check_fit, evaluate
+from specc.training.loop import Trainer
+from specc.training.optimizers import OPTIMIZERS, canonical
+from specc.training.runfolder import RunLock, new_run_folder
+from specc.training.settings import Settings
+from specc.training.settings import resolve as resolve_settings
 
 __all__ = ["check_any", "check_graph", "graph_evaluation", "drawing",
            "check_training_memory", "check_file", "check_text", "check_source", "compile", "evaluation",
@@ -128,7 +132,7 @@ def check_graph(source: Source) -> CheckedGraph:
     return checked
 
 
-def graph_evaluation(source: Source) -> Evaluation:
+def graph_evaluation(source: Source) -> GraphEvaluation:
     """A graph evaluated forward and backward (SpecError at the node if log or sqrt gets a non-positive value)."""
     checked = check_graph(source)
     try:
@@ -217,7 +221,7 @@ def check_text(text: str, name: str = "<string>") -> CheckedNetwork:
 def summary(checked: CheckedNetwork) -> Summary:
     """The figures of a network, with the memory training it takes with its train section's settings."""
     p = plan(checked)
-    settings = train_mod.resolve(checked.network.train, {})
+    settings = resolve_settings(checked.network.train, {})
     e = memory.estimate(p, **_training_sizes(settings))
     return summarize(checked, p, {"batch": settings.batch, "optimizer": settings.optimizer,
                                   "dtype": settings.dtype, "bytes": e.total, "parameter_bytes": e.parameters,
@@ -227,11 +231,11 @@ def summary(checked: CheckedNetwork) -> Summary:
 def check_training_memory(checked: CheckedNetwork, source: Source | None, max_memory: int | None = None) -> None:
     """Refuse (SpecError) a network that could not be trained within the memory budget, with the
     batch, dtype and optimizer of its train section (specc's defaults where it has none)."""
-    settings = train_mod.resolve(checked.network.train, {})
+    settings = resolve_settings(checked.network.train, {})
     memory.enforce(plan(checked), source, max_memory, **_training_sizes(settings))
 
 
-def _training_sizes(settings: train_mod.Settings) -> dict[str, int]:
+def _training_sizes(settings: Settings) -> dict[str, int]:
     """What the memory estimate needs to know of training settings."""
     return {"batch": settings.batch, "itemsize": 8 if settings.dtype == "float64" else 4,
             "optimizer_slots": OPTIMIZERS[settings.optimizer].slots}
@@ -259,7 +263,7 @@ def _network(source: Source, dtype: str, fuse: bool, seed: int, max_memory: int 
     checked = check_source(source)
     itemsize = 8 if str(dtype) == "float64" else 4
     memory.enforce(plan(checked), source, max_memory, batch, itemsize, optimizer_slots)
-    decay = train_mod.resolve(checked.network.train, {}).weight_decay
+    decay = resolve_settings(checked.network.train, {}).weight_decay
     return Network(compile_network(checked), source, dtype=dtype, fuse=fuse, seed=seed, weight_decay=decay)
 
 
@@ -280,10 +284,10 @@ def training(path: str | Path, *, out: str | Path | None = None, resume: str | P
     if resume is not None:
         folder = _resume_folder(Path(resume), out)
     else:
-        settings = train_mod.resolve(checked.network.train, {**flags, "data": data})
-        folder = Path(out) if out is not None else train_mod.new_run_folder(Path(path))
+        settings = resolve_settings(checked.network.train, {**flags, "data": data})
+        folder = Path(out) if out is not None else new_run_folder(Path(path))
     # The lock comes first, so that a folder in use is refused as such, whatever it holds.
-    lock = train_mod.RunLock(folder)
+    lock = RunLock(folder)
     lock.acquire()
     try:
         if resume is not None:
@@ -301,7 +305,7 @@ def training(path: str | Path, *, out: str | Path | None = None, resume: str | P
             checkpoint.restore(net, Path(init_from), source)
         dataset = _dataset(settings.data if resume is None else data, checked, source, from_spec=resume is None
                            and data is None)
-        trainer = train_mod.Trainer(net, dataset, settings, folder, source.text,
+        trainer = Trainer(net, dataset, settings, folder, source.text,
                                     "model.json" if _is_json(source) else "model.net")
         if resume is not None:
             trainer.resume()
@@ -338,11 +342,11 @@ def _resume_folder(folder: Path, out: str | Path | None) -> Path:
     return folder
 
 
-def _resumed_settings(folder: Path, config: dict[str, Any], flags: dict[str, Any]) -> train_mod.Settings:
+def _resumed_settings(folder: Path, config: dict[str, Any], flags: dict[str, Any]) -> Settings:
     """The saved settings of a run, extended by --epochs or --iters. A flag equal to the saved setting
     is accepted (a job scheduler requeues the identical command); only a real change is refused."""
     try:
-        settings = train_mod.Settings(**config["settings"])
+        settings = Settings(**config["settings"])
         if settings.epochs is None and settings.iters is None:
             raise TypeError("neither epochs nor iters is set")
     except (KeyError, TypeError) as e:
@@ -359,7 +363,7 @@ def _resumed_settings(folder: Path, config: dict[str, Any], flags: dict[str, Any
     return settings
 
 
-def _given_and_saved(settings: train_mod.Settings, flags: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+def _given_and_saved(settings: Settings, flags: dict[str, Any]) -> list[tuple[str, Any, Any]]:
     """(flag, value given, value saved) for each setting flag given, compared as the run compares them:
     optimizer names without regard to case, numbers as numbers."""
     saved: dict[str, Any] = {"batch": settings.batch, "lr": settings.optimizer_args.get("lr"),
@@ -389,14 +393,14 @@ def trained(path: str | Path, weights: str | Path) -> Network:
 
 
 def evaluation(path: str | Path, weights: str | Path, data: str | None = None,
-               split: str = "test") -> tuple[Network, data_mod.Dataset, train_mod.Evaluation]:
+               split: str = "test") -> tuple[Network, data_mod.Dataset, Evaluation]:
     """(network, data set, Evaluation) of trained weights on a data set's train or test split."""
     net = trained(path, weights)
     dataset = data_mod.load(data)
-    train_mod.check_fit(net, dataset)
+    check_fit(net, dataset)
     x, t = (dataset.x_test, dataset.t_test) if split == "test" else (dataset.x_train, dataset.t_train)
     batches = data_mod.Batches(x, dataset.scale(), net.dtype, net.input_shape)
-    return net, dataset, train_mod.evaluate(net, batches, t)
+    return net, dataset, evaluate(net, batches, t)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -38,11 +38,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from specc import checkpoint
 from specc.check import CheckedLayer
 from specc.errors import DataError, Diagnostic, Label
 from specc.layers.dropout import Dropout
 from specc.text import shape_text
+from specc.training import checkpoint
 
 if TYPE_CHECKING:
     from specc.network import Network

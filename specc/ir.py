@@ -10,8 +10,9 @@ from typing import Any, Iterable, Mapping
 
 from specc import layers
 from specc.layers.args import Arg
-from specc.optimizers import OPTIMIZERS, SCHEDULES, SETTINGS
 from specc.source import Span
+from specc.training.optimizers import OPTIMIZERS, SCHEDULES
+from specc.training.section import SETTINGS
 
 
 def _span(d: Mapping | None) -> Span | None:

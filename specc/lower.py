@@ -12,10 +12,10 @@ from specc import layers
 from specc import syntax as s
 from specc.errors import Diagnostic, Label
 from specc.graph.lower import is_graph_statement, lower_graph
-from specc.optimizers import OPTIMIZERS, SCHEDULES, canonical
 from specc.source import Span
 from specc.suggest import did_you_mean
 from specc.text import value_text
+from specc.training.optimizers import OPTIMIZERS, SCHEDULES, canonical
 
 IR_VERSION = 1
 MAX_LAYERS = 10_000  # a network expanding past this is refused before it is expanded

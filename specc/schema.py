@@ -17,10 +17,11 @@ from specc import layers
 from specc.errors import Diagnostic
 from specc.graph.schema import graph_defs
 from specc.layers.args import Arg
-from specc.optimizers import OPTIMIZERS, SCHEDULES, SETTINGS
 from specc.resources import grammar_dir
 from specc.suggest import did_you_mean
 from specc.text import value_text
+from specc.training.optimizers import OPTIMIZERS, SCHEDULES
+from specc.training.section import SETTINGS
 
 SCHEMA_FILE = "ir.schema.json"
 _SPAN = {"$ref": "#/$defs/span"}

@@ -4,14 +4,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from rich.console import Group, JustifyMethod, RenderableType
-from rich.table import Table
-from rich.text import Text
-
 from specc.check import CheckedNetwork
 from specc.compiler import Plan
 from specc.layers.base import size
-from specc.text import batch_shape, human_bytes
 
 BYTES_F32 = 4
 
@@ -70,56 +65,3 @@ def _via(origin) -> str:
     copies = " ".join(f"{o.repeat}/{o.of}" for o in origin if o.repeat)
     line = origin[0].call.line if origin[0].call else None
     return " ".join(x for x in (blocks, copies, f"(line {line})" if line else "") if x)
-
-
-def table(s: Summary) -> Group:
-    """The summary as a rich table, totals in the footer, then the totals and the fused kernels
-    in words (not as the table's caption, which rich would wrap to the table's width).
-
-    On a narrow terminal only the `via` column wraps: numbers, shapes and names are never cut.
-    The kernel column holds numbers; the fused kernels are named below the table.
-    """
-    show_via = any(r.via for r in s.rows)
-    # (header, footer, justify, cells); `via` is the one column that may wrap
-    columns: list[tuple[str, str, JustifyMethod, list[str]]]
-    columns = [("#", "", "right", [str(r.index) for r in s.rows]),
-               ("layer", "total", "left", [r.layer for r in s.rows]),
-               ("line", "", "right", [f"{r.line}" if r.line else "-" for r in s.rows])]
-    if show_via:
-        columns.append(("via", "", "left", [r.via for r in s.rows]))
-    columns += [("output", "", "left", [batch_shape(tuple(r.output)) for r in s.rows]),
-                ("params", f"{s.params:,}", "right", [f"{r.params:,}" if r.params else "-" for r in s.rows]),
-                ("FLOPs/sample", f"{s.flops:,}", "right", [f"{r.flops:,}" for r in s.rows]),
-                ("kernel", f"{s.rows[-1].kernel if s.rows else 0}", "right", [str(r.kernel) for r in s.rows])]
-    t = Table(title=f"{s.source or 'network'}: input {batch_shape(tuple(s.input))}", show_footer=True,
-              title_justify="left")
-    for header, footer, justify, cells in columns:
-        fixed = header != "via"
-        t.add_column(header, footer=footer, justify=justify, no_wrap=fixed,
-                     min_width=max(len(x) for x in [header, footer, *cells]) if fixed else None)
-    for row in zip(*(cells for *_, cells in columns)):
-        t.add_row(*row)
-    params = (f"parameters {s.params:,} ({human_bytes(s.param_bytes)} at float32)"
-              + (f", non-trainable {s.buffers:,}" if s.buffers else ""))
-    costs = (f"forward {s.flops:,} FLOPs per sample; "
-             f"activations {human_bytes(s.activation_bytes)} per sample in training")
-    lines: list[RenderableType] = [t, Text(params), Text(costs)]
-    if s.training:
-        m = s.training
-        lines.append(Text(f"training memory {human_bytes(m['bytes'])} (batch {m['batch']}, {m['optimizer']}, "
-                          f"{m['dtype']}): weights and optimizer {human_bytes(m['parameter_bytes'])}, "
-                          f"buffers {human_bytes(m['buffer_bytes'])}"))
-    return Group(*lines, Text(_fused(s.rows)))
-
-
-def _fused(rows: list[Row]) -> str:
-    """'fused: Convolution+ReLU (layers 1-2), Affine+ReLU (layers 4-5, 7-8)'."""
-    members: dict[int, list[Row]] = {}
-    for r in rows:
-        members.setdefault(r.kernel, []).append(r)
-    by_name: dict[str, list[str]] = {}
-    for group in members.values():
-        if len(group) > 1:
-            by_name.setdefault(group[0].kernel_name, []).append(f"{group[0].index}-{group[-1].index}")
-    return "fused: " + (", ".join(f"{name} (layers {', '.join(spans)})" for name, spans in by_name.items())
-                        or "nothing")

@@ -20,7 +20,7 @@ def models_dir() -> Path:
 _HOLDER = """
 import sys
 from specc.errors import UsageError
-from specc.train import RunLock
+from specc.training.runfolder import RunLock
 lock = RunLock(sys.argv[1])
 print("ready", flush=True)
 sys.stdin.readline()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import specc
-from specc import data
+from specc.training import data
 
 TWO_LAYER = "input 784\nAffine(50) -> ReLU -> Affine(10) -> SoftmaxWithLoss\n"
 

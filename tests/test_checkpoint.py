@@ -12,9 +12,10 @@ import pytest
 from rich.console import Console
 
 import specc
-from specc import api, checkpoint
+from specc import api
 from specc.diagnostics import render
 from specc.errors import DataError
+from specc.training import checkpoint
 
 SMALL = "input 784\nAffine(20) -> ReLU\n  -> Affine(10)\n  -> SoftmaxWithLoss\n"
 WITH_BN = "input 784\nAffine(20) -> BatchNorm -> ReLU -> Dropout(0.2)\n  -> Affine(10) -> SoftmaxWithLoss\n"

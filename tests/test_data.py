@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from specc import api, data
+from specc import api
 from specc.errors import DataError
+from specc.training import data
 
 IDX_CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09, np.dtype(">i2"): 0x0B, np.dtype(">i4"): 0x0C,
              np.dtype(">f4"): 0x0D, np.dtype(">f8"): 0x0E}

@@ -12,12 +12,13 @@ import pytest
 from rich.console import Console
 
 import specc
-from specc import api, cli, data
+from specc import api, cli
 from specc.errors import DataError, SpecError, UsageError
 from specc.interop import OPSET
 from specc.interop.onnx_export import to_onnx
 from specc.interop.onnx_import import imported
 from specc.layers.base import Labels
+from specc.training import data
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")

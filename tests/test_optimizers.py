@@ -10,10 +10,13 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from specc import api, data
+from specc import api
 from specc.network import Parameter
-from specc.optimizers import OPTIMIZERS, SCHEDULES, learning_rate, make_optimizer
-from specc.train import Settings, Trainer, evaluate
+from specc.training import data
+from specc.training.evaluate import evaluate
+from specc.training.loop import Trainer
+from specc.training.optimizers import OPTIMIZERS, SCHEDULES, learning_rate, make_optimizer
+from specc.training.settings import Settings
 
 NAMES = ["SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam"]
 TINY = "input 784\nAffine(10) -> SoftmaxWithLoss\n"

@@ -17,14 +17,16 @@ import pytest
 from rich.console import Console
 
 import specc
-from specc import checkpoint, cli
+from specc import cli
+from specc.training import checkpoint
+from specc.training.loop import deterministic
 
 ROOT = Path(__file__).resolve().parent.parent
 KILLS = int(os.environ.get("SPECC_KILL_RUNS", "12"))
 
 WRITER = r"""
 import sys, numpy as np, specc
-from specc import checkpoint
+from specc.training import checkpoint
 net = specc.compile("input 784\nAffine(400) -> ReLU -> Affine(10) -> SoftmaxWithLoss")
 path = sys.argv[1]
 i = 0
@@ -113,7 +115,7 @@ def test_two_trainings_at_once_into_different_folders(tmp_path):
     for r in runs:
         r.communicate(timeout=120)
         assert r.returncode == 0
-    metrics = [[specc.train.deterministic(json.loads(line)) for line in
+    metrics = [[deterministic(json.loads(line)) for line in
                 (tmp_path / name / "metrics.jsonl").read_text().splitlines()] for name in ("a", "b")]
     assert metrics[0] == metrics[1] and len(metrics[0]) == 2
 

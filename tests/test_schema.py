@@ -11,10 +11,11 @@ from spec_examples import NETWORKS
 import specc
 from specc import layers
 from specc.errors import SpecError
-from specc.optimizers import OPTIMIZERS, SCHEDULES, SETTINGS
 from specc.resources import grammar_dir
 from specc.schema import SCHEMA_FILE, build_schema, load_schema, validate
 from specc.source import Source, Span
+from specc.training.optimizers import OPTIMIZERS, SCHEDULES
+from specc.training.section import SETTINGS
 
 
 def test_shipped_schema_file_equals_the_assembled_schema():

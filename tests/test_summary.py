@@ -11,7 +11,7 @@ from spec_examples import NETWORKS
 
 import specc
 from specc import cli
-from specc.summary import table
+from specc.cli.views import summary_table as table
 from specc.text import human_bytes
 
 

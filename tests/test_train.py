@@ -11,9 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from specc import api, checkpoint, data, plot, train
+from specc import api
 from specc.errors import DataError, RunError, SpeccError, UsageError
-from specc.train import Evaluated, RunLock, Settings, Started, Step, Stopped, deterministic, resolve
+from specc.training import checkpoint, data, plot
+from specc.training import loop as train
+from specc.training import runfolder
+from specc.training.loop import Evaluated, Started, Step, Stopped, deterministic
+from specc.training.runfolder import RunLock
+from specc.training.settings import Settings, resolve
 
 TINY = "input 784\nAffine(10) -> SoftmaxWithLoss\n"
 # Dropout draws from the network's random stream, BatchNorm keeps running statistics, Adam keeps
@@ -390,7 +395,7 @@ def test_a_killed_owner_not_yet_reaped_does_not_block(tmp_path, lock_holder):
 _RACE = r"""
 import json, os, sys
 from specc.errors import UsageError
-from specc.train import RunLock
+from specc.training.runfolder import RunLock
 
 def contend(folder, go, report, hold):
     os.read(go, 1)
@@ -470,7 +475,7 @@ def test_a_folder_in_use_says_so_and_not_that_it_holds_an_earlier_run(tmp_path):
 
 def test_without_fcntl_the_lock_file_itself_is_the_lock(tmp_path, monkeypatch):
     """Windows is not a target, but importing and locking work there: an exclusively created file."""
-    monkeypatch.setattr(train, "fcntl", None)
+    monkeypatch.setattr(runfolder, "fcntl", None)
     folder = tmp_path / "run"
     first = RunLock(folder)
     first.acquire()
@@ -542,7 +547,7 @@ def test_overflow_is_reported_not_warned(tmp_path, recwarn):
 
 
 def test_an_exploding_loss_is_one_warning_event_and_the_run_goes_on(tmp_path):
-    from specc.train import Warned
+    from specc.training.loop import Warned
     trainer = api.training(spec_file(tmp_path, TINY), out=tmp_path / "run", lr=1e6, iters=30)
     events = run_all(trainer)
     warned = [(i, e.diagnostic) for i, e in enumerate(events) if isinstance(e, Warned)]
@@ -557,6 +562,6 @@ def test_an_exploding_loss_is_one_warning_event_and_the_run_goes_on(tmp_path):
 
 
 def test_a_learning_rate_that_works_gives_no_warning(tmp_path):
-    from specc.train import Warned
+    from specc.training.loop import Warned
     events = run_all(api.training(spec_file(tmp_path, TINY), out=tmp_path / "run", iters=30))
     assert not any(isinstance(e, Warned) for e in events)

@@ -19,7 +19,9 @@ import pytest
 from rich.console import Console
 
 import specc
-from specc import api, checkpoint, cli, data, plot, train
+from specc import api, cli
+from specc.training import checkpoint, data, plot
+from specc.training import loop as train
 
 ROOT = Path(__file__).resolve().parent.parent
 TWO_LAYER = ROOT / "models" / "two_layer_net.net"
@@ -384,7 +386,7 @@ def test_an_exploding_loss_is_warned_about_once_and_the_columns_hold(tmp_path):
     header = next(i for i, line in enumerate(lines) if line.startswith("epoch"))
     rows = lines[header + 1:header + 3]
     assert [row.removesuffix(" *") for row in rows] == [row[:len(lines[header])] for row in rows]
-    from specc.trainview import _COLUMNS
+    from specc.cli.trainview import _COLUMNS
     ends = [sum(width + 1 for _, width in _COLUMNS[:k + 1]) - 1 for k in range(len(_COLUMNS))]
     for row in rows:  # eight cells, each ending where its column's name ends
         cells = row.removesuffix(" *").split()
@@ -404,7 +406,7 @@ def test_a_run_that_converges_is_not_warned_about(trained):
     (float("nan"), ".4f", 8, "nan"), (1234567, ",", 7, "1.2e+06"),
 ])
 def test_a_cell_fits_its_column(value, spec, width, shown):
-    from specc.trainview import _cell
+    from specc.cli.trainview import _cell
     assert _cell(value, spec, width) == shown
 
 

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from specc import api, checkpoint, cli, data, images
+from specc import api, cli
 from specc.errors import DataError
+from specc.training import checkpoint, data, images
 
 SPEC = "input 784\nAffine(10) -> SoftmaxWithLoss\n"
 

@@ -215,7 +215,8 @@ def net_text(ch: Chain, source: str) -> str:
 
 def imported(model_path: str | Path, out: str | Path, weights_out: str | Path | None = None) -> Imported:
     """Write the .net file and checkpoint of an ONNX model (weights beside the .net file by default)."""
-    from specc import api, checkpoint  # the pipeline; this module sits after it
+    from specc import api  # the pipeline; this module sits after it
+    from specc.training import checkpoint
 
     model = read_model(model_path)
     ch = translate(model, str(model_path))

@@ -14,12 +14,12 @@ from specc import syntax as s
 from specc.check import CheckedLayer, CheckedNetwork
 from specc.errors import Diagnostic, SpeccError
 from specc.layers.args import REQUIRED, Arg
-from specc.optimizers import SETTINGS
 from specc.parse import parse
 from specc.source import Source, Span
 from specc.text import batch_shape
 from specc.tools.annotate import outer_span
 from specc.tools.lint import lint_source
+from specc.training.section import SETTINGS
 
 
 @dataclass

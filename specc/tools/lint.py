@@ -14,14 +14,14 @@ from typing import Callable, Iterable
 from specc import api, layers
 from specc import syntax as s
 from specc.check import CheckedLayer, CheckedNetwork
-from specc.data import NAMED, SAMPLE
 from specc.errors import Diagnostic, Label
 from specc.graph.check import CheckedGraph
 from specc.ir import Call
-from specc.optimizers import OPTIMIZERS
 from specc.parse import parse
 from specc.source import Source, Span
 from specc.tools.text import tokens
+from specc.training.data import NAMED, SAMPLE
+from specc.training.optimizers import OPTIMIZERS
 
 
 @dataclass(frozen=True)

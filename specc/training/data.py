@@ -23,13 +23,14 @@ from typing import IO, Callable, Iterator, Sequence, cast
 import numpy as np
 from numpy.typing import DTypeLike
 
-from specc import images, memory, npyio
+from specc import memory
 from specc.errors import DataError, Diagnostic
 from specc.suggest import did_you_mean
 from specc.text import shape_text
+from specc.training import images, npyio
 
 SAMPLE = "mnist-5k"
-SAMPLE_DIR = Path(__file__).resolve().parent / "sample" / SAMPLE
+SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample" / SAMPLE  # specc/sample, shipped in the wheel
 MAX_DATA_BYTES = 4 * 1024**3  # a data file claiming more than this is refused before reading
 
 _IDX_TYPES: dict[int, DTypeLike] = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}

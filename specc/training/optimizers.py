@@ -132,17 +132,17 @@ class _Adam(Optimizer):
         v += scratch
         _scaled_step(p, m, v, lr_t, scratch)
 
-_RATE = {"type": "number", "exclusiveMinimum": 0, "maximum": 1e6}
-_FRACTION = {"type": "number", "minimum": 0, "exclusiveMaximum": 1}
-_LR_EXPECTS = "a positive number"
+RATE = {"type": "number", "exclusiveMinimum": 0, "maximum": 1e6}
+FRACTION = {"type": "number", "minimum": 0, "exclusiveMaximum": 1}
+LR_EXPECTS = "a positive number"
 
 
 def _lr(default: float) -> Arg:
-    return Arg("lr", _RATE, _LR_EXPECTS, default=default, doc="learning rate")
+    return Arg("lr", RATE, LR_EXPECTS, default=default, doc="learning rate")
 
 
 def _momentum() -> Arg:
-    return Arg("momentum", _FRACTION, "a number from 0 up to 1", default=0.9, doc="velocity decay")
+    return Arg("momentum", FRACTION, "a number from 0 up to 1", default=0.9, doc="velocity decay")
 
 
 @dataclass(frozen=True)
@@ -168,12 +168,12 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {o.name: o for o in [
     OptimizerSpec("Nesterov", (_lr(0.01), _momentum()), "Nesterov's accelerated gradient", _Nesterov, 1),
     OptimizerSpec("AdaGrad", (_lr(0.01),), "per-parameter rates from the sum of squared gradients", _Adaptive,
                   1),
-    OptimizerSpec("RMSprop", (_lr(0.01), Arg("decay_rate", _FRACTION, "a number from 0 up to 1",
+    OptimizerSpec("RMSprop", (_lr(0.01), Arg("decay_rate", FRACTION, "a number from 0 up to 1",
                                              default=0.99, doc="decay of the squared-gradient average")),
                   "AdaGrad with a decaying average", _Adaptive, 1),
     OptimizerSpec("Adam", (_lr(0.001),
-                           Arg("beta1", _FRACTION, "a number from 0 up to 1", default=0.9),
-                           Arg("beta2", _FRACTION, "a number from 0 up to 1", default=0.999)),
+                           Arg("beta1", FRACTION, "a number from 0 up to 1", default=0.9),
+                           Arg("beta2", FRACTION, "a number from 0 up to 1", default=0.999)),
                   "adaptive moments", _Adam, 2),
 ]}
 
@@ -210,32 +210,3 @@ def canonical(table: dict[str, OptimizerSpec], name: str) -> str | None:
         if key.lower() == name.lower():
             return key
     return None
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One key of the `train { }` section."""
-
-    key: str
-    schema: dict
-    expects: str
-    doc: str
-
-
-SETTINGS: dict[str, Setting] = {s.key: s for s in [
-    Setting("optimizer", {"$ref": "#/$defs/optimizer"}, "an optimizer such as Adam(lr=0.001)",
-            "the update rule and its arguments"),
-    Setting("lr", _RATE, _LR_EXPECTS, "learning rate (shorthand for the optimizer's lr)"),
-    Setting("batch", POSITIVE_INT, "a positive integer", "samples per training step"),
-    Setting("epochs", POSITIVE_INT, "a positive integer", "passes over the training set"),
-    Setting("iters", POSITIVE_INT, "a positive integer", "training steps (instead of epochs)"),
-    Setting("weight_decay", {"type": "number", "minimum": 0, "maximum": 1e6}, "a non-negative number",
-            "L2 penalty: lambda/2 * sum(W^2) over the weights"),
-    Setting("seed", {"type": "integer", "minimum": 0, "maximum": 2**32 - 1},
-            "a non-negative integer", "seed for initialisation, shuffling and dropout"),
-    Setting("dtype", {"enum": ["float32", "float64"]}, "'float32' or 'float64'", "floating-point type"),
-    Setting("schedule", {"$ref": "#/$defs/schedule"}, "a schedule such as cosine or step(every=5)",
-            "learning-rate schedule"),
-    Setting("data", {"type": "string", "minLength": 1}, "a data set name or path",
-            "the data set to train on (mnist, fashion-mnist, or a path)"),
-]}

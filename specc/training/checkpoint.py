@@ -18,9 +18,9 @@ import numpy as np
 
 from specc import memory
 from specc.errors import DataError, Diagnostic, Label, RunError
-from specc.npyio import Archive
 from specc.source import Source
 from specc.text import shape_text
+from specc.training.npyio import Archive
 
 if TYPE_CHECKING:
     from specc.network import Network

@@ -1,6 +1,6 @@
 """How `specc train` shows a run: a progress bar on a terminal, one line per epoch, a closing summary.
 
-Training itself never prints; this view renders the events of specc.train.Trainer.run.
+Training itself never prints; this view renders the events of specc.training.loop.Trainer.run.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from rich.text import Text
 
 from specc.diagnostics import render, render_diagnostics
 from specc.errors import RunError
-from specc.train import Evaluated, Started, Step, Stopped, Trainer, Warned
+from specc.training.loop import Evaluated, Started, Step, Stopped, Trainer, Warned
 
 _COLUMNS = (("epoch", 5), ("iter", 7), ("loss", 8), ("train acc", 9), ("test acc", 9), ("test loss", 9),
             ("time s", 8), ("samples/s", 10))

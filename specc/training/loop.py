@@ -1,6 +1,5 @@
-"""Training: settings resolved from defaults, the spec's `train { }` section and flags; a loop that
-yields what happens (it never prints); a run folder with checkpoints, metrics and the spec as run.
-"""
+"""The training loop: a Trainer steps through the data, evaluates, checkpoints into its run folder,
+and yields what happens (it never prints); resuming continues exactly where a run stopped."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,95 +7,21 @@ import json
 import math
 import os
 import time
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
-try:
-    import fcntl
-except ImportError:  # Windows: RunLock falls back to an exclusively created file
-    fcntl = None  # type: ignore[assignment]
-
 import numpy as np
 
-from specc import checkpoint, plot
-from specc.data import Batches, Dataset
-from specc.errors import DataError, Diagnostic, RunError, UsageError
-from specc.ir import Call, Train
-from specc.layers.base import Labels, size
+from specc.errors import DataError, Diagnostic, RunError
+from specc.layers.base import Labels
 from specc.network import Network
-from specc.optimizers import OPTIMIZERS, SCHEDULES, canonical, learning_rate, make_optimizer
-from specc.suggest import did_you_mean
-from specc.text import batch_shape, shape_text
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Every training setting, resolved: defaults < the spec's train section < command-line flags."""
-
-    optimizer: str = "SGD"
-    optimizer_args: Mapping[str, Any] = field(default_factory=dict)
-    batch: int = 100
-    epochs: int | None = None
-    iters: int | None = None
-    weight_decay: float = 0.0
-    seed: int = 0
-    dtype: str = "float32"
-    schedule: str = "constant"
-    schedule_args: Mapping[str, Any] = field(default_factory=dict)
-    data: str | None = None
-
-    @property
-    def lr(self) -> float:
-        return float(self.optimizer_args["lr"])
-
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["optimizer_args"], d["schedule_args"] = dict(self.optimizer_args), dict(self.schedule_args)
-        return d
-
-    def describe(self) -> str:
-        args = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.optimizer_args.items())
-        return f"{self.optimizer}({args})"
-
-
-def resolve(train: Train | None, flags: Mapping[str, Any]) -> Settings:
-    """Settings for a run. `flags` holds the command-line values given (None for those not given)."""
-    written = dict(train.settings) if train else {}
-    flags = {k: v for k, v in flags.items() if v is not None}
-    opt_call = written.get("optimizer")
-    name = opt_call.type if isinstance(opt_call, Call) else "SGD"
-    args = dict(opt_call.args) if isinstance(opt_call, Call) else {}
-    if "optimizer" in flags:
-        chosen = canonical(OPTIMIZERS, flags["optimizer"])
-        if chosen is None:
-            raise UsageError([Diagnostic(f"unknown optimizer '{flags['optimizer']}'", None, "unknown-optimizer",
-                                         hint=did_you_mean(flags["optimizer"], OPTIMIZERS)
-                                         or "optimizers: " + ", ".join(OPTIMIZERS))])
-        if chosen != name:
-            name, args = chosen, {}
-    args = {**OPTIMIZERS[name].defaults(), **args}
-    if "lr" in written:
-        args["lr"] = written["lr"]
-    if "lr" in flags:
-        args["lr"] = flags["lr"]
-    sched = written.get("schedule")
-    sched_name = sched.type if isinstance(sched, Call) else "constant"
-    sched_args = {**SCHEDULES[sched_name].defaults(), **(dict(sched.args) if isinstance(sched, Call) else {})}
-    epochs, iters = written.get("epochs"), written.get("iters")
-    if "epochs" in flags:
-        epochs, iters = flags["epochs"], None
-    if "iters" in flags:
-        epochs, iters = None, flags["iters"]
-    if epochs is None and iters is None:
-        epochs = 10
-    return Settings(name, args, int(flags.get("batch", written.get("batch", 100))),
-                    epochs, iters, float(written.get("weight_decay", 0.0)),
-                    int(flags.get("seed", written.get("seed", 0))),
-                    str(flags.get("dtype", written.get("dtype", "float32"))),
-                    sched_name, sched_args, flags.get("data", written.get("data")))
-
+from specc.training import checkpoint, plot
+from specc.training.data import Batches, Dataset
+from specc.training.evaluate import check_fit, evaluate
+from specc.training.optimizers import learning_rate, make_optimizer
+from specc.training.runfolder import RunLock, writing
+from specc.training.settings import Settings
 
 # --- what the loop reports ------------------------------------------------------------------
 
@@ -133,52 +58,6 @@ EXPLODED_LOSS = 1e3
 @dataclass(frozen=True)
 class Stopped:
     iteration: int  # a checkpoint was written after this many iterations
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    loss: float
-    accuracy: float
-    predicted: np.ndarray  # class per sample
-    labels: np.ndarray  # the true class per sample
-
-    def confusion(self, classes: int) -> np.ndarray:
-        """(classes, classes) counts: row = true class, column = predicted class."""
-        matrix = np.zeros((classes, classes), np.int64)
-        np.add.at(matrix, (self.labels, self.predicted), 1)
-        return matrix
-
-
-def evaluate(net: Network, batches: Batches, labels: np.ndarray, chunk: int | None = None) -> Evaluation:
-    """Inference-mode loss and accuracy over a whole data set, in fixed-size chunks."""
-    loss_layer = net.loss_layer.layer
-    total = 0.0
-    predicted = np.empty(len(labels), np.intp)
-    for start, x in batches.chunks(chunk or net.eval_chunk):
-        t = labels[start:start + len(x)]
-        scores = net.forward(x, False)
-        target = t if net.plan.labels is Labels.CLASSES else np.eye(scores.shape[1], dtype=scores.dtype)[t]
-        total += loss_layer.loss(scores, target)[0] * len(x)
-        predicted[start:start + len(x)] = scores.argmax(axis=1)
-    return Evaluation(total / len(labels), float((predicted == labels).mean()), predicted, labels)
-
-
-def check_fit(net: Network, data: Dataset) -> None:
-    """Refuse, before training, data whose samples or classes do not fit the network."""
-    want, got = net.input_shape, data.sample_shape
-    if size(want) != size(got):
-        raise DataError([Diagnostic(
-            f"the data's samples are {shape_text(got)} ({size(got):,} values), but the network's input "
-            f"is {batch_shape(want)} ({size(want):,} values)", net.checked.network.input_span
-            or net.checked.layers[0].spec.span, "data-shape", "expects this input",
-            f"{data.name} ({data.origin}) does not fit this network; change the input or the data")], net.source)
-    outputs = net.loss_layer.out_shape[0]
-    if net.plan.labels is Labels.CLASSES and data.classes > outputs:
-        raise DataError([Diagnostic(
-            f"the data's labels go up to {data.classes - 1}, but the network outputs {outputs} scores "
-            f"(classes 0 to {outputs - 1})",
-            net.loss_layer.spec.span, "data-classes", f"{outputs} classes",
-            "the last Affine layer's size is the number of classes")], net.source)
 
 
 class Trainer:
@@ -222,7 +101,7 @@ class Trainer:
 
     # --- the run folder ------------------------------------------------------------------
     def start_files(self) -> None:
-        with _writing(self.dir):
+        with writing(self.dir):
             self._start_files()
 
     def _start_files(self) -> None:
@@ -268,10 +147,10 @@ class Trainer:
                     kept.append(record)
         self.records = kept
         tmp = path.with_suffix(".tmp")
-        with _writing(path):
+        with writing(path):
             tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
             os.replace(tmp, path)
-        with _writing(self.dir / "config.json"):
+        with writing(self.dir / "config.json"):
             self._write_config()  # a run extended by --epochs or --iters is what a later --resume continues
 
     def save(self) -> None:
@@ -361,7 +240,7 @@ class Trainer:
     def write_curve(self) -> None:
         """curve.png of the run so far (self.curve is None without matplotlib)."""
         path = self.dir / "curve.png"
-        with _writing(path):
+        with writing(path):
             written = plot.learning_curve(self.records, path, f"{self.dir.name} on {self.data.name}")
         self.curve = path if written else None
 
@@ -387,7 +266,7 @@ class Trainer:
                                                                     "test_acc": test.accuracy})
         self.records.append(record)
         self.save()
-        with _writing(self.dir / "metrics.jsonl"), open(self.dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+        with writing(self.dir / "metrics.jsonl"), open(self.dir / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
         return Evaluated(record, best)
 
@@ -402,137 +281,4 @@ def deterministic(record: Mapping[str, Any]) -> dict[str, Any]:
 
 # --- run folders ---------------------------------------------------------------------------
 
-@contextmanager
-def _writing(path: Path):
-    """OSError while writing run files (a full disk, a read-only folder) -> RunError, not a traceback."""
-    try:
-        yield
-    except OSError as e:
-        raise RunError([Diagnostic(f"cannot write {path}: {e.strerror or e}", None, "write-failed",
-                                   hint="free some space or fix the folder's permissions; "
-                                        "the last checkpoint, if any, is unchanged")]) from None
 
-
-def new_run_folder(spec: Path, root: Path = Path("runs")) -> Path:
-    """runs/<spec name>-<date>-<time>, numbered if that exists already."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = root / f"{spec.stem}-{stamp}"
-    folder, n = base, 1
-    while folder.exists():
-        n += 1
-        folder = base.with_name(f"{base.name}-{n}")
-    return folder
-
-
-class RunLock:
-    """An exclusive kernel lock (flock) on a run folder's `.lock`, held open for the whole run.
-
-    The kernel drops the lock when its process ends, however it ends (killed, crashed, a zombie not
-    yet reaped), so a lock is never stale and a reused pid blocks nothing; taking it is atomic, so of
-    two trainings started at once exactly one wins. The pid written inside is only for the message.
-    Without fcntl (Windows, not a target) the file's existence is the lock: a stale one is deleted by hand.
-    """
-
-    def __init__(self, folder: Path):
-        self.folder = Path(folder)
-        self.path = self.folder / ".lock"
-        self._fd: int | None = None
-        self._created = False  # this lock made the folder: an empty one is removed again on release
-
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
-
-    def acquire(self) -> None:
-        # A round is retried only when the owner releasing the lock removed the file (or the folder)
-        # between our open and our lock: the file we locked is then not the folder's .lock any more.
-        for _ in range(100):
-            fd = self._open()
-            if fd is None:
-                continue
-            if not _try_lock(fd):
-                os.close(fd)
-                raise self._in_use()
-            if _is_file(fd, self.path):
-                os.ftruncate(fd, 0)
-                os.write(fd, str(os.getpid()).encode())
-                self._fd = fd
-                return
-            os.close(fd)
-        raise UsageError([Diagnostic(f"could not take the lock of run folder {self.folder}", None, "folder-in-use")])
-
-    def _open(self) -> int | None:
-        """The lock file, opened (created if missing); None if it vanished under us."""
-        try:
-            self.folder.mkdir(parents=True)
-            self._created = True
-        except FileExistsError:
-            pass
-        except OSError as e:
-            raise self._unusable(e) from None
-        flags = os.O_RDWR | os.O_CREAT | (0 if fcntl else os.O_EXCL)
-        try:
-            return os.open(self.path, flags, 0o644)
-        except FileNotFoundError:
-            return None
-        except FileExistsError:  # no fcntl: the file is the lock
-            raise self._in_use() from None
-        except OSError as e:
-            raise self._unusable(e) from None
-
-    def _in_use(self) -> UsageError:
-        owner = _pid_in(self.path)
-        by = f" (process {owner})" if owner is not None else ""
-        hint = "wait for it to finish, stop it (Ctrl-C), or train into another --out folder"
-        if not fcntl:
-            hint += f"; if no training is running, delete {self.path}"
-        return UsageError([Diagnostic(f"run folder {self.folder} is in use by a training still running{by}",
-                                      None, "folder-in-use", hint=hint)])
-
-    def _unusable(self, e: OSError) -> UsageError:
-        return UsageError([Diagnostic(f"cannot use run folder {self.folder}: {e.strerror or e}", None,
-                                      "folder-unusable", hint="choose another --out folder, or fix its permissions")])
-
-    def release(self) -> None:
-        """Remove the lock file, then unlock (in that order: whoever locks the removed file sees it
-        is not the folder's .lock and tries again); an empty folder this lock made goes too."""
-        if self._fd is None:
-            return
-        try:
-            os.unlink(self.path)
-        except OSError:
-            pass
-        os.close(self._fd)
-        self._fd = None
-        if self._created:
-            try:
-                self.folder.rmdir()  # only if empty: a run that never started leaves nothing behind
-            except OSError:
-                pass
-
-
-def _try_lock(fd: int) -> bool:
-    if not fcntl:
-        return True  # created with O_EXCL: ours
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
-
-
-def _is_file(fd: int, path: Path) -> bool:
-    """Whether the open file `fd` is still the file at `path`."""
-    try:
-        here, opened = os.stat(path), os.fstat(fd)
-    except FileNotFoundError:
-        return False
-    return (here.st_dev, here.st_ino) == (opened.st_dev, opened.st_ino)
-
-
-def _pid_in(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
-    return True

@@ -11,8 +11,8 @@ from specc.check import CheckedNetwork
 from specc.compiler import compile as compile_network
 from specc.layers.base import Labels
 from specc.network import Network
-from specc.optimizers import make_optimizer
 from specc.source import Source
+from specc.training.optimizers import make_optimizer
 
 
 class KernelClock:

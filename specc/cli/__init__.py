@@ -1,0 +1,44 @@
+"""The command line: a thin shell that parses arguments, calls the API and renders through rich.
+
+`main` is the console script; `run(argv, stdout, stderr)` runs one command with the consoles it is
+given and returns its exit code (the tests drive it)."""
+from __future__ import annotations
+
+import sys
+from typing import Sequence
+
+from rich.console import Console
+
+from specc.cli.commands import COMMANDS
+from specc.cli.parser import build
+from specc.diagnostics import render
+from specc.errors import SpeccError
+
+
+def run(argv: Sequence[str], stdout: Console, stderr: Console) -> int:
+    """Run one command; return its exit code (0 ok, 1 a failed run, 2 a usage, spec or data error)."""
+    try:
+        args = build(stdout, stderr).parse_args(list(argv))
+    except SystemExit as e:  # argparse has printed usage or help
+        return int(e.code or 0)
+    try:
+        return COMMANDS[args.command](args, stdout, stderr)
+    except SpeccError as e:
+        render(e, stderr)
+        return e.exit_code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # Logs and pipes get 120 columns instead of rich's 80, so tables are not squeezed.
+    stdout = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+    stderr = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 120)
+    try:
+        return run(sys.argv[1:] if argv is None else argv, stdout, stderr)
+    except KeyboardInterrupt:
+        stderr.print("interrupted", style="bold red")
+        return 1
+    except BrokenPipeError:  # `specc schema | head` closing the pipe early is not an error
+        return 0
+
+
+__all__ = ["main", "run"]

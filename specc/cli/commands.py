@@ -1,0 +1,257 @@
+"""The commands: each parses nothing and prints nothing itself but calls the API and hands what it
+returns to a view (specc.cli.views); the exit code is 0 ok, 1 a failed run, 2 a usage, spec or data error."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.text import Text
+
+from specc import api
+from specc.check import CheckedNetwork
+from specc.cli import views
+from specc.cli.trainview import TrainView
+from specc.diagnostics import count, render, render_diagnostics
+from specc.errors import Diagnostic, SpeccError, UsageError
+from specc.gradcheck import ABSOLUTE_TOLERANCE, RELATIVE_TOLERANCE, STEP, check_network
+from specc.graph import view as graph_view
+from specc.graph.check import CheckedGraph
+from specc.graph.evaluate import numeric_checks
+from specc.parse import parse
+from specc.profile import profile
+from specc.schema import build_schema
+from specc.source import Source
+from specc.tools import annotate, fmt, lint
+
+
+def _check(args, stdout: Console, stderr: Console) -> int:
+    status = 0
+    for f in args.files:
+        try:
+            source = api.read(f)
+            checked = api.check_any(source)
+            if isinstance(checked, CheckedGraph):  # a computational graph: nothing to train
+                render_diagnostics(checked.warnings, source, source.name, stderr)
+                stdout.print(Text.assemble((f"{f}: ", "bold"), ("ok", "bold green"),
+                                           f" ({graph_view.describe(checked)})"), soft_wrap=True)
+                continue
+            net = checked
+            api.check_training_memory(net, source)
+        except SpeccError as e:
+            render(e, stderr)
+            status = max(status, e.exit_code)
+            continue
+        _warn(net, source, stderr)
+        if args.annotate and not source.name.endswith(".json"):
+            annotate.render(source, parse(source), net, stdout)
+        warned = f"; {count(net.warnings)}" if net.warnings else ""
+        stdout.print(Text.assemble((f"{f}: ", "bold"), ("ok", "bold green"),
+                                   f" ({len(net.layers)} layers, {net.parameter_count:,} parameters{warned})"),
+                     soft_wrap=True)
+    return status
+
+
+def _warn(net: CheckedNetwork, source: Source | None, stderr: Console) -> None:
+    """A network's warnings, on stderr, before the command goes on (warnings never change the exit code)."""
+    render_diagnostics(net.warnings, source, source.name if source else None, stderr)
+
+
+def _summary(args, stdout: Console, stderr: Console) -> int:
+    source = api.read(args.file)
+    checked = api.check_source(source)
+    _warn(checked, source, stderr)
+    s = api.summary(checked)
+    if args.json:
+        _write_json(stdout, s.to_json())
+    else:
+        stdout.print(views.summary_table(s))
+    return 0
+
+
+def _compile(args, stdout: Console, stderr: Console) -> int:
+    source = api.read(args.file)
+    if args.emit == "python":
+        stdout.file.write(api.generated_code(source))
+        stdout.file.flush()
+    else:
+        _write_json(stdout, api.ir_document(source))
+    return 0
+
+
+def _gradcheck(args, stdout: Console, stderr: Console) -> int:
+    net = api.load(args.file, dtype="float64", fuse=not args.unfused, seed=args.seed)
+    report = check_network(net, batch=args.batch, seed=args.seed, limit=None if args.all else args.samples)
+    stdout.print(views.gradcheck_table(report.results, f"{args.file}: backprop vs central differences"))
+    tolerance = max((r.tolerance for r in report.results), default=ABSOLUTE_TOLERANCE)
+    stdout.print(f"threshold: relative error <= {RELATIVE_TOLERANCE:g} or absolute error <= {tolerance:.1g} "
+                 f"(the rounding noise of the differences); h = {STEP:g}, float64, batch {args.batch}, "
+                 f"{'unfused' if args.unfused else 'fused'} path", soft_wrap=True)
+    if report.passed:
+        stdout.print(Text("all gradients agree", style="bold green"))
+        return 0
+    failed = sum(not r.passed for r in report.results)
+    stdout.print(Text(f"{failed} of {len(report.results)} parameters disagree", style="bold red"))
+    if report.culprit and report.culprit_results:
+        stdout.print(Text(f"first layer whose backward disagrees: {report.culprit}", style="bold red"), soft_wrap=True)
+        stdout.print(views.gradcheck_table(report.culprit_results, "that layer alone, on the input it receives"))
+    elif report.culprit:  # every layer's reference is right: the generated code is not
+        stdout.print(Text(f"the generated code departs from the reference layers at {report.culprit}",
+                          style="bold red"), soft_wrap=True)
+    return 1
+
+
+def _train(args, stdout: Console, stderr: Console) -> int:
+    flags = {"epochs": args.epochs, "iters": args.iters, "batch": args.batch, "lr": args.lr,
+             "optimizer": args.optimizer, "seed": args.seed, "dtype": args.dtype}
+    trainer = api.training(args.file, out=args.out, resume=args.resume, data=args.data,
+                           max_memory=args.max_memory, init_from=args.init_from, **flags)
+    try:
+        _warn(trainer.net.checked, trainer.net.source, stderr)
+        return TrainView(trainer, args.file, stdout, stderr).run()
+    finally:
+        trainer.close()
+
+
+def _eval(args, stdout: Console, stderr: Console) -> int:
+    net, data, result = api.evaluation(args.file, args.weights, args.data, args.split)
+    classes = net.loss_layer.out_shape[0]
+    stdout.print(Text.assemble(("accuracy ", "bold"), (f"{result.accuracy:.4f}", "bold green"),
+                               f"   loss {result.loss:.4f}   on {len(result.labels):,} {args.split} samples of "
+                               f"{data.name} ({data.origin})"), soft_wrap=True)
+    stdout.print(views.confusion_table(result.confusion(classes)))
+    return 0
+
+
+def _predict(args, stdout: Console, stderr: Console) -> int:
+    result = api.prediction(args.file, args.weights, args.images, invert=args.invert)
+    render_diagnostics(result.warnings, None, None, stderr)
+    probs = result.probabilities
+    stdout.print(views.prediction_table(result, args.images, args.top, args.limit))
+    if len(probs) > args.limit:
+        stdout.print(f"... {len(probs) - args.limit:,} more (--limit N shows more)")
+    return 0
+
+
+def _bench(args, stdout: Console, stderr: Console) -> int:
+    source = api.read(args.file)
+    p = profile(api.check_source(source), source, batch=args.batch, steps=args.steps, dtype=args.dtype)
+    stdout.print(views.profile_table(p, f"{args.file}: one training step (forward, backward, SGD update), "
+                                        f"batch {p.batch}, {args.dtype}, mean of {p.steps} steps"))
+    stdout.print(f"a whole step without the timers: {p.step_ms:.3f} ms (median), "
+                 f"{p.batch / p.step_ms * 1e3:,.0f} samples/s", soft_wrap=True, highlight=False)
+    return 0
+
+
+def _grad(args, stdout: Console, stderr: Console) -> int:
+    source = api.read(args.file)
+    ev = api.graph_evaluation(source)
+    render_diagnostics(ev.checked.warnings, source, source.name, stderr)
+    checks = None if args.no_check else numeric_checks(ev)
+    if args.json:
+        _write_json(stdout, graph_view.to_json(ev, checks, source))
+    else:
+        stdout.print(graph_view.backward_table(ev, source, args.precise))
+        stdout.print(graph_view.gradients_table(ev, checks, args.precise))
+    return 1 if checks is not None and not all(c.passed for c in checks) else 0
+
+
+def _draw(args, stdout: Console, stderr: Console) -> int:
+    source = api.read(args.file)
+    drawing = api.drawing(source)
+    render_diagnostics(drawing.warnings, source, source.name, stderr)
+    out = Path(args.out) if args.out else Path(args.file).with_suffix(".svg")
+    try:
+        out.write_text(drawing.svg, encoding="utf-8")
+    except OSError as e:
+        raise UsageError([Diagnostic(f"cannot write '{out}': {e.strerror or e}", None, "unwritable")]) from None
+    stdout.print(drawing.text, soft_wrap=True, markup=False)
+    stdout.print(f"wrote {out}", soft_wrap=True, markup=False)
+    return 0
+
+
+def _export(args, stdout: Console, stderr: Console) -> int:
+    from specc.interop import OPSET
+    from specc.interop.onnx_export import export
+
+    result = export(args.file, args.out, args.weights)
+    stdout.print(f"wrote {result.path}: ONNX opset {OPSET}, {result.nodes} nodes, from {args.file} "
+                 f"({'weights of ' + args.weights if args.weights else 'initial values'}); "
+                 f"input 'input', output '{result.output}'", soft_wrap=True)
+    return 0
+
+
+def _import(args, stdout: Console, stderr: Console) -> int:
+    from specc.interop.onnx_import import imported
+
+    result = imported(args.model, args.out, args.weights_out)
+    stdout.print(f"wrote {result.spec_path} ({len(result.net.checked.layers)} layers, "
+                 f"{result.net.checked.parameter_count:,} parameters) and {result.weights_path} from {args.model} "
+                 f"({result.nodes} nodes):", soft_wrap=True)
+    stdout.file.write(result.text)
+    stdout.file.flush()
+    return 0
+
+
+def _schema(args, stdout: Console, stderr: Console) -> int:
+    _write_json(stdout, build_schema())
+    return 0
+
+
+def _write_json(console: Console, doc) -> None:
+    # Written as is, not through rich: the output is for programs and must be exact JSON.
+    console.file.write(json.dumps(doc, indent=2) + "\n")
+    console.file.flush()
+
+
+def _fmt(args, stdout: Console, stderr: Console) -> int:
+    status, changed = 0, []
+    for f in args.files:
+        try:
+            source = api.read(f)
+            formatted = fmt.format_source(source, annotate=args.annotate)
+        except SpeccError as e:
+            render(e, stderr)
+            status = max(status, e.exit_code)
+            continue
+        if formatted == source.text:
+            continue
+        changed.append(f)
+        if args.diff:
+            stdout.file.write(fmt.diff(source, formatted))
+        elif args.check:
+            stdout.print(f"would reformat {f}", soft_wrap=True)
+        else:
+            with open(f, "w", encoding="utf-8", newline="") as out:
+                out.write(formatted)
+    done = len(args.files) - len(changed) - (status != 0)
+    verb = "would be reformatted" if args.check or args.diff else "reformatted"
+    stdout.print(f"{len(changed)} file{'s' * (len(changed) != 1)} {verb}, {max(done, 0)} unchanged", soft_wrap=True)
+    return max(status, 1 if changed and (args.check or args.diff) else 0)
+
+
+def _lsp(args, stdout: Console, stderr: Console) -> int:
+    from specc.tools import lsp  # pygls is an optional extra: imported only here
+
+    return lsp.serve()
+
+
+def _lint(args, stdout: Console, stderr: Console) -> int:
+    status = 0
+    for f in args.files:
+        try:
+            source = api.read(f)
+            net = lint.lint_source(source)
+        except SpeccError as e:
+            render(e, stderr)
+            status = max(status, e.exit_code)
+            continue
+        render_diagnostics(net.warnings, source, source.name, stdout)
+        status = max(status, 1 if net.warnings else 0)
+    return status
+
+
+COMMANDS = {"check": _check, "summary": _summary, "compile": _compile, "gradcheck": _gradcheck,
+             "train": _train, "eval": _eval, "predict": _predict, "bench": _bench, "schema": _schema,
+             "grad": _grad, "draw": _draw, "export": _export, "import": _import,
+             "fmt": _fmt, "lint": _lint, "lsp": _lsp}

@@ -1,0 +1,129 @@
+"""Every rich table and text the commands print: summaries, gradient checks, confusion matrices,
+predictions and profiles (the training run's live view is specc.cli.trainview)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from rich.console import Group, JustifyMethod, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from specc.summary import Row, Summary
+from specc.text import batch_shape, human_bytes, shape_text
+
+
+def gradcheck_table(results, title: str) -> Table:
+    t = Table(title=title, title_justify="left")
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("parameter", "left"), ("shape", "left"), ("checked", "right"),
+        ("max abs error", "right"), ("relative error", "right"), ("result", "left"))
+    for name, justify in columns:
+        t.add_column(name, justify=justify, no_wrap=True)
+    for r in results:
+        t.add_row(r.name, shape_text(r.shape), f"{r.checked:,}", f"{r.max_abs:.2e}", f"{r.relative:.2e}",
+                  Text("PASS", style="green") if r.passed else Text("FAIL", style="bold red"))
+    return t
+
+
+def confusion_table(matrix: np.ndarray) -> Table:
+    """Counts by true class (rows) and predicted class (columns), with each class's recall."""
+    classes = len(matrix)
+    t = Table(title="confusion matrix (rows: true class, columns: predicted)", title_justify="left")
+    t.add_column("", justify="right", style="bold")
+    for k in range(classes):
+        t.add_column(str(k), justify="right")
+    t.add_column("recall", justify="right")
+    for k in range(classes):
+        row = [Text(str(v), style="green" if j == k else ("red" if v else "dim")) for j, v in enumerate(matrix[k])]
+        recall = matrix[k, k] / matrix[k].sum() if matrix[k].sum() else float("nan")
+        t.add_row(str(k), *row, f"{recall:.3f}")
+    return t
+
+
+def prediction_table(result, images: Sequence[str], top: int, limit: int) -> Table:
+    """One row per image (up to `limit`): its class, probability and the `top` classes."""
+    probs = result.probabilities
+    what = images[0] if len(images) == 1 else f"{len(images)} files"
+    t = Table(title=f"{what}: {len(probs):,} image{'s' * (len(probs) != 1)}", title_justify="left")
+    t.add_column("#", justify="right")
+    if len(images) > 1:
+        t.add_column("file")
+    t.add_column("class", justify="right", style="bold")
+    t.add_column("probability", justify="right")
+    t.add_column(f"top {top}")
+    files = [f for f, n in result.files for _ in range(n)]
+    for i, p in enumerate(probs[:limit]):
+        order = np.argsort(-p)[:top]
+        t.add_row(str(i), *([files[i]] if len(images) > 1 else []), str(order[0]), f"{p[order[0]]:.4f}",
+                  "  ".join(f"{k}: {p[k]:.3f}" for k in order))
+    return t
+
+
+def profile_table(p, title: str) -> Table:
+    """Where a training step's time goes (specc bench): each kernel's forward and backward, the update."""
+    total = p.total_ms
+    t = Table(title=title, title_justify="left")
+    for name in ("kernel", "layers", "forward ms", "backward ms", "total ms", "share"):
+        t.add_column(name, justify="left" if name in ("kernel", "layers") else "right", no_wrap=True)
+    for k in p.kernels:
+        both = k.forward_ms + k.backward_ms
+        t.add_row(f"{k.kernel} {k.name}", k.layers, f"{k.forward_ms:.3f}", f"{k.backward_ms:.3f}", f"{both:.3f}",
+                  f"{both / total:.1%}")
+    t.add_row("update", "", "", "", f"{p.update_ms:.3f}", f"{p.update_ms / total:.1%}")
+    t.add_row(Text("sum", style="bold"), "", f"{sum(k.forward_ms for k in p.kernels):.3f}",
+              f"{sum(k.backward_ms for k in p.kernels):.3f}", f"{total:.3f}", "100%")
+    return t
+
+
+def summary_table(s: Summary) -> Group:
+    """The summary as a rich table, totals in the footer, then the totals and the fused kernels
+    in words (not as the table's caption, which rich would wrap to the table's width).
+
+    On a narrow terminal only the `via` column wraps: numbers, shapes and names are never cut.
+    The kernel column holds numbers; the fused kernels are named below the table.
+    """
+    show_via = any(r.via for r in s.rows)
+    # (header, footer, justify, cells); `via` is the one column that may wrap
+    columns: list[tuple[str, str, JustifyMethod, list[str]]]
+    columns = [("#", "", "right", [str(r.index) for r in s.rows]),
+               ("layer", "total", "left", [r.layer for r in s.rows]),
+               ("line", "", "right", [f"{r.line}" if r.line else "-" for r in s.rows])]
+    if show_via:
+        columns.append(("via", "", "left", [r.via for r in s.rows]))
+    columns += [("output", "", "left", [batch_shape(tuple(r.output)) for r in s.rows]),
+                ("params", f"{s.params:,}", "right", [f"{r.params:,}" if r.params else "-" for r in s.rows]),
+                ("FLOPs/sample", f"{s.flops:,}", "right", [f"{r.flops:,}" for r in s.rows]),
+                ("kernel", f"{s.rows[-1].kernel if s.rows else 0}", "right", [str(r.kernel) for r in s.rows])]
+    t = Table(title=f"{s.source or 'network'}: input {batch_shape(tuple(s.input))}", show_footer=True,
+              title_justify="left")
+    for header, footer, justify, cells in columns:
+        fixed = header != "via"
+        t.add_column(header, footer=footer, justify=justify, no_wrap=fixed,
+                     min_width=max(len(x) for x in [header, footer, *cells]) if fixed else None)
+    for row in zip(*(cells for *_, cells in columns)):
+        t.add_row(*row)
+    params = (f"parameters {s.params:,} ({human_bytes(s.param_bytes)} at float32)"
+              + (f", non-trainable {s.buffers:,}" if s.buffers else ""))
+    costs = (f"forward {s.flops:,} FLOPs per sample; "
+             f"activations {human_bytes(s.activation_bytes)} per sample in training")
+    lines: list[RenderableType] = [t, Text(params), Text(costs)]
+    if s.training:
+        m = s.training
+        lines.append(Text(f"training memory {human_bytes(m['bytes'])} (batch {m['batch']}, {m['optimizer']}, "
+                          f"{m['dtype']}): weights and optimizer {human_bytes(m['parameter_bytes'])}, "
+                          f"buffers {human_bytes(m['buffer_bytes'])}"))
+    return Group(*lines, Text(_fused(s.rows)))
+
+
+def _fused(rows: list[Row]) -> str:
+    """'fused: Convolution+ReLU (layers 1-2), Affine+ReLU (layers 4-5, 7-8)'."""
+    members: dict[int, list[Row]] = {}
+    for r in rows:
+        members.setdefault(r.kernel, []).append(r)
+    by_name: dict[str, list[str]] = {}
+    for group in members.values():
+        if len(group) > 1:
+            by_name.setdefault(group[0].kernel_name, []).append(f"{group[0].index}-{group[-1].index}")
+    return "fused: " + (", ".join(f"{name} (layers {', '.join(spans)})" for name, spans in by_name.items())
+                        or "nothing")
