@@ -186,7 +186,7 @@ def _bad(schema_errors: list[Diagnostic], part: str) -> frozenset:
     return frozenset(d.path[1] for d in schema_errors if d.path[:1] == (part,) and len(d.path) > 1)
 
 
-def _typed(doc: dict[str, Any], schema_errors: list[Diagnostic]) -> ir_mod.Network | None:
+def _typed(doc: dict[str, Any], schema_errors: list[Diagnostic]) -> ir_mod.NetworkSpec | None:
     """The typed network of a document, what failed validation set aside so that checking can go
     on past it (a bad layer becomes a placeholder; a bad train setting is left out); None when
     an error outside the layers and train settings leaves no network to infer."""

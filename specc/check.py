@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 from specc import layers
 from specc.errors import Diagnostic, Label, SpecError
-from specc.ir import Call, Network, Placeholder
+from specc.ir import CallSpec, NetworkSpec, Placeholder
 from specc.layers.base import Layer, Shape, ShapeError, size
 from specc.text import batch_shape
 
@@ -15,7 +15,7 @@ class CheckedLayer:
     """One layer of a checked network: its spec, its typed rules, and its numbered parameters."""
 
     index: int
-    spec: Call
+    spec: CallSpec
     layer: Layer
     params: dict[str, Shape]  # "W1" -> (784, 50)
     buffers: dict[str, Shape]  # "running_mean1" -> (50,)
@@ -32,7 +32,7 @@ class CheckedLayer:
 
 @dataclass(frozen=True)
 class CheckedNetwork:
-    network: Network
+    network: NetworkSpec
     input_shape: Shape
     layers: tuple[CheckedLayer, ...]
     # What is allowed but likely not meant; located and in source order when it comes from specc.api.
@@ -51,7 +51,7 @@ def _producer(index: int) -> tuple:
     return ("layers", index - 1) if index > 0 else ("input",)
 
 
-def check(net: Network) -> CheckedNetwork:
+def check(net: NetworkSpec) -> CheckedNetwork:
     """Infer every shape and apply the network rules; raise SpecError with every problem found.
 
     A placeholder (a layer whose mistake is already reported) has an unknown output shape:
@@ -104,7 +104,7 @@ def check(net: Network) -> CheckedNetwork:
     return CheckedNetwork(net, input_shape, tuple(checked), tuple(warnings))
 
 
-def _first_shape(net: Network, errors: list[Diagnostic]) -> Shape | None:
+def _first_shape(net: NetworkSpec, errors: list[Diagnostic]) -> Shape | None:
     """The declared input, or the input the first layer states itself (Affine(784, 50))."""
     first = net.layers[0]
     if net.input_shape is not None:
@@ -122,7 +122,7 @@ def _first_shape(net: Network, errors: list[Diagnostic]) -> Shape | None:
     return shape
 
 
-def _argument_warnings(net: Network) -> list[Diagnostic]:
+def _argument_warnings(net: NetworkSpec) -> list[Diagnostic]:
     """What each layer declares suspicious in its (valid) arguments, at the argument."""
     out = []
     for i, spec in enumerate(net.layers):
@@ -134,7 +134,7 @@ def _argument_warnings(net: Network) -> list[Diagnostic]:
     return out
 
 
-def _expanded_from(spec: Call) -> tuple[Label, ...]:
+def _expanded_from(spec: CallSpec) -> tuple[Label, ...]:
     """Where a layer that comes from a block or a repetition was expanded, for errors inside blocks."""
     if not spec.origin or spec.origin[0].call is None:
         return ()
@@ -154,7 +154,7 @@ def _numbered(layer: Layer, counters: dict[tuple[str, ...], int]) -> dict[str, s
     return {base: f"{base}{n}" for base in bases}
 
 
-def _loss_rules(net: Network) -> list[Diagnostic]:
+def _loss_rules(net: NetworkSpec) -> list[Diagnostic]:
     kinds = [layers.lookup(c.type) if c.type else None for c in net.layers]
     losses = [i for i, cls in enumerate(kinds) if cls is not None and cls.is_loss]
     last = len(net.layers) - 1
@@ -175,11 +175,11 @@ def _loss_rules(net: Network) -> list[Diagnostic]:
     return out
 
 
-def _kind(c: Call | Placeholder) -> str:
+def _kind(c: CallSpec | Placeholder) -> str:
     return c.type or (c.written if isinstance(c, Placeholder) and c.written else "a layer")
 
 
-def check_train(net: Network) -> list[Diagnostic]:
+def check_train(net: NetworkSpec) -> list[Diagnostic]:
     """The rules of the train section alone (they hold whatever the layers are)."""
     if net.train is None:
         return []
@@ -190,7 +190,7 @@ def check_train(net: Network) -> list[Diagnostic]:
                               "", "iters counts training steps; epochs counts passes over the data",
                               (Label(None, "epochs set here", ("train", "epochs")),), path=("train", "iters")))
     optimizer = s.get("optimizer")
-    if "lr" in s and isinstance(optimizer, Call) and "lr" in optimizer.arg_spans:
+    if "lr" in s and isinstance(optimizer, CallSpec) and "lr" in optimizer.arg_spans:
         out.append(Diagnostic("the learning rate is set twice", None, "conflicting-settings", "",
                               "keep one: `lr = ...` or the optimizer's `lr=` argument",
                               (Label(None, "also set here", ("train", "optimizer", "args", "lr")),),

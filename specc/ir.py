@@ -31,7 +31,7 @@ class Origin:
 
 
 @dataclass(frozen=True)
-class Call:
+class CallSpec:
     """A layer, an optimizer or a schedule with its arguments (defaults filled in)."""
 
     type: str
@@ -62,9 +62,9 @@ class Train:
 
 
 @dataclass(frozen=True)
-class Network:
+class NetworkSpec:
     version: int
-    layers: tuple[Call | Placeholder, ...]
+    layers: tuple[CallSpec | Placeholder, ...]
     input_shape: tuple[int, ...] | None = None
     input_span: Span | None = None
     train: Train | None = None
@@ -88,16 +88,16 @@ def _signature(kind: str, name: str) -> Iterable[Arg]:
     return cls.signature if cls is not None else ()
 
 
-def _call(d: Mapping[str, Any], kind: str = "layer") -> Call:
+def _call(d: Mapping[str, Any], kind: str = "layer") -> CallSpec:
     args = _integers(d.get("args", {}), {a.name: a.schema for a in _signature(kind, d["type"])})
     origin = tuple(Origin(_span(o.get("call")), o.get("block"), _span(o.get("definition")),
                           o.get("repeat"), o.get("of")) for o in d.get("origin", ()))
-    return Call(d["type"], args, _span(d.get("span")),
+    return CallSpec(d["type"], args, _span(d.get("span")),
                 {k: Span.from_json(v) for k, v in d.get("arg_spans", {}).items()}, origin, d.get("written"))
 
 
 def from_json(doc: Mapping[str, Any], invalid: frozenset[int] = frozenset(),
-              invalid_settings: frozenset[str] = frozenset()) -> Network:
+              invalid_settings: frozenset[str] = frozenset()) -> NetworkSpec:
     """Typed network from an IR document. Its layers must be schema-valid, except the `invalid`
     ones and the placeholders lowering left, which become Placeholders; `invalid_settings` of the
     train section are left out."""
@@ -111,12 +111,12 @@ def from_json(doc: Mapping[str, Any], invalid: frozenset[int] = frozenset(),
         train = Train(settings, None if "span" in invalid_settings else _span(t.get("span")),
                       {k: Span.from_json(v) for k, v in spans.items()} if isinstance(spans, dict) else {})
     inp = doc.get("input")
-    return Network(doc["version"], tuple(_layer(i, layer, invalid) for i, layer in enumerate(doc["layers"])),
+    return NetworkSpec(doc["version"], tuple(_layer(i, layer, invalid) for i, layer in enumerate(doc["layers"])),
                    tuple(int(x) for x in inp["shape"]) if inp else None,
                    _span(inp.get("span")) if inp else None, train, doc.get("source"))
 
 
-def _layer(i: int, d: Any, invalid: frozenset[int]) -> Call | Placeholder:
+def _layer(i: int, d: Any, invalid: frozenset[int]) -> CallSpec | Placeholder:
     if isinstance(d, dict) and (i in invalid or d.get("placeholder")):
         kind = d.get("type")
         written = d.get("written")
@@ -134,7 +134,7 @@ def _safe_span(d: Any) -> Span | None:
         return None
 
 
-def _call_json(c: Call) -> dict[str, Any]:
+def _call_json(c: CallSpec) -> dict[str, Any]:
     d: dict[str, Any] = {"type": c.type, "args": dict(c.args)}
     if c.span:
         d["span"] = c.span.to_json()
@@ -148,16 +148,16 @@ def _call_json(c: Call) -> dict[str, Any]:
     return d
 
 
-def to_json(net: Network) -> dict[str, Any]:
+def to_json(net: NetworkSpec) -> dict[str, Any]:
     """The IR document of a typed network (inverse of from_json)."""
     doc: dict[str, Any] = {"version": net.version}
     if net.source is not None:
         doc["source"] = net.source
     doc["input"] = None if net.input_shape is None else {
         "shape": list(net.input_shape), **({"span": net.input_span.to_json()} if net.input_span else {})}
-    doc["layers"] = [_call_json(c) for c in net.layers if isinstance(c, Call)]
+    doc["layers"] = [_call_json(c) for c in net.layers if isinstance(c, CallSpec)]
     if net.train is not None:
-        t = {k: (_call_json(v) if isinstance(v, Call) else v) for k, v in net.train.settings.items()}
+        t = {k: (_call_json(v) if isinstance(v, CallSpec) else v) for k, v in net.train.settings.items()}
         if net.train.span:
             t["span"] = net.train.span.to_json()
         t["key_spans"] = {k: v.to_json() for k, v in net.train.key_spans.items()}

@@ -114,7 +114,7 @@ def _define_block(st: _Lowering, b: s.BlockDef) -> None:
         st.error(f"block '{b.name}' is defined twice", b.name_span, "duplicate-block",
                  notes=(Label(st.blocks[b.name].name_span, "first defined here"),))
         return
-    seen: dict[str, s.Param] = {}
+    seen: dict[str, s.BlockParam] = {}
     for p in b.params:
         if p.name in seen:
             st.error(f"block '{b.name}' has two parameters named '{p.name}'", p.span, "duplicate-param")
@@ -136,7 +136,7 @@ def _define_block(st: _Lowering, b: s.BlockDef) -> None:
     st.blocks[b.name] = b
 
 
-def _names_a_parameter(b: s.BlockDef, p: s.Param) -> bool:
+def _names_a_parameter(b: s.BlockDef, p: s.BlockParam) -> bool:
     """`block D(n, m=n)`: a default is evaluated once, where the block is defined, not per call."""
     return isinstance(p.default, s.Name) and p.default.name in {q.name for q in b.params}
 
@@ -342,7 +342,7 @@ def _value(st: _Lowering, v: s.Value, env: Env) -> Any:
 def _lower_train(st: _Lowering, t: s.TrainDef) -> dict[str, Any]:
     out: dict[str, Any] = {}
     key_spans: dict[str, dict] = {}
-    seen: dict[str, s.Setting] = {}
+    seen: dict[str, s.SettingDef] = {}
     for setting in t.settings:
         if setting.key in seen:
             st.error(f"train setting '{setting.key}' is set twice", setting.span, "duplicate-setting",

@@ -130,7 +130,7 @@ class _ToSyntax(Transformer):
 
     def param(self, meta, children):
         name, default = children
-        return s.Param(str(name), default, _meta_span(meta))
+        return s.BlockParam(str(name), default, _meta_span(meta))
 
     def chain(self, meta, children):
         return s.Chain(tuple(children), _meta_span(meta))
@@ -164,7 +164,7 @@ class _ToSyntax(Transformer):
 
     def setting(self, meta, children):
         key, value = children
-        return s.Setting(str(key), value, _meta_span(meta), _tok_span(key))
+        return s.SettingDef(str(key), value, _meta_span(meta), _tok_span(key))
 
     def number(self, meta, children):
         sign, tok = children

@@ -82,7 +82,7 @@ class Input:
 
 
 @dataclass(frozen=True)
-class Param:
+class BlockParam:
     name: str
     default: Value | None = None
     span: Span = _span()
@@ -91,14 +91,14 @@ class Param:
 @dataclass(frozen=True)
 class BlockDef:
     name: str
-    params: tuple[Param, ...]
+    params: tuple[BlockParam, ...]
     body: Chain
     span: Span = _span()
     name_span: Span = _span()
 
 
 @dataclass(frozen=True)
-class Setting:
+class SettingDef:
     key: str
     value: Value
     span: Span = _span()
@@ -107,7 +107,7 @@ class Setting:
 
 @dataclass(frozen=True)
 class TrainDef:
-    settings: tuple[Setting, ...]
+    settings: tuple[SettingDef, ...]
     span: Span = _span()
 
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: where the repository's models live; processes that hold a run folder's lock."""
+"""Shared fixtures: where the repository's models live, a recording console, the command line run
+in-process (see helpers.py), and processes that hold a run folder's lock."""
 from __future__ import annotations
 
 import subprocess
@@ -6,13 +7,24 @@ import sys
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import ROOT, new_console, run_cli
 
 
 @pytest.fixture
 def models_dir() -> Path:
     return ROOT / "models"
+
+
+@pytest.fixture
+def console():
+    """A console recording what it prints (console.file.getvalue())."""
+    return new_console()
+
+
+@pytest.fixture
+def specc_cli():
+    """run_cli: `specc ARGV...` in-process, giving (code, out, err)."""
+    return run_cli
 
 
 # A process that takes a run folder's lock when told "go", says whether it won, and holds the lock

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import ROOT
 from numpy.lib.stride_tricks import sliding_window_view
 
 import specc
 from specc.errors import DataError
-
-ROOT = Path(__file__).resolve().parent.parent
 
 TWO_LAYER = "Affine(784,50) -> ReLU -> Affine(50,10) -> SoftmaxWithLoss"
 

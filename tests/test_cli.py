@@ -2,7 +2,6 @@
 model and example, unreadable files, the IR round trip and `specc schema`."""
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
@@ -10,15 +9,13 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from helpers import MODELS, new_console
 from rich.console import Console
 from spec_examples import NETWORKS
 
 import specc
 from specc import cli, ir
 from specc.schema import build_schema
-
-ROOT = Path(__file__).resolve().parent.parent
-MODELS = sorted(ROOT.glob("models/*.net"))
 
 
 class Result:
@@ -27,7 +24,7 @@ class Result:
 
 
 def _console() -> Console:
-    return Console(file=io.StringIO(), width=100, color_system=None, force_terminal=False, highlight=False)
+    return new_console(100)
 
 
 def specc_run(*argv) -> Result:

@@ -12,14 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import MODELS, ROOT
 from rich.console import Console
 
 import specc
 from specc import cli
 from specc.compiler import compile as compile_network
 
-ROOT = Path(__file__).resolve().parent.parent
-MODELS = sorted(ROOT.glob("models/*.net"))
 SEED = 3
 
 # Run in a fresh interpreter where importing specc fails: the module may use numpy and nothing else.

@@ -5,6 +5,7 @@ import io
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 from rich.console import Console
 
 from specc import api, cli
@@ -13,7 +14,6 @@ from specc.source import Source
 from specc.tools.fmt import format_source, without_spans
 from specc.tools.text import tokens
 
-ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden"
 MODELS = sorted((ROOT / "models").glob("*.net"))
 

@@ -12,13 +12,13 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import specc
 from specc.reading import decode_source
 
-ROOT = Path(__file__).resolve().parent.parent
 SEEDS = sorted(ROOT.glob("models/*.net")) + sorted((ROOT / "tests" / "golden").glob("*.net"))
 EXAMPLES = int(os.environ.get("SPECC_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=5000, derandomize="SPECC_FUZZ_EXAMPLES" not in os.environ,

@@ -17,13 +17,13 @@ prefix `lint NAME.net` (lint_), `fmt --diff NAME.net` (fmt_), `check --annotate 
 """
 from __future__ import annotations
 
-import io
 import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers import new_console
 from rich.console import Console
 
 from specc import cli
@@ -54,7 +54,7 @@ class Snapshot:
 
 
 def _console() -> Console:
-    return Console(file=io.StringIO(), width=100, color_system=None, force_terminal=False, highlight=False)
+    return new_console(100)
 
 
 def _run(args: str) -> tuple[int, str, str]:

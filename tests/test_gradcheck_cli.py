@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import ROOT
 from rich.console import Console
 
 import specc
@@ -18,7 +19,6 @@ from specc.gradcheck import Result, check_layer, check_network
 from specc.layers.activations import ReLU
 from specc.layers.affine import Affine
 
-ROOT = Path(__file__).resolve().parent.parent
 TWO_LAYER = ROOT / "models" / "two_layer_net.net"
 
 

@@ -5,17 +5,16 @@ from __future__ import annotations
 import io
 import json
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import ROOT
 from rich.console import Console
 
 from specc import api, cli
 from specc.errors import SpecError
 from specc.graph.evaluate import numeric_checks
 
-ROOT = Path(__file__).resolve().parent.parent
 GRAPHS = ROOT / "models" / "graphs"
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 from lark.exceptions import UnexpectedInput
 from pygments import lex
 from pygments.lexers import get_lexer_by_name, get_lexer_for_filename
@@ -18,7 +19,6 @@ from specc.reading import read_source
 from specc.tools.highlight import SpeccLexer, textmate_grammar, textmate_json
 from specc.tools.text import grammar, tokens
 
-ROOT = Path(__file__).resolve().parent.parent
 FILES = sorted((ROOT / "models").glob("*.net")) + sorted((ROOT / "tests" / "golden").glob("*.net"))
 
 

@@ -2,16 +2,15 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import pytest
+from helpers import ROOT
 from rich.console import Console
 
 from specc import cli
 from specc.source import Source
 from specc.tools.lint import RULES, lint_source
 
-ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden"
 
 

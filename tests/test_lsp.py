@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
 pytest.importorskip("pygls", reason="the language server needs the lsp extra: pip install -e '.[lsp]'")
 pytest_lsp = pytest.importorskip("pytest_lsp", reason="the client tests need pytest-lsp (in the test extra)")
@@ -12,7 +12,6 @@ pytest_lsp = pytest.importorskip("pytest_lsp", reason="the client tests need pyt
 from lsprotocol import types as t  # noqa: E402
 from pytest_lsp import ClientServerConfig, LanguageClient  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
 TWO_ERRORS = "input 784\nAfine(50) -> ReLU -> Affine(10)\n  -> Softmax(1)\n"
 GOOD = "block Dense(n) = Affine(n) -> ReLU\ninput 784\nDense(50) -> Affine(10) -> SoftmaxWithLoss\n"
 

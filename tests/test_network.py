@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import MODELS, ROOT
 from rich.console import Console
 
 import specc
@@ -15,8 +16,6 @@ from specc.diagnostics import render
 from specc.errors import DataError, RunError
 from specc.gradcheck import check_network
 
-ROOT = Path(__file__).resolve().parent.parent
-MODELS = sorted(ROOT.glob("models/*.net"))
 PATHS = [pytest.param(True, id="fused"), pytest.param(False, id="unfused")]
 BATCH = 4  # samples in the gradient checks' batch
 SAMPLED = 12  # elements per parameter in the gradient checks

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import MODELS, ROOT
 from rich.console import Console
 
 import specc
@@ -23,9 +24,6 @@ from specc.training import data
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
-MODELS = sorted(ROOT.glob("models/*.net"))
 
 # Every layer kind and the details where specc is not ONNX's default: eps, per-channel and per-feature
 # BatchNorm, max pooling whose padded cells must never win (right after a convolution, whose outputs

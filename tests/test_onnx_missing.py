@@ -3,14 +3,12 @@ from __future__ import annotations
 
 import io
 import sys
-from pathlib import Path
 
 import pytest
+from helpers import ROOT
 from rich.console import Console
 
 from specc import cli
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize("argv", [["export", ROOT / "models" / "two_layer_net.net", "-o", "m.onnx"],

@@ -83,7 +83,7 @@ def test_conv_example_tree():
 
 def test_blocks_example_tree():
     assert P(EXAMPLES["blocks_readme"]) == s.Module((
-        s.BlockDef("Dense", (s.Param("n"), s.Param("p", s.Number(0.1))),
+        s.BlockDef("Dense", (s.BlockParam("n"), s.BlockParam("p", s.Number(0.1))),
                    chain(call("Affine", "n"), call("BatchNorm"), call("ReLU"), call("Dropout", "p"))),
         s.Input((784,)),
         s.NetworkDef(chain(s.Repeat(call("Dense", 100), s.Number(3)), call("Affine", 10),
@@ -93,11 +93,11 @@ def test_blocks_example_tree():
 
 def test_train_example_tree():
     assert P(EXAMPLES["train_only"]) == s.Module((s.TrainDef((
-        s.Setting("optimizer", call("Adam", lr=0.001)),
-        s.Setting("batch", s.Number(100)),
-        s.Setting("epochs", s.Number(10)),
-        s.Setting("weight_decay", s.Number(1e-4)),
-        s.Setting("seed", s.Number(0)),
+        s.SettingDef("optimizer", call("Adam", lr=0.001)),
+        s.SettingDef("batch", s.Number(100)),
+        s.SettingDef("epochs", s.Number(10)),
+        s.SettingDef("weight_decay", s.Number(1e-4)),
+        s.SettingDef("seed", s.Number(0)),
     )),))
 
 
@@ -148,7 +148,7 @@ def test_trailing_comma_in_arguments(text):
 
 def test_trailing_comma_in_block_parameters():
     (b,) = P("block D(n, p=1,) = Affine(n)").statements
-    assert b.params == (s.Param("n"), s.Param("p", s.Number(1)))
+    assert b.params == (s.BlockParam("n"), s.BlockParam("p", s.Number(1)))
 
 
 # --- statements -------------------------------------------------------------------------
@@ -229,12 +229,12 @@ def test_train_setting_separators(separators):
     a, b = separators
     text = f"train {{ optimizer = SGD(lr=0.1){a}batch = 100{b}seed = 0 }}"
     assert P(text) == s.Module((s.TrainDef((
-        s.Setting("optimizer", call("SGD", lr=0.1)), s.Setting("batch", s.Number(100)),
-        s.Setting("seed", s.Number(0)))),))
+        s.SettingDef("optimizer", call("SGD", lr=0.1)), s.SettingDef("batch", s.Number(100)),
+        s.SettingDef("seed", s.Number(0)))),))
 
 
 def test_train_trailing_separator_and_empty_section():
-    assert P("train { batch = 1, }").statements == (s.TrainDef((s.Setting("batch", s.Number(1)),)),)
+    assert P("train { batch = 1, }").statements == (s.TrainDef((s.SettingDef("batch", s.Number(1)),)),)
     assert P("train { batch = 1; }") == P("train { batch = 1 }")
     assert P("train {}") == s.Module((s.TrainDef(()),))
 

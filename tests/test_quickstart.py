@@ -4,11 +4,9 @@ ones CI runs, and a default install that draws the learning curve."""
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import ROOT
 
 
 def quick_start() -> list[str]:

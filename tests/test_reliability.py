@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import errno
-import io
 import json
 import os
 import random
@@ -10,10 +9,10 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import ROOT, new_console
 from rich.console import Console
 
 import specc
@@ -21,7 +20,6 @@ from specc import cli
 from specc.training import checkpoint
 from specc.training.loop import deterministic
 
-ROOT = Path(__file__).resolve().parent.parent
 KILLS = int(os.environ.get("SPECC_KILL_RUNS", "12"))
 
 WRITER = r"""
@@ -82,7 +80,7 @@ def test_a_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
 
 
 def _console() -> Console:
-    return Console(file=io.StringIO(), width=120, color_system=None, force_terminal=False, highlight=False)
+    return new_console(120)
 
 
 def test_a_training_whose_disk_fills_up_stops_cleanly(tmp_path, monkeypatch):

@@ -12,7 +12,7 @@ import specc
 from specc import layers
 from specc.errors import SpecError
 from specc.resources import grammar_dir
-from specc.schema import SCHEMA_FILE, build_schema, load_schema, validate
+from specc.schema import SCHEMA_FILE, build_schema, validate
 from specc.source import Source, Span
 from specc.training.optimizers import OPTIMIZERS, SCHEDULES
 from specc.training.section import SETTINGS
@@ -25,10 +25,6 @@ def test_shipped_schema_file_equals_the_assembled_schema():
                    if shipped.get("$defs", {}).get(k) != built["$defs"].get(k))
     assert shipped == built, f"grammar/{SCHEMA_FILE} is stale ({', '.join(stale) or 'top level'}); " \
                              f"refresh it with `specc schema > grammar/{SCHEMA_FILE}`"
-
-
-def test_validation_uses_the_shipped_file():
-    assert load_schema() == json.loads((grammar_dir() / SCHEMA_FILE).read_text(encoding="utf-8"))
 
 
 def test_schema_is_valid_draft_2020_12():

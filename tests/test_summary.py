@@ -6,6 +6,7 @@ import io
 import json
 
 import pytest
+from helpers import new_console
 from rich.console import Console
 from spec_examples import NETWORKS
 
@@ -98,7 +99,7 @@ def test_to_json_is_plain_data():
 
 
 def _console() -> Console:
-    return Console(file=io.StringIO(), width=100, color_system=None, force_terminal=False, highlight=False)
+    return new_console(100)
 
 
 @pytest.mark.parametrize("name, params, flops", [

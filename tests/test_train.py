@@ -10,12 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import ROOT
 
 from specc import api
 from specc.errors import DataError, RunError, SpeccError, UsageError
-from specc.training import checkpoint, data, plot
-from specc.training import loop as train
-from specc.training import runfolder
+from specc.training import checkpoint, data, plot, runfolder
 from specc.training.loop import Evaluated, Started, Step, Stopped, deterministic
 from specc.training.runfolder import RunLock
 from specc.training.settings import Settings, resolve
@@ -34,7 +33,7 @@ train {
   seed = 3
 }
 """
-ROOT = Path(__file__).resolve().parent.parent
+
 PER_EPOCH = 4000 // 200  # the sample has 4,000 training digits
 TOTAL = 50  # two and a half epochs
 

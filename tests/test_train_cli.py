@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import ROOT
 from rich.console import Console
 
 import specc
@@ -23,7 +24,6 @@ from specc import api, cli
 from specc.training import checkpoint, data, plot
 from specc.training import loop as train
 
-ROOT = Path(__file__).resolve().parent.parent
 TWO_LAYER = ROOT / "models" / "two_layer_net.net"
 EPOCH_LINE = re.compile(r"^\s+(\d+)\s+([\d,]+)\s+\d+\.\d{4}\s+\d\.\d{4}\s+\d\.\d{4}\s")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 
 import pytest
+from helpers import ROOT
 from rich.console import Console
 
 import specc
@@ -14,8 +14,6 @@ from specc import layers
 from specc.diagnostics import count, format_diagnostic, render
 from specc.errors import Diagnostic, SpecError
 from specc.source import Source, Span
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def warnings_of(text: str) -> tuple[Diagnostic, ...]:

@@ -16,7 +16,7 @@ from specc import syntax as s
 from specc.check import CheckedLayer, CheckedNetwork
 from specc.errors import Diagnostic, Label
 from specc.graph.check import CheckedGraph
-from specc.ir import Call
+from specc.ir import CallSpec
 from specc.parse import parse
 from specc.source import Source, Span
 from specc.tools.text import tokens
@@ -146,10 +146,10 @@ def _learning_rate(c: _Context) -> Iterable[Diagnostic]:
     if train is None:
         return
     optimizer = train.settings.get("optimizer")
-    name = optimizer.type if isinstance(optimizer, Call) else "SGD"
+    name = optimizer.type if isinstance(optimizer, CallSpec) else "SGD"
     if "lr" in train.settings:
         lr, span = train.settings["lr"], train.key_spans.get("lr")
-    elif isinstance(optimizer, Call) and "lr" in optimizer.arg_spans:
+    elif isinstance(optimizer, CallSpec) and "lr" in optimizer.arg_spans:
         lr, span = optimizer.args["lr"], optimizer.arg_spans["lr"]
     else:
         return

@@ -12,7 +12,7 @@ except ImportError:  # Windows: RunLock falls back to an exclusively created fil
 
 
 from specc.errors import Diagnostic, UsageError
-from specc.ir import Call, Train
+from specc.ir import CallSpec, Train
 from specc.suggest import did_you_mean
 from specc.training.optimizers import OPTIMIZERS, SCHEDULES, canonical
 
@@ -52,8 +52,8 @@ def resolve(train: Train | None, flags: Mapping[str, Any]) -> Settings:
     written = dict(train.settings) if train else {}
     flags = {k: v for k, v in flags.items() if v is not None}
     opt_call = written.get("optimizer")
-    name = opt_call.type if isinstance(opt_call, Call) else "SGD"
-    args = dict(opt_call.args) if isinstance(opt_call, Call) else {}
+    name = opt_call.type if isinstance(opt_call, CallSpec) else "SGD"
+    args = dict(opt_call.args) if isinstance(opt_call, CallSpec) else {}
     if "optimizer" in flags:
         chosen = canonical(OPTIMIZERS, flags["optimizer"])
         if chosen is None:
@@ -68,8 +68,8 @@ def resolve(train: Train | None, flags: Mapping[str, Any]) -> Settings:
     if "lr" in flags:
         args["lr"] = flags["lr"]
     sched = written.get("schedule")
-    sched_name = sched.type if isinstance(sched, Call) else "constant"
-    sched_args = {**SCHEDULES[sched_name].defaults(), **(dict(sched.args) if isinstance(sched, Call) else {})}
+    sched_name = sched.type if isinstance(sched, CallSpec) else "constant"
+    sched_args = {**SCHEDULES[sched_name].defaults(), **(dict(sched.args) if isinstance(sched, CallSpec) else {})}
     epochs, iters = written.get("epochs"), written.get("iters")
     if "epochs" in flags:
         epochs, iters = flags["epochs"], None
