@@ -126,6 +126,10 @@ def _parser(stdout: Console, stderr: Console) -> argparse.ArgumentParser:
     c = sub.add_parser("draw", help="draw a computational graph or a layer pipeline as SVG")
     c.add_argument("file", metavar="FILE")
     c.add_argument("-o", "--out", metavar="OUT.svg", help="where to write the SVG (default: FILE with .svg)")
+    c = sub.add_parser("explain", help="a built-in layer's backward derived step by step from its expression")
+    c.add_argument("name", metavar="LAYER", help="ReLU, LeakyReLU, Sigmoid, Tanh or Affine")
+    c.add_argument("-o", "--out", metavar="OUT.svg", help="also draw its graph with the values as an SVG")
+    c.add_argument("--precise", action="store_true", help="full float64 precision")
     return p
 
 
@@ -332,6 +336,21 @@ def _draw(args, stdout: Console, stderr: Console) -> int:
     return 0
 
 
+def _explain(args, stdout: Console, stderr: Console) -> int:
+    from specc.expr import view as explain_view
+    ex = api.explanation(args.name)
+    for part in explain_view.renderables(ex, args.precise):
+        stdout.print(part, soft_wrap=True, highlight=False)
+    if args.out:
+        out = Path(args.out)
+        try:
+            out.write_text(api.explanation_drawing(ex).svg, encoding="utf-8")
+        except OSError as e:
+            raise UsageError([Diagnostic(f"cannot write '{out}': {e.strerror or e}", None, "unwritable")]) from None
+        stdout.print(f"wrote {out}", soft_wrap=True, markup=False)
+    return 0 if ex.agreement <= 1e-12 and all(c.passed for c in ex.checks) else 1
+
+
 def _size(text: str) -> int:
     try:
         return parse_size(text)
@@ -393,7 +412,7 @@ def _write_json(console: Console, doc) -> None:
 
 _COMMANDS = {"check": _check, "summary": _summary, "compile": _compile, "gradcheck": _gradcheck,
              "train": _train, "eval": _eval, "predict": _predict, "bench": _bench, "schema": _schema,
-             "grad": _grad, "draw": _draw, "export": _export, "import": _import}
+             "grad": _grad, "draw": _draw, "explain": _explain, "export": _export, "import": _import}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
