@@ -170,7 +170,7 @@ def _define_block(st: _Lowering, b: s.BlockDef) -> None:
     st.blocks[b.name] = b
 
 
-def _names_a_parameter(b: s.BlockDef, p: s.Param) -> bool:
+def _names_a_parameter(b: s.BlockDef | s.LayerDef, p: s.Param) -> bool:
     """`block D(n, m=n)`: a default is evaluated once, where the block is defined, not per call."""
     return isinstance(p.default, s.Name) and p.default.name in {q.name for q in b.params}
 

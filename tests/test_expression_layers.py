@@ -125,7 +125,6 @@ NETS = {
 
 @pytest.mark.parametrize("name", NETS)
 def test_fused_equals_reference_and_gradients_check(name):
-    checked = specc.check_text(NETS[name])
     fused = specc.compile(NETS[name], dtype="float64")
     ref = specc.compile(NETS[name], dtype="float64", fuse=False)
     rng = np.random.default_rng(4)

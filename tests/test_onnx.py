@@ -24,7 +24,9 @@ ort = pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-MODELS = sorted(ROOT.glob("models/*.net"))
+# (a model with a layer written as an expression has no ONNX form yet: export says so, with its span)
+MODELS = sorted(p for p in ROOT.glob("models/*.net")
+                if not any(line.startswith("layer ") for line in p.read_text().splitlines()))
 
 # Every layer kind and the details where specc is not ONNX's default: eps, per-channel and per-feature
 # BatchNorm, max pooling whose padded cells must never win (right after a convolution, whose outputs

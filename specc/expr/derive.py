@@ -160,7 +160,7 @@ def derive(expression: Mapping[str, Any], in_shape: Shape, grad_input: bool = Tr
             continue
         ops = [values[o] for o in n.operands]
         if all(o.constant is not None for o in ops):  # folded: `sqrt(2 / 3.14159)` is a number
-            y, _ = OPS[n.op].run(tuple(np.float64(o.constant) for o in ops), n.attrs)
+            y, _ = OPS[n.op].run(tuple(np.asarray(o.constant, dtype=np.float64) for o in ops), n.attrs)
             values[n.id] = Value(n.id, (), False, float(y))
             continue
         values[n.id] = Value(n.id, _shape(n, ops), any(o.batched for o in ops))
@@ -181,7 +181,8 @@ def derive(expression: Mapping[str, Any], in_shape: Shape, grad_input: bool = Tr
         for operand, program in zip(n.operands, programs):
             if operand not in depends:
                 continue
-            axes, keep = (), False
+            axes: tuple[int, ...] = ()
+            keep = False
             if n.op not in ("matmul", "transpose"):
                 axes, keep = _unbroadcast(values[n.id], values[operand])
             sends.append(Send(n.id, operand, tuple(program), axes, keep))
@@ -292,7 +293,10 @@ class Layout:
 
 
 def layout(d: Derivation) -> Layout:
-    values, grads, temps, scratch = {}, {}, {}, {}
+    values: dict[str, str] = {}
+    grads: dict[str, str] = {}
+    temps: dict[tuple, str] = {}
+    scratch: dict[str, Scratch] = {}
     for j, n in enumerate(d.nodes):
         if n.id != d.output:
             values[n.id] = f"h{j}_"

@@ -80,19 +80,19 @@ def define(d: s.LayerDef) -> tuple[Definition | None, list[Diagnostic]]:
             found.append(_error(f"{what} is defined twice in layer '{d.name}'", v.name_span, "duplicate-name",
                                 "defined again", hint="give each parameter, argument and value its own name"))
         seen[v.name] = v.name_span
-    for p in (v for v in d.body if isinstance(v, s.ParamDecl)):
-        for dim in p.dims:
+    for decl in (v for v in d.body if isinstance(v, s.ParamDecl)):
+        for dim in decl.dims:
             if isinstance(dim.value, str) and dim.value != IN and dim.value not in args:
                 found.append(_error(
-                    f"the shape of parameter '{p.name}' cannot be resolved: '{dim.value}' is neither `{IN}` "
+                    f"the shape of parameter '{decl.name}' cannot be resolved: '{dim.value}' is neither `{IN}` "
                     f"nor an argument of {d.name}", dim.span, "unresolved-shape", "unknown size",
                     hint=did_you_mean(dim.value, [IN, *args]) or
                     f"a size is a number, `{IN}` (the input's feature size) or an argument: "
                     f"`layer {d.name}({dim.value}) {{ ... }}`"))
             elif isinstance(dim.value, (int, float)) and not (isinstance(dim.value, int) and dim.value >= 1):
-                found.append(_error(f"a size of parameter '{p.name}' must be a positive integer", dim.span,
+                found.append(_error(f"a size of parameter '{decl.name}' must be a positive integer", dim.span,
                                     "bad-shape"))
-        found += _init_errors(d, p, args)
+        found += _init_errors(d, decl, args)
     if any(f.is_error for f in found):
         return None, found
     dummy = {p.name: (1, p.span) for p in d.params}
@@ -130,7 +130,8 @@ def _names_in(d: s.LayerDef) -> set[str]:
         if isinstance(e, s.Ref):
             out.add(e.name)
         elif isinstance(e, s.BinOp):
-            walk(e.left), walk(e.right)
+            walk(e.left)
+            walk(e.right)
         elif isinstance(e, s.Neg):
             walk(e.operand)
         elif isinstance(e, s.Attribute):
