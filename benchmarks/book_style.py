@@ -29,6 +29,24 @@ def _col2im(col, shape, k, stride, pad):
     return img[:, :, pad:h + pad, pad:w + pad]
 
 
+class Reference:
+    """A specc layer the book has no class for (an expression layer), run through its reference
+    forward and backward: new arrays on every call, as the book's layers make them."""
+
+    def __init__(self, layer, params):
+        self.layer, self.p = layer, params
+
+    def forward(self, x):
+        y, self.back = self.layer.forward(self.p, x, True, None)
+        return y
+
+    def backward(self, dout):
+        dx, grads = self.back(dout)
+        for k, g in grads.items():
+            setattr(self, "d" + k, g)
+        return dx
+
+
 class Affine:
     def __init__(self, W, b):
         self.W, self.b = W, b
@@ -203,9 +221,15 @@ class BookNet:
                 layer = BatchNormalization(p["gamma"], p["beta"])
             elif kind == "Dropout":
                 layer = Dropout(a["ratio"])
+            elif c.spec.expression is not None:  # a layer written as an expression: its reference path
+                layer = Reference(c.layer, p)
             else:
                 layer = {"ReLU": Relu, "Sigmoid": Sigmoid, "Tanh": Tanh, "Flatten": Flatten}[kind]()
-            layer.names = dict(zip(("W", "b") if kind in ("Affine", "Convolution") else ("gamma", "beta"), c.params))
+            if isinstance(layer, Reference):
+                layer.names = dict(zip(c.layer.param_shapes(), c.params))
+            else:
+                layer.names = dict(zip(("W", "b") if kind in ("Affine", "Convolution") else ("gamma", "beta"),
+                                       c.params))
             self.layers.append(layer)
         self.last = SoftmaxWithLoss()
 

@@ -14,6 +14,8 @@ from specc.check import CheckedNetwork, check, check_train
 from specc.compiler import Compiled, plan
 from specc.compiler import compile as compile_network
 from specc.errors import DataError, Diagnostic, SpecError, UsageError
+from specc.expr.explain import Explanation
+from specc.expr.explain import explain as explain_layer
 from specc.graph import ir as graph_ir
 from specc.graph.check import CheckedGraph
 from specc.graph.check import check_graph as check_graph_ir
@@ -37,7 +39,7 @@ from specc.training.runfolder import RunLock, new_run_folder
 from specc.training.settings import Settings
 from specc.training.settings import resolve as resolve_settings
 
-__all__ = ["check_any", "check_graph", "graph_evaluation", "drawing",
+__all__ = ["check_any", "check_graph", "graph_evaluation", "drawing", "explanation", "explanation_drawing",
            "check_training_memory", "check_file", "check_text", "check_source", "compile", "evaluation",
            "generated_code", "ir_document", "Prediction", "prediction", "trained",
            "load", "read", "summary", "training"]
@@ -147,6 +149,16 @@ def drawing(source: Source) -> Drawing:
     if isinstance(checked, CheckedGraph):
         return draw_graph(graph_evaluation(source), source)
     return dataclasses.replace(draw_pipeline(summary(checked), source.name), warnings=checked.warnings)
+
+
+def explanation(name: str) -> Explanation:
+    """A built-in layer's prelude definition worked at a sample input (UsageError for a name it lacks)."""
+    return explain_layer(name)
+
+
+def explanation_drawing(ex: Explanation) -> Drawing:
+    """The graph of an explanation, with its forward values and gradients, as `specc draw` draws graphs."""
+    return draw_graph(ex.evaluation, ex.source)
 
 
 def _checked_graph(source: Source, doc: dict[str, Any], locate: Locator, found: list[Diagnostic]) -> CheckedGraph:

@@ -7,6 +7,7 @@ from specc import layers
 from specc.errors import Diagnostic, Label, SpecError
 from specc.ir import CallSpec, NetworkSpec, Placeholder
 from specc.layers.base import Layer, Shape, ShapeError, size
+from specc.layers.expression import layer_type
 from specc.text import batch_shape
 
 
@@ -47,6 +48,13 @@ class CheckedNetwork:
         return self.layers[-1]
 
 
+def kind(spec: CallSpec) -> type[Layer] | None:
+    """The layer type of a call: a built-in one by name, or the one its expression defines."""
+    if spec.expression is not None:
+        return layer_type(spec.type, spec.expression, tuple(spec.args))
+    return layers.lookup(spec.type)
+
+
 def _producer(index: int) -> tuple:
     return ("layers", index - 1) if index > 0 else ("input",)
 
@@ -68,7 +76,7 @@ def check(net: NetworkSpec) -> CheckedNetwork:
         if isinstance(spec, Placeholder):
             shape = None
             continue
-        cls = layers.lookup(spec.type)
+        cls = kind(spec)
         if cls is None:  # (validation refuses unknown types; a placeholder stands for them)
             shape = None
             continue
@@ -83,6 +91,13 @@ def check(net: NetworkSpec) -> CheckedNetwork:
             # at the layer (in a .json IR file every argument is written, and found there).
             path = ("layers", i, "args", e.arg) if e.arg is not None else ("layers", i)
             got = "declared" if i == 0 else "produces"
+            if e.span is not None:  # inside the definition of an expression layer; the use is a note
+                errors.append(Diagnostic(
+                    e.message, e.span, "shape", e.wants or "", e.hint,
+                    (*e.notes, Label(None, f"{spec.type} is used here, on {batch_shape(shape)}", ("layers", i)),
+                     *_expanded_from(spec)), path=("layers", i)))
+                shape = None
+                continue
             errors.append(Diagnostic(
                 e.message, None, "shape", e.wants or f"receives {batch_shape(shape)}", e.hint,
                 (Label(None, f"{got} {batch_shape(shape)}", _producer(i)), *_expanded_from(spec)), path=path))
@@ -111,7 +126,7 @@ def _first_shape(net: NetworkSpec, errors: list[Diagnostic]) -> Shape | None:
         return net.input_shape
     if isinstance(first, Placeholder):
         return None
-    cls = layers.lookup(first.type)
+    cls = kind(first)
     shape = cls.implied_input(first.args) if cls is not None else None
     if shape is None:
         errors.append(Diagnostic(
@@ -126,7 +141,7 @@ def _argument_warnings(net: NetworkSpec) -> list[Diagnostic]:
     """What each layer declares suspicious in its (valid) arguments, at the argument."""
     out = []
     for i, spec in enumerate(net.layers):
-        if isinstance(spec, Placeholder) or (cls := layers.lookup(spec.type)) is None:
+        if isinstance(spec, Placeholder) or (cls := kind(spec)) is None:
             continue
         for w in cls.lint(spec.args):
             out.append(Diagnostic(w.message, None, w.code, "", w.hint, path=("layers", i, "args", w.arg),
@@ -155,7 +170,7 @@ def _numbered(layer: Layer, counters: dict[tuple[str, ...], int]) -> dict[str, s
 
 
 def _loss_rules(net: NetworkSpec) -> list[Diagnostic]:
-    kinds = [layers.lookup(c.type) if c.type else None for c in net.layers]
+    kinds = [kind(c) if isinstance(c, CallSpec) else layers.lookup(c.type) if c.type else None for c in net.layers]
     losses = [i for i, cls in enumerate(kinds) if cls is not None and cls.is_loss]
     last = len(net.layers) - 1
     if not losses and any(cls is None for cls in kinds):

@@ -40,6 +40,8 @@ class CallSpec:
     arg_spans: Mapping[str, Span] = field(default_factory=dict)
     origin: tuple[Origin, ...] = ()
     written: str | None = None  # the alias the user wrote, if any
+    # a layer written as an expression in the file (specc.expr): its `expression` member, as in the IR
+    expression: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,8 @@ def _call(d: Mapping[str, Any], kind: str = "layer") -> CallSpec:
     origin = tuple(Origin(_span(o.get("call")), o.get("block"), _span(o.get("definition")),
                           o.get("repeat"), o.get("of")) for o in d.get("origin", ()))
     return CallSpec(d["type"], args, _span(d.get("span")),
-                {k: Span.from_json(v) for k, v in d.get("arg_spans", {}).items()}, origin, d.get("written"))
+                    {k: Span.from_json(v) for k, v in d.get("arg_spans", {}).items()}, origin, d.get("written"),
+                    d.get("expression"))
 
 
 def from_json(doc: Mapping[str, Any], invalid: frozenset[int] = frozenset(),
@@ -141,6 +144,8 @@ def _call_json(c: CallSpec) -> dict[str, Any]:
     d["arg_spans"] = {k: v.to_json() for k, v in c.arg_spans.items()}
     if c.written:
         d["written"] = c.written
+    if c.expression is not None:
+        d["expression"] = c.expression
     if c.origin:
         d["origin"] = [{k: (v.to_json() if isinstance(v, Span) else v) for k, v in
                         (("repeat", o.repeat), ("of", o.of), ("block", o.block), ("call", o.call),

@@ -11,6 +11,7 @@ from typing import Any
 from specc import layers
 from specc import syntax as s
 from specc.errors import Diagnostic, Label
+from specc.expr import lower as expr_lower
 from specc.graph.lower import is_graph_statement, lower_graph
 from specc.source import Span
 from specc.suggest import did_you_mean
@@ -31,6 +32,9 @@ _INVALID: Any = type("_Invalid", (), {"__repr__": lambda self: "<invalid>"})()
 class _Lowering:
     blocks: dict[str, s.BlockDef] = field(default_factory=dict)
     shadowed: set[str] = field(default_factory=set)  # blocks refused for a built-in layer's name
+    # `layer` definitions by name; None for one whose errors are reported (its uses stand as placeholders)
+    layer_defs: dict[str, expr_lower.Definition | None] = field(default_factory=dict)
+    layer_spans: dict[str, Span] = field(default_factory=dict)  # where each was defined first
     errors: list[Diagnostic] = field(default_factory=list)  # and warnings (Diagnostic.severity)
 
     def error(self, message: str, span: Span | None, code: str, label: str = "", hint: str | None = None,
@@ -51,6 +55,9 @@ def lower(module: s.Module, source_name: str | None = None) -> tuple[dict[str, A
     inputs = [x for x in module.statements if isinstance(x, s.Input)]
     trains = [x for x in module.statements if isinstance(x, s.TrainDef)]
     networks = [x for x in module.statements if isinstance(x, s.NetworkDef)]
+    for x in module.statements:
+        if isinstance(x, s.LayerDef):
+            _define_layer(st, x)
     for x in module.statements:
         if isinstance(x, s.BlockDef):
             _define_block(st, x)
@@ -104,7 +111,34 @@ def placeholder(span: Span, written: str, kind: str | None = None) -> dict[str, 
 
 # --- blocks ---------------------------------------------------------------------------
 
+def _define_layer(st: _Lowering, d: s.LayerDef) -> None:
+    """A layer written as an expression (specc.expr): checked once here, instantiated at each use."""
+    if layers.lookup(d.name) is not None:
+        st.error(f"layer '{d.name}' has the name of a built-in layer", d.name_span, "layer-shadows-layer",
+                 hint=f"rename it, e.g. '{d.name}Expr' (`specc explain {d.name}` shows the built-in's own "
+                      "expression)" if d.name in _explained() else f"rename it, e.g. '{d.name}Expr'")
+        st.shadowed.add(d.name)
+        return
+    if d.name in st.layer_spans:
+        st.error(f"layer '{d.name}' is defined twice", d.name_span, "duplicate-layer",
+                 notes=(Label(st.layer_spans[d.name], "first defined here"),))
+        return
+    definition, found = expr_lower.define(d)
+    st.errors += found
+    st.layer_defs[d.name], st.layer_spans[d.name] = definition, d.name_span
+
+
+def _explained() -> set[str]:
+    from specc.expr.prelude import names
+    return set(names())
+
+
 def _define_block(st: _Lowering, b: s.BlockDef) -> None:
+    if b.name in st.layer_defs:
+        st.error(f"block '{b.name}' has the name of a layer defined above", b.name_span, "block-shadows-layer",
+                 hint=f"rename the block, e.g. '{b.name}Block'")
+        st.shadowed.add(b.name)
+        return
     if layers.lookup(b.name) is not None:
         st.error(f"block '{b.name}' has the name of a built-in layer", b.name_span, "block-shadows-layer",
                  hint=f"rename the block, e.g. '{b.name}Block'")
@@ -136,7 +170,7 @@ def _define_block(st: _Lowering, b: s.BlockDef) -> None:
     st.blocks[b.name] = b
 
 
-def _names_a_parameter(b: s.BlockDef, p: s.BlockParam) -> bool:
+def _names_a_parameter(b: s.BlockDef | s.LayerDef, p: s.BlockParam) -> bool:
     """`block D(n, m=n)`: a default is evaluated once, where the block is defined, not per call."""
     return isinstance(p.default, s.Name) and p.default.name in {q.name for q in b.params}
 
@@ -208,13 +242,15 @@ def _expand_call(st: _Lowering, call: s.Call, env: Env, origin: list[dict]) -> l
             return [placeholder(call.span, call.name)]
         here = {"block": block.name, "call": call.span.to_json(), "definition": block.span.to_json()}
         return _expand(st, block.body, inner, origin + [here])
+    if call.name in st.layer_defs:
+        return [_expression_layer(st, call, env, origin)]
     cls = layers.lookup(call.name)
     if cls is None:
         if call.name in env:
             st.error(f"'{call.name}' is a parameter of the block, not a layer", call.name_span, "not-a-layer")
         else:
             hint = (layers.foreign_hint(call.name)
-                    or did_you_mean(call.name, [*layers.names(), *st.blocks], layers.ALIASES)
+                    or did_you_mean(call.name, [*layers.names(), *st.blocks, *st.layer_defs], layers.ALIASES)
                     or f"`specc schema` lists every layer; a block is defined with `block {call.name}(...) = ...`")
             st.error(f"unknown layer '{call.name}'", call.name_span, "unknown-layer",
                      "not a layer or block", hint=hint)
@@ -268,14 +304,38 @@ def _layer(st: _Lowering, cls: type[layers.Layer], call: s.Call, env: Env, origi
     return layer
 
 
-def _bind_block(st: _Lowering, block: s.BlockDef, call: s.Call, env: Env) -> Env | None:
+def _expression_layer(st: _Lowering, call: s.Call, env: Env, origin: list[dict]) -> dict:
+    """The IR layer of a use of a `layer` definition: its arguments bound, its expression instantiated."""
+    definition = st.layer_defs[call.name]
+    if definition is None:
+        return placeholder(call.span, call.name)
+    bound = _bind_block(st, definition.syntax, call, env, kind="layer")
+    if bound is None:
+        return placeholder(call.span, call.name)
+    expression, found = expr_lower.instantiate(definition, bound, call)
+    st.errors += found
+    if expression is None:
+        return placeholder(call.span, call.name)
+    order = [p.name for p in definition.syntax.params]
+    layer: dict[str, Any] = {"type": call.name, "args": {k: bound[k][0] for k in order},
+                             "span": call.span.to_json(),
+                             "arg_spans": {k: bound[k][1].to_json() for k in order},
+                             "expression": expression}
+    if origin:
+        layer["origin"] = origin
+    return layer
+
+
+def _bind_block(st: _Lowering, block: s.BlockDef | s.LayerDef, call: s.Call, env: Env,
+                kind: str = "block") -> Env | None:
+    """The values of a block's (or expression layer's) parameters at one call, defaults filled in."""
     inner: Env = {}
     params = [p.name for p in block.params]
     positional = [a for a in call.args if a.key is None]
-    signature = f"{block.name}({', '.join(params)})"
+    signature = f"{kind} {block.name}({', '.join(params)})"
     ok = True
     if len(positional) > len(params):
-        st.error(f"block {signature} takes {len(params)} argument{'s' * (len(params) != 1)}, "
+        st.error(f"{signature} takes {len(params)} argument{'s' * (len(params) != 1)}, "
                  f"but {_were(len(positional))}", positional[len(params)].span, "too-many-args",
                  notes=(Label(block.name_span, "defined here"),))
         ok = False
@@ -285,11 +345,11 @@ def _bind_block(st: _Lowering, block: s.BlockDef, call: s.Call, env: Env) -> Env
         if a.key is None:
             continue
         if a.key not in params:
-            st.error(f"block {signature} has no parameter '{a.key}'", a.key_span, "unknown-arg",
+            st.error(f"{signature} has no parameter '{a.key}'", a.key_span, "unknown-arg",
                      hint=did_you_mean(a.key, params), notes=(Label(block.name_span, "defined here"),))
             ok = False
         elif a.key in inner:
-            st.error(f"parameter '{a.key}' of block {block.name} is given twice", a.span, "duplicate-arg")
+            st.error(f"parameter '{a.key}' of {kind} {block.name} is given twice", a.span, "duplicate-arg")
             ok = False
         else:
             inner[a.key] = (_value(st, a.value, env), _value_span(a.value, env))
@@ -301,7 +361,7 @@ def _bind_block(st: _Lowering, block: s.BlockDef, call: s.Call, env: Env) -> Env
             elif _names_a_parameter(block, p):
                 ok = False  # reported where the block is defined
             elif p.default is None:
-                st.error(f"block {signature} needs a value for '{p.name}'", call.span, "missing-arg",
+                st.error(f"{signature} needs a value for '{p.name}'", call.span, "missing-arg",
                          hint=f"write `{block.name}({', '.join(params)})` with a value for each",
                          notes=(Label(block.name_span, "defined here"),))
                 ok = False

@@ -143,7 +143,8 @@ def softmax_cross_entropy(scores, labels, probs):
 
 
 def initial_values(table, dtype, seed=None):
-    """Arrays from a table name -> (shape, init), init being ("normal", std), ("zeros",) or ("ones",).
+    """Arrays from a table name -> (shape, init), init being ("normal", std), ("zeros",), ("ones",) or
+    ("full", value).
 
     Normal draws come from one generator seeded with `seed`, in the table's order, in float64
     (so float32 and float64 networks start from the same values, rounded).
@@ -153,6 +154,8 @@ def initial_values(table, dtype, seed=None):
     for name, (shape, init) in table.items():
         if init[0] == "normal":
             out[name] = (rng.standard_normal(shape) * init[1]).astype(dtype)
+        elif init[0] == "full":
+            out[name] = np.full(shape, init[1], dtype)
         else:
             out[name] = (np.ones if init[0] == "ones" else np.zeros)(shape, dtype)
     return out

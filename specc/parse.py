@@ -21,7 +21,7 @@ def _parser() -> Lark:
 
 
 MAX_SYNTAX_ERRORS = 20
-_KEYWORD_LINE = re.compile(r"\s*(input|block|train|let|output)\b")
+_KEYWORD_LINE = re.compile(r"\s*(input|block|train|let|output|layer)\b")
 _NAME_AT_START = re.compile(r"[A-Za-z_]")
 
 
@@ -177,6 +177,30 @@ class _ToSyntax(Transformer):
     def name(self, meta, children):
         return s.Name(str(children[0]), _meta_span(meta))
 
+    # --- layers written as expressions ---
+
+    def layer_expr(self, meta, children):
+        name, params, expr = children
+        body = (s.GraphValue("y", expr, True, expr.span, expr.span),)
+        return s.LayerDef(str(name), params or (), body, _meta_span(meta), _tok_span(name))
+
+    def layer_body(self, meta, children):
+        name, params, *items = children
+        return s.LayerDef(str(name), params or (), _present(items), _meta_span(meta), _tok_span(name))
+
+    def param_decl(self, meta, children):
+        name, *dims, init = children
+        return s.ParamDecl(str(name), _present(dims), init, _meta_span(meta), _tok_span(name))
+
+    def dim_size(self, meta, children):
+        return s.Dim(_int(children[0]), _tok_span(children[0]))
+
+    def dim_name(self, meta, children):
+        return s.Dim(str(children[0]), _tok_span(children[0]))
+
+    def layer_output(self, meta, children):
+        return self.let_value(meta, children, output=True)
+
     # --- computational graphs ---
 
     def graph_input(self, meta, children):
@@ -252,7 +276,7 @@ def _rank(name: str) -> int:
 # Where a statement may end, the parser also accepts the start of the next one (a name, '(',
 # `input`, `block`, `train` or the end of the file); listing those terminals one by one says
 # little, so they are summed up as "the end of the statement".
-_STATEMENT_STARTS = {"NAME", "LPAR", "INPUT", "BLOCK", "TRAIN", "LET", "OUTPUT", "$END"}
+_STATEMENT_STARTS = {"NAME", "LPAR", "INPUT", "BLOCK", "TRAIN", "LET", "OUTPUT", "LAYER", "$END"}
 
 
 def _expected(names: set[str]) -> str:

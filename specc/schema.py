@@ -15,6 +15,7 @@ import jsonschema
 
 from specc import layers
 from specc.errors import Diagnostic
+from specc.expr.schema import expression_defs
 from specc.graph.schema import graph_defs
 from specc.layers.args import Arg
 from specc.resources import grammar_dir
@@ -54,6 +55,23 @@ def _call_schema(names: list[str], ref_prefix: str, doc: str, extra: dict | None
     }
 
 
+def _layer_schema() -> dict[str, Any]:
+    """A built-in layer by name, or a layer written as an expression (its type is then the name the
+    file gave it, and its arguments are numbers)."""
+    layer = _call_schema(list(layers.REGISTRY), "layer.", "one layer, its arguments complete",
+                         {"written": {"type": "string", "description": "the alias the source used"},
+                          "origin": {"type": "array", "items": {"$ref": "#/$defs/origin"}},
+                          "expression": {"$ref": "#/$defs/expression"}})
+    names = layer["properties"]["type"]
+    layer["properties"]["type"] = {"type": "string"}
+    layer["allOf"].append({
+        "if": {"required": ["expression"]},
+        "then": {"properties": {"type": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+                                "args": {"additionalProperties": {"type": "number"}}}},
+        "else": {"properties": {"type": names}}})
+    return layer
+
+
 def build_schema() -> dict[str, Any]:
     """The IR schema, draft 2020-12, from the layer, optimizer and train-setting declarations."""
     defs: dict[str, Any] = {
@@ -68,9 +86,7 @@ def build_schema() -> dict[str, Any]:
                                   "repeat": {"type": "integer", "minimum": 1},
                                   "of": {"type": "integer", "minimum": 1}},
                    "additionalProperties": False},
-        "layer": _call_schema(list(layers.REGISTRY), "layer.", "one layer, its arguments complete",
-                              {"written": {"type": "string", "description": "the alias the source used"},
-                               "origin": {"type": "array", "items": {"$ref": "#/$defs/origin"}}}),
+        "layer": _layer_schema(),
         "optimizer": _call_schema(list(OPTIMIZERS), "optimizer.", "an optimizer and its arguments"),
         "schedule": _call_schema(list(SCHEDULES), "schedule.", "a learning-rate schedule"),
     }
@@ -83,6 +99,7 @@ def build_schema() -> dict[str, Any]:
     train_props["span"] = _SPAN
     train_props["key_spans"] = {"type": "object", "additionalProperties": _SPAN}
     defs.update(graph_defs())
+    defs.update(expression_defs())
     defs["train"] = {"description": "the train { } section as written", "type": "object",
                      "properties": train_props, "additionalProperties": False}
     return {

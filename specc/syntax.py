@@ -204,7 +204,40 @@ class GraphValue:
     name_span: Span = _span()
 
 
-Statement = Union[Input, BlockDef, TrainDef, NetworkDef, GraphInput, GraphValue]
+# --- layers written as expressions (derived and compiled by specc.expr) ------------------------
+
+@dataclass(frozen=True)
+class Dim:
+    """One dimension of a parameter's shape: a size (`50`) or a name (`in`, or an argument `n`)."""
+
+    value: int | float | str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class ParamDecl:
+    """`param W[in, n] = he` inside a layer definition."""
+
+    name: str
+    dims: tuple[Dim, ...]
+    init: Value
+    span: Span = _span()
+    name_span: Span = _span()
+
+
+@dataclass(frozen=True)
+class LayerDef:
+    """`layer Swish = x * sigmoid(x)`, or `layer Dense(n) { param ...; let ...; y = ... }`: the body's
+    values are GraphValues, the one with `output` set is `y`."""
+
+    name: str
+    params: tuple[BlockParam, ...]
+    body: tuple[ParamDecl | GraphValue, ...]
+    span: Span = _span()
+    name_span: Span = _span()
+
+
+Statement = Union[Input, BlockDef, TrainDef, NetworkDef, GraphInput, GraphValue, LayerDef]
 
 
 @dataclass(frozen=True)

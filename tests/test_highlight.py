@@ -45,7 +45,8 @@ def test_every_terminal_of_the_grammar_is_covered():
         if t.name != "WS":
             assert json.dumps(regex)[1:-1] in tm, f"{t.name} missing from the TextMate grammar"
     keywords = {t.pattern.value for t in grammar().terminals if t.pattern.type == "str" and t.pattern.value.isalpha()}
-    assert keywords == {"input", "block", "train", "let", "output"}  # (the graph statements add let and output)
+    # (the graph statements add let and output; expression layers, layer and param)
+    assert keywords == {"input", "block", "train", "let", "output", "layer", "param"}
 
 
 @pytest.mark.parametrize("path", [p for p in FILES if _text(p) is not None], ids=lambda p: p.name)

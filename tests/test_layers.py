@@ -75,11 +75,32 @@ SAMPLES: dict[str, list[Sample]] = {
         Sample({"size": 2, "stride": 1}, (1, 4, 5), (1, 3, 4), 0, "stride 1, not square"),
     ],
     "Flatten": [Sample({}, (2, 3, 4), (24,), 0)],
+    # layers written as expressions (EXPRESSIONS below)
+    "Swish": [Sample({}, (6,), (6,), 0), Sample({}, (2, 3, 3), (2, 3, 3), 0, "image")],
+    "PReLU": [Sample({}, (6,), (6,), 6), Sample({"init_a": 0.1}, (4,), (4,), 4, "init_a 0.1")],
+    "Dense": [Sample({"n": 4}, (7,), (4,), 7 * 4 + 4)],
+    "GELU": [Sample({}, (5,), (5,), 0)],
+    "ChannelScale": [Sample({"c": 2}, (2, 3, 3), (2, 3, 3), 4, "per channel, broadcast over h and w")],
+}
+
+# Layers a .net file defines as expressions (specc.expr) go through the same battery: their backward
+# is derived, so central differences are its oracle.
+EXPRESSIONS = {
+    "Swish": "layer Swish = x * sigmoid(x)",
+    "PReLU": "layer PReLU(init_a=0.25) {\n  param a[in] = init_a\n  y = max(x, 0) + a * min(x, 0)\n}",
+    "Dense": "layer Dense(n) {\n  param W[in, n] = he\n  param b[n] = 0\n  y = x @ W + b\n}",
+    "GELU": "layer GELU = 0.5 * x * (1 + tanh(0.7978845608028654 * (x + 0.044715 * x ** 3)))",
+    "ChannelScale": "layer ChannelScale(c) {\n  param s[c, 1, 1] = 1\n  param t[c, 1, 1] = 0\n"
+                    "  y = x * s + t\n}",
 }
 
 
+def _is_loss(name: str) -> bool:
+    return name in REGISTRY and REGISTRY[name].is_loss
+
+
 def _cases():
-    for name in REGISTRY:
+    for name in [*REGISTRY, *EXPRESSIONS]:
         for i in range(len(SAMPLES.get(name, [None]))):
             note = SAMPLES[name][i].note if name in SAMPLES else ""
             tag = "-" + note.replace(", ", "-").replace(" ", "_") if note else ""
@@ -95,8 +116,24 @@ def sample(name: str, i: int) -> Sample:
     return SAMPLES[name][i]
 
 
+def _expression_layer(name: str, s: Sample) -> Layer:
+    from specc import syntax
+    from specc.expr.lower import lower_expression
+    from specc.layers.expression import layer_type
+    from specc.parse import parse
+    from specc.source import Source
+    d = next(x for x in parse(Source("t.net", EXPRESSIONS[name])).statements if isinstance(x, syntax.LayerDef))
+    args = {p.name: p.default.value for p in d.params if isinstance(p.default, syntax.Number)}
+    args.update(s.args)
+    member, found = lower_expression(d, {k: (v, d.span) for k, v in args.items()})
+    assert member is not None, found
+    return layer_type(name, member, tuple(args))(args, s.in_shape)
+
+
 def build(name: str, s: Sample) -> Layer:
     """The layer, its arguments' defaults filled in as the front end fills them."""
+    if name in EXPRESSIONS:
+        return _expression_layer(name, s)
     cls = REGISTRY[name]
     args = dict(s.args)
     for a in cls.signature:
@@ -162,7 +199,8 @@ def assert_gradient(analytic, numeric, what: str) -> None:
 def test_every_registered_layer_has_samples():
     missing = sorted(set(REGISTRY) - set(SAMPLES))
     assert not missing, f"add sample arguments for {missing} to SAMPLES"
-    assert not set(SAMPLES) - set(REGISTRY), "SAMPLES names a layer that is not registered"
+    assert not set(SAMPLES) - set(REGISTRY) - set(EXPRESSIONS), "SAMPLES names a layer that is not registered"
+    assert not set(EXPRESSIONS) - set(SAMPLES), "add samples for every expression layer"
 
 
 # --- shape rule and parameter count -------------------------------------------------------------
@@ -191,9 +229,9 @@ def _one_layer_network(name: str, s: Sample) -> str:
     """The layer alone, with a loss after it when it is not one (Affine flattens images for it)."""
     shape = shape_text(s.in_shape)
     chain = _call(name, s.args)
-    if not REGISTRY[name].is_loss:
+    if not _is_loss(name):
         chain += " -> SoftmaxWithLoss" if len(s.out_shape) == 1 else " -> Flatten -> SoftmaxWithLoss"
-    return f"input {shape}\n{chain}\n"
+    return f"{EXPRESSIONS.get(name, '')}\ninput {shape}\n{chain}\n"
 
 
 def _call(name: str, args: dict[str, Any]) -> str:
@@ -456,15 +494,14 @@ CONTEXTS = ["first", "after_head", "after_activation", "before_activation"]
 
 
 def _network_text(name: str, s: Sample, context: str) -> str | None:
-    cls = REGISTRY[name]
-    if cls.is_loss and context == "before_activation":
+    if _is_loss(name) and context == "before_activation":
         return None
     chain = _context_prefix(s, "first" if context == "before_activation" else context) + _call(name, s.args)
-    if not cls.is_loss:
+    if not _is_loss(name):
         if context == "before_activation":
             chain += " -> ReLU"
         chain += " -> Affine(3) -> SoftmaxWithLoss"
-    return f"input {shape_text(s.in_shape)}\n{chain}\n"
+    return f"{EXPRESSIONS.get(name, '')}\ninput {shape_text(s.in_shape)}\n{chain}\n"
 
 
 def close(a, b, what: str, tol: float = 1e-10) -> None:

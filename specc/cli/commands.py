@@ -14,6 +14,7 @@ from specc.cli import views
 from specc.cli.trainview import TrainView
 from specc.diagnostics import count, render, render_diagnostics
 from specc.errors import Diagnostic, SpeccError, UsageError
+from specc.expr import view as explain_view
 from specc.gradcheck import ABSOLUTE_TOLERANCE, RELATIVE_TOLERANCE, STEP, check_network
 from specc.graph import view as graph_view
 from specc.graph.check import CheckedGraph
@@ -170,6 +171,20 @@ def _draw(args, stdout: Console, stderr: Console) -> int:
     return 0
 
 
+def _explain(args, stdout: Console, stderr: Console) -> int:
+    ex = api.explanation(args.name)
+    for part in explain_view.renderables(ex, args.precise):
+        stdout.print(part, soft_wrap=True, highlight=False)
+    if args.out:
+        out = Path(args.out)
+        try:
+            out.write_text(api.explanation_drawing(ex).svg, encoding="utf-8")
+        except OSError as e:
+            raise UsageError([Diagnostic(f"cannot write '{out}': {e.strerror or e}", None, "unwritable")]) from None
+        stdout.print(f"wrote {out}", soft_wrap=True, markup=False)
+    return 0 if ex.agreement <= 1e-12 and all(c.passed for c in ex.checks) else 1
+
+
 def _export(args, stdout: Console, stderr: Console) -> int:
     from specc.interop import OPSET
     from specc.interop.onnx_export import export
@@ -253,5 +268,5 @@ def _lint(args, stdout: Console, stderr: Console) -> int:
 
 COMMANDS = {"check": _check, "summary": _summary, "compile": _compile, "gradcheck": _gradcheck,
              "train": _train, "eval": _eval, "predict": _predict, "bench": _bench, "schema": _schema,
-             "grad": _grad, "draw": _draw, "export": _export, "import": _import,
+             "grad": _grad, "draw": _draw, "explain": _explain, "export": _export, "import": _import,
              "fmt": _fmt, "lint": _lint, "lsp": _lsp}

@@ -110,6 +110,10 @@ def build(stdout: Console, stderr: Console) -> argparse.ArgumentParser:
     c = sub.add_parser("draw", help="draw a computational graph or a layer pipeline as SVG")
     c.add_argument("file", metavar="FILE")
     c.add_argument("-o", "--out", metavar="OUT.svg", help="where to write the SVG (default: FILE with .svg)")
+    c = sub.add_parser("explain", help="a built-in layer's backward derived step by step from its expression")
+    c.add_argument("name", metavar="LAYER", help="ReLU, LeakyReLU, Sigmoid, Tanh or Affine")
+    c.add_argument("-o", "--out", metavar="OUT.svg", help="also draw its graph with the values as an SVG")
+    c.add_argument("--precise", action="store_true", help="full float64 precision")
 
     sub.add_parser("lsp", help="run the Language Server (stdin/stdout) for editors; needs the lsp extra")
 

@@ -14,12 +14,14 @@ Shape = tuple[int, ...]
 
 
 class ShapeError(Exception):
-    """Raised by a shape rule; check.py turns it into a diagnostic at the layer (or one argument)."""
+    """Raised by a shape rule; check.py turns it into a diagnostic at the layer (or one argument), or at
+    `span` inside the layer's definition (an expression layer's node), with `notes` at its operands."""
 
     def __init__(self, message: str, hint: str | None = None, arg: str | None = None,
-                 wants: str | None = None):
+                 wants: str | None = None, span: Any = None, notes: tuple = ()):
         super().__init__(message)
         self.message, self.hint, self.arg, self.wants = message, hint, arg, wants
+        self.span, self.notes = span, notes  # a specc.source.Span and specc.errors.Labels
 
 
 class Labels(enum.Enum):

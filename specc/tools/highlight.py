@@ -92,7 +92,7 @@ def textmate_grammar() -> dict:
             repository["argument"] = {"match": rf"{regex}(?=\s*=(?!>))", "name": "variable.parameter.specc"}
             repository["name"] = {"match": regex, "name": _ROLES["NAME"][1]}
         elif kind == "keyword":
-            repository[name.lower()] = {"match": regex, "name": "keyword.control.specc"}
+            repository[f"keyword-{name.lower()}"] = {"match": regex, "name": "keyword.control.specc"}
         elif kind == "operator":
             repository[f"operator-{name.lower()}"] = {"match": regex, "name": "keyword.operator.specc"}
         elif kind == "punctuation":

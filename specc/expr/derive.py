@@ -1,0 +1,391 @@
+"""The derivation of an expression layer: per-sample shapes, which values carry the batch axis, and the
+backward pass by reverse mode over the expression's nodes; then its two readings, evaluated with NumPy
+(the reference path) and emitted as NumPy lines with preallocated buffers (the compiled path).
+
+Each primitive's forward and its local derivative are written once, below, as short programs of
+NumPy functions over the operands `a`, `b`, the node's output `y` and the upstream gradient `g`; `d` is
+the result so far. The same program is run on arrays (`_execute`) and written as code (`_line`).
+Broadcasting is undone by summing over the axes it added or stretched: an unbatched parameter added to
+a batched value (the bias of `x @ W + b`) receives the sum over the batch.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from specc.errors import Label
+from specc.graph.ir import Node
+from specc.graph.ops import OPS, GraphShapeError, fmt
+from specc.layers.base import Scratch, Shape, ShapeError
+from specc.source import Span
+
+Instr = tuple  # (NumPy function, *operands): operands "a", "b", "y", "g", "d", "a.T", or numbers
+Rule = Callable[[Mapping[str, Any]], Sequence[Instr]]
+INPUT = "x"
+
+# y from the operands (written into y's buffer)
+FORWARD: dict[str, Rule] = {
+    "add": lambda at: [("add", "a", "b")],
+    "sub": lambda at: [("subtract", "a", "b")],
+    "mul": lambda at: [("multiply", "a", "b")],
+    "div": lambda at: [("divide", "a", "b")],
+    "neg": lambda at: [("negative", "a")],
+    "pow": lambda at: [("power", "a", at["p"])],
+    "exp": lambda at: [("exp", "a")],
+    "log": lambda at: [("log", "a")],
+    "sqrt": lambda at: [("sqrt", "a")],
+    "max": lambda at: [("maximum", "a", at["c"])],
+    "min": lambda at: [("minimum", "a", at["c"])],
+    "relu": lambda at: [("maximum", "a", 0.0)],
+    # (1 + tanh(a/2)) / 2 is 1 / (1 + exp(-a)) and never overflows
+    "sigmoid": lambda at: [("multiply", "a", 0.5), ("tanh", "y"), ("add", "y", 1.0), ("multiply", "y", 0.5)],
+    "tanh": lambda at: [("tanh", "a")],
+    "matmul": lambda at: [("dot", "a", "b")],  # (N, in) @ (in, out) -> (N, out)
+    "transpose": lambda at: [("copy", "a.T")],
+    "identity": lambda at: [("copy", "a")],
+}
+
+# Per operand: g times the local derivative (into d); an empty program passes g on unchanged.
+VJP: dict[str, Callable[[Mapping[str, Any]], tuple[Sequence[Instr], ...]]] = {
+    "add": lambda at: ((), ()),  # the gradient passes on unchanged
+    "sub": lambda at: ((), [("negative", "g")]),
+    "mul": lambda at: ([("multiply", "g", "b")], [("multiply", "g", "a")]),  # times the *other* input
+    "div": lambda at: ([("divide", "g", "b")],
+                       [("multiply", "g", "y"), ("divide", "d", "b"), ("negative", "d")]),  # −g·a/b² = −g·y/b
+    "neg": lambda at: ([("negative", "g")],),
+    "pow": lambda at: ([("power", "a", at["p"] - 1), ("multiply", "d", at["p"]), ("multiply", "d", "g")],),
+    "exp": lambda at: ([("multiply", "g", "y")],),  # exp(a) is y, kept from the forward pass
+    "log": lambda at: ([("divide", "g", "a")],),
+    "sqrt": lambda at: ([("divide", "g", "y"), ("multiply", "d", 0.5)],),
+    "max": lambda at: ([("greater", "a", at["c"]), ("multiply", "d", "g")],),
+    "min": lambda at: ([("less", "a", at["c"]), ("multiply", "d", "g")],),
+    "relu": lambda at: ([("greater", "y", 0.0), ("multiply", "d", "g")],),
+    "sigmoid": lambda at: ([("subtract", 1.0, "y"), ("multiply", "d", "y"), ("multiply", "d", "g")],),  # y(1 − y)
+    "tanh": lambda at: ([("multiply", "y", "y"), ("subtract", 1.0, "d"), ("multiply", "d", "g")],),  # 1 − y²
+    "matmul": lambda at: ([("dot", "g", "b.T")], [("dot", "a.T", "g")]),  # dX = dY Wᵀ, dW = Xᵀ dY
+    "transpose": lambda at: ([("copy", "g.T")],),
+    "identity": lambda at: ((),),
+}
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    shape: Shape
+    init: Any  # "he", "xavier", "auto" or a number
+    span: Span | None = None
+
+
+@dataclass(frozen=True)
+class Value:
+    """One value of the expression: the input, a parameter, a constant or a node's result."""
+
+    id: str
+    shape: Shape  # per sample
+    batched: bool  # carries the batch axis (depends on x)
+    constant: float | None = None  # a constant, or a node of constants only (folded)
+
+    def full(self) -> tuple[int | str, ...]:
+        return (("N",) if self.batched else ()) + self.shape
+
+
+@dataclass(frozen=True)
+class Send:
+    """What a node sends back to one operand: the program of g times the local derivative, then the
+    sum over the axes that broadcasting added or stretched (keepdims when some were stretched)."""
+
+    node: str
+    operand: str
+    program: tuple[Instr, ...]
+    axes: tuple[int, ...]
+    keep: bool
+
+
+@dataclass(frozen=True)
+class Derivation:
+    nodes: tuple[Node, ...]  # in forward order, constants folded away
+    values: Mapping[str, Value]
+    params: tuple[Param, ...]
+    output: str
+    sends: tuple[Send, ...]  # in backward order
+    grad_input: bool
+
+    @property
+    def out_shape(self) -> Shape:
+        return self.values[self.output].shape
+
+    def flops(self) -> int:
+        """Per sample: one per element and NumPy call of a batched node; 2·in·out for a matrix product."""
+        total = 0
+        for n in self.nodes:
+            v = self.values[n.id]
+            if not v.batched or n.op == "identity":
+                continue
+            if n.op == "matmul":
+                total += 2 * math.prod(self.values[n.operands[1]].shape)
+            else:
+                total += len(FORWARD[n.op](n.attrs)) * math.prod(v.shape)
+        return total
+
+
+def _span(d: Mapping | None) -> Span | None:
+    return Span.from_json(d) if d else None
+
+
+def nodes_of(expression: Mapping[str, Any]) -> tuple[Node, ...]:
+    return tuple(Node(n["id"], n["op"], tuple(n["operands"]), dict(n.get("attrs", {})), n.get("value"),
+                      _span(n.get("span")), _span(n.get("name_span")),
+                      tuple(_span(sp) for sp in n.get("operand_spans", ())))
+                 for n in expression["nodes"])
+
+
+def params_of(expression: Mapping[str, Any], in_shape: Shape) -> tuple[Param, ...]:
+    """The parameters with `in` resolved: the input's feature size, its first dimension per sample."""
+    return tuple(Param(p["name"], tuple(in_shape[0] if d == "in" else int(d) for d in p["shape"]), p["init"],
+                       _span(p.get("span"))) for p in expression["params"])
+
+
+def derive(expression: Mapping[str, Any], in_shape: Shape, grad_input: bool = True) -> Derivation:
+    """Shapes and the backward pass of an expression at an input shape; ShapeError at the node at fault."""
+    params = params_of(expression, in_shape)
+    values: dict[str, Value] = {INPUT: Value(INPUT, tuple(in_shape), True)}
+    values.update({p.name: Value(p.name, p.shape, False) for p in params})
+    kept: list[Node] = []
+    for n in nodes_of(expression):
+        if n.op == "const":
+            values[n.id] = Value(n.id, (), False, float(n.value or 0.0))
+            continue
+        ops = [values[o] for o in n.operands]
+        if all(o.constant is not None for o in ops):  # folded: `sqrt(2 / 3.14159)` is a number
+            y, _ = OPS[n.op].run(tuple(np.asarray(o.constant, dtype=np.float64) for o in ops), n.attrs)
+            values[n.id] = Value(n.id, (), False, float(y))
+            continue
+        values[n.id] = Value(n.id, _shape(n, ops), any(o.batched for o in ops))
+        kept.append(n)
+    output = expression["output"]
+    if output not in {n.id for n in kept} or not values[output].batched:
+        raise ShapeError("the layer's output does not depend on its input", hint="use x in the expression of y")
+    depends = {INPUT} if grad_input else set()
+    depends |= {p.name for p in params}
+    for n in kept:
+        if any(o in depends for o in n.operands):
+            depends.add(n.id)
+    sends = []
+    for n in reversed(kept):
+        if n.id not in depends:
+            continue
+        programs = VJP[n.op](n.attrs)
+        for operand, program in zip(n.operands, programs):
+            if operand not in depends:
+                continue
+            axes: tuple[int, ...] = ()
+            keep = False
+            if n.op not in ("matmul", "transpose"):
+                axes, keep = _unbroadcast(values[n.id], values[operand])
+            sends.append(Send(n.id, operand, tuple(program), axes, keep))
+    return Derivation(tuple(kept), values, params, output, tuple(sends), grad_input)
+
+
+def _unbroadcast(node: Value, operand: Value) -> tuple[tuple[int, ...], bool]:
+    f, o = node.full(), operand.full()
+    extra = len(f) - len(o)
+    stretched = tuple(i + extra for i, d in enumerate(o) if d == 1 and f[i + extra] != 1)
+    return tuple(range(extra)) + stretched, bool(stretched)
+
+
+def _shape(n: Node, ops: list[Value]) -> Shape:
+    """A node's per-sample shape, with the rules of a value that carries the batch axis."""
+    spans = n.operand_spans or (None,) * len(ops)
+
+    def fail(message: str, hint: str | None, which: Sequence[int] = ()) -> ShapeError:
+        notes = tuple(Label(spans[i], _shown(ops[i])) for i in (which or range(len(ops))) if spans[i] is not None)
+        return ShapeError(message, hint, span=n.span, notes=notes)
+    try:
+        shape = OPS[n.op].shape(tuple(o.shape for o in ops), n.attrs)
+    except GraphShapeError as e:
+        raise fail(e.message.replace("do not broadcast", "do not broadcast (per sample)"), e.hint,
+                   () if e.operand is None else (e.operand,)) from None
+    if n.op == "matmul":
+        a, b = ops
+        if not (a.batched and len(a.shape) == 1 and not b.batched and len(b.shape) == 2):
+            raise fail("in a layer, @ multiplies each sample (a vector) by a matrix of parameters",
+                       "write it as `x @ W`, with W declared `param W[in, n]`")
+    elif n.op == "transpose" and ops[0].batched:
+        raise fail("in a layer, `.T` transposes parameters, not the sample", None)
+    elif len(ops) == 2 and ops[0].batched != ops[1].batched:
+        one, other = (ops[0], ops[1]) if ops[0].batched else (ops[1], ops[0])
+        if len(other.shape) > len(one.shape):
+            raise fail(f"{fmt(other.shape)} has more axes than the sample's {fmt(one.shape)}: it cannot "
+                       "broadcast over the batch", "give the parameter no more axes than the value it meets")
+    return shape
+
+
+def _shown(v: Value) -> str:
+    if v.constant is not None:
+        return f"the constant {v.constant:g}"
+    return ("(N, " + ", ".join(map(str, v.shape)) + ")") if v.batched else fmt(v.shape)
+
+
+# --- the reference path: the derivation evaluated with NumPy --------------------------------------
+
+def _operand(token: Any, bind: Mapping[str, Any]) -> Any:
+    if not isinstance(token, str):
+        return token
+    if token.endswith(".T"):
+        return np.asarray(bind[token[:-2]]).T
+    return bind[token]
+
+
+def _execute(program: Sequence[Instr], bind: dict[str, Any], into: str) -> np.ndarray:
+    """Run a program on arrays; `into` ("y" or "d") names its result, which later steps may read."""
+    for fn, *args in program:
+        xs = [_operand(a, bind) for a in args]
+        if fn == "copy":
+            bind[into] = np.array(xs[0], copy=True)
+        elif fn == "dot":
+            bind[into] = np.dot(*xs)
+        else:
+            bind[into] = getattr(np, fn)(*xs)
+    return bind[into]
+
+
+def _bind(n: Node, env: Mapping[str, Any], g: Any = None) -> dict[str, Any]:
+    b = {"ab"[k]: env[o] for k, o in enumerate(n.operands)}
+    b["y"], b["g"] = env.get(n.id), g
+    return b
+
+
+def run_forward(d: Derivation, x: np.ndarray, params: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """Every value of the expression for a batch x (constants as numbers)."""
+    env: dict[str, Any] = {INPUT: x, **params}
+    env.update({k: v.constant for k, v in d.values.items() if v.constant is not None})
+    for n in d.nodes:
+        env[n.id] = _execute(FORWARD[n.op](n.attrs), _bind(n, env), "y")
+    return env
+
+
+def run_backward(d: Derivation, env: Mapping[str, Any], dy: np.ndarray) -> dict[str, np.ndarray]:
+    """The gradient of every value that needs one, from the output's gradient dy (never modified)."""
+    by_id = {n.id: n for n in d.nodes}
+    grads: dict[str, np.ndarray] = {d.output: dy}
+    for s in d.sends:
+        g = grads[s.node]
+        part = _execute(s.program, _bind(by_id[s.node], env, g), "d") if s.program else g
+        if s.axes:
+            part = part.sum(axis=s.axes, keepdims=s.keep).reshape(np.shape(env[s.operand]))
+        grads[s.operand] = grads[s.operand] + part if s.operand in grads else part
+    return grads
+
+
+# --- the compiled path: the same programs as NumPy lines ----------------------------------------------
+
+@dataclass(frozen=True)
+class Layout:
+    """Which variable holds each value and each gradient, and the scratch buffers behind them."""
+
+    values: Mapping[str, str]  # node id -> buffer name (the output excepted)
+    grads: Mapping[str, str]  # node id -> buffer name, or the id of the node whose gradient it shares
+    temps: Mapping[tuple, str]  # (full shape) -> buffer name
+    scratch: Mapping[str, Scratch]
+
+
+def layout(d: Derivation) -> Layout:
+    values: dict[str, str] = {}
+    grads: dict[str, str] = {}
+    temps: dict[tuple, str] = {}
+    scratch: dict[str, Scratch] = {}
+    for j, n in enumerate(d.nodes):
+        if n.id != d.output:
+            values[n.id] = f"h{j}_"
+            v = d.values[n.id]
+            scratch[values[n.id]] = Scratch(v.shape, v.batched)
+    into: dict[str, list[Send]] = {}
+    for s in d.sends:
+        into.setdefault(s.operand, []).append(s)
+    for j, n in enumerate(d.nodes):
+        received = into.get(n.id, [])
+        if n.id == d.output or not received:
+            continue
+        s = received[0]
+        if len(received) == 1 and not s.program and not s.axes:
+            grads[n.id] = "=" + s.node  # the same array as its consumer's gradient
+            continue
+        v = d.values[n.id]
+        grads[n.id] = f"dh{j}_"
+        scratch[grads[n.id]] = Scratch(v.shape, v.batched, phase="backward")
+    for s in d.sends:
+        first = into[s.operand][0] is s
+        if s.program and (s.axes or not first):
+            v = d.values[s.node]
+            key = v.full()
+            if key not in temps:
+                temps[key] = f"t{len(temps)}_"
+                scratch[temps[key]] = Scratch(v.shape, v.batched, phase="backward")
+    return Layout(values, grads, temps, scratch)
+
+
+def _literal(v: float) -> str:
+    return repr(float(v))
+
+
+def _line(fn: str, args: Sequence[str], out: str) -> str:
+    if fn == "copy":
+        return f"np.copyto({out}, {args[0]})"
+    return f"np.{fn}({', '.join(args)}, out={out})"
+
+
+def emit(d: Derivation, e: Any) -> None:
+    """Forward and backward lines through a specc.codegen.Emit, into the buffers of `layout(d)`."""
+    lay = layout(d)
+    names: dict[str, str] = {INPUT: e.x, **{p.name: e.param(p.name) for p in d.params}}
+    names.update({k: _literal(v.constant) for k, v in d.values.items() if v.constant is not None})
+    for n in d.nodes:
+        names[n.id] = e.output() if n.id == d.output else e.buffer(lay.values[n.id])
+
+    def program_lines(program: Sequence[Instr], n: Node, target: str, g: str | None) -> list[str]:
+        bind = {"ab"[k]: names[o] for k, o in enumerate(n.operands)}
+        bind.update(y=names[n.id], d=target, g=g or "")
+        return [_line(fn, [(bind[a[:-2]] + ".T" if a.endswith(".T") else bind[a]) if isinstance(a, str)
+                           else _literal(a) for a in args], target) for fn, *args in program]
+
+    for n in d.nodes:
+        e.fwd(*program_lines(FORWARD[n.op](n.attrs), n, names[n.id], None))
+    grad: dict[str, str] = {d.output: e.dy}
+
+    def grad_of(i: str) -> str:
+        if i == INPUT:
+            return e.grad_input()
+        if i in names and any(p.name == i for p in d.params):
+            return e.grad(i)
+        target = lay.grads[i]
+        return grad[target[1:]] if target.startswith("=") else e.buffer(target)
+
+    by_id = {n.id: n for n in d.nodes}
+    written: set[str] = set()
+    for s in d.sends:
+        n, g = by_id[s.node], grad[s.node]
+        first = s.operand not in written
+        written.add(s.operand)
+        if s.operand not in grad:
+            grad[s.operand] = grad_of(s.operand)
+        dst = grad[s.operand]
+        if first and not s.axes:
+            if s.program:
+                e.bwd(*program_lines(s.program, n, dst, g))
+            elif dst != g:
+                e.bwd(f"np.copyto({dst}, {g})")
+            continue
+        src = g
+        if s.program:
+            src = e.buffer(lay.temps[d.values[s.node].full()])
+            e.bwd(*program_lines(s.program, n, src, g))
+        if not s.axes:
+            e.bwd(f"{dst} += {src}")
+        elif not s.keep and first:
+            e.bwd(f"np.sum({src}, axis={s.axes!r}, out={dst})")
+        else:
+            total = f"np.sum({src}, axis={s.axes!r}, keepdims=True).reshape({dst}.shape)"
+            e.bwd(f"np.copyto({dst}, {total})" if first else f"{dst} += {total}")
