@@ -5,17 +5,22 @@ output y, which is why that works.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from specc.layers.args import Arg
-from specc.layers.base import Layer, Scratch
+from specc.layers.base import Forward, Layer, Params, Runtime, Scratch
 from specc.layers.registry import registered
+
+if TYPE_CHECKING:
+    from specc.codegen import Emit
 
 
 class _Activation(Layer):
     activation = True
 
-    def emit(self, e) -> None:
+    def emit(self, e: Emit) -> None:
         y = e.output()
         e.fwd(*(line.format(x=e.x, y=y) for line in self.forward_code))
         if e.dx:
@@ -40,7 +45,7 @@ class ReLU(_Activation):
     forward_code = ("np.maximum({x}, 0, out={y})",)
     backward_code = ("np.multiply({dy}, {y} > 0, out={dx})",)
 
-    def forward(self, p, x, train, rt):
+    def forward(self, p: Params, x: np.ndarray, train: bool, rt: Runtime) -> Forward:
         y = np.maximum(x, 0)
         return y, lambda dy: (dy * (y > 0), {})
 
@@ -64,13 +69,13 @@ class LeakyReLU(_Activation):
     def workspace(self, grad_input: bool) -> dict[str, Scratch]:
         return {"scaled": Scratch(self.in_shape)}  # alpha * x, so that max() can run in place
 
-    def forward(self, p, x, train, rt):
+    def forward(self, p: Params, x: np.ndarray, train: bool, rt: Runtime) -> Forward:
         alpha = self.args["alpha"]
         y = np.where(x > 0, x, alpha * x)
         # y > 0 exactly where x > 0 (alpha >= 0), so the backward reads only y, as when fused in place
         return y, lambda dy: (dy * np.where(y > 0, 1.0, alpha), {})
 
-    def emit(self, e) -> None:
+    def emit(self, e: Emit) -> None:
         alpha = self.args["alpha"]
         scaled, y = e.buffer("scaled"), e.output()
         e.fwd(f"np.multiply({e.x}, {alpha!r}, out={scaled})",
@@ -92,7 +97,7 @@ class Sigmoid(_Activation):
     forward_code = ("np.multiply({x}, 0.5, out={y})", "np.tanh({y}, out={y})", "{y} += 1", "{y} *= 0.5")
     backward_code = ("np.subtract(1, {y}, out={dx})", "{dx} *= {y}", "{dx} *= {dy}")
 
-    def forward(self, p, x, train, rt):
+    def forward(self, p: Params, x: np.ndarray, train: bool, rt: Runtime) -> Forward:
         y = (np.tanh(x * 0.5) + 1) * 0.5
         return y, lambda dy: ((1 - y) * y * dy, {})
 
@@ -106,6 +111,6 @@ class Tanh(_Activation):
     forward_code = ("np.tanh({x}, out={y})",)
     backward_code = ("np.multiply({y}, {y}, out={dx})", "np.subtract(1, {dx}, out={dx})", "{dx} *= {dy}")
 
-    def forward(self, p, x, train, rt):
+    def forward(self, p: Params, x: np.ndarray, train: bool, rt: Runtime) -> Forward:
         y = np.tanh(x)
         return y, lambda dy: ((1 - y * y) * dy, {})

@@ -1,10 +1,17 @@
 """Affine: the fully connected layer y = x W + b; an image input is flattened first, as in the book."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import numpy as np
+
 from specc.layers.args import INIT, INIT_EXPECTS, POSITIVE_INT, Arg
-from specc.layers.base import Layer, Shape, ShapeError, size
+from specc.layers.base import Forward, Layer, Params, Runtime, Shape, ShapeError, size
 from specc.layers.registry import registered
 from specc.text import batch_shape
+
+if TYPE_CHECKING:
+    from specc.codegen import Emit
 
 
 @registered
@@ -59,7 +66,7 @@ class Affine(Layer):
         extra = "" if init == "auto" else f", init={init}"
         return f"Affine({size(self.in_shape)}, {self.args['out']}{extra})"
 
-    def forward(self, p, x, train, rt):
+    def forward(self, p: Params, x: np.ndarray, train: bool, rt: Runtime) -> Forward:
         x2 = x.reshape(x.shape[0], -1)
         y = x2 @ p["W"] + p["b"]  # (N, in) @ (in, out) -> (N, out)
 
@@ -69,7 +76,7 @@ class Affine(Layer):
 
         return y, backprop
 
-    def emit(self, e) -> None:
+    def emit(self, e: Emit) -> None:
         x2 = e.x
         if len(e.in_shape) > 1:
             x2 = f"{e.x}_flat"

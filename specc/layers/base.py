@@ -5,12 +5,21 @@ import enum
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Mapping
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
+
+import numpy as np
 
 from specc.layers.args import Arg, ArgWarning
 from specc.text import value_text
 
+if TYPE_CHECKING:
+    from specc.codegen import Emit
+
 Shape = tuple[int, ...]
+Params = Mapping[str, np.ndarray]  # a layer's parameters by its own names (W, b)
+# backprop(dy) -> (dx, gradients by parameter name); the forward pass returns (y, backprop)
+Backprop = Callable[[np.ndarray], tuple[np.ndarray, dict[str, np.ndarray]]]
+Forward = tuple[np.ndarray, Backprop]
 
 
 class ShapeError(Exception):
@@ -163,12 +172,12 @@ class Layer(ABC):
 
     # --- runtime: the reference path, one layer at a time, as in the book ----------------
     @abstractmethod
-    def forward(self, p: dict, x, train: bool, rt: "Runtime"):
+    def forward(self, p: Params, x: np.ndarray, train: bool, rt: Runtime) -> Forward:
         """(y, backprop) where backprop(dy) -> (dx, grads by base name); never mutates x or dy."""
 
     # --- code generation: the same computation as straight-line NumPy ---------------------
     @abstractmethod
-    def emit(self, e) -> None:
+    def emit(self, e: Emit) -> None:
         """Write forward and backward lines through a specc.codegen.Emit."""
 
     # --- derived --------------------------------------------------------------------

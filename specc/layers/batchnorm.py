@@ -1,11 +1,16 @@
 """BatchNorm: normalise each feature (each channel, for images) over the batch, then scale and shift."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from specc.layers.args import Arg, ArgWarning
-from specc.layers.base import Layer, Scratch, Shape
+from specc.layers.base import Forward, Layer, Params, Runtime, Scratch, Shape
 from specc.layers.registry import registered
+
+if TYPE_CHECKING:
+    from specc.codegen import Emit
 
 
 @registered
@@ -62,7 +67,7 @@ class BatchNorm(Layer):
     def _view(self) -> tuple[int, ...]:
         return (1, self.in_shape[0]) + (1,) * (len(self.in_shape) - 1)  # broadcasts (C,) over x
 
-    def forward(self, p, x, train, rt):
+    def forward(self, p: Params, x: np.ndarray, train: bool, rt: Runtime) -> Forward:
         axes, view = self._axes(), self._view()
         eps, momentum = self.args["eps"], self.args["momentum"]
         rm, rv = rt.state["running_mean"], rt.state["running_var"]
@@ -94,7 +99,7 @@ class BatchNorm(Layer):
 
         return y, backprop
 
-    def emit(self, e) -> None:
+    def emit(self, e: Emit) -> None:
         axes, view = self._axes(), self._view()
         eps, momentum = self.args["eps"], self.args["momentum"]
         xc, xn, std = e.buffer("xc"), e.buffer("xn"), e.buffer("std")

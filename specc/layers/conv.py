@@ -1,13 +1,18 @@
 """Convolution: `filters` kernels of kernel x kernel over (C, H, W) images, with stride and zero padding."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from specc.layers.args import INIT, INIT_EXPECTS, NONNEGATIVE_INT, POSITIVE_INT, Arg
-from specc.layers.base import Layer, Scratch, Shape
+from specc.layers.base import Forward, Layer, Params, Runtime, Scratch, Shape
 from specc.layers.registry import registered
 from specc.layers.windows import expect_image, sliding_output
 from specc.numerics import col2im, col2im_t, im2col, im2col_t
+
+if TYPE_CHECKING:
+    from specc.codegen import Emit
 
 
 @registered
@@ -64,7 +69,7 @@ class Convolution(Layer):
         c, k = self.in_shape[0], self.args["kernel"]
         return 2 * c * k * k * f * oh * ow  # one multiply-add per weight per output pixel
 
-    def forward(self, p, x, train, rt):
+    def forward(self, p: Params, x: np.ndarray, train: bool, rt: Runtime) -> Forward:
         k, s, pad = self.args["kernel"], self.args["stride"], self.args["pad"]
         f, oh, ow = self.out_shape
         n = x.shape[0]
@@ -80,7 +85,7 @@ class Convolution(Layer):
 
         return y, backprop
 
-    def emit(self, e) -> None:
+    def emit(self, e: Emit) -> None:
         # One batched matmul per pass over columns laid out per sample, (N, C*k*k, OH*OW):
         # W (F, C*k*k) @ cols gives (N, F, OH*OW), the NCHW output itself, with no transpose.
         k, s, pad = self.args["kernel"], self.args["stride"], self.args["pad"]

@@ -1,9 +1,16 @@
 """Dropout: zero a random fraction of the activations while training; identity at inference."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import numpy as np
+
 from specc.layers.args import Arg
-from specc.layers.base import Layer, Scratch
+from specc.layers.base import Forward, Layer, Params, Runtime, Scratch
 from specc.layers.registry import registered
+
+if TYPE_CHECKING:
+    from specc.codegen import Emit
 
 
 @registered
@@ -27,7 +34,7 @@ class Dropout(Layer):
     def workspace(self, grad_input: bool) -> dict[str, Scratch]:
         return {"mask": Scratch(self.in_shape)}
 
-    def forward(self, p, x, train, rt):
+    def forward(self, p: Params, x: np.ndarray, train: bool, rt: Runtime) -> Forward:
         if not train:
             return x, lambda dy: (dy, {})
         ratio = self.args["ratio"]
@@ -35,7 +42,7 @@ class Dropout(Layer):
         mask = (rt.rng.random(x.shape, dtype=x.dtype) >= ratio) * x.dtype.type(1 / (1 - ratio))
         return x * mask, lambda dy: (dy * mask, {})
 
-    def emit(self, e) -> None:
+    def emit(self, e: Emit) -> None:
         ratio = self.args["ratio"]
         mask = e.buffer("mask")
         y = e.output()

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, ClassVar, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+
+import numpy as np
 
 from specc.expr import derive as dv
 from specc.layers.args import Arg
-from specc.layers.base import Layer, Scratch, Shape
+from specc.layers.base import Forward, Layer, Params, Runtime, Scratch, Shape
 
 _RANDOM = ("he", "xavier", "auto")
+
+if TYPE_CHECKING:
+    from specc.codegen import Emit
 
 
 class ExpressionLayer(Layer):
@@ -58,7 +63,7 @@ class ExpressionLayer(Layer):
         shown = [f"{k}={v!r}" for k, v in self.args.items()]
         return f"{self.name}({', '.join(shown)})" if shown else self.name
 
-    def forward(self, p, x, train, rt):
+    def forward(self, p: Params, x: np.ndarray, train: bool, rt: Runtime) -> Forward:
         d = self.derivation
         env = dv.run_forward(d, x, p)
 
@@ -68,7 +73,7 @@ class ExpressionLayer(Layer):
 
         return env[d.output], backprop
 
-    def emit(self, e) -> None:
+    def emit(self, e: Emit) -> None:
         dv.emit(self._derivation(e.dx is not None), e)
 
 

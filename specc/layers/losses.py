@@ -5,12 +5,17 @@ gives the mean loss over the batch and its backprop, as the book's `SoftmaxWithL
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Callable
+
 import numpy as np
 
-from specc.layers.base import Labels, Layer, Scratch, Shape, ShapeError
+from specc.layers.base import Forward, Labels, Layer, Params, Runtime, Scratch, Shape, ShapeError
 from specc.layers.registry import registered
 from specc.numerics import softmax_cross_entropy
 from specc.text import batch_shape
+
+if TYPE_CHECKING:
+    from specc.codegen import Emit
 
 
 class _Loss(Layer):
@@ -26,7 +31,7 @@ class _Loss(Layer):
                 hint="put an Affine layer (or Flatten) before the loss", wants="expects (N, classes)")
         return self.in_shape
 
-    def forward(self, p, x, train, rt):
+    def forward(self, p: Params, x: np.ndarray, train: bool, rt: Runtime) -> Forward:
         return x, lambda dy: (dy, {})
 
 
@@ -47,7 +52,7 @@ class SoftmaxWithLoss(_Loss):
     def workspace(self, grad_input: bool) -> dict[str, Scratch]:
         return {"probs": Scratch(self.in_shape)}
 
-    def loss(self, x, t):
+    def loss(self, x: np.ndarray, t: np.ndarray) -> tuple[float, Callable[[], np.ndarray]]:
         probs = np.empty_like(x)
         value = softmax_cross_entropy(x, t, probs)
 
@@ -58,7 +63,7 @@ class SoftmaxWithLoss(_Loss):
 
         return value, backprop
 
-    def emit(self, e) -> None:
+    def emit(self, e: Emit) -> None:
         probs = e.buffer("probs")
         e.loss(f"loss = {e.helper(softmax_cross_entropy)}({e.x}, t, {probs})")
         if e.dx:
@@ -81,12 +86,12 @@ class MeanSquaredError(_Loss):
     def workspace(self, grad_input: bool) -> dict[str, Scratch]:
         return {"diff": Scratch(self.in_shape)}
 
-    def loss(self, x, t):
+    def loss(self, x: np.ndarray, t: np.ndarray) -> tuple[float, Callable[[], np.ndarray]]:
         diff = x - t
         value = float(0.5 * np.vdot(diff, diff) / len(x))
         return value, lambda: diff / len(x)
 
-    def emit(self, e) -> None:
+    def emit(self, e: Emit) -> None:
         diff = e.buffer("diff")
         e.loss(f"np.subtract({e.x}, t, out={diff})",
                f"loss = float(0.5 * np.vdot({diff}, {diff}) / N)")

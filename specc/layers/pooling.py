@@ -1,13 +1,18 @@
 """Pooling over size x size windows of each channel: the maximum (Pooling) or the mean (AvgPooling)."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from specc.layers.args import NONNEGATIVE_INT, POSITIVE_INT, Arg
-from specc.layers.base import Layer, Scratch, Shape
+from specc.layers.base import Forward, Layer, Params, Runtime, Scratch, Shape
 from specc.layers.registry import registered
 from specc.layers.windows import expect_image, sliding_output
 from specc.numerics import avg_pool_backward, pool_backward, pool_windows
+
+if TYPE_CHECKING:
+    from specc.codegen import Emit
 
 
 def _stride_default(args) -> int:
@@ -71,14 +76,14 @@ class Pooling(_Windows):
         return {"hit": Scratch(self.out_shape, kind="bool", phase="backward"),
                 "taken": Scratch(self.out_shape, kind="bool", phase="backward")}
 
-    def forward(self, p, x, train, rt):
+    def forward(self, p: Params, x: np.ndarray, train: bool, rt: Runtime) -> Forward:
         k, s, pad = self.args["size"], self.args["stride"], self.args["pad"]
         windows = pool_windows(x, k, s, pad)  # (N, C, OH, OW, k*k)
         argmax = windows.argmax(axis=-1)
         y = np.take_along_axis(windows, argmax[..., None], axis=-1)[..., 0]
         return y, lambda dy: (pool_backward(dy, argmax, x.shape, k, s, pad), {})
 
-    def emit(self, e) -> None:
+    def emit(self, e: Emit) -> None:
         k, s, pad = self.args["size"], self.args["stride"], self.args["pad"]
         c, h, w = self.in_shape
         _, oh, ow = self.out_shape
@@ -126,12 +131,12 @@ class AvgPooling(_Windows):
     doc = ("Average pooling over size x size windows (per channel); padded cells count as zeros, so every "
            "window is divided by size*size.")
 
-    def forward(self, p, x, train, rt):
+    def forward(self, p: Params, x: np.ndarray, train: bool, rt: Runtime) -> Forward:
         k, s, pad = self.args["size"], self.args["stride"], self.args["pad"]
         y = pool_windows(x, k, s, pad, fill=0.0).mean(axis=-1)  # (N, C, OH, OW)
         return y, lambda dy: (avg_pool_backward(dy, x.shape, k, s, pad), {})
 
-    def emit(self, e) -> None:
+    def emit(self, e: Emit) -> None:
         k, s, pad = self.args["size"], self.args["stride"], self.args["pad"]
         c, _, _ = self.in_shape
         _, oh, ow = self.out_shape
