@@ -126,7 +126,8 @@ def test_mutations_of_models_and_golden_inputs(path, seed):
 
 def test_deep_nesting_and_huge_repetition_are_refused_quickly():
     assert outcome(("(" * 100_000 + "ReLU" + ")" * 100_000).encode()) == "error"
-    assert outcome(b"block A = ReLU * 1000\nblock B = A * 1000\nblock C = B * 1000\ninput 4\nC -> Affine(2) -> SoftmaxWithLoss") == "error"
+    assert outcome(b"block A = ReLU * 1000\nblock B = A * 1000\nblock C = B * 1000\n"
+                   b"input 4\nC -> Affine(2) -> SoftmaxWithLoss") == "error"
     assert outcome(("input 4\n" + "ReLU -> " * 20_000 + "Affine(2) -> SoftmaxWithLoss").encode()) == "error"
 
 

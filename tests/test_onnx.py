@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import MODELS, ROOT
+from helpers import ROOT
 from rich.console import Console
 
 import specc

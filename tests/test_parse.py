@@ -359,7 +359,8 @@ def test_reasonable_nesting_is_fine():
 
 
 def test_syntax_errors_in_separate_statements_are_all_reported():
-    text = "input 784\nAffine(50 10) -> ReLU\n  -> Affine(10) -> SoftmaxWithLoss\ntrain { batch: 3 }\nReLU -> -> Affine(3)\n"
+    text = ("input 784\nAffine(50 10) -> ReLU\n  -> Affine(10) -> SoftmaxWithLoss\ntrain { batch: 3 }\n"
+            "ReLU -> -> Affine(3)\n")
     with pytest.raises(specc.SpecError) as info:
         specc.check_text(text, "t.net")
     assert [(d.span.line, d.span.col) for d in info.value.diagnostics] == [(2, 11), (4, 14), (5, 9)]

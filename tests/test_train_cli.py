@@ -355,7 +355,8 @@ def test_an_ir_json_trains_like_its_net_file(tmp_path):
     assert specc_run("train", net_file, "--epochs", "1", "--out", tmp_path / "a").code == 0
     assert specc_run("train", ir, "--epochs", "1", "--out", tmp_path / "b").code == 0
     assert (tmp_path / "b" / "model.json").exists() and not (tmp_path / "b" / "model.net").exists()
-    records = [[train.deterministic(json.loads(line)) for line in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]
+    records = [[train.deterministic(json.loads(line))
+                for line in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]
                for d in ("a", "b")]
     assert records[0] == records[1]
 
