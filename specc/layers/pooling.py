@@ -69,7 +69,7 @@ class Pooling(_Windows):
         if not grad_input:
             return {}
         return {"hit": Scratch(self.out_shape, kind="bool", phase="backward"),
-                "rest": Scratch(self.out_shape, phase="backward")}
+                "taken": Scratch(self.out_shape, kind="bool", phase="backward")}
 
     def forward(self, p, x, train, rt):
         k, s, pad = self.args["size"], self.args["stride"], self.args["pad"]
@@ -104,18 +104,18 @@ class Pooling(_Windows):
                   *(f"np.maximum({y}, {v}, out={y})" for v in views[2:]))
         if e.dx:
             dx = e.grad_input()
-            hit, rest = e.buffer("hit"), e.buffer("rest")
+            hit, taken = e.buffer("hit"), e.buffer("taken")
             target = f"{dx}.reshape(N, {c}, {oh}, {k}, {ow}, {k})"
-            # The gradient goes to the first maximum of each window, as the reference does: each
-            # window position takes what is left of dy where it holds the maximum, and what it
-            # took is subtracted from what is left (exactly: r - r = 0 and r - 0 = r).
             for n, v in enumerate(views):
                 i, j = divmod(n, k)
-                left = e.dy if n == 0 else rest
-                e.bwd(f"np.equal({v}, {y}, out={hit})",
-                      f"np.multiply({left}, {hit}, out={target}[:, :, :, {i}, :, {j}])")
-                if n < len(views) - 1:
-                    e.bwd(f"np.subtract({left}, {target}[:, :, :, {i}, :, {j}], out={rest})")
+                e.bwd(f"np.equal({v}, {y}, out={hit})")
+                if n:  # the gradient goes to the first maximum of each window, as the reference does
+                    e.bwd(f"np.greater({hit}, {taken}, out={hit})")
+                e.bwd(f"np.multiply({e.dy}, {hit}, out={target}[:, :, :, {i}, :, {j}])")
+                if n == 0:
+                    e.bwd(f"np.copyto({taken}, {hit})")
+                elif n < len(views) - 1:
+                    e.bwd(f"np.logical_or({taken}, {hit}, out={taken})")
 
 
 @registered
