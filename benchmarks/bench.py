@@ -137,6 +137,19 @@ def gemm_floor(net, n, dtype) -> tuple[float, int]:
     return best, sum(2 * a * b * c for a, b, c in shapes)
 
 
+def peak_gemm_rate(dtype, n=2048) -> float:
+    """FLOP/s of a large square matrix multiply at the thread count in use: the machine's rate."""
+    a, b = np.ones((n, n), dtype), np.ones((n, n), dtype)
+    out = np.empty((n, n), dtype)
+    np.dot(a, b, out=out)
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        np.dot(a, b, out=out)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best
+
+
 def main() -> None:
     fused = specc.load(ARGS.spec, dtype=ARGS.dtype)
     unfused = specc.load(ARGS.spec, dtype=ARGS.dtype, fuse=False)
@@ -147,7 +160,7 @@ def main() -> None:
         try:
             impls["pytorch eager"] = torch_step(fused)
         except ImportError:
-            pass
+            print("PyTorch is not installed: no pytorch eager row (pip install torch)")
     times = {name: [] for name in impls}
     peaks = {}
     for name, step in impls.items():  # warm up, and measure what one step allocates
@@ -163,20 +176,26 @@ def main() -> None:
                 step(x, t)
                 times[name].append(time.perf_counter() - t0)
     floor, gemm_flops = gemm_floor(fused, ARGS.batch, np.dtype(ARGS.dtype))
+    peak = peak_gemm_rate(np.dtype(ARGS.dtype))
     fwd = specc.summary(fused.checked).flops * ARGS.batch
+    limit = 3 * fwd / peak  # the step's FLOPs at the machine's peak rate
     print(f"{ARGS.spec}: batch {ARGS.batch}, {ARGS.dtype}, {ARGS.threads} thread(s), data {source}, "
           f"{ARGS.rounds} rounds x {ARGS.steps} steps interleaved; numpy {np.__version__}")
     print(f"{'implementation':<22} {'median ms':>10} {'min ms':>8} {'max ms':>8} {'vs fused':>9} "
-          f"{'samples/s':>10} {'GFLOP/s':>8} {'alloc MB':>9}")
+          f"{'samples/s':>10} {'GFLOP/s':>8} {'alloc MB':>9} {'vs limit':>9}")
     base = float(np.median(times["specc fused"]))
     for name, ts in times.items():
         med = float(np.median(ts))
         print(f"{name:<22} {med * 1e3:>10.3f} {min(ts) * 1e3:>8.3f} {max(ts) * 1e3:>8.3f} {med / base:>8.2f}x "
-              f"{ARGS.batch / med:>10,.0f} {3 * fwd / med / 1e9:>8.2f} {peaks[name]:>9.2f}")
+              f"{ARGS.batch / med:>10,.0f} {3 * fwd / med / 1e9:>8.2f} {peaks[name]:>9.2f} {med / limit:>8.2f}x")
     print(f"{'matmul floor':<22} {floor * 1e3:>10.3f} {'':>8} {'':>8} {floor / base:>8.2f}x {'':>10} "
           f"{gemm_flops / floor / 1e9:>8.2f}")
+    print(f"{'FLOPs-at-peak limit':<22} {limit * 1e3:>10.3f} {'':>8} {'':>8} {limit / base:>8.2f}x {'':>10} "
+          f"{peak / 1e9:>8.2f}")
     print("GFLOP/s counts a step as 3x the forward FLOPs of `specc summary`; the floor is the step's matrix "
-          "multiplies alone, at its shapes, at the machine's rate (its GFLOP/s column).")
+          "multiplies alone, at its shapes, at their own rate (its GFLOP/s column); the limit is the step's FLOPs "
+          f"(3 x forward) at the peak rate of a {2048}x{2048} matrix multiply, which no algorithm doing those "
+          "FLOPs beats (Winograd does fewer); 'vs limit' is each row's time over it.")
 
 
 if __name__ == "__main__":

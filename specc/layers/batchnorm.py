@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from specc.layers.args import Arg, ArgWarning
-from specc.layers.base import Forward, Layer, Params, Runtime, Scratch, Shape
+from specc.layers.base import Forward, Layer, Params, Runtime, Scratch, Shape, size
 from specc.layers.registry import registered
 
 if TYPE_CHECKING:
@@ -126,11 +126,14 @@ class BatchNorm(Layer):
               f"np.sum({tmp}, axis={axes}, out={e.grad('gamma')})",
               f"np.sum({e.dy}, axis={axes}, out={e.grad('beta')})")
         if e.dx:
+            # The reference's dx = (dxn - mean(dxn) - xn * mean(dxn * xn)) / std with dxn = dy * gamma,
+            # from the two sums just taken: mean(dxn) = gamma * dbeta / M and mean(dxn * xn) =
+            # gamma * dgamma / M, so dx = (gamma / std) * (dy - dbeta / M - xn * dgamma / M): three passes.
             dx = e.grad_input()
-            e.bwd(f"np.multiply({e.dy}, {e.param('gamma')}.reshape({view}), out={dx})",
-                  f"np.multiply({dx}, {xn}, out={tmp})",
-                  f"proj = {tmp}.mean(axis={axes}, keepdims=True)",
-                  f"{dx} -= {dx}.mean(axis={axes}, keepdims=True)",
-                  f"np.multiply({xn}, proj, out={tmp})",
-                  f"{dx} -= {tmp}",
-                  f"{dx} /= {std}")
+            count = size(self.in_shape) // self.in_shape[0]  # values per feature in one sample
+            g = f"{e.param('gamma')}.reshape({view})"
+            e.bwd(f"scale = {g} / {std}",
+                  f"np.multiply({xn}, {e.grad('gamma')}.reshape({view}) / (N * {count}), out={dx})",
+                  f"np.subtract({e.dy}, {dx}, out={dx})",
+                  f"{dx} -= {e.grad('beta')}.reshape({view}) / (N * {count})",
+                  f"{dx} *= scale")

@@ -9,7 +9,22 @@ from specc.layers.args import INIT, INIT_EXPECTS, NONNEGATIVE_INT, POSITIVE_INT,
 from specc.layers.base import Forward, Layer, Params, Runtime, Scratch, Shape
 from specc.layers.registry import registered
 from specc.layers.windows import expect_image, sliding_output
-from specc.numerics import col2im, col2im_t, im2col, im2col_t
+from specc.numerics import (
+    col2im,
+    col2im_t,
+    im2col,
+    im2col_t,
+    winograd_backward,
+    winograd_filters,
+    winograd_filters_grad,
+    winograd_forward,
+    winograd_work_sizes,
+)
+
+# Winograd pays once the channel reduction is a real GEMM; with one or two input channels the
+# 16 tile products cost more memory traffic than the 9 columns of im2col.
+WINOGRAD_MIN_CHANNELS = 4
+WINOGRAD_CHUNK_BYTES = 4 * 2**20
 
 if TYPE_CHECKING:
     from specc.codegen import Emit
@@ -53,12 +68,37 @@ class Convolution(Layer):
     def fan_in(self) -> int:
         return self.in_shape[0] * self.args["kernel"] ** 2  # C * k * k inputs per output pixel
 
+    def winograd(self) -> bool:
+        """3x3, stride 1, an even output and enough channels: the F(2x2, 3x3) path of the generated code."""
+        _, oh, ow = self.out_shape
+        return (self.args["kernel"] == 3 and self.args["stride"] == 1 and oh % 2 == 0 and ow % 2 == 0
+                and self.in_shape[0] >= WINOGRAD_MIN_CHANNELS)
+
     def workspace(self, grad_input: bool) -> dict[str, Scratch]:
+        if self.winograd():
+            return self._winograd_workspace(grad_input)
         f, oh, ow = self.out_shape
         ckk, pixels = self.in_shape[0] * self.args["kernel"] ** 2, oh * ow
         out = {"cols": Scratch((ckk, pixels)), "gw": Scratch((f, ckk), phase="backward")}
         if grad_input:
             out["dcols"] = Scratch((ckk, pixels), phase="backward")
+        return out
+
+    def winograd_chunk(self) -> int:
+        """Samples per chunk of the Winograd passes: their tiles and products in about 4 MB (float32)."""
+        c, h, w = self.in_shape
+        f, oh, ow = self.out_shape
+        per_sample = sum(winograd_work_sizes(1, c, f, h, w, oh, ow, self.args["pad"]).values()) * 4
+        return max(1, WINOGRAD_CHUNK_BYTES // per_sample)
+
+    def _winograd_workspace(self, grad_input: bool) -> dict[str, Scratch]:
+        c, h, w = self.in_shape
+        f, oh, ow = self.out_shape
+        sizes = winograd_work_sizes(self.winograd_chunk(), c, f, h, w, oh, ow, self.args["pad"])
+        out = {f"w{name}": Scratch((n,), batched=False) for name, n in sizes.items()}
+        out.update({"wu": Scratch((16, f, c), batched=False), "wg": Scratch((f, c, 4, 3), batched=False),
+                    "du": Scratch((16, f, c), batched=False, phase="backward"),
+                    "dusum": Scratch((16, f, c), batched=False, phase="backward")})
         return out
 
     def param_init(self, default_init: str) -> dict[str, tuple]:
@@ -86,6 +126,28 @@ class Convolution(Layer):
         return y, backprop
 
     def emit(self, e: Emit) -> None:
+        if self.winograd():
+            self._emit_winograd(e)
+        else:
+            self._emit_im2col(e)
+
+    def _emit_winograd(self, e: Emit) -> None:
+        # Winograd F(2x2, 3x3), a chunk of samples at a time (see specc.numerics.winograd_forward)
+        c, f = self.in_shape[0], self.out_shape[0]
+        pad, chunk = self.args["pad"], self.winograd_chunk()
+        wu, wg = e.buffer("wu"), e.buffer("wg")
+        work = "(" + ", ".join(e.buffer(f"w{name}") for name in ("xp", "rows", "tiles", "prod", "half")) + ")"
+        y = e.output()
+        e.fwd(f"{e.helper(winograd_filters)}({e.param('W')}, {wg}, {wu})",
+              f"{e.helper(winograd_forward)}({e.x}, {wu}, {pad}, {chunk}, {work}, {y})",
+              f"{y} += {e.param('b')}.reshape(1, {f}, 1, 1)")
+        du, dusum = e.buffer("du"), e.buffer("dusum")
+        dx = e.grad_input() if e.dx else "None"
+        e.bwd(f"np.sum({e.dy}, axis=(0, 2, 3), out={e.grad('b')})",
+              f"{e.helper(winograd_backward)}({e.x}, {e.dy}, {wu}, {pad}, {chunk}, {work}, {du}, {dusum}, {dx})",
+              f"{e.helper(winograd_filters_grad)}({dusum}, {wg}.reshape({f}, {c}, 3, 4), {e.grad('W')})")
+
+    def _emit_im2col(self, e: Emit) -> None:
         # One batched matmul per pass over columns laid out per sample, (N, C*k*k, OH*OW):
         # W (F, C*k*k) @ cols gives (N, F, OH*OW), the NCHW output itself, with no transpose.
         k, s, pad = self.args["kernel"], self.args["stride"], self.args["pad"]

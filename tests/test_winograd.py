@@ -1,0 +1,105 @@
+"""Winograd F(2x2, 3x3) convolution (specc.numerics.winograd_*) against direct convolution.
+
+The oracle is a loop over the nine kernel offsets in float64, written apart from both im2col and
+Winograd. Accepted float32 error: max |y - y_direct| <= 1e-5 * max |y_direct| (the output's
+scale), and the same for both gradients; measured about 2e-7 on these shapes.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import specc
+from specc.numerics import (
+    winograd_backward,
+    winograd_filters,
+    winograd_filters_grad,
+    winograd_forward,
+    winograd_work_sizes,
+)
+
+F32_BOUND = 1e-5  # of the output's (or gradient's) largest magnitude
+
+
+def _direct(x, w, pad):
+    n, c, h, wd = x.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    oh, ow = h + 2 * pad - 2, wd + 2 * pad - 2
+    y = np.zeros((n, w.shape[0], oh, ow))
+    for i in range(3):
+        for j in range(3):
+            y += np.einsum("fc,nchw->nfhw", w[:, :, i, j], xp[:, :, i:i + oh, j:j + ow])
+    return y
+
+
+def _direct_grads(x, w, pad, dy):
+    n, c, h, wd = x.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    oh, ow = dy.shape[2:]
+    dw = np.empty(w.shape)
+    dxp = np.zeros(xp.shape)
+    for i in range(3):
+        for j in range(3):
+            dw[:, :, i, j] = np.einsum("nfhw,nchw->fc", dy, xp[:, :, i:i + oh, j:j + ow])
+            dxp[:, :, i:i + oh, j:j + ow] += np.einsum("fc,nfhw->nchw", w[:, :, i, j], dy)
+    return dw, dxp[:, :, pad:pad + h, pad:pad + wd]
+
+
+def _winograd(x, w, pad, dy, chunk):
+    dt = x.dtype
+    n, c, h, wd = x.shape
+    f = w.shape[0]
+    oh, ow = h + 2 * pad - 2, wd + 2 * pad - 2
+    work = tuple(np.empty(s, dt) for s in winograd_work_sizes(chunk, c, f, h, wd, oh, ow, pad).values())
+    u, wg = np.empty((16, f, c), dt), np.empty((f, c, 4, 3), dt)
+    winograd_filters(w, wg, u)
+    y = np.empty((n, f, oh, ow), dt)
+    winograd_forward(x, u, pad, chunk, work, y)
+    du, du_sum, dx, dw = np.empty_like(u), np.empty_like(u), np.empty_like(x), np.empty_like(w)
+    winograd_backward(x, dy, u, pad, chunk, work, du, du_sum, dx)
+    winograd_filters_grad(du_sum, wg.reshape(f, c, 3, 4), dw)
+    return y, dw, dx
+
+
+# DeepConvNet's shapes (fewer samples), pad 0, and a chunk that leaves a partial last one
+SHAPES = [(5, 16, 16, 28, 28, 1, 2), (5, 32, 32, 14, 14, 2, 3), (4, 64, 64, 8, 8, 1, 4),
+          (3, 5, 4, 10, 6, 0, 2), (7, 4, 3, 6, 8, 1, 3)]
+
+
+@pytest.mark.parametrize("n, c, f, h, w, pad, chunk", SHAPES)
+def test_winograd_float32_error_is_within_the_bound(n, c, f, h, w, pad, chunk):
+    rng = np.random.default_rng(0)
+    x, wt = rng.standard_normal((n, c, h, w)), rng.standard_normal((f, c, 3, 3)) * np.sqrt(2 / (9 * c))
+    y_ref = _direct(x, wt, pad)
+    dy = rng.standard_normal(y_ref.shape)
+    dw_ref, dx_ref = _direct_grads(x, wt, pad, dy)
+    y, dw, dx = _winograd(x.astype(np.float32), wt.astype(np.float32), pad, dy.astype(np.float32), chunk)
+    for got, ref in ((y, y_ref), (dw, dw_ref), (dx, dx_ref)):
+        assert got.dtype == np.float32
+        assert np.abs(got - ref).max() <= F32_BOUND * np.abs(ref).max()
+
+
+@pytest.mark.parametrize("n, c, f, h, w, pad, chunk", SHAPES[3:])
+def test_winograd_is_exact_convolution_in_float64(n, c, f, h, w, pad, chunk):
+    rng = np.random.default_rng(1)
+    x, wt = rng.standard_normal((n, c, h, w)), rng.standard_normal((f, c, 3, 3))
+    y_ref = _direct(x, wt, pad)
+    dy = rng.standard_normal(y_ref.shape)
+    y, dw, dx = _winograd(x, wt, pad, dy, chunk)
+    for got, ref in zip((y, dw, dx), (y_ref, *_direct_grads(x, wt, pad, dy))):
+        np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12 * np.abs(ref).max())
+
+
+def test_deep_conv_net_runs_its_3x3_convolutions_by_winograd_and_agrees_with_the_reference():
+    net = specc.load("models/deep_conv_net.net", dtype="float64")
+    convs = [c.layer for c in net.checked.layers if c.spec.type == "Convolution"]
+    assert [c.winograd() for c in convs] == [False] + [True] * 5  # one input channel: im2col
+    assert "winograd_forward(" in net.compiled.code
+    ref = specc.load("models/deep_conv_net.net", dtype="float64", fuse=False)
+    for k in net.params:
+        ref.params[k][...] = net.params[k]
+    rng = np.random.default_rng(2)
+    x, t = rng.random((3, 1, 28, 28)), rng.integers(0, 10, 3)
+    got, want = net.gradient(x, t), ref.gradient(x, t)
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-9, atol=1e-12 * np.abs(want[k]).max())
