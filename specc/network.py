@@ -74,7 +74,12 @@ class Network:
         per_sample = forward_bytes_per_sample(self.plan, self.dtype.itemsize)
         self.eval_chunk = int(min(_EVAL_CHUNK, max(100, _EVAL_BYTES // max(per_sample, 1))))
         self.layers = BookLayers(self)
-        self._decayed = [(self._arrays[s.name], self.grads[s.name]) for s in self.plan.params if s.decay]
+        self._decayed = self._decay_table()
+
+    def _decay_table(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(weight, its gradient, a scratch array) for each parameter weight decay applies to."""
+        return [(self._arrays[s.name], self.grads[s.name], np.empty_like(self._arrays[s.name]))
+                for s in self.plan.params if s.decay]
 
     def _load_code(self) -> dict[str, Any]:
         """Execute the generated module; its functions are what the fused path calls."""
@@ -99,7 +104,7 @@ class Network:
         self._gen = self._load_code() if self.fuse else None
         self.params = ParamDict(self)
         self.layers = BookLayers(self)
-        self._decayed = [(self._arrays[s.name], self.grads[s.name]) for s in self.plan.params if s.decay]
+        self._decayed = self._decay_table()
 
     # --- what it is ------------------------------------------------------------------------
     @property
@@ -169,15 +174,16 @@ class Network:
                 for base, g in grads.items():
                     np.copyto(self.grads[c.names[base]], g)
         if self.weight_decay:
-            for w, g in self._decayed:  # d/dW of lambda/2 * sum(W^2), added as the book's gradient() does
-                g += self.weight_decay * w
+            for w, g, scratch in self._decayed:  # d/dW of lambda/2 * sum(W^2), as the book's gradient() adds it
+                np.multiply(w, self.weight_decay, out=scratch)  # (into a buffer: nothing allocated per step)
+                g += scratch
         return value + self.penalty()
 
     def penalty(self) -> float:
         """The weight-decay term of the loss: lambda/2 * the sum of the squared weights."""
         if not self.weight_decay:
             return 0.0
-        return 0.5 * self.weight_decay * float(sum(np.vdot(w, w) for w, _ in self._decayed))
+        return 0.5 * self.weight_decay * float(sum(np.vdot(w, w) for w, _, _ in self._decayed))
 
     def reference_forward(self, x: np.ndarray, train: bool, until: int | None = None,
                           watch: Callable[[CheckedLayer, np.ndarray], None] | None = None):
