@@ -25,9 +25,11 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-# (a model with a layer written as an expression has no ONNX form yet: export says so, with its span)
-MODELS = sorted(p for p in ROOT.glob("models/*.net")
-                if not any(line.startswith("layer ") for line in p.read_text().splitlines()))
+MODELS = sorted(ROOT.glob("models/*.net"))  # models/swish_net.net has a layer written as an expression
+
+PRELU = "layer PReLU(init_a=0.25) { param a[in] = init_a; y = max(x, 0) + a * min(x, 0) }"
+GELU = "layer GELU = 0.5 * x * (1 + tanh(sqrt(2 / 3.14159) * (x + 0.044715 * x ** 3)))"
+DENSE = "layer Dense(n) {\n  param W[in, n] = he\n  param b[n] = 0\n  y = x @ W + b\n}"
 
 # Every layer kind and the details where specc is not ONNX's default: eps, per-channel and per-feature
 # BatchNorm, max pooling whose padded cells must never win (right after a convolution, whose outputs
@@ -51,8 +53,28 @@ Convolution(4, kernel=3, pad=1) -> ReLU -> Convolution(4, kernel=3, pad=1) -> Re
   -> Convolution(8, kernel=3, pad=1) -> ReLU -> Convolution(8, kernel=3, pad=2) -> ReLU -> Pooling(2)
   -> Affine(20) -> ReLU -> Dropout(0.5) -> Affine(10) -> Dropout(0.5) -> SoftmaxWithLoss
 """,
+    # layers written as expressions: a learnable per-feature PReLU, a tanh-approximated GELU, x @ W + b
+    "prelu_gelu_dense.net": f"""{PRELU}
+{GELU}
+{DENSE}
+input 784
+Dense(50) -> PReLU -> GELU -> Dense(10) -> SoftmaxWithLoss
+""",
+    # every primitive: a per-channel parameter broadcast over an image, .T of a parameter, exp log sqrt
+    # neg pow sub div relu, max/min with a constant (negative too)
+    "every_primitive.net": """layer ChannelScale { param s[in, 1, 1] = 1; param t[in, 1, 1] = 0; y = x * s + t }
+layer Tied(n) { param V[n, in] = he; param c[n] = 0; y = x @ V.T + c }
+layer Mix = log(1 + exp(min(x, 10))) - sqrt(x * x + 1) / 2 + (-x) ** 2 / 10 + relu(x)
+layer Clip = max(min(x, 3), -3)
+input 1x28x28
+Convolution(4, kernel=3) -> ChannelScale -> Pooling(2) -> Flatten -> Tied(32) -> Mix -> Clip -> Tied(10)
+  -> SoftmaxWithLoss
+""",
 }
 IDS = [p.name for p in MODELS] + list(SPECS)
+# the networks of built-in layers only: these come back from ONNX as the same IR
+BUILT_IN = [i for i, name in enumerate(IDS)
+            if "layer " not in (SPECS.get(name) or (ROOT / "models" / name).read_text())]
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +98,8 @@ def specs(tmp_path_factory) -> list[Path]:
 
 
 def _trained_like(path: Path) -> specc.Network:
-    """The network with non-trivial weights: random biases, BatchNorm scale, shift and statistics away from 1/0."""
+    """The network with non-trivial weights: random biases, BatchNorm scale, shift and statistics away from 1/0,
+    and every other parameter that starts as one constant (PReLU's slopes) spread around it, one per feature."""
     net = specc.load(path)
     rng = np.random.default_rng(7)
     for name, value in net.params.items():
@@ -84,6 +107,8 @@ def _trained_like(path: Path) -> specc.Network:
             value[...] = rng.uniform(0.5, 1.5, value.shape)
         elif name.startswith(("b", "beta")):
             value[...] = rng.normal(0, 0.3, value.shape)
+        elif np.all(value == value.flat[0]):
+            value[...] = value.flat[0] + rng.normal(0, 0.3, value.shape)
     for name, value in net.state.items():
         value[...] = rng.uniform(0.3, 2.0, value.shape) if "var" in name else rng.normal(0, 0.5, value.shape)
     return net
@@ -151,6 +176,68 @@ def test_node_names_and_doc_strings_carry_the_net_line(images):
     assert {t.name for t in model.graph.initializer} == {"W1", "b1", "W2", "b2", "W3", "b3"}
 
 
+def test_an_expression_layer_is_written_as_onnx_primitives_named_at_its_use_and_its_definition():
+    path = ROOT / "models" / "swish_net.net"
+    model = to_onnx(specc.load(path))
+    assert [n.op_type for n in model.graph.node] == ["Gemm", "Sigmoid", "Mul", "Gemm", "Softmax"]
+    sigmoid, mul = model.graph.node[1:3]
+    # layer Swish = x * sigmoid(x) is line 3; it is used on line 6, column 15
+    assert sigmoid.name == f"Swish2.sigmoid1@{path}:6:15 (def 3:19)"
+    assert mul.name == f"Swish2.mul2@{path}:6:15 (def 3:15)"
+    assert list(sigmoid.input) == ["a1"] and list(mul.input) == ["a1", "a2_sigmoid1"] and list(mul.output) == ["a2"]
+    assert mul.doc_string == (f"[2] Swish <- {path}:6:15; mul `x * sigmoid(x)` at {path}:3:15, "
+                              f"in layer Swish defined at {path}:3:1")
+    assert {t.name for t in model.graph.initializer} == {"W1", "b1", "W2", "b2"}
+
+
+def test_prelu_gelu_and_dense_keep_specc_parameter_names_and_constant_exponents(tmp_path):
+    net = specc.compile(SPECS["prelu_gelu_dense.net"], name=str(tmp_path / "m.net"))
+    model = to_onnx(net)
+    onnx.checker.check_model(model, full_check=True)
+    ops = [n.op_type for n in model.graph.node]
+    assert ops == ["MatMul", "Add", "Max", "Min", "Mul", "Add", "Mul", "Pow", "Mul", "Add", "Mul", "Tanh", "Add",
+                   "Mul", "MatMul", "Add", "Softmax"]
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    for name in ("W1", "b1", "a1", "W2", "b2"):  # PReLU's slopes are a1: one per feature, (50,)
+        assert np.array_equal(inits[name], net.params[name])
+    assert inits["a1"].shape == (50,)
+    prelu_mul = model.graph.node[4]
+    assert list(prelu_mul.input)[0] == "a1" and "a1" not in {o for n in model.graph.node for o in n.output}
+    pow_node = model.graph.node[7]
+    assert inits[pow_node.input[1]].shape == () and float(inits[pow_node.input[1]]) == 3.0
+    maximum = model.graph.node[2]
+    assert float(inits[maximum.input[1]]) == 0.0
+
+
+def test_import_gives_built_in_layers_where_an_expression_matches_and_refuses_the_rest(tmp_path, images):
+    """x @ W + b is MatMul + Add: an Affine; relu(x) is Relu: a ReLU. Swish's x * sigmoid(x) reads x twice:
+    a branch, refused at its node, which names the .net place it came from."""
+    dense = tmp_path / "dense.net"
+    dense.write_text(f"{DENSE}\nlayer R = relu(x)\ninput 784\nDense(50) -> R -> Dense(10) -> SoftmaxWithLoss\n")
+    net = _trained_like(dense)
+    (tmp_path / "d.onnx").write_bytes(to_onnx(net).SerializeToString())
+    result = imported(tmp_path / "d.onnx", tmp_path / "back.net")
+    assert result.text.split("\n", 1)[1] == "input 784\nAffine(50) -> ReLU\n  -> Affine(10) -> SoftmaxWithLoss\n"
+    x = _inputs(net, images)
+    assert np.abs(result.net.probabilities(x) - net.probabilities(x)).max() <= 1e-6
+    swish = ROOT / "models" / "swish_net.net"
+    (tmp_path / "s.onnx").write_bytes(to_onnx(specc.load(swish)).SerializeToString())
+    r = _run("import", tmp_path / "s.onnx", "-o", tmp_path / "s.net")
+    assert r.code == 2 and "Traceback" not in r.err and not (tmp_path / "s.net").exists()
+    assert f"'Swish2.mul2@{swish}:6:15 (def 3:15)' (Mul)" in r.err and "branches" in r.err
+
+
+def test_an_expression_operation_without_an_onnx_form_is_an_error_at_its_definition(monkeypatch, tmp_path):
+    from specc.interop import onnx_expr
+
+    monkeypatch.delitem(onnx_expr.ONNX_OPS, "tanh")  # as a new primitive would be
+    path = tmp_path / "gelu.net"
+    path.write_text(f"{GELU}\ninput 784\nAffine(20) -> GELU -> Affine(10) -> SoftmaxWithLoss\n")
+    r = _run("export", path, "-o", tmp_path / "m.onnx")
+    assert r.code == 2 and "Traceback" not in r.err and not (tmp_path / "m.onnx").exists()
+    assert f"{path}:1:29: error: specc export has no ONNX form for `tanh` (in layer GELU) yet" in r.err
+
+
 def test_batchnorm_is_exported_in_inference_form_with_specc_eps():
     net = specc.compile("input 784\nAffine(20) -> BatchNorm(eps=0.01, momentum=0.7) -> ReLU -> Affine(10) "
                         "-> SoftmaxWithLoss")
@@ -190,7 +277,7 @@ def _normal_ir(net: specc.Network) -> tuple:
     return net.input_shape, layers
 
 
-@pytest.mark.parametrize("index", range(len(MODELS) + len(SPECS)), ids=IDS)
+@pytest.mark.parametrize("index", BUILT_IN, ids=[IDS[i] for i in BUILT_IN])
 def test_round_trip_keeps_the_ir_and_the_predictions(specs, images, tmp_path, index):
     net = _trained_like(specs[index])
     (tmp_path / "m.onnx").write_bytes(to_onnx(net).SerializeToString())

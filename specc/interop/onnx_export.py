@@ -14,6 +14,8 @@ Each layer becomes the ONNX operators that compute what specc computes at infere
     ReLU, LeakyReLU, Sigmoid, Tanh, Flatten    Relu, LeakyRelu(alpha), Sigmoid, Tanh, Flatten(axis=1)
     SoftmaxWithLoss    Softmax(axis=1): the output is the probabilities
     MeanSquaredError   Identity: the output is the scores
+    a layer written as an expression (`layer Swish = x * sigmoid(x)`)
+                       its nodes as ONNX primitives (Mul, Sigmoid, MatMul, ...), specc.interop.onnx_expr
 
 Node names and doc strings carry the `.net` line and column each layer came from.
 """
@@ -28,8 +30,10 @@ import numpy as np
 from specc import __version__
 from specc.check import CheckedLayer
 from specc.errors import Diagnostic, SpecError
-from specc.interop import IR_VERSION, OPSET, require, write_atomically
+from specc.interop import IR_VERSION, OPSET, onnx_expr, require, write_atomically
+from specc.layers.expression import ExpressionLayer
 from specc.network import Network
+from specc.source import Span
 
 
 @dataclass(frozen=True)
@@ -42,8 +46,9 @@ class Exported:
     output: str  # "probabilities" or "outputs"
 
 
-class _Graph:
-    """The nodes, initializers and shapes of the model being written, one layer at a time."""
+class Graph:
+    """The nodes, initializers and shapes of the model being written, one layer at a time
+    (the built-in layers here, expression layers in specc.interop.onnx_expr)."""
 
     def __init__(self, onnx: Any, net: Network):
         self.onnx, self.net = onnx, net
@@ -53,10 +58,23 @@ class _Graph:
         self.value_info: list[Any] = []
         self.x = "input"
         self.shape: tuple[int, ...] = net.input_shape  # per sample
+        # names taken: a parameter may be called as a value would be (PReLU's `a` of layer 1 is a1)
+        self.taken: set[str] = {"input", *net.params, *net.state}
+
+    def fresh(self, name: str) -> str:
+        """A value's name, `name` unless a parameter or another value holds it (then name_2, name_3, ...)."""
+        out, k = name, 1
+        while out in self.taken:
+            k += 1
+            out = f"{name}_{k}"
+        self.taken.add(out)
+        return out
+
+    def place(self, span: Span | None) -> str:
+        return f"{self.file}:{span.line}:{span.col}" if span is not None else self.file
 
     def where(self, c: CheckedLayer) -> str:
-        s = c.spec.span
-        return f"{self.file}:{s.line}:{s.col}" if s is not None else self.file
+        return self.place(c.spec.span)
 
     def doc(self, c: CheckedLayer, note: str = "") -> str:
         text = f"[{c.index + 1}] {c.layer.describe()} <- {self.where(c)}"
@@ -76,43 +94,48 @@ class _Graph:
         return name
 
     def constant(self, name: str, value: np.ndarray) -> str:
+        name = self.fresh(name)
         self.initializers.append(self.onnx.numpy_helper.from_array(value, name))
         return name
+
+    def append(self, op: str, inputs: list[str], output: str, name: str, doc: str,
+               shape: tuple[int | str, ...] | None, **attrs: Any) -> None:
+        """One node as given; `shape` (the full one, "N" for the batch) declares its output's value_info."""
+        self.nodes.append(self.onnx.helper.make_node(op, inputs, [output], name=name, doc_string=doc, **attrs))
+        if shape is not None:
+            self.value_info.append(self.onnx.helper.make_tensor_value_info(
+                output, self.onnx.TensorProto.FLOAT, list(shape)))
 
     def node(self, c: CheckedLayer, op: str, inputs: list[str], shape: tuple[int, ...], *, part: str = "",
              note: str = "", output: str | None = None, **attrs: Any) -> None:
         """Append one node reading the current value (and `inputs`); its output becomes the current value."""
-        out = output or f"a{c.index + 1}{part}"
-        name = f"{c.spec.type}{c.index + 1}{part}@{self.where(c)}"
-        self.nodes.append(self.onnx.helper.make_node(op, [self.x, *inputs], [out], name=name,
-                                                     doc_string=self.doc(c, note), **attrs))
-        if output is None:
-            self.value_info.append(self.onnx.helper.make_tensor_value_info(
-                out, self.onnx.TensorProto.FLOAT, ["N", *shape]))
+        out = output or self.fresh(f"a{c.index + 1}{part}")
+        self.append(op, [self.x, *inputs], out, f"{c.spec.type}{c.index + 1}{part}@{self.where(c)}",
+                    self.doc(c, note), None if output is not None else ("N", *shape), **attrs)
         self.x, self.shape = out, shape
 
 
-def _affine(g: _Graph, c: CheckedLayer) -> None:
+def _affine(g: Graph, c: CheckedLayer) -> None:
     if len(g.shape) > 1:  # specc flattens an image in C order, (C, H, W) -> C*H*W, as Flatten(axis=1) does
         g.node(c, "Flatten", [], (int(np.prod(g.shape)),), part="_flatten", axis=1,
                note="Affine flattens its image input in C order")
     g.node(c, "Gemm", [g.weight(c, "W"), g.weight(c, "b")], c.out_shape, note="y = x W + b, W is (in, out)")
 
 
-def _convolution(g: _Graph, c: CheckedLayer) -> None:
+def _convolution(g: Graph, c: CheckedLayer) -> None:
     k, s, p = (c.layer.args[a] for a in ("kernel", "stride", "pad"))
     g.node(c, "Conv", [g.weight(c, "W"), g.weight(c, "b")], c.out_shape,
            kernel_shape=[k, k], strides=[s, s], pads=[p, p, p, p])
 
 
-def _pooling(op: str, **extra: Any) -> Callable[[_Graph, CheckedLayer], None]:
-    def emit(g: _Graph, c: CheckedLayer) -> None:
+def _pooling(op: str, **extra: Any) -> Callable[[Graph, CheckedLayer], None]:
+    def emit(g: Graph, c: CheckedLayer) -> None:
         k, s, p = (c.layer.args[a] for a in ("size", "stride", "pad"))
         g.node(c, op, [], c.out_shape, kernel_shape=[k, k], strides=[s, s], pads=[p, p, p, p], **extra)
     return emit
 
 
-def _batchnorm(g: _Graph, c: CheckedLayer) -> None:
+def _batchnorm(g: Graph, c: CheckedLayer) -> None:
     a = c.layer.args
     per = "per channel" if len(g.shape) > 1 else "per feature"
     g.node(c, "BatchNormalization", [g.weight(c, b) for b in ("gamma", "beta", "running_mean", "running_var")],
@@ -120,23 +143,23 @@ def _batchnorm(g: _Graph, c: CheckedLayer) -> None:
            note=f"inference: running statistics, {per}")
 
 
-def _dropout(g: _Graph, c: CheckedLayer) -> None:
+def _dropout(g: Graph, c: CheckedLayer) -> None:
     ratio = g.constant(f"ratio{c.index + 1}", np.array(c.layer.args["ratio"], np.float32))
     g.node(c, "Dropout", [ratio], c.out_shape, note="inverted dropout: the identity at inference")
 
 
-def _simple(op: str, **attrs: Any) -> Callable[[_Graph, CheckedLayer], None]:
-    def emit(g: _Graph, c: CheckedLayer) -> None:
+def _simple(op: str, **attrs: Any) -> Callable[[Graph, CheckedLayer], None]:
+    def emit(g: Graph, c: CheckedLayer) -> None:
         g.node(c, op, [], c.out_shape, **attrs)
     return emit
 
 
-def _leaky(g: _Graph, c: CheckedLayer) -> None:
+def _leaky(g: Graph, c: CheckedLayer) -> None:
     g.node(c, "LeakyRelu", [], c.out_shape, alpha=float(c.layer.args["alpha"]))
 
 
 # specc layer -> how it is written; the loss layers are written by export itself
-_LAYERS: dict[str, Callable[[_Graph, CheckedLayer], None]] = {
+_LAYERS: dict[str, Callable[[Graph, CheckedLayer], None]] = {
     "Affine": _affine, "Convolution": _convolution,
     "Pooling": _pooling("MaxPool"), "AvgPooling": _pooling("AveragePool", count_include_pad=1),
     "BatchNorm": _batchnorm, "Dropout": _dropout, "Flatten": _simple("Flatten", axis=1),
@@ -149,7 +172,7 @@ _LOSSES = {"SoftmaxWithLoss": ("Softmax", "probabilities", "the class probabilit
 def to_onnx(net: Network) -> Any:
     """The ONNX model (onnx.ModelProto) of a network with its current weights and BatchNorm statistics."""
     onnx = require("onnx", "export")
-    g = _Graph(onnx, net)
+    g = Graph(onnx, net)
     for c in net.checked.layers:
         kind = c.spec.type
         if c.layer.is_loss:
@@ -158,10 +181,13 @@ def to_onnx(net: Network) -> Any:
             g.node(c, op, [], c.out_shape, output=output, note=f"the loss at inference: {what}", **axis)
         elif kind in _LAYERS:
             _LAYERS[kind](g, c)
+        elif isinstance(c.layer, ExpressionLayer):
+            onnx_expr.write(g, c)
         else:
             raise SpecError([Diagnostic(f"specc export has no ONNX form for the layer {kind} yet", c.spec.span,
                                         "no-onnx-form", "this layer",
-                                        hint="export supports " + ", ".join(sorted([*_LAYERS, *_LOSSES])))],
+                                        hint="export supports " + ", ".join(sorted([*_LAYERS, *_LOSSES]))
+                                        + " and layers written as expressions")],
                             net.source)
     helper, tp = onnx.helper, onnx.TensorProto
     graph = helper.make_graph(
