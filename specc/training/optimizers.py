@@ -19,10 +19,9 @@ _EPS = 1e-7  # the book's small constant in adaptive denominators
 class Optimizer(ABC):
     """Updates parameters in place from their gradients. `lr` is given per step (schedules)."""
 
-    def __init__(self, params: list, args: Mapping[str, Any], weight_decay: float = 0.0):
+    def __init__(self, params: list, args: Mapping[str, Any]):
         self.params = params
         self.args = dict(args)
-        self.weight_decay = weight_decay
         self.slots: dict[str, dict[str, np.ndarray]] = {}  # slot -> parameter name -> array
         self.steps = 0
         self._scratch = {p.name: np.empty_like(p.value) for p in params}
@@ -34,13 +33,8 @@ class Optimizer(ABC):
 
     def step(self, lr: float) -> None:
         self.steps += 1
-        for p in self.params:
-            g = p.grad
-            if self.weight_decay and p.decay:
-                # d/dW of (lambda/2) * sum(W^2): the book's MultiLayerNet adds lambda * W to dW
-                np.multiply(p.value, self.weight_decay, out=self._scratch[p.name])
-                g += self._scratch[p.name]
-            self.update(p, g, lr, self._scratch[p.name])
+        for p in self.params:  # (weight decay is in the gradient already: the network adds it, as the book's)
+            self.update(p, p.grad, lr, self._scratch[p.name])
 
     @abstractmethod
     def update(self, p, g: np.ndarray, lr: float, scratch: np.ndarray) -> None:
@@ -189,9 +183,9 @@ SCHEDULES: dict[str, OptimizerSpec] = {o.name: o for o in [
 ]}
 
 
-def make_optimizer(name: str, args: Mapping[str, Any], params: list, weight_decay: float = 0.0) -> Optimizer:
+def make_optimizer(name: str, args: Mapping[str, Any], params: list) -> Optimizer:
     spec = OPTIMIZERS[name]
-    return spec.impl(params, {**spec.defaults(), **args}, weight_decay)
+    return spec.impl(params, {**spec.defaults(), **args})
 
 
 def learning_rate(base: float, schedule: str, args: Mapping[str, Any], epoch: int, progress: float) -> float:
