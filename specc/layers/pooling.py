@@ -57,6 +57,21 @@ class _Windows(Layer):
         k = self.args["size"]
         return [f"{x}[:, :, :, {i}, :, {j}]" for i in range(k) for j in range(k)]
 
+    def emit_tiles(self, e: Emit, y: str, reduce: str) -> list[str]:
+        """Forward lines of a tiled input: `y` = the element-wise `reduce` (np.maximum, np.add) of its k*k
+        window views; returns the views (their backward reads them too)."""
+        k, c = self.args["size"], self.in_shape[0]
+        _, oh, ow = self.out_shape
+        grid = f"{e.x}_tiles"
+        e.view(grid, f"{e.x}.reshape(N, {c}, {oh}, {k}, {ow}, {k})")
+        views = self.tile_views(grid)
+        if len(views) == 1:
+            e.fwd(f"np.copyto({y}, {views[0]})")
+        else:
+            e.fwd(f"np.{reduce}({views[0]}, {views[1]}, out={y})",
+                  *(f"np.{reduce}({y}, {v}, out={y})" for v in views[2:]))
+        return views
+
 
 @registered
 class Pooling(_Windows):
@@ -99,14 +114,7 @@ class Pooling(_Windows):
             return
         # Windows that tile the image: k*k strided views, one per window position, and
         # element-wise maxima over them; no copy of the windows, no argmax over a short axis.
-        grid = f"{e.x}_tiles"
-        e.view(grid, f"{e.x}.reshape(N, {c}, {oh}, {k}, {ow}, {k})")
-        views = self.tile_views(grid)
-        if len(views) == 1:
-            e.fwd(f"np.copyto({y}, {views[0]})")
-        else:
-            e.fwd(f"np.maximum({views[0]}, {views[1]}, out={y})",
-                  *(f"np.maximum({y}, {v}, out={y})" for v in views[2:]))
+        views = self.emit_tiles(e, y, "maximum")
         if e.dx:
             dx = e.grad_input()
             hit, taken = e.buffer("hit"), e.buffer("taken")
@@ -148,13 +156,7 @@ class AvgPooling(_Windows):
                 dx = e.grad_input()
                 e.bwd(f"np.copyto({dx}, {e.helper(avg_pool_backward)}({e.dy}, {dx}.shape, {k}, {s}, {pad}))")
             return
-        grid = f"{e.x}_tiles"
-        e.view(grid, f"{e.x}.reshape(N, {c}, {oh}, {k}, {ow}, {k})")
-        views = self.tile_views(grid)
-        if len(views) == 1:
-            e.fwd(f"np.copyto({y}, {views[0]})")
-        else:
-            e.fwd(f"np.add({views[0]}, {views[1]}, out={y})", *(f"{y} += {v}" for v in views[2:]))
+        views = self.emit_tiles(e, y, "add")
         e.fwd(f"{y} *= {scale!r}")
         if e.dx:
             dx = e.grad_input()
