@@ -1,68 +1,32 @@
-"""Data sets: MNIST-format IDX files (gzip or raw) and .npz, kept as uint8 until a batch needs them.
-
-Named sets are looked up in a documented order of places and downloaded (with md5
-verification) only when none has them; the embedded sample needs nothing at all.
-"""
+"""Data sets: a folder of IDX files (specc.training.idx), an .npz, or a name (specc.training.fetch),
+checked and kept as uint8 until a batch needs them; batches, and the inputs `predict` reads.
+The embedded sample needs nothing at all."""
 from __future__ import annotations
 
 import contextlib
-import gzip
-import hashlib
-import http.client
 import math
-import os
-import struct
-import tempfile
-import urllib.request
 import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Callable, Iterator, Sequence, cast
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
-from numpy.typing import DTypeLike
 
-from specc import memory
 from specc.errors import DataError, Diagnostic
 from specc.suggest import did_you_mean
 from specc.text import shape_text
 from specc.training import images, npyio
+from specc.training.fetch import NAMED, NamedSet, cache_dir, fetch, places
+from specc.training.idx import _open_idx, _read_idx_body, _within_limit, data_error, data_limit, read_idx
 
 SAMPLE = "mnist-5k"
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample" / SAMPLE  # specc/sample, shipped in the wheel
-MAX_DATA_BYTES = 4 * 1024**3  # a data file claiming more than this is refused before reading
 
-_IDX_TYPES: dict[int, DTypeLike] = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _STEMS = {("train", "images"): ("train-images-idx3-ubyte", "train-images.idx3-ubyte"),
           ("train", "labels"): ("train-labels-idx1-ubyte", "train-labels.idx1-ubyte"),
           ("test", "images"): ("t10k-images-idx3-ubyte", "t10k-images.idx3-ubyte"),
           ("test", "labels"): ("t10k-labels-idx1-ubyte", "t10k-labels.idx1-ubyte")}
-
-
-@dataclass(frozen=True)
-class NamedSet:
-    """A data set specc can find or fetch by name, with the md5 of each official file."""
-
-    name: str
-    files: dict[str, str]  # file name -> md5 of the .gz file
-    mirrors: tuple[str, ...]
-
-
-NAMED = {s.name: s for s in [
-    NamedSet("mnist", {
-        "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-        "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
-        "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
-        "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c"},
-        ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/")),
-    NamedSet("fashion-mnist", {
-        "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-        "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
-        "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
-        "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310"},
-        ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)),
-]}
 
 
 @dataclass(frozen=True)
@@ -89,100 +53,7 @@ class Dataset:
         return 1 / 255 if self.x_train.dtype == np.uint8 else 1.0
 
 
-def _error(path: str | Path, message: str, hint: str | None = None) -> DataError:
-    return DataError([Diagnostic(message, None, "bad-data", hint=hint)], name=str(path))
-
-
 # --- IDX ---------------------------------------------------------------------------------
-
-@dataclass
-class _Idx:
-    """An IDX file open for reading, its header read and its body not yet."""
-
-    path: Path
-    stream: IO[bytes]
-    dtype: np.dtype
-    dims: tuple[int, ...]
-
-    @property
-    def nbytes(self) -> int:
-        return math.prod(self.dims) * self.dtype.itemsize
-
-    def describe(self) -> str:
-        return f"{shape_text(self.dims)} values ({self.nbytes:,} bytes)"
-
-
-@contextlib.contextmanager
-def _idx_errors(path: Path) -> Iterator[None]:
-    """What can go wrong reading an IDX file, as a DataError naming it."""
-    try:
-        yield
-    except FileNotFoundError:
-        raise _error(path, "no such file") from None
-    except (OSError, EOFError, zlib.error) as e:
-        raise _error(path, f"the gzip stream is corrupt or truncated ({e})",
-                     "download the file again; `gzip -t FILE` tests it") from None
-
-
-def _open_idx(path: Path, stack: contextlib.ExitStack) -> _Idx:
-    """An IDX file (gzip or raw) with its header read and checked; the stream closes with `stack`."""
-    with _idx_errors(path):
-        with open(path, "rb") as raw:
-            gz = raw.read(2) == b"\x1f\x8b"
-        f = cast(IO[bytes], stack.enter_context(gzip.open(path, "rb") if gz else open(path, "rb")))
-        head = _read_exact(f, 4, path, "the header")
-        zero, code, ndim = struct.unpack(">HBB", head)
-        if zero != 0 or code not in _IDX_TYPES or not 1 <= ndim <= 4:
-            raise _error(path, f"not an IDX file: its magic number is 0x{head.hex()}",
-                         "IDX files start with 0x0000, a type byte (0x08 for uint8) and the number of "
-                         "dimensions, e.g. 0x00000803 for images and 0x00000801 for labels")
-        dims = struct.unpack(f">{ndim}I", _read_exact(f, 4 * ndim, path, "the dimensions"))
-    return _Idx(path, f, np.dtype(_IDX_TYPES[code]), tuple(dims))
-
-
-def _read_idx_body(idx: _Idx) -> np.ndarray:
-    """The data after the header, inflated no further than the header announces (plus one byte)."""
-    with _idx_errors(idx.path):
-        body, more = npyio.read_body(idx.stream, idx.nbytes)
-    if len(body) < idx.nbytes:
-        raise _error(idx.path, f"the file is truncated: the header announces {shape_text(idx.dims)} "
-                               f"values ({idx.nbytes:,} bytes of data), but only {len(body):,} bytes follow",
-                     "download the file again")
-    if more:
-        raise _error(idx.path, f"the file holds more data than its header announces ({shape_text(idx.dims)})")
-    return body.view(idx.dtype).reshape(idx.dims).astype(idx.dtype.newbyteorder("="), copy=False)
-
-
-def _within_limit(files: Sequence[_Idx]) -> None:
-    """Refuse files whose headers claim more bytes in all than the data limit, before reading any."""
-    limit = data_limit()
-    if sum(f.nbytes for f in files) > limit:
-        biggest = max(files, key=lambda f: f.nbytes)
-        raise _error(biggest.path, f"the header claims {biggest.describe()}, more than the limit of {limit:,} bytes"
-                     + (f" for the {len(files)} files together" if len(files) > 1 else ""),
-                     "the file is corrupt, or the data set is larger than specc can hold; "
-                     "SPECC_MAX_MEMORY sets the limit")
-
-
-def data_limit() -> int:
-    """The most bytes a data set's arrays may declare: MAX_DATA_BYTES, or the memory budget if smaller."""
-    return min(MAX_DATA_BYTES, memory.default_budget())
-
-
-def read_idx(path: str | Path) -> np.ndarray:
-    """An IDX array (gzip or raw), checked against its header before and after reading."""
-    path = Path(path)
-    with contextlib.ExitStack() as stack:
-        idx = _open_idx(path, stack)
-        _within_limit([idx])
-        return _read_idx_body(idx)
-
-
-def _read_exact(f, n: int, path: Path, what: str) -> bytes:
-    data = f.read(n)
-    if len(data) < n:
-        raise _error(path, f"the file is truncated: it ends inside {what} ({len(data)} of {n} bytes)")
-    return data
 
 
 def _find(folder: Path, split: str, kind: str) -> Path | None:
@@ -200,7 +71,7 @@ def load_folder(folder: str | Path, name: str | None = None) -> Dataset:
     for key in _STEMS:
         found = _find(folder, *key)
         if found is None:
-            raise _error(folder, f"no {key[0]} {key[1]} file here: expected {_STEMS[key][0]}.gz (or without .gz)",
+            raise data_error(folder, f"no {key[0]} {key[1]} file here: expected {_STEMS[key][0]}.gz (or without .gz)",
                          "a data folder holds train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
                          "t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz")
         paths[key] = found
@@ -210,7 +81,7 @@ def load_folder(folder: str | Path, name: str | None = None) -> Dataset:
         for split in ("train", "test"):
             images, labels = files[(split, "images")], files[(split, "labels")]
             if images.dims[0] != labels.dims[0]:
-                raise _error(labels.path, f"{images.dims[0]:,} {split} images but {labels.dims[0]:,} labels; "
+                raise data_error(labels.path, f"{images.dims[0]:,} {split} images but {labels.dims[0]:,} labels; "
                                           "the counts must be equal")
         _within_limit(list(files.values()))
         arrays = {key: _read_idx_body(f) for key, f in files.items()}
@@ -228,12 +99,12 @@ def load_npz(path: str | Path) -> Dataset:
         missing = [k for k in _NPZ_KEYS if k not in z.files]
         if missing:
             has = ", ".join(z.files) or "nothing"
-            raise _error(path, f"the .npz file lacks {', '.join(missing)} (it has {has})",
+            raise data_error(path, f"the .npz file lacks {', '.join(missing)} (it has {has})",
                          "save it with np.savez(path, x_train=..., t_train=..., x_test=..., t_test=...)")
         for split in ("train", "test"):  # from the headers, before any data is read
             x, t = z.headers[f"x_{split}"], z.headers[f"t_{split}"]
             if x.shape[:1] != t.shape[:1]:
-                raise _error(path, f"{_count(x.shape)} {split} images but {_count(t.shape)} labels; "
+                raise data_error(path, f"{_count(x.shape)} {split} images but {_count(t.shape)} labels; "
                                    "the counts must be equal")
         _npz_within_limit(z, _NPZ_KEYS)
         arrays = {k: z.array(k) for k in _NPZ_KEYS}
@@ -249,7 +120,7 @@ def _npz_within_limit(z: npyio.Archive, keys: Sequence[str]) -> None:
     limit = data_limit()
     if sum(z.headers[k].nbytes for k in keys) > limit:
         biggest = max(keys, key=lambda k: z.headers[k].nbytes)
-        raise _error(z.path, f"'{biggest}' declares {z.headers[biggest].describe()}, more than the limit of "
+        raise data_error(z.path, f"'{biggest}' declares {z.headers[biggest].describe()}, more than the limit of "
                              f"{limit:,} bytes", "the file is corrupt, or the data set is larger than specc can "
                                                  "hold; SPECC_MAX_MEMORY sets the limit")
 
@@ -263,7 +134,7 @@ def _index_labels(t: np.ndarray, path: Path, key: str) -> np.ndarray:
     if not one_hot.all():
         row = int(np.argmin(one_hot))
         shown = ", ".join(f"{v:g}" for v in t[row, :10]) + (", ..." if t.shape[1] > 10 else "")
-        raise _error(path, f"{key} holds rows that are not one-hot: {np.count_nonzero(~one_hot):,} of {len(t):,}, "
+        raise data_error(path, f"{key} holds rows that are not one-hot: {np.count_nonzero(~one_hot):,} of {len(t):,}, "
                            f"the first is row {row}: [{shown}]",
                      "one-hot rows hold a single 1 and 0 elsewhere; give class indices (N,) "
                      "or one-hot rows (soft labels are not supported)")
@@ -275,10 +146,10 @@ def _npz_errors(path: Path) -> Iterator[None]:
     try:
         yield
     except ValueError as e:  # object arrays need pickle, which is refused
-        raise _error(path, f"the .npz file cannot be read without running code ({e})",
+        raise data_error(path, f"the .npz file cannot be read without running code ({e})",
                      "store plain numeric arrays") from None
     except (OSError, zipfile.BadZipFile, EOFError, zlib.error) as e:
-        raise _error(path, f"not a readable .npz file ({e})") from None
+        raise data_error(path, f"not a readable .npz file ({e})") from None
 
 
 def _open_npz(path: Path) -> npyio.Archive:
@@ -288,7 +159,7 @@ def _open_npz(path: Path) -> npyio.Archive:
         head = f.read(6)
     if not head.startswith(b"PK"):
         what = "a single .npy array" if head == b"\x93NUMPY" else "not a zip archive"
-        raise _error(path, f"not an .npz file: it is {what}",
+        raise data_error(path, f"not an .npz file: it is {what}",
                      "save data with np.savez(path, x_train=..., t_train=..., x_test=..., t_test=...)")
     return npyio.Archive(path)
 
@@ -299,21 +170,22 @@ def _checked(name, origin, x_train, t_train, x_test, t_test, paths) -> Dataset:
 
     for split, x, t in (("train", x_train, t_train), ("test", x_test, t_test)):
         if x.dtype.kind not in "uif" or t.dtype.kind not in "uif":
-            raise _error(where(split, "images"), f"the {split} arrays must be numeric, not {x.dtype}/{t.dtype}")
+            raise data_error(where(split, "images"), f"the {split} arrays must be numeric, not {x.dtype}/{t.dtype}")
         if t.ndim != 1:
-            raise _error(where(split, "labels"), f"{split} labels must be one per sample, shape (N,), not {t.shape}")
+            raise data_error(where(split, "labels"),
+                             f"{split} labels must be one per sample, shape (N,), not {t.shape}")
         if len(x) != len(t):
-            raise _error(where(split, "labels"),
+            raise data_error(where(split, "labels"),
                          f"{len(x):,} {split} images but {len(t):,} labels; the counts must be equal")
         if len(x) == 0:
-            raise _error(where(split, "images"), f"the {split} set is empty")
+            raise data_error(where(split, "images"), f"the {split} set is empty")
         if t.dtype.kind == "f" and not np.all(t == np.round(t)):
-            raise _error(where(split, "labels"), f"{split} labels must be whole numbers (class indices)")
+            raise data_error(where(split, "labels"), f"{split} labels must be whole numbers (class indices)")
         if t.min() < 0 or t.max() > 1000:
             bad = t.min() if t.min() < 0 else t.max()
-            raise _error(where(split, "labels"), f"a {split} label is {bad}; labels are class indices 0, 1, 2, ...")
+            raise data_error(where(split, "labels"), f"a {split} label is {bad}; labels are class indices 0, 1, 2, ...")
     if x_train.shape[1:] != x_test.shape[1:]:
-        raise _error(origin, f"train samples are {x_train.shape[1:]} but test samples are {x_test.shape[1:]}")
+        raise data_error(origin, f"train samples are {x_train.shape[1:]} but test samples are {x_test.shape[1:]}")
     x_train, x_test = (pixels(x, where(split, "images"), f"the {split} images")
                        for split, x in (("train", x_train), ("test", x_test)))
     return Dataset(name, origin, x_train, t_train.astype(np.intp), x_test, t_test.astype(np.intp))
@@ -328,7 +200,8 @@ def pixels(x: np.ndarray, path: str | Path, what: str) -> np.ndarray:
     if x.dtype.kind in "ui":
         lowest, highest = int(x.min()), int(x.max())
         if lowest < 0 or highest > 255:
-            raise _error(path, f"{what} hold integers from {lowest:,} to {highest:,}; integer pixels must be 0 to 255",
+            raise data_error(path,
+                             f"{what} hold integers from {lowest:,} to {highest:,}; integer pixels must be 0 to 255",
                          "store 0..255 pixels (as uint8 or any integer type), or floats scaled to [0, 1]")
         return x.astype(np.uint8)
     finite = np.isfinite(x)
@@ -336,29 +209,16 @@ def pixels(x: np.ndarray, path: str | Path, what: str) -> np.ndarray:
         nan = int(np.isnan(x).sum())
         counts = [f"{n:,} {kind}" for n, kind in ((nan, "NaN"), (x.size - int(finite.sum()) - nan, "infinite"))
                   if n]
-        raise _error(path, f"{what} hold {' and '.join(counts)} values (of {x.size:,})",
+        raise data_error(path, f"{what} hold {' and '.join(counts)} values (of {x.size:,})",
                      "replace or drop those samples; no network can learn from them")
     low, high = float(x.min()), float(x.max())
     if low < 0 or high > 1:
-        raise _error(path, f"{what} hold values from {low:g} to {high:g}; floating-point pixels must lie in [0, 1]",
+        raise data_error(path, f"{what} hold values from {low:g} to {high:g}; floating-point pixels must lie in [0, 1]",
                      "if they are 0..255 pixels, divide them by 255 (or store them as uint8)")
     return x
 
 
 # --- finding and fetching ---------------------------------------------------------------
-
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "specc"
-
-
-def places(name: str) -> list[Path]:
-    """Where a named set is looked for, in order (after an explicit path)."""
-    out = []
-    if os.environ.get("SPECC_DATA"):
-        out.append(Path(os.environ["SPECC_DATA"]) / name)
-    out += [cache_dir() / name, Path("/usr/share/datasets") / name]
-    return out
 
 
 def load(spec: str | Path | None, *, download: Callable[[NamedSet, Path], None] | None = None) -> Dataset:
@@ -385,54 +245,8 @@ def load(spec: str | Path | None, *, download: Callable[[NamedSet, Path], None] 
 
 
 def _single_file(path: Path) -> Dataset:
-    raise _error(path, "a single data file is not a data set",
+    raise data_error(path, "a single data file is not a data set",
                  "give the folder holding the four IDX files, or an .npz file with x_train, t_train, x_test, t_test")
-
-
-def fetch(named: NamedSet, target: Path, mirrors: Sequence[str] | None = None, timeout: float = 20) -> None:
-    """Download a named set into `target`, verifying each file's md5; DataError with what to do if it fails."""
-    target.mkdir(parents=True, exist_ok=True)
-    problems = []
-    for file, md5 in named.files.items():
-        if (target / file).is_file() and _md5(target / file) == md5:
-            continue
-        for mirror in mirrors or named.mirrors:
-            try:
-                _download(mirror + file, target / file, md5, timeout)
-                break
-            except (OSError, ValueError, http.client.HTTPException) as e:  # e.g. IncompleteRead: a cut transfer
-                problems.append(f"{mirror}{file}: {e}")
-        else:
-            where = "\n".join(f"  {p}" for p in places(named.name))
-            raise DataError([Diagnostic(
-                f"could not download {named.name} ({problems[-1] if problems else 'no mirror'})", None,
-                "no-data",
-                hint=f"put the four files ({', '.join(named.files)}) in one of these folders, or pass "
-                     f"--data FOLDER:\n{where}")], name=named.name)
-
-
-def _download(url: str, dest: Path, md5: str, timeout: float) -> None:
-    digest = hashlib.md5()
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=dest.name, suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
-            while chunk := response.read(1 << 20):
-                digest.update(chunk)
-                out.write(chunk)
-        if digest.hexdigest() != md5:
-            raise ValueError(f"checksum mismatch: md5 {digest.hexdigest()}, expected {md5}")
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class Batches:
@@ -466,7 +280,7 @@ def read_images(path: str | Path) -> tuple[np.ndarray, float]:
     integers 0..255 (returned as uint8, scale 1/255) or finite floats in [0, 1] (scale 1)."""
     path = Path(path)
     if not path.is_file():
-        raise _error(path, "no such file")
+        raise data_error(path, "no such file")
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":
@@ -477,7 +291,7 @@ def read_images(path: str | Path) -> tuple[np.ndarray, float]:
                 if key is None and len(z.files) == 1:
                     key = z.files[0]
                 if key is None:
-                    raise _error(path, f"which array? the file has {', '.join(z.files)}; name it 'x'")
+                    raise data_error(path, f"which array? the file has {', '.join(z.files)}; name it 'x'")
                 _npz_within_limit(z, [key])
                 x = z.array(key)
         elif suffix == ".pgm":
@@ -489,9 +303,9 @@ def read_images(path: str | Path) -> tuple[np.ndarray, float]:
     except DataError:
         raise
     except (ValueError, OSError, zipfile.BadZipFile, EOFError, zlib.error) as e:
-        raise _error(path, f"cannot read images from this file ({e})") from None
+        raise data_error(path, f"cannot read images from this file ({e})") from None
     if x.dtype.kind not in "uif":
-        raise _error(path, f"the images must be numbers, not {x.dtype}")
+        raise data_error(path, f"the images must be numbers, not {x.dtype}")
     x = pixels(x, path, "the images")
     return x, (1 / 255 if x.dtype == np.uint8 else 1.0)
 
@@ -500,12 +314,12 @@ def _read_npy(path: Path) -> np.ndarray:
     """An .npy array, its header checked against the data limit before its data is read."""
     with open(path, "rb") as f:
         if f.read(2) == b"PK":  # an .npz archive under a .npy name
-            raise _error(path, "this is an .npz archive, not an .npy array", "rename it to .npz")
+            raise data_error(path, "this is an .npz archive, not an .npy array", "rename it to .npz")
         f.seek(0)
         header = npyio.read_header(f, path, path.name)
         limit = data_limit()
         if header.nbytes > limit:
-            raise _error(path, f"the header declares {header.describe()}, more than the limit of {limit:,} bytes",
+            raise data_error(path, f"the header declares {header.describe()}, more than the limit of {limit:,} bytes",
                          "the file is corrupt, or holds more images than specc can hold; "
                          "SPECC_MAX_MEMORY sets the limit")
         return npyio.read_array(f, header, path, path.name)
@@ -543,6 +357,6 @@ def _as_samples(x: np.ndarray, shape: tuple[int, ...], path: Path) -> np.ndarray
     got = x.shape[1:] if x.ndim >= 2 else x.shape
     which = "the image is" if x.ndim < 2 or len(x) == 1 else f"the {len(x):,} images are"
     expected = f"{shape_text(shape)} ({want:,} values)" if len(shape) > 1 else f"{want:,} values"
-    raise _error(path, f"{which} {shape_text(got)} ({math.prod(got):,} values), but the network's input "
+    raise data_error(path, f"{which} {shape_text(got)} ({math.prod(got):,} values), but the network's input "
                        f"is {expected}",
                  "give images of the size the network was trained on (28x28 pixels for MNIST)")
