@@ -16,16 +16,15 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from specc import blame, bookparams
+from specc import blame, bookparams, inputs
 from specc.bookview import BookLayers, ParamDict
 from specc.check import CheckedLayer, CheckedNetwork
 from specc.compiler import Compiled, Plan, plan
-from specc.errors import DataError, Diagnostic, UsageError
-from specc.layers.base import Labels, Runtime, size
+from specc.errors import Diagnostic, UsageError
+from specc.layers.base import Labels, Runtime
 from specc.memory import forward_bytes_per_sample
 from specc.numerics import initial_values
 from specc.source import Source
-from specc.text import batch_shape
 
 DTYPES = ("float32", "float64")
 # Overflow and NaN are reported as RunError naming the layer; numpy's warnings would only add noise.
@@ -316,82 +315,18 @@ class Network:
             blame.forward(self, x, train)
         return scores
 
-    # --- inputs ---------------------------------------------------------------------------
+    # --- inputs (checked and converted by specc.inputs) -------------------------------------
     def input(self, x) -> np.ndarray:
         """x as (N, *input_shape) in the network's dtype; flat and image layouts both fit."""
-        x = np.asarray(x)
-        want = self.input_shape
-        if x.ndim >= 1 and x.shape[1:] == want:
-            pass
-        elif x.ndim >= 2 and size(x.shape[1:]) == size(want):
-            x = x.reshape(len(x), *want)
-        elif x.shape == want or (x.ndim == 1 and x.size == size(want)):
-            x = x.reshape(1, *want)  # one sample without its batch axis, flat or shaped
-        else:
-            raise self._input_error(x.shape)
-        if x.dtype.kind not in "biuf":
-            raise self._data_error(f"the input holds {x.dtype} values, not numbers", None, at_input=True)
-        return x.astype(self.dtype, copy=False)
+        return inputs.samples(self, x)
 
     def labels(self, t, n: int) -> np.ndarray:
-        """Class indices (N,) for SoftmaxWithLoss, targets (N, k) for MeanSquaredError.
-
-        One-hot or index labels are told apart by their number of dimensions, never by size.
-        """
-        t = np.asarray(t)
-        if t.ndim == 0:
-            t = t.reshape(1)  # the label of one sample, as input() takes one sample without its batch axis
-        k = self.loss_layer.out_shape[0]
-        if len(t) != n:
-            raise self._data_error(f"{n} inputs but {len(t)} labels", "give one label per input")
-        if self.plan.labels is Labels.CLASSES:
-            return self._class_labels(t, k)
-        if t.ndim == 1 and np.issubdtype(t.dtype, np.integer):
-            t = np.eye(k, dtype=self.dtype)[t]
-        if t.shape != (n, k):
-            raise self._data_error(f"targets of shape {t.shape} do not fit outputs (N, {k})", None)
-        return t.astype(self.dtype, copy=False)
-
-    def _class_labels(self, t: np.ndarray, k: int) -> np.ndarray:
-        if t.ndim == 2 and t.shape[1] == k:
-            # argmax of anything else (soft labels, an all-zero row) would change the loss silently
-            if t.size and not (((t == 0) | (t == 1)).all() and (t.sum(axis=1) == 1).all()):
-                raise self._data_error("one-hot labels must have a single 1 in each row and 0 elsewhere",
-                                       "give class indices (N,) or one-hot rows (N, classes)")
-            t = t.argmax(axis=1)
-        elif t.ndim != 1:
-            raise self._data_error(f"labels of shape {t.shape} fit neither class indices (N,) nor one-hot "
-                                   f"(N, {k})", None)
-        if t.size and (not np.issubdtype(t.dtype, np.integer) and not np.all(t == np.round(t))):
-            raise self._data_error("class labels must be whole numbers", None)
-        t = t.astype(np.intp, copy=False)
-        if t.size and (t.min() < 0 or t.max() >= k):
-            raise self._data_error(f"a label is {t.min() if t.min() < 0 else t.max()}, but the network has "
-                                   f"{k} classes (0 to {k - 1})",
-                                   "the last Affine layer sets the number of classes")
-        return t
+        """Class indices (N,) for SoftmaxWithLoss, targets (N, k) for MeanSquaredError."""
+        return inputs.labels(self, t, n)
 
     def _nonempty(self, x: np.ndarray) -> np.ndarray:
-        if len(x) == 0:
-            raise self._data_error("the batch is empty: a loss, an accuracy or a gradient needs at least one sample",
-                                   "pass at least one input (and its label)", at_input=True)
-        return x
+        return inputs.nonempty(self, x)
 
-    def _input_error(self, got: tuple[int, ...]) -> DataError:
-        span = self.checked.network.input_span or self.checked.layers[0].spec.span
-        shown = "(" + ", ".join(map(str, got)) + ")"
-        return DataError([Diagnostic(
-            f"the input has shape {shown}, but the network expects {batch_shape(self.input_shape)}", span,
-            "input-shape", f"expects {batch_shape(self.input_shape)}",
-            "inputs are (N, features) or (N, channels, height, width) batches with the declared size")],
-            self.source)
-
-    def _data_error(self, message: str, hint: str | None, at_input: bool = False) -> DataError:
-        span = (self.checked.network.input_span or self.checked.layers[0].spec.span) if at_input \
-            else self.loss_layer.spec.span
-        return DataError([Diagnostic(message, span, "labels" if not at_input else "input", "", hint)], self.source)
-
-    # --- the book's parameter files (specc.bookparams) ---------------------------------------
     def save_params(self, file_name: str = "params.pkl") -> None:
         """Save the parameters as the book does, in specc's .npz format (never a pickle), whatever the name."""
         bookparams.save_params(self, file_name)
