@@ -137,7 +137,7 @@ def compare_table(result: Comparison, loss_at: int | None = None) -> Table:
     t = Table(title=f"{result.folder}: {len(result.outcomes)} variants, same data, order and seed",
               title_justify="left")
     t.add_column("variant", no_wrap=True)
-    t.add_column("optimizer")
+    t.add_column("settings", no_wrap=True)
     t.add_column("iters", justify="right", no_wrap=True)
     if loss_at is not None:
         t.add_column(f"loss at {loss_at:,}", justify="right", no_wrap=True)

@@ -39,7 +39,8 @@ def variants(sources: Sequence[Source], varied: Mapping[str, Sequence[Any]],
         combos = [{**c, key: v} for c in combos for v in values]
     out = []
     for source in sources:
-        for combo in combos:
+        for shared in combos:
+            combo = dict(shared)  # (each spec's variants take their init out of their own copy)
             parts = [Path(source.name).stem] if len(sources) > 1 else []
             parts += [fmt(v) if k == "optimizer" else f"{k}={fmt(v)}" for k, v in combo.items()
                       if len(varied[k]) > 1]
@@ -57,7 +58,7 @@ class Outcome:
     folder: Path
     records: tuple[dict[str, Any], ...]
     losses: tuple[float, ...]
-    settings: str  # the optimizer as it ran, e.g. SGD(lr=0.01)
+    settings: str  # the optimizer as it ran, e.g. SGD lr=0.01
 
     @property
     def final(self) -> dict[str, Any]:
@@ -110,12 +111,18 @@ def run(variants: Sequence[Variant], folder: Path, build: Callable[[Variant, Pat
                 yield event
         finally:
             trainer.close()
-        outcome = Outcome(v, trainer.dir, tuple(trainer.records), tuple(losses), trainer.s.describe())
+        outcome = Outcome(v, trainer.dir, tuple(trainer.records), tuple(losses), _brief(trainer))
         outcomes.append(outcome)
         yield Finished(outcome)
         if interrupted:
             break
     yield summarize(folder, outcomes, interrupted)
+
+
+def _brief(trainer: Trainer) -> str:
+    """The settings a comparison varies, briefly: SGD lr=0.01, and the weight decay if any."""
+    s = trainer.s
+    return f"{s.optimizer} lr={s.lr:g}" + (f" λ={s.weight_decay:g}" if s.weight_decay else "")
 
 
 def summarize(folder: Path, outcomes: Sequence[Outcome], interrupted: bool = False) -> Comparison:
