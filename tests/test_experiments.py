@@ -158,3 +158,11 @@ def test_sweep_refuses_a_folder_holding_a_sweep(tmp_path):
 def test_new_models_are_listed():
     names = {p.stem for p in MODELS}
     assert {"mlp_4x100", "mlp_5x100", "mlp_6x100", "mlp_6x100_dropout", "multi_layer_net_extend"} <= names
+
+
+def test_a_diverging_variant_is_a_row_not_the_end(tmp_path):
+    result = _last(api.comparison([ROOT / "models" / "mlp_5x100.net"], out=tmp_path / "c", init="10,he", lr="1",
+                                  iters=8))
+    first, second = result.outcomes
+    assert first.failed is not None and "NaN or infinity" in first.failed
+    assert second.failed is None and second.final["iteration"] == 8

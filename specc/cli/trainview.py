@@ -170,7 +170,8 @@ class ExperimentView:
                         f"{length}, seed {s.seed}, {len(event.trainer.data.x_train):,} samples -> "
                         f"{event.trainer.dir}", soft_wrap=True, highlight=False, markup=False)
             elif isinstance(event, Finished):
-                c.print(f"      {_final(event.outcome.final)}", soft_wrap=True, highlight=False, markup=False)
+                said = event.outcome.failed or _final(event.outcome.final)
+                c.print(f"      {said}", soft_wrap=True, highlight=False, markup=False)
             elif isinstance(event, Warned):
                 render_diagnostics([event.diagnostic], None, "", self.errors)
             elif isinstance(event, Comparison):

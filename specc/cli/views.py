@@ -146,8 +146,9 @@ def compare_table(result: Comparison, loss_at: int | None = None) -> Table:
     best = max((o.final.get("test_acc", -1) for o in result.outcomes), default=None)
     for o in result.outcomes:
         r = o.final
-        if not r:
-            t.add_row(o.variant.name, o.settings, "0", *["-"] * (7 if loss_at is not None else 6))
+        if o.failed is not None or not r:
+            t.add_row(o.variant.name, o.settings, f"{len(o.losses):,}",
+                      *(["-"] * (6 if loss_at is not None else 5)), Text("diverged" if o.failed else "-", style="red"))
             continue
         at = [] if loss_at is None else [_number(o.loss_at(loss_at), ".4f")]
         top = max(x["test_acc"] for x in o.records)

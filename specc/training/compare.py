@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
+from specc.errors import RunError
 from specc.source import Source
 from specc.training import plot
 from specc.training.loop import Evaluated, Started, Step, Stopped, Trainer, Warned
@@ -59,6 +60,7 @@ class Outcome:
     records: tuple[dict[str, Any], ...]
     losses: tuple[float, ...]
     settings: str  # the optimizer as it ran, e.g. SGD lr=0.01
+    failed: str | None = None  # why the run stopped early (NaN or infinity), None when it finished
 
     @property
     def final(self) -> dict[str, Any]:
@@ -101,6 +103,7 @@ def run(variants: Sequence[Variant], folder: Path, build: Callable[[Variant, Pat
     for i, v in enumerate(variants):
         trainer = build(v, folder / f"{i + 1:02d}-{v.folder_name}")
         losses: list[float] = []
+        failed = None
         try:
             yield Begun(i, len(variants), v, trainer)
             for event in trainer.run(stop):
@@ -109,9 +112,11 @@ def run(variants: Sequence[Variant], folder: Path, build: Callable[[Variant, Pat
                 if isinstance(event, Stopped):
                     interrupted = True
                 yield event
+        except RunError as e:  # a variant that diverges is a result (the book's plain net at scale 1), not the end
+            failed = e.diagnostics[0].message
         finally:
             trainer.close()
-        outcome = Outcome(v, trainer.dir, tuple(trainer.records), tuple(losses), _brief(trainer))
+        outcome = Outcome(v, trainer.dir, tuple(trainer.records), tuple(losses), _brief(trainer), failed)
         outcomes.append(outcome)
         yield Finished(outcome)
         if interrupted:
@@ -129,6 +134,7 @@ def summarize(folder: Path, outcomes: Sequence[Outcome], interrupted: bool = Fal
     folder.mkdir(parents=True, exist_ok=True)
     doc = {"variants": [{"name": o.variant.name, "folder": o.folder.name, "settings": o.settings,
                          "init": o.variant.init, "flags": dict(o.variant.flags), "final": o.final,
+                         "failed": o.failed,
                          "losses": list(o.losses)} for o in outcomes], "interrupted": interrupted}
     path = folder / "compare.json"
     with writing(path):
