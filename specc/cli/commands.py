@@ -11,7 +11,7 @@ from rich.text import Text
 from specc import api
 from specc.check import CheckedNetwork
 from specc.cli import views
-from specc.cli.trainview import TrainView
+from specc.cli.trainview import ExperimentView, StopFlag, TrainView
 from specc.diagnostics import count, render, render_diagnostics
 from specc.errors import Diagnostic, SpeccError, UsageError
 from specc.expr import view as explain_view
@@ -112,6 +112,44 @@ def _train(args, stdout: Console, stderr: Console) -> int:
         return TrainView(trainer, args.file, stdout, stderr).run()
     finally:
         trainer.close()
+
+
+def _compare(args, stdout: Console, stderr: Console) -> int:
+    with StopFlag() as stop:
+        events = api.comparison(args.files, out=args.out, data=args.data, optimizer=args.optimizer,
+                                init=args.init, weight_decay=args.weight_decay, lr=args.lr, stop=stop,
+                                **_experiment(args))
+        result = ExperimentView(stdout, stderr).compare(events)
+    stdout.print(views.compare_table(result, args.loss_at))
+    return _closing(result.folder, result.plot, result.interrupted, "compare.json", stdout, stderr,
+                    "the comparison was stopped; the variants trained so far are in the table")
+
+
+def _sweep(args, stdout: Console, stderr: Console) -> int:
+    with StopFlag() as stop:
+        events = api.sweeping(args.file, out=args.out, resume=args.resume, data=args.data, lr=args.lr,
+                              weight_decay=args.weight_decay, trials=args.trials, validation=args.validation,
+                              top=args.top, stop=stop, optimizer=args.optimizer, **_experiment(args))
+        result = ExperimentView(stdout, stderr).sweep(events)
+    stdout.print(views.sweep_table(result, args.top))
+    if result.best is not None:
+        stdout.print(f"the best settings, as a train section: {result.best}")
+    return _closing(result.folder, result.plot, result.interrupted, "trials.jsonl", stdout, stderr,
+                    f"the sweep was stopped; continue it with: specc sweep --resume {result.folder}")
+
+
+def _experiment(args) -> dict:
+    return {"epochs": args.epochs, "iters": args.iters, "batch": args.batch, "seed": args.seed,
+            "train_size": args.train_size, "eval_sample": args.eval_sample}
+
+
+def _closing(folder, png, interrupted: bool, summary: str, stdout: Console, stderr: Console, stopped: str) -> int:
+    stdout.print(f"saved {folder}/{summary}" + (f" and {png}" if png else " (no plot: matplotlib is missing)"),
+                 soft_wrap=True)
+    if interrupted:
+        stderr.print(stopped, style="bold yellow", soft_wrap=True)
+        return 1
+    return 0
 
 
 def _eval(args, stdout: Console, stderr: Console) -> int:
@@ -267,6 +305,7 @@ def _lint(args, stdout: Console, stderr: Console) -> int:
 
 
 COMMANDS = {"check": _check, "summary": _summary, "compile": _compile, "gradcheck": _gradcheck,
-             "train": _train, "eval": _eval, "predict": _predict, "bench": _bench, "schema": _schema,
+             "train": _train, "compare": _compare, "sweep": _sweep,
+             "eval": _eval, "predict": _predict, "bench": _bench, "schema": _schema,
              "grad": _grad, "draw": _draw, "explain": _explain, "export": _export, "import": _import,
              "fmt": _fmt, "lint": _lint, "lsp": _lsp}

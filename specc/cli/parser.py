@@ -68,6 +68,34 @@ def build(stdout: Console, stderr: Console) -> argparse.ArgumentParser:
     c.add_argument("--max-memory", type=_size, metavar="SIZE",
                    help="refuse a network that would need more (e.g. 2G; default: half the machine's memory)")
 
+    c = sub.add_parser("compare", help="train variants on the same data, order and seed; one table, one plot")
+    c.add_argument("files", nargs="+", metavar="FILE", help="one spec, or several (e.g. with and without BatchNorm)")
+    c.add_argument("--optimizer", metavar="LIST", help="optimizers to compare, e.g. SGD,Momentum,AdaGrad,Adam")
+    c.add_argument("--init", metavar="LIST", help="inits overriding every layer's, e.g. std=0.01,xavier,he, "
+                   "or a grid of weight scales such as 1..1e-4:log:16")
+    c.add_argument("--weight-decay", metavar="LIST", help="e.g. 0,0.1")
+    c.add_argument("--lr", metavar="LIST", help="learning rates, e.g. 0.1,0.01 or 1e-3..1e-1:log:3")
+    _experiment_flags(c)
+    c.add_argument("--loss-at", type=_positive, metavar="N",
+                   help="show each variant's training loss at iteration N (the book prints every 100th)")
+    c.add_argument("--out", metavar="DIR", help="the comparison's folder (default: a new folder under runs/)")
+
+    c = sub.add_parser("sweep", help="random or grid search of settings, scored on a validation split")
+    c.add_argument("file", nargs="?", metavar="FILE", help="the spec (left out with --resume: the saved one)")
+    c.add_argument("--lr", metavar="RANGE", help="e.g. 1e-6..1e-2:log (log-uniform), 0.001..0.1, a list "
+                   "0.1,0.01, or a grid 1e-3..1e-1:log:5")
+    c.add_argument("--weight-decay", metavar="RANGE", help="e.g. 1e-8..1e-4:log")
+    c.add_argument("--trials", type=_positive, metavar="N", help="random trials (default 20; a sweep of grids "
+                   "without --trials tries every combination)")
+    c.add_argument("--validation", type=_fraction, metavar="F",
+                   help="fraction of the training samples held out to score trials (default 0.2); "
+                   "the test set is never used")
+    c.add_argument("--optimizer", metavar="NAME")
+    _experiment_flags(c)
+    c.add_argument("--top", type=_positive, default=20, metavar="N", help="trials ranked and plotted (default 20)")
+    c.add_argument("--out", metavar="DIR", help="the sweep's folder (default: a new folder under runs/)")
+    c.add_argument("--resume", metavar="DIR", help="continue the sweep in DIR: finished trials are not rerun")
+
     c = sub.add_parser("eval", help="loss, accuracy and confusion matrix of trained weights")
     c.add_argument("file", metavar="FILE")
     c.add_argument("--weights", required=True, metavar="W", help="weights.npz or best.npz of a run")
@@ -129,6 +157,19 @@ def build(stdout: Console, stderr: Console) -> argparse.ArgumentParser:
     return p
 
 
+def _experiment_flags(c: argparse.ArgumentParser) -> None:
+    """The flags compare and sweep share with train (each variant or trial is a normal run)."""
+    c.add_argument("--data", metavar="D", help="as for train (default: the embedded sample)")
+    length = c.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=_positive, metavar="N")
+    length.add_argument("--iters", type=_positive, metavar="N")
+    c.add_argument("--batch", type=_positive, metavar="N")
+    c.add_argument("--seed", type=_seed, metavar="N")
+    c.add_argument("--train-size", type=_positive, metavar="N", help="train on the first N training samples")
+    c.add_argument("--eval-sample", type=_positive, metavar="N", help="evaluate each epoch on the first N train "
+                   "and test samples (the book's evaluate_sample_num_per_epoch; default: all)")
+
+
 def _size(text: str) -> int:
     try:
         return parse_size(text)
@@ -156,3 +197,6 @@ _positive_float = _number(float, 0.0, float("inf"), "a positive number")
 
 
 _seed = _number(int, 0, 2**32 - 1, f"a whole number from 0 to {2**32 - 1}")
+
+
+_fraction = _number(float, 0.0, 1.0, "a number between 0 and 1")

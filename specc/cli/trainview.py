@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import signal
-from typing import Any
+from typing import Any, Iterator
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -14,13 +14,15 @@ from rich.text import Text
 
 from specc.diagnostics import render, render_diagnostics
 from specc.errors import RunError
+from specc.training.compare import Begun, Comparison, Finished
 from specc.training.loop import Evaluated, Started, Step, Stopped, Trainer, Warned
+from specc.training.sweep import Swept, TrialBegun, TrialFinished
 
 _COLUMNS = (("epoch", 5), ("iter", 7), ("loss", 8), ("train acc", 9), ("test acc", 9), ("test loss", 9),
             ("time s", 8), ("samples/s", 10))
 
 
-class _StopFlag:
+class StopFlag:
     """Ctrl-C asks the run to stop after the current step; a second Ctrl-C stops at once."""
 
     def __init__(self) -> None:
@@ -35,7 +37,7 @@ class _StopFlag:
             raise KeyboardInterrupt
         self.requested = True
 
-    def __enter__(self) -> "_StopFlag":
+    def __enter__(self) -> "StopFlag":
         try:
             self._previous = signal.signal(signal.SIGINT, self._handle)
         except ValueError:  # not the main thread (e.g. under a test runner's thread): no handler
@@ -69,7 +71,7 @@ class TrainView:
                             console=c, transient=True, disable=not live)
         out = progress.console if live else c
         try:
-            with _StopFlag() as stop, progress:
+            with StopFlag() as stop, progress:
                 task = None
                 for event in t.run(stop):
                     if isinstance(event, Step):
@@ -149,3 +151,53 @@ def _line(r: dict[str, Any], best: bool) -> Text:
     if best:
         text.append(" *", style="bold green")
     return text
+
+
+class ExperimentView:
+    """How `specc compare` and `specc sweep` show their progress: a line as each variant or trial
+    starts and ends (the table comes after, from specc.cli.views)."""
+
+    def __init__(self, console: Console, errors: Console):
+        self.console, self.errors = console, errors
+
+    def compare(self, events: Iterator[Any]) -> Comparison:
+        c = self.console
+        for event in events:
+            if isinstance(event, Begun):
+                s = event.trainer.s
+                length = f"{s.iters:,} iterations" if s.iters is not None else f"{s.epochs} epochs"
+                c.print(f"[{event.index + 1}/{event.count}] {event.variant.name}: {s.describe()}, batch {s.batch}, "
+                        f"{length}, seed {s.seed}, {len(event.trainer.data.x_train):,} samples -> "
+                        f"{event.trainer.dir}", soft_wrap=True, highlight=False, markup=False)
+            elif isinstance(event, Finished):
+                said = event.outcome.failed or _final(event.outcome.final)
+                c.print(f"      {said}", soft_wrap=True, highlight=False, markup=False)
+            elif isinstance(event, Warned):
+                render_diagnostics([event.diagnostic], None, "", self.errors)
+            elif isinstance(event, Comparison):
+                return event
+        raise RuntimeError("a comparison ends with its Comparison")  # (the engine always yields one)
+
+    def sweep(self, events: Iterator[Any]) -> Swept:
+        c = self.console
+        for event in events:
+            if isinstance(event, TrialBegun):
+                c.print(f"[{event.trial.index + 1}/{event.count}] {event.trial.name}", soft_wrap=True,
+                        highlight=False, markup=False, end="")
+            elif isinstance(event, TrialFinished):
+                c.print(f"  validation {event.result.score:.4f}", highlight=False, markup=False)
+            elif isinstance(event, Stopped):
+                c.print("  stopped", highlight=False, markup=False)
+            elif isinstance(event, Swept):
+                if event.resumed:
+                    c.print(f"{event.resumed} trials were finished before and were not run again",
+                            highlight=False, markup=False)
+                return event
+        raise RuntimeError("a sweep ends with its Swept")
+
+
+def _final(r: dict[str, Any]) -> str:
+    if not r:
+        return "no epoch finished"
+    return (f"epoch {r['epoch']}, iteration {r['iteration']:,}: loss {r['loss']:.4f}, train acc "
+            f"{r['train_acc']:.4f}, test acc {r['test_acc']:.4f}, {r['elapsed_s']:.1f} s")

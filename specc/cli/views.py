@@ -11,6 +11,9 @@ from rich.text import Text
 
 from specc.summary import Row, Summary
 from specc.text import batch_shape, human_bytes, shape_text
+from specc.training.compare import Comparison
+from specc.training.ranges import fmt
+from specc.training.sweep import Swept
 
 
 def gradcheck_table(results, title: str) -> Table:
@@ -127,3 +130,54 @@ def _fused(rows: list[Row]) -> str:
             by_name.setdefault(group[0].kernel_name, []).append(f"{group[0].index}-{group[-1].index}")
     return "fused: " + (", ".join(f"{name} (layers {', '.join(spans)})" for name, spans in by_name.items())
                         or "nothing")
+
+
+def compare_table(result: Comparison, loss_at: int | None = None) -> Table:
+    """One row per variant: its settings and the last epoch's figures (and the loss at one step)."""
+    t = Table(title=f"{result.folder}: {len(result.outcomes)} variants, same data, order and seed",
+              title_justify="left")
+    t.add_column("variant", no_wrap=True)
+    t.add_column("settings", no_wrap=True)
+    t.add_column("iters", justify="right", no_wrap=True)
+    if loss_at is not None:
+        t.add_column(f"loss at {loss_at:,}", justify="right", no_wrap=True)
+    for name in ("last loss", "train loss", "train acc", "test acc", "best test", "time s"):
+        t.add_column(name, justify="right", no_wrap=True)
+    best = max((o.final.get("test_acc", -1) for o in result.outcomes), default=None)
+    for o in result.outcomes:
+        r = o.final
+        if o.failed is not None or not r:
+            t.add_row(o.variant.name, o.settings, f"{len(o.losses):,}",
+                      *(["-"] * (6 if loss_at is not None else 5)), Text("diverged" if o.failed else "-", style="red"))
+            continue
+        at = [] if loss_at is None else [_number(o.loss_at(loss_at), ".4f")]
+        top = max(x["test_acc"] for x in o.records)
+        test = Text(f"{r['test_acc']:.4f}", style="bold green" if r["test_acc"] == best else "")
+        t.add_row(o.variant.name, o.settings, f"{r['iteration']:,}", *at, _number(o.losses[-1], ".4f"),
+                  f"{r['train_loss']:.4f}", f"{r['train_acc']:.4f}", test, f"{top:.4f}", f"{r['elapsed_s']:.1f}")
+    return t
+
+
+def sweep_table(result: Swept, top: int) -> Table:
+    """The trials ranked by their final validation accuracy, best first."""
+    shown = result.ranked[:top]
+    t = Table(title=f"{result.folder}: {len(result.ranked)} of {result.planned} trials finished; the best "
+                    f"{len(shown)} by validation accuracy (held out of the training set)", title_justify="left")
+    keys = list(shown[0].trial.values) if shown else []
+    t.add_column("rank", justify="right")
+    t.add_column("trial", justify="left")
+    for k in keys:
+        t.add_column(k, justify="right")
+    for name in ("val acc", "best val", "train acc", "val loss"):
+        t.add_column(name, justify="right", no_wrap=True)
+    for rank, r in enumerate(shown, 1):
+        last = r.records[-1] if r.records else {}
+        t.add_row(str(rank), r.folder.name, *(fmt(r.trial.values[k]) for k in keys),
+                  Text(f"{r.score:.4f}", style="bold green" if rank == 1 else ""),
+                  _number(max((x["test_acc"] for x in r.records), default=None), ".4f"),
+                  _number(last.get("train_acc"), ".4f"), _number(last.get("test_loss"), ".4f"))
+    return t
+
+
+def _number(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)

@@ -360,3 +360,28 @@ def _as_samples(x: np.ndarray, shape: tuple[int, ...], path: Path) -> np.ndarray
     raise data_error(path, f"{which} {shape_text(got)} ({math.prod(got):,} values), but the network's input "
                        f"is {expected}",
                  "give images of the size the network was trained on (28x28 pixels for MNIST)")
+
+
+def carved(data: Dataset, train_size: int | None, validation: float | None, seed: int) -> Dataset:
+    """The data a run sees: the first `train_size` training samples (all if None) and, with
+    `validation`, that fraction of them held out in place of the test set (shuffled by `seed` first,
+    as the book's shuffle_dataset does), so that nothing tuned on it has seen a test sample."""
+    x, t = data.x_train, data.t_train
+    name = data.name
+    if train_size is not None:
+        if train_size > len(x):
+            raise DataError([Diagnostic(f"--train-size {train_size:,} is more than the {len(x):,} training samples "
+                                        f"of {data.name}", None, "bad-train-size",
+                                        hint=f"give at most {len(x):,}")], name=data.origin)
+        x, t = x[:train_size], t[:train_size]
+        name = f"{name}[:{train_size:,}]"
+    if validation is None:
+        return Dataset(name, data.origin, x, t, data.x_test, data.t_test)
+    held = int(len(x) * validation)
+    if not 0 < held < len(x):
+        raise DataError([Diagnostic(f"--validation {validation:g} of {len(x):,} samples leaves "
+                                    f"{held:,} for validation and {len(x) - held:,} for training", None,
+                                    "bad-validation", hint="both must hold at least one sample")], name=data.origin)
+    order = np.random.default_rng([seed, 3]).permutation(len(x))
+    x, t = x[order], t[order]
+    return Dataset(f"{name} (validation: {held:,} held out)", data.origin, x[held:], t[held:], x[:held], t[:held])

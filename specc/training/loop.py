@@ -74,6 +74,12 @@ class Trainer:
         self.optimizer = make_optimizer(settings.optimizer, settings.optimizer_args, net.parameters())
         self.train_x = Batches(data.x_train, data.scale(), net.dtype, net.input_shape)
         self.test_x = Batches(data.x_test, data.scale(), net.dtype, net.input_shape)
+        # what each epoch's evaluation scores: everything, or the first eval_sample of each split
+        n_eval = settings.eval_sample
+        self.train_eval = self.train_x if n_eval is None else \
+            Batches(data.x_train[:n_eval], data.scale(), net.dtype, net.input_shape)
+        self.test_eval = self.test_x if n_eval is None else \
+            Batches(data.x_test[:n_eval], data.scale(), net.dtype, net.input_shape)
         n = len(data.x_train)
         self.per_epoch = max(1, math.ceil(n / settings.batch))
         if settings.iters is not None:
@@ -248,8 +254,8 @@ class Trainer:
         started = time.perf_counter()
         self._check_finite()
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            train = evaluate(self.net, self.train_x, self.data.t_train)
-            test = evaluate(self.net, self.test_x, self.data.t_test)
+            train = evaluate(self.net, self.train_eval, self.data.t_train[:len(self.train_eval.x)])
+            test = evaluate(self.net, self.test_eval, self.data.t_test[:len(self.test_eval.x)])
         eval_s = time.perf_counter() - started
         steps, losses = len(self.losses), self.losses
         self.losses = []

@@ -32,6 +32,11 @@ class Settings:
     schedule: str = "constant"
     schedule_args: Mapping[str, Any] = field(default_factory=dict)
     data: str | None = None
+    train_size: int | None = None  # train on the first N training samples only
+    validation: float | None = None  # this fraction of the (first train_size) training samples is held
+    #                                  out and scored as the "test" set: the test set is never seen
+    eval_sample: int | None = None  # evaluate on the first N train and test samples per epoch (the
+    #                                 book's evaluate_sample_num_per_epoch); None: all of them
 
     @property
     def lr(self) -> float:
@@ -78,7 +83,9 @@ def resolve(train: Train | None, flags: Mapping[str, Any]) -> Settings:
     if epochs is None and iters is None:
         epochs = 10
     return Settings(name, args, int(flags.get("batch", written.get("batch", 100))),
-                    epochs, iters, float(written.get("weight_decay", 0.0)),
+                    epochs, iters, float(flags.get("weight_decay", written.get("weight_decay", 0.0))),
                     int(flags.get("seed", written.get("seed", 0))),
                     str(flags.get("dtype", written.get("dtype", "float32"))),
-                    sched_name, sched_args, flags.get("data", written.get("data")))
+                    sched_name, sched_args, flags.get("data", written.get("data")),
+                    train_size=flags.get("train_size"), validation=flags.get("validation"),
+                    eval_sample=flags.get("eval_sample"))

@@ -1,0 +1,147 @@
+"""Comparisons: several variants (specs, or one spec with settings varied) trained one after another
+on the same data, order and seed, each into a normal run folder inside the comparison's own; then
+one summary (compare.json) and one overlaid plot (compare.png). It never prints; it yields events."""
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+from specc.errors import RunError
+from specc.source import Source
+from specc.training import plot
+from specc.training.loop import Evaluated, Started, Step, Stopped, Trainer, Warned
+from specc.training.ranges import fmt
+from specc.training.runfolder import writing
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One thing to train: a spec, the flags it is trained with, and an init overriding every layer's."""
+
+    name: str
+    source: Source
+    flags: Mapping[str, Any] = field(default_factory=dict)
+    init: str | float | None = None
+
+    @property
+    def folder_name(self) -> str:
+        return re.sub(r"[^A-Za-z0-9_.=-]+", "_", self.name).strip("_") or "variant"
+
+
+def variants(sources: Sequence[Source], varied: Mapping[str, Sequence[Any]],
+             fixed: Mapping[str, Any]) -> list[Variant]:
+    """Every spec with every combination of the varied settings; named by what differs."""
+    combos: list[dict[str, Any]] = [{}]
+    for key, values in varied.items():
+        combos = [{**c, key: v} for c in combos for v in values]
+    out = []
+    for source in sources:
+        for shared in combos:
+            combo = dict(shared)  # (each spec's variants take their init out of their own copy)
+            parts = [Path(source.name).stem] if len(sources) > 1 else []
+            parts += [fmt(v) if k == "optimizer" else f"{k}={fmt(v)}" for k, v in combo.items()
+                      if len(varied[k]) > 1]
+            name = " ".join(parts) or Path(source.name).stem
+            init = combo.pop("init", None)
+            out.append(Variant(name, source, {**fixed, **combo}, init))
+    return out
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A variant's run: its folder, per-epoch records and every step's loss."""
+
+    variant: Variant
+    folder: Path
+    records: tuple[dict[str, Any], ...]
+    losses: tuple[float, ...]
+    settings: str  # the optimizer as it ran, e.g. SGD lr=0.01
+    failed: str | None = None  # why the run stopped early (NaN or infinity), None when it finished
+
+    @property
+    def final(self) -> dict[str, Any]:
+        return self.records[-1] if self.records else {}
+
+    def loss_at(self, iteration: int) -> float | None:
+        """The training loss of step `iteration` (1-based), as the book prints it every 100 steps."""
+        return self.losses[iteration - 1] if 0 < iteration <= len(self.losses) else None
+
+
+@dataclass(frozen=True)
+class Begun:
+    index: int
+    count: int
+    variant: Variant
+    trainer: Trainer
+
+
+@dataclass(frozen=True)
+class Finished:
+    outcome: Outcome
+
+
+@dataclass(frozen=True)
+class Comparison:
+    folder: Path
+    outcomes: tuple[Outcome, ...]
+    plot: Path | None  # compare.png, None without matplotlib
+    interrupted: bool = False
+
+
+Event = Begun | Started | Step | Evaluated | Warned | Stopped | Finished | Comparison
+
+
+def run(variants: Sequence[Variant], folder: Path, build: Callable[[Variant, Path], Trainer],
+        stop: Callable[[], bool] = lambda: False) -> Iterator[Event]:
+    """Train each variant into folder/NN-name (build makes its Trainer); the last event is the Comparison."""
+    outcomes = []
+    interrupted = False
+    for i, v in enumerate(variants):
+        trainer = build(v, folder / f"{i + 1:02d}-{v.folder_name}")
+        losses: list[float] = []
+        failed = None
+        try:
+            yield Begun(i, len(variants), v, trainer)
+            for event in trainer.run(stop):
+                if isinstance(event, Step):
+                    losses.append(event.loss)
+                if isinstance(event, Stopped):
+                    interrupted = True
+                yield event
+        except RunError as e:  # a variant that diverges is a result (the book's plain net at scale 1), not the end
+            failed = e.diagnostics[0].message
+        finally:
+            trainer.close()
+        outcome = Outcome(v, trainer.dir, tuple(trainer.records), tuple(losses), _brief(trainer), failed)
+        outcomes.append(outcome)
+        yield Finished(outcome)
+        if interrupted:
+            break
+    yield summarize(folder, outcomes, interrupted)
+
+
+def _brief(trainer: Trainer) -> str:
+    """The settings a comparison varies, briefly: SGD lr=0.01, and the weight decay if any."""
+    s = trainer.s
+    return f"{s.optimizer} lr={s.lr:g}" + (f" λ={s.weight_decay:g}" if s.weight_decay else "")
+
+
+def summarize(folder: Path, outcomes: Sequence[Outcome], interrupted: bool = False) -> Comparison:
+    folder.mkdir(parents=True, exist_ok=True)
+    doc = {"variants": [{"name": o.variant.name, "folder": o.folder.name, "settings": o.settings,
+                         "init": o.variant.init, "flags": dict(o.variant.flags), "final": o.final,
+                         "failed": o.failed,
+                         "losses": list(o.losses)} for o in outcomes], "interrupted": interrupted}
+    path = folder / "compare.json"
+    with writing(path):
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(doc) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    png = folder / "compare.png"
+    with writing(png):
+        drawn = plot.comparison([(o.variant.name, o.losses, o.records) for o in outcomes], png, folder.name)
+    return Comparison(folder, tuple(outcomes), png if drawn else None, interrupted)
