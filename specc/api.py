@@ -13,7 +13,7 @@ from specc import memory
 from specc.check import CheckedNetwork, check, check_train
 from specc.compiler import Compiled, plan
 from specc.compiler import compile as compile_network
-from specc.errors import DataError, Diagnostic, SpecError, UsageError
+from specc.errors import DataError, Diagnostic, FileError, SpecError, UsageError
 from specc.expr.explain import Explanation
 from specc.expr.explain import explain as explain_layer
 from specc.graph import ir as graph_ir
@@ -46,8 +46,28 @@ __all__ = ["check_any", "check_graph", "graph_evaluation", "drawing", "explanati
 
 
 def read(path: str | Path) -> Source:
-    """A spec file's text; FileError if it is missing, unreadable or not UTF-8 text."""
+    """A spec file's text; FileError if it is missing (naming `model.net` when `model` was given and
+    that is beside it), unreadable or not UTF-8 text."""
+    p = Path(path)
+    if not p.exists() and not p.suffix:
+        near = [q for q in (p.with_suffix(".net"), p.with_suffix(".json")) if q.is_file()]
+        if near:
+            raise FileError([Diagnostic(f"no such file: '{path}'", code="no-file",
+                                        hint=f"did you mean '{near[0]}'?")], name=str(path))
     return read_source(path)
+
+
+def _checkpoint_file(path: str | Path, flag: str = "--weights") -> Path:
+    """A checkpoint's path; a folder (a run folder, say) is refused with the files inside it to pass."""
+    p = Path(path)
+    if p.is_dir():
+        inside = sorted(q.name for q in p.glob("*.npz"))
+        example = next((n for n in ("best.npz", "weights.npz") if n in inside), inside[0] if inside else None)
+        hint = (f"pass the checkpoint file inside it, e.g. {flag} {p / example}" if example
+                else "pass a checkpoint file (weights.npz or best.npz of a run folder)")
+        raise UsageError([Diagnostic(f"'{path}' is a folder, not a checkpoint file", None, "not-a-checkpoint",
+                                     hint=hint)])
+    return p
 
 
 def _is_json(source: Source) -> bool:
@@ -223,7 +243,7 @@ def _position(d: Diagnostic) -> tuple[int, int]:
 
 
 def check_file(path: str | Path) -> CheckedNetwork:
-    return check_source(read_source(path))
+    return check_source(read(path))
 
 
 def check_text(text: str, name: str = "<string>") -> CheckedNetwork:
@@ -261,7 +281,7 @@ def load(path: str | Path, *, dtype: str = "float32", fuse: bool = True, seed: i
     more than `max_memory` bytes to train at batch 100 (default: specc.memory.default_budget())
     is refused before anything is allocated.
     """
-    return _network(read_source(path), dtype, fuse, seed, max_memory)
+    return _network(read(path), dtype, fuse, seed, max_memory)
 
 
 def compile(text: str, *, name: str = "<string>", dtype: str = "float32", fuse: bool = True,  # noqa: A001
@@ -291,8 +311,10 @@ def training(path: str | Path, *, out: str | Path | None = None, resume: str | P
     if init_from is not None and resume is not None:
         raise UsageError([Diagnostic("--init-from starts a new run; --resume continues one: give one of them",
                                      None, "conflicting-flags")])
-    source = read_source(path)
+    source = read(path)
     checked = check_source(source)
+    if init_from is not None:
+        init_from = _checkpoint_file(init_from, "--init-from")
     if resume is not None:
         folder = _resume_folder(Path(resume), out)
     else:
@@ -400,7 +422,7 @@ def _saved_config(folder: Path) -> dict[str, Any]:
 def trained(path: str | Path, weights: str | Path) -> Network:
     """A network with the weights of a checkpoint (refused, with the lines, if they do not fit)."""
     net = load(path, dtype="float32")
-    checkpoint.restore(net, Path(weights), net.source)
+    checkpoint.restore(net, _checkpoint_file(weights), net.source)
     return net
 
 
