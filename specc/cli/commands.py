@@ -211,6 +211,25 @@ def _explain(args, stdout: Console, stderr: Console) -> int:
     return 0 if ex.agreement <= 1e-12 and all(c.passed for c in ex.checks) else 1
 
 
+def _report(args, stdout: Console, stderr: Console) -> int:
+    from specc import report
+
+    with _working(stdout, "evaluating the run" + "s" * (len(args.runs) > 1)):
+        runs = [api.run_report(folder) for folder in args.runs]
+    out = Path(args.out) if args.out else (Path(args.runs[0]) / "report.html" if len(runs) == 1
+                                           else Path("report.html"))
+    try:
+        out.write_text(report.render(runs), encoding="utf-8")
+    except OSError as e:
+        raise UsageError([Diagnostic(f"cannot write '{out}': {e.strerror or e}", None, "unwritable")]) from None
+    for r in runs:
+        stdout.print(f"{r.folder}: test accuracy {r.evaluation.accuracy:.4f}, {len(r.records)} evaluations",
+                     soft_wrap=True, highlight=False, markup=False)
+    stdout.print(f"wrote {out} (open it in a browser: file://{out.resolve()})", soft_wrap=True, highlight=False,
+                 markup=False)
+    return 0
+
+
 def _export(args, stdout: Console, stderr: Console) -> int:
     from specc.interop import OPSET
     from specc.interop.onnx_export import export
@@ -294,5 +313,5 @@ def _lint(args, stdout: Console, stderr: Console) -> int:
 
 COMMANDS = {"check": _check, "summary": _summary, "compile": _compile, "gradcheck": _gradcheck,
              "train": _train, "eval": _eval, "predict": _predict, "bench": _bench, "schema": _schema,
-             "grad": _grad, "draw": _draw, "explain": _explain, "export": _export, "import": _import,
+             "grad": _grad, "draw": _draw, "report": _report, "explain": _explain, "export": _export, "import": _import,
              "fmt": _fmt, "lint": _lint, "lsp": _lsp}
