@@ -89,12 +89,16 @@ def _chart(records: Sequence[dict[str, Any]], what: str, series: list[tuple[str,
     from specc.training.plot import epoch_ticks
 
     series = [s for s in series if all(s[0] in r for r in records)]
-    w, h, left, right, top, bottom = 420, 260, 52, 12, 28, 40
+    w, h, left, right, top, bottom = 520, 300, 56, 14, 48, 40
     epochs = [r["epoch"] for r in records]
     values = [float(r[k]) for k, *_ in series for r in records if np.isfinite(r[k])]
     low, high = (min(values), max(values)) if values else (0.0, 1.0)
     pad = (high - low) * 0.08 or 0.5
     low, high = low - pad, high + pad
+    if min(values, default=0.0) >= 0:
+        low = max(low, 0.0)  # a loss or an accuracy is never negative: no axis below 0
+    if what == "accuracy":
+        high = min(high, 1.0)
     e0, e1 = epochs[0], max(epochs[-1], epochs[0] + 1)
 
     def x(e: float) -> float:
@@ -121,9 +125,9 @@ def _chart(records: Sequence[dict[str, Any]], what: str, series: list[tuple[str,
         for px, py, rec in points:
             out.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="4" fill="{color}"><title>{_e(label)}, epoch '
                        f'{rec["epoch"]} (iteration {rec["iteration"]:,}): {rec[key]:.4f}</title></circle>')
-        lx = left + 8 + n * 125
-        out.append(f'<rect x="{lx}" y="{top - 4}" width="10" height="3" fill="{color}"/>'
-                   f'<text x="{lx + 14}" y="{top}" class="legend">{_e(label)}</text>')
+        lx = left + sum(24 + 6.2 * len(s[1]) for s in series[:n])  # a legend row under the title
+        out.append(f'<rect x="{lx:.0f}" y="26" width="12" height="3" fill="{color}"/>'
+                   f'<text x="{lx + 16:.0f}" y="31" class="legend">{_e(label)}</text>')
     return "".join(out) + "</svg>"
 
 
@@ -226,7 +230,7 @@ section{background:#fff;border:1px solid #e4e4e4;border-radius:6px;padding:12px 
 .cards{display:flex;flex-wrap:wrap;gap:10px}.card{border:1px solid #e4e4e4;border-radius:6px;padding:8px 12px;
 min-width:130px}.card .k{color:#666;font-size:12px}.card .v{font-size:22px;font-weight:600}.card .n{color:#888;
 font-size:12px}
-.charts{display:flex;flex-wrap:wrap;gap:12px}.chart{width:420px;max-width:100%;height:auto;background:#fff}
+.charts{display:flex;flex-wrap:wrap;gap:12px}.chart{width:520px;max-width:100%;height:auto;background:#fff}
 .chart .grid{stroke:#eee}.chart .tick,.chart .legend{font-size:11px;fill:#555}.chart .ct{font-size:13px;
 font-weight:600}.chart .best{stroke:#d62728;stroke-dasharray:4 3;opacity:.6}.chart circle:hover{r:6}
 table{border-collapse:collapse}td,th{padding:3px 7px}.summary td,.summary th{border-bottom:1px solid #eee;
