@@ -42,7 +42,8 @@ def render(runs: Sequence[RunReport]) -> str:
 
 def _headline(r: RunReport) -> str:
     s, d = r.config.get("settings", {}), r.config.get("data", {})
-    args = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in s.get("optimizer_args", {}).items())
+    args = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in s.get("optimizer_args", {}).items())
     return (f"{r.spec_name} on {d.get('name', '?')}: {s.get('optimizer', '?')}({args}), batch {s.get('batch', '?')}, "
             f"{len(r.records)} evaluations, {r.records[-1]['iteration']:,} iterations" if r.records else
             f"{r.spec_name} on {d.get('name', '?')}")

@@ -13,7 +13,7 @@ from rich.console import Console
 
 from specc.cli import parser as cli_parser
 from specc.cli.curveview import curve_chart
-from specc.cli.trainview import _clock, _Clock
+from specc.cli.trainview import _Clock, _clock
 from specc.training.plot import caption, epoch_ticks
 
 TWO = ROOT / "models" / "two_layer_net.net"
@@ -59,7 +59,8 @@ def test_the_readme_names_every_flag():
     table = readme[readme.index("## Commands"):]
     table = table[:table.index("\n\n", table.index("| --- |"))]
     for name, sub in _subparsers().items():
-        row = next((line for line in table.splitlines() if line.startswith((f"| `specc {name} ", f"| `specc {name}`"))), None)
+        starts = (f"| `specc {name} ", f"| `specc {name}`")
+        row = next((line for line in table.splitlines() if line.startswith(starts)), None)
         assert row is not None, name
         for action in sub._actions:
             for flag in action.option_strings:

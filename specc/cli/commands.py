@@ -146,7 +146,8 @@ def _predict(args, stdout: Console, stderr: Console) -> int:
 def _bench(args, stdout: Console, stderr: Console) -> int:
     source = api.read(args.file)
     checked = api.check_source(source)
-    optimizer = api.summary(checked).training["optimizer"]  # the spec's, as training would use it
+    training = api.summary(checked).training
+    optimizer = training["optimizer"] if training else "SGD"  # the spec's, as training would use it
     with _working(stdout, f"timing {args.steps} steps"):
         p = profile(checked, source, batch=args.batch, steps=args.steps, dtype=args.dtype, optimizer=optimizer)
     # The title is two short lines above the table, not its title: rich would wrap that to the table's width.

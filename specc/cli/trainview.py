@@ -80,12 +80,12 @@ class TrainView:
                 for event in t.run(stop):
                     if isinstance(event, Step):
                         if task is not None and clock.due(event.iteration, t.total):
-                            progress.update(task, completed=event.iteration, loss=f"{event.loss:.4f}",
-                                            **clock.fields(event.iteration, t.total))
+                            fields: dict[str, Any] = clock.fields(event.iteration, t.total)
+                            progress.update(task, completed=event.iteration, loss=f"{event.loss:.4f}", **fields)
                     elif isinstance(event, Started):
                         clock.start(event.start)
-                        task = progress.add_task("train", total=event.total, completed=event.start, loss="-",
-                                                 **clock.fields(event.start, event.total))
+                        first: dict[str, Any] = clock.fields(event.start, event.total)
+                        task = progress.add_task("train", total=event.total, completed=event.start, loss="-", **first)
                         if event.start:
                             out.print(f"  resuming at iteration {event.start:,} of {event.total:,}",
                                       highlight=False, markup=False)
