@@ -211,7 +211,7 @@ def commands(parser: argparse.ArgumentParser) -> list[str]:
 
 
 def parse(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace | None:
-    """The parsed arguments, or None when there is no command (the parser's help is printed then).
+    """The parsed arguments, or None when there is no command (the parser's help is printed on stderr then).
     A mistyped command gets the closest names (argparse would list them all)."""
     first = next((a for a in argv if not a.startswith("-")), None)
     names = commands(parser)
@@ -220,8 +220,8 @@ def parse(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Name
         parser.error(f"unknown command '{first}'" + (f"; {hint}" if hint else "")
                      + "\n  (`specc --help` lists the commands)")
     args = parser.parse_args(list(argv))
-    if args.command is None:
-        parser.print_help()
+    if args.command is None:  # a usage error: the help goes where usage errors go
+        parser.print_help(sys.stderr)
         return None
     return args
 
