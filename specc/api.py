@@ -13,7 +13,7 @@ from specc import memory
 from specc.check import CheckedNetwork, check, check_train
 from specc.compiler import Compiled, plan
 from specc.compiler import compile as compile_network
-from specc.errors import DataError, Diagnostic, SpecError, UsageError
+from specc.errors import DataError, Diagnostic, FileError, SpecError, UsageError
 from specc.expr.explain import Explanation
 from specc.expr.explain import explain as explain_layer
 from specc.graph import ir as graph_ir
@@ -42,12 +42,32 @@ from specc.training.settings import resolve as resolve_settings
 __all__ = ["check_any", "check_graph", "graph_evaluation", "drawing", "explanation", "explanation_drawing",
            "check_training_memory", "check_file", "check_text", "check_source", "compile", "evaluation",
            "generated_code", "ir_document", "Prediction", "prediction", "trained",
-           "load", "read", "summary", "training", "with_init", "comparison", "sweeping"]
+           "load", "read", "RunReport", "run_report", "summary", "training", "with_init", "comparison", "sweeping"]
 
 
 def read(path: str | Path) -> Source:
-    """A spec file's text; FileError if it is missing, unreadable or not UTF-8 text."""
+    """A spec file's text; FileError if it is missing (naming `model.net` when `model` was given and
+    that is beside it), unreadable or not UTF-8 text."""
+    p = Path(path)
+    if not p.exists() and not p.suffix:
+        near = [q for q in (p.with_suffix(".net"), p.with_suffix(".json")) if q.is_file()]
+        if near:
+            raise FileError([Diagnostic(f"no such file: '{path}'", code="no-file",
+                                        hint=f"did you mean '{near[0]}'?")], name=str(path))
     return read_source(path)
+
+
+def _checkpoint_file(path: str | Path, flag: str = "--weights") -> Path:
+    """A checkpoint's path; a folder (a run folder, say) is refused with the files inside it to pass."""
+    p = Path(path)
+    if p.is_dir():
+        inside = sorted(q.name for q in p.glob("*.npz"))
+        example = next((n for n in ("best.npz", "weights.npz") if n in inside), inside[0] if inside else None)
+        hint = (f"pass the checkpoint file inside it, e.g. {flag} {p / example}" if example
+                else "pass a checkpoint file (weights.npz or best.npz of a run folder)")
+        raise UsageError([Diagnostic(f"'{path}' is a folder, not a checkpoint file", None, "not-a-checkpoint",
+                                     hint=hint)])
+    return p
 
 
 def _is_json(source: Source) -> bool:
@@ -223,7 +243,7 @@ def _position(d: Diagnostic) -> tuple[int, int]:
 
 
 def check_file(path: str | Path) -> CheckedNetwork:
-    return check_source(read_source(path))
+    return check_source(read(path))
 
 
 def check_text(text: str, name: str = "<string>") -> CheckedNetwork:
@@ -261,7 +281,7 @@ def load(path: str | Path, *, dtype: str = "float32", fuse: bool = True, seed: i
     more than `max_memory` bytes to train at batch 100 (default: specc.memory.default_budget())
     is refused before anything is allocated.
     """
-    return _network(read_source(path), dtype, fuse, seed, max_memory)
+    return _network(read(path), dtype, fuse, seed, max_memory)
 
 
 def compile(text: str, *, name: str = "<string>", dtype: str = "float32", fuse: bool = True,  # noqa: A001
@@ -294,8 +314,10 @@ def training(path: str | Path | Source, *, out: str | Path | None = None, resume
     if init_from is not None and resume is not None:
         raise UsageError([Diagnostic("--init-from starts a new run; --resume continues one: give one of them",
                                      None, "conflicting-flags")])
-    source = path if isinstance(path, Source) else read_source(path)
+    source = path if isinstance(path, Source) else read(path)
     checked = check_source(source)
+    if init_from is not None:
+        init_from = _checkpoint_file(init_from, "--init-from")
     if resume is not None:
         folder = _resume_folder(Path(resume), out)
     else:
@@ -405,7 +427,7 @@ def _saved_config(folder: Path) -> dict[str, Any]:
 def trained(path: str | Path, weights: str | Path) -> Network:
     """A network with the weights of a checkpoint (refused, with the lines, if they do not fit)."""
     net = load(path, dtype="float32")
-    checkpoint.restore(net, Path(weights), net.source)
+    checkpoint.restore(net, _checkpoint_file(weights), net.source)
     return net
 
 
@@ -553,3 +575,60 @@ def sweeping(spec: str | Path | None, *, out: str | Path | None = None, resume: 
         return training(source, out=where, data=data, dataset=loaded, **{**fixed, **trial.values})
 
     return sweep.run(planned, folder, build, done, stop or (lambda: False), top)
+
+@dataclasses.dataclass(frozen=True)
+class RunReport:
+    """What `specc report` shows of a run folder: its spec, figures, drawing, curves and how its final
+    weights do on the test set (the confusion matrix and the misclassified samples)."""
+
+    folder: Path
+    spec_name: str  # model.net or model.json
+    spec_text: str
+    summary: Summary
+    drawing_svg: str
+    records: list[dict[str, Any]]  # metrics.jsonl
+    config: dict[str, Any]  # config.json
+    evaluation: Evaluation  # of weights.npz on the test split
+    classes: int
+    misclassified: np.ndarray  # indices into the test split, at most `misclassified_limit`
+    test_images: np.ndarray  # the test samples at those indices, as stored (uint8 for MNIST)
+    versions: dict[str, str]
+
+
+def run_report(folder: str | Path, misclassified_limit: int = 48) -> RunReport:
+    """Read a run folder that `specc train` wrote and evaluate its last checkpoint on its test set."""
+    import platform
+
+    from specc import __version__
+
+    folder = Path(folder)
+    if not (folder / "config.json").is_file():
+        hint = ("pass the run folder, not a file in it" if folder.is_file() else
+                "a run folder is the --out of `specc train` (runs/NAME-DATE-TIME by default)")
+        raise UsageError([Diagnostic(f"'{folder}' is not a run folder (no config.json in it)", None, "no-run",
+                                     hint=hint)])
+    spec = next((folder / n for n in ("model.net", "model.json") if (folder / n).is_file()), None)
+    if spec is None or not (folder / "weights.npz").is_file():
+        raise UsageError([Diagnostic(f"'{folder}' holds no {'spec' if spec is None else 'weights.npz'}", None,
+                                     "no-run", hint="the run stopped before its first checkpoint; train it again")])
+    config = _saved_config(folder)
+    records = []
+    for line in (folder / "metrics.jsonl").read_text(encoding="utf-8").splitlines() \
+            if (folder / "metrics.jsonl").is_file() else []:
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue  # a line cut short by a kill
+    source = read(spec)
+    checked = check_source(source)
+    figures = summary(checked)
+    net = trained(spec, folder / "weights.npz")
+    dataset = data_mod.load(config.get("data", {}).get("origin"))
+    check_fit(net, dataset)
+    batches = data_mod.Batches(dataset.x_test, dataset.scale(), net.dtype, net.input_shape)
+    result = evaluate(net, batches, dataset.t_test)
+    wrong = np.flatnonzero(result.predicted != result.labels)[:misclassified_limit]
+    versions = {"specc": __version__, "python": platform.python_version(), "numpy": np.__version__,
+                "platform": platform.platform(terse=True)}
+    return RunReport(folder, spec.name, source.text, figures, draw_pipeline(figures, spec.name).svg, records, config,
+                     result, int(net.loss_layer.out_shape[0]), wrong, dataset.x_test[wrong], versions)

@@ -68,7 +68,8 @@ def test_train_writes_a_run_folder(trained):
     assert r.code == 0, r.text
     assert epoch_lines(r.out) == [(1, 40), (2, 80)]  # one line per epoch, no progress bar: not a terminal
     assert "\r" not in r.out and "━" not in r.out
-    assert f"run folder: {out}" in r.out and "SGD(lr=0.1), batch 100, 2 epochs" in r.out
+    assert f"run folder: {out}" in r.out and "SGD(lr=0.1), batch 100, float32" in r.out
+    assert "2 epochs (40 iterations per epoch)" in r.out
     assert "done: 80 iterations" in r.out
     files = {p.name for p in out.iterdir()}
     assert {"model.net", "config.json", "metrics.jsonl", "weights.npz", "best.npz"} <= files

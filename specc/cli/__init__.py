@@ -10,7 +10,7 @@ from typing import Sequence
 from rich.console import Console
 
 from specc.cli.commands import COMMANDS
-from specc.cli.parser import build
+from specc.cli.parser import build, parse
 from specc.diagnostics import render
 from specc.errors import SpeccError
 
@@ -18,9 +18,11 @@ from specc.errors import SpeccError
 def run(argv: Sequence[str], stdout: Console, stderr: Console) -> int:
     """Run one command; return its exit code (0 ok, 1 a failed run, 2 a usage, spec or data error)."""
     try:
-        args = build(stdout, stderr).parse_args(list(argv))
+        args = parse(build(stdout, stderr), argv)
     except SystemExit as e:  # argparse has printed usage or help
         return int(e.code or 0)
+    if args is None:  # `specc` alone: its help, the commands one per line, has been printed
+        return 2
     try:
         return COMMANDS[args.command](args, stdout, stderr)
     except SpeccError as e:

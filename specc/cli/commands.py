@@ -3,9 +3,12 @@ returns to a view (specc.cli.views); the exit code is 0 ok, 1 a failed run, 2 a 
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
 from specc import api
@@ -38,7 +41,7 @@ def _check(args, stdout: Console, stderr: Console) -> int:
                                            f" ({graph_view.describe(checked)})"), soft_wrap=True)
                 continue
             net = checked
-            api.check_training_memory(net, source)
+            api.check_training_memory(net, source, args.max_memory)
         except SpeccError as e:
             render(e, stderr)
             status = max(status, e.exit_code)
@@ -82,8 +85,12 @@ def _compile(args, stdout: Console, stderr: Console) -> int:
 
 def _gradcheck(args, stdout: Console, stderr: Console) -> int:
     net = api.load(args.file, dtype="float64", fuse=not args.unfused, seed=args.seed)
-    report = check_network(net, batch=args.batch, seed=args.seed, limit=None if args.all else args.samples)
+    with _working(stdout, f"checking {len(net.params)} parameters against central differences"):
+        report = check_network(net, batch=args.batch, seed=args.seed, limit=None if args.all else args.samples)
     stdout.print(views.gradcheck_table(report.results, f"{args.file}: backprop vs central differences"))
+    if any(views.passes_on_absolute(r) for r in report.results):
+        stdout.print("(abs): a gradient of about zero, whose relative error means nothing; it passes because its "
+                     "absolute error is within the rounding noise of the differences", soft_wrap=True)
     tolerance = max((r.tolerance for r in report.results), default=ABSOLUTE_TOLERANCE)
     stdout.print(f"threshold: relative error <= {RELATIVE_TOLERANCE:g} or absolute error <= {tolerance:.1g} "
                  f"(the rounding noise of the differences); h = {STEP:g}, float64, batch {args.batch}, "
@@ -166,6 +173,8 @@ def _predict(args, stdout: Console, stderr: Console) -> int:
     result = api.prediction(args.file, args.weights, args.images, invert=args.invert)
     render_diagnostics(result.warnings, None, None, stderr)
     probs = result.probabilities
+    what = args.images[0] if len(args.images) == 1 else f"{len(args.images)} files"
+    stdout.print(Text.assemble((what, "bold"), f": {len(probs):,} image{'s' * (len(probs) != 1)}"), soft_wrap=True)
     stdout.print(views.prediction_table(result, args.images, args.top, args.limit))
     if len(probs) > args.limit:
         stdout.print(f"... {len(probs) - args.limit:,} more (--limit N shows more)")
@@ -174,12 +183,30 @@ def _predict(args, stdout: Console, stderr: Console) -> int:
 
 def _bench(args, stdout: Console, stderr: Console) -> int:
     source = api.read(args.file)
-    p = profile(api.check_source(source), source, batch=args.batch, steps=args.steps, dtype=args.dtype)
-    stdout.print(views.profile_table(p, f"{args.file}: one training step (forward, backward, SGD update), "
-                                        f"batch {p.batch}, {args.dtype}, mean of {p.steps} steps"))
+    checked = api.check_source(source)
+    training = api.summary(checked).training
+    optimizer = training["optimizer"] if training else "SGD"  # the spec's, as training would use it
+    with _working(stdout, f"timing {args.steps} steps"):
+        p = profile(checked, source, batch=args.batch, steps=args.steps, dtype=args.dtype, optimizer=optimizer)
+    # The title is two short lines above the table, not its title: rich would wrap that to the table's width.
+    stdout.print(Text.assemble((f"{args.file}", "bold"), f": one training step (forward, backward, {optimizer} "
+                               "update)"), soft_wrap=True)
+    stdout.print(f"batch {p.batch}, {args.dtype}, mean of {p.steps} steps", soft_wrap=True, highlight=False)
+    stdout.print(views.profile_table(p))
     stdout.print(f"a whole step without the timers: {p.step_ms:.3f} ms (median), "
                  f"{p.batch / p.step_ms * 1e3:,.0f} samples/s", soft_wrap=True, highlight=False)
     return 0
+
+
+@contextmanager
+def _working(console: Console, what: str) -> Iterator[None]:
+    """A spinner with the time elapsed while long work runs, on a terminal only (a log gets nothing extra)."""
+    if not console.is_terminal:
+        yield
+        return
+    with Progress(SpinnerColumn(), TextColumn(what), TextColumn("elapsed"), TimeElapsedColumn(), console=console,
+                  transient=True):
+        yield
 
 
 def _grad(args, stdout: Console, stderr: Console) -> int:
@@ -221,6 +248,25 @@ def _explain(args, stdout: Console, stderr: Console) -> int:
             raise UsageError([Diagnostic(f"cannot write '{out}': {e.strerror or e}", None, "unwritable")]) from None
         stdout.print(f"wrote {out}", soft_wrap=True, markup=False)
     return 0 if ex.agreement <= 1e-12 and all(c.passed for c in ex.checks) else 1
+
+
+def _report(args, stdout: Console, stderr: Console) -> int:
+    from specc import report
+
+    with _working(stdout, "evaluating the run" + "s" * (len(args.runs) > 1)):
+        runs = [api.run_report(folder) for folder in args.runs]
+    out = Path(args.out) if args.out else (Path(args.runs[0]) / "report.html" if len(runs) == 1
+                                           else Path("report.html"))
+    try:
+        out.write_text(report.render(runs), encoding="utf-8")
+    except OSError as e:
+        raise UsageError([Diagnostic(f"cannot write '{out}': {e.strerror or e}", None, "unwritable")]) from None
+    for r in runs:
+        stdout.print(f"{r.folder}: test accuracy {r.evaluation.accuracy:.4f}, {len(r.records)} evaluations",
+                     soft_wrap=True, highlight=False, markup=False)
+    stdout.print(f"wrote {out} (open it in a browser: file://{out.resolve()})", soft_wrap=True, highlight=False,
+                 markup=False)
+    return 0
 
 
 def _export(args, stdout: Console, stderr: Console) -> int:
@@ -307,5 +353,5 @@ def _lint(args, stdout: Console, stderr: Console) -> int:
 COMMANDS = {"check": _check, "summary": _summary, "compile": _compile, "gradcheck": _gradcheck,
              "train": _train, "compare": _compare, "sweep": _sweep,
              "eval": _eval, "predict": _predict, "bench": _bench, "schema": _schema,
-             "grad": _grad, "draw": _draw, "explain": _explain, "export": _export, "import": _import,
+             "grad": _grad, "draw": _draw, "report": _report, "explain": _explain, "export": _export, "import": _import,
              "fmt": _fmt, "lint": _lint, "lsp": _lsp}

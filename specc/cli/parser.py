@@ -1,14 +1,39 @@
-"""The command line's arguments: every command, its flags with their defaults and help."""
+"""The command line's arguments: every command, its flags with their defaults and help, and examples."""
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import Sequence
 
 from rich.console import Console
 
 from specc import __version__
 from specc.errors import SpeccError
 from specc.memory import parse_size
+from specc.suggest import did_you_mean
+
+# Help is formatted to the console's width, but never wider than this (long lines are hard to read).
+HELP_WIDTH = 100
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions and examples as written; every flag's help ends with its default, unless the
+    help says it already (a default of None or False is described in words, or not at all)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        help = action.help or ""
+        default = action.default
+        if (action.option_strings and "default" not in help and default is not None
+                and not isinstance(default, bool) and default is not argparse.SUPPRESS):
+            help += " (default: %(default)s)"
+        return help
+
+    def add_argument(self, action: argparse.Action) -> None:
+        super().add_argument(action)
+        # argparse measures the command names one indent short: `gradcheck` would push its line down
+        if isinstance(action, argparse._SubParsersAction):
+            longest = max((len(name) for name in action.choices), default=0)
+            self._action_max_length = max(self._action_max_length, longest + self._current_indent + 4)
 
 
 def build(stdout: Console, stderr: Console) -> argparse.ArgumentParser:
@@ -21,134 +46,193 @@ def build(stdout: Console, stderr: Console) -> argparse.ArgumentParser:
                 console.file.write(message)
                 console.file.flush()
 
-    p = Parser(prog="specc", description="Compile, check and summarise neural networks "
-                                "written as .net layer pipelines.")
-    p.add_argument("--version", action="version", version=f"specc {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    width = min(stdout.width, HELP_WIDTH)
 
-    c = sub.add_parser("check", help="parse, validate and infer shapes; print every error")
+    def formatter(prog: str) -> argparse.HelpFormatter:
+        return _Formatter(prog, width=width, max_help_position=28)
+
+    p = Parser(prog="specc", formatter_class=formatter,
+               description="Compile, check, train and look at neural networks written as .net layer pipelines.",
+               epilog="examples:\n  specc check models/two_layer_net.net\n"
+                      "  specc train models/two_layer_net.net --epochs 3\n\n"
+                      "`specc COMMAND --help` describes a command's flags.")
+    p.add_argument("--version", action="version", version=f"specc {__version__}")
+    sub = p.add_subparsers(title="commands", dest="command", metavar="COMMAND")
+
+    def command(name: str, help: str, *examples: str) -> argparse.ArgumentParser:
+        epilog = "example" + "s" * (len(examples) > 1) + ":\n" + "\n".join(f"  {e}" for e in examples)
+        return sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".", epilog=epilog,
+                              formatter_class=formatter)
+
+    c = command("check", "parse, validate and infer shapes; print every error",
+                "specc check models/*.net", "specc check --annotate models/simple_conv_net.net")
     c.add_argument("files", nargs="+", metavar="FILE", help=".net or IR .json files")
     c.add_argument("--annotate", action="store_true",
                    help="print the source with the shape, parameters and FLOPs that leave each line")
+    c.add_argument("--max-memory", type=_size, metavar="SIZE",
+                   help="refuse a network whose training would need more (e.g. 2G; default: half the "
+                        "machine's memory)")
 
-    c = sub.add_parser("summary", help="a table of layers, shapes, parameters and FLOPs")
-    c.add_argument("file", metavar="FILE")
+    c = command("summary", "a table of layers, shapes, parameters and FLOPs",
+                "specc summary models/simple_conv_net.net", "specc summary models/two_layer_net.net --json")
+    c.add_argument("file", metavar="FILE", help="a .net or IR .json file")
     c.add_argument("--json", action="store_true", help="print the figures as JSON")
 
-    c = sub.add_parser("compile", help="print the IR (JSON) or the generated NumPy module of a network")
-    c.add_argument("file", metavar="FILE")
+    c = command("compile", "print the IR (JSON) or the generated NumPy module of a network",
+                "specc compile models/two_layer_net.net", "specc compile models/two_layer_net.net --emit python")
+    c.add_argument("file", metavar="FILE", help="a .net or IR .json file")
     c.add_argument("--emit", choices=["json", "python"], default="json",
                    help="json: the IR document; python: a standalone module of the fused passes")
 
-    c = sub.add_parser("gradcheck", help="backprop against numerical gradients, per parameter (float64)")
-    c.add_argument("file", metavar="FILE")
-    c.add_argument("--batch", type=_positive, default=8, help="samples in the random batch (default 8)")
-    c.add_argument("--samples", type=_positive, default=40,
-                   help="elements checked per parameter, chosen at random (default 40)")
+    c = command("gradcheck", "backprop against numerical gradients, per parameter (float64)",
+                "specc gradcheck models/two_layer_net.net", "specc gradcheck models/simple_conv_net.net --samples 10")
+    c.add_argument("file", metavar="FILE", help="a .net or IR .json file")
+    c.add_argument("--batch", type=_positive, default=8, metavar="N", help="samples in the random batch")
+    c.add_argument("--samples", type=_positive, default=40, metavar="N",
+                   help="elements checked per parameter, chosen at random")
     c.add_argument("--all", action="store_true", help="check every element (slow for big layers)")
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--seed", type=int, default=0, metavar="N", help="of the batch, the weights and the elements")
     c.add_argument("--unfused", action="store_true", help="check the unfused reference path")
 
-    c = sub.add_parser("train", help="train a network; progress, per-epoch metrics, checkpoints, curve")
-    c.add_argument("file", metavar="FILE")
+    c = command("train", "train a network; progress, per-epoch metrics, checkpoints, curve",
+                "specc train models/two_layer_net.net --epochs 3",
+                "specc train models/simple_conv_net.net --iters 200 --out runs/scn")
+    c.add_argument("file", metavar="FILE", help="a .net or IR .json file; its train { } section sets the defaults")
     c.add_argument("--data", metavar="D", help="a folder of IDX files, an .npz file, or mnist / fashion-mnist "
-                   "(default: the embedded 5,000-digit MNIST sample)")
+                   "(default: the spec's, else the embedded 5,000-digit MNIST sample)")
     length = c.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=_positive, metavar="N")
-    length.add_argument("--iters", type=_positive, metavar="N", help="training steps instead of epochs")
-    c.add_argument("--batch", type=_positive, metavar="N")
-    c.add_argument("--lr", type=_positive_float, metavar="X")
-    c.add_argument("--optimizer", metavar="NAME", help="SGD, Momentum, Nesterov, AdaGrad, RMSprop or Adam")
-    c.add_argument("--seed", type=_seed, metavar="N")
-    c.add_argument("--dtype", choices=["float32", "float64"])
+    length.add_argument("--epochs", type=_positive, metavar="N",
+                        help="passes over the training set (default: the spec's, else 10)")
+    length.add_argument("--iters", type=_positive, metavar="N",
+                        help="training steps instead of epochs (default: the spec's, if any)")
+    c.add_argument("--batch", type=_positive, metavar="N", help="samples per step (default: the spec's, else 100)")
+    c.add_argument("--lr", type=_positive_float, metavar="X",
+                   help="learning rate (default: the spec's, else the optimizer's: 0.01 for SGD, 0.001 for Adam)")
+    c.add_argument("--optimizer", metavar="NAME", help="SGD, Momentum, Nesterov, AdaGrad, RMSprop or Adam "
+                   "(default: the spec's, else SGD)")
+    c.add_argument("--seed", type=_seed, metavar="N", help="of the weights and the data order "
+                   "(default: the spec's, else 0)")
+    c.add_argument("--dtype", choices=["float32", "float64"], help="of the weights and the data "
+                   "(default: the spec's, else float32)")
     c.add_argument("--out", metavar="DIR", help="run folder (default: a new folder under runs/)")
-    c.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
+    c.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint "
+                   "(default: start a new run)")
     c.add_argument("--init-from", metavar="W", help="start from the weights (and BatchNorm statistics) of a "
-                   "checkpoint, e.g. one `specc import` wrote, with a fresh optimizer")
+                   "checkpoint, e.g. one `specc import` wrote, with a fresh optimizer (default: the seeded "
+                   "initial values)")
     c.add_argument("--max-memory", type=_size, metavar="SIZE",
                    help="refuse a network that would need more (e.g. 2G; default: half the machine's memory)")
 
-    c = sub.add_parser("compare", help="train variants on the same data, order and seed; one table, one plot")
-    c.add_argument("files", nargs="+", metavar="FILE", help="one spec, or several (e.g. with and without BatchNorm)")
-    c.add_argument("--optimizer", metavar="LIST", help="optimizers to compare, e.g. SGD,Momentum,AdaGrad,Adam")
+    c = command("compare", "train variants on the same data, order and seed; one table, one plot",
+                "specc compare models/mlp_4x100.net --optimizer SGD,Momentum,AdaGrad,Adam --iters 2000 "
+                "--batch 128",
+                "specc compare models/mlp_5x100.net models/multi_layer_net_extend.net --init 1..1e-4:log:4")
+    c.add_argument("files", nargs="+", metavar="FILE",
+                   help="one spec, or several (e.g. with and without BatchNorm)")
+    c.add_argument("--optimizer", metavar="LIST",
+                   help="optimizers to compare, e.g. SGD,Momentum,AdaGrad,Adam (default: not varied)")
     c.add_argument("--init", metavar="LIST", help="inits overriding every layer's, e.g. std=0.01,xavier,he, "
-                   "or a grid of weight scales such as 1..1e-4:log:16")
-    c.add_argument("--weight-decay", metavar="LIST", help="e.g. 0,0.1")
-    c.add_argument("--lr", metavar="LIST", help="learning rates, e.g. 0.1,0.01 or 1e-3..1e-1:log:3")
+                   "or a grid of weight scales such as 1..1e-4:log:16 (default: not varied)")
+    c.add_argument("--weight-decay", metavar="LIST",
+                   help="weight decays to compare, e.g. 0,0.1 (default: not varied)")
+    c.add_argument("--lr", metavar="LIST",
+                   help="learning rates, e.g. 0.1,0.01 or 1e-3..1e-1:log:3 (default: not varied)")
     _experiment_flags(c)
     c.add_argument("--loss-at", type=_positive, metavar="N",
-                   help="show each variant's training loss at iteration N (the book prints every 100th)")
+                   help="show each variant's training loss at iteration N (the book prints every 100th; default: none)")
     c.add_argument("--out", metavar="DIR", help="the comparison's folder (default: a new folder under runs/)")
 
-    c = sub.add_parser("sweep", help="random or grid search of settings, scored on a validation split")
+    c = command("sweep", "random or grid search of settings, scored on a validation split",
+                "specc sweep models/mlp_6x100.net --train-size 500 --epochs 50 --lr 1e-6..1e-2:log "
+                "--weight-decay 1e-8..1e-4:log --trials 100",
+                "specc sweep --resume runs/sweep-20261201-101500")
     c.add_argument("file", nargs="?", metavar="FILE", help="the spec (left out with --resume: the saved one)")
     c.add_argument("--lr", metavar="RANGE", help="e.g. 1e-6..1e-2:log (log-uniform), 0.001..0.1, a list "
-                   "0.1,0.01, or a grid 1e-3..1e-1:log:5")
-    c.add_argument("--weight-decay", metavar="RANGE", help="e.g. 1e-8..1e-4:log")
+                   "0.1,0.01, or a grid 1e-3..1e-1:log:5 (default: the spec's, not searched)")
+    c.add_argument("--weight-decay", metavar="RANGE", help="e.g. 1e-8..1e-4:log (default: the spec's, not searched)")
     c.add_argument("--trials", type=_positive, metavar="N", help="random trials (default 20; a sweep of grids "
                    "without --trials tries every combination)")
     c.add_argument("--validation", type=_fraction, metavar="F",
                    help="fraction of the training samples held out to score trials (default 0.2); "
                    "the test set is never used")
-    c.add_argument("--optimizer", metavar="NAME")
+    c.add_argument("--optimizer", metavar="NAME", help="the optimizer of every trial (default: the spec's)")
     _experiment_flags(c)
-    c.add_argument("--top", type=_positive, default=20, metavar="N", help="trials ranked and plotted (default 20)")
+    c.add_argument("--top", type=_positive, default=20, metavar="N", help="trials ranked and plotted")
     c.add_argument("--out", metavar="DIR", help="the sweep's folder (default: a new folder under runs/)")
-    c.add_argument("--resume", metavar="DIR", help="continue the sweep in DIR: finished trials are not rerun")
+    c.add_argument("--resume", metavar="DIR",
+                   help="continue the sweep in DIR: finished trials are not rerun (default: a new sweep)")
 
-    c = sub.add_parser("eval", help="loss, accuracy and confusion matrix of trained weights")
-    c.add_argument("file", metavar="FILE")
-    c.add_argument("--weights", required=True, metavar="W", help="weights.npz or best.npz of a run")
-    c.add_argument("--data", metavar="D")
-    c.add_argument("--split", choices=["test", "train"], default="test")
+    c = command("eval", "loss, accuracy and confusion matrix of trained weights",
+                "specc eval models/two_layer_net.net --weights runs/two/best.npz",
+                "specc eval models/two_layer_net.net --weights runs/two/weights.npz --split train")
+    c.add_argument("file", metavar="FILE", help="the spec the weights were trained with")
+    c.add_argument("--weights", required=True, metavar="W", help="weights.npz or best.npz of a run (required)")
+    c.add_argument("--data", metavar="D", help="as for train (default: the embedded MNIST sample)")
+    c.add_argument("--split", choices=["test", "train"], default="test", help="which part of the data set")
 
-    c = sub.add_parser("predict", help="predicted classes, with probabilities, for images")
-    c.add_argument("file", metavar="FILE")
-    c.add_argument("--weights", required=True, metavar="W")
+    c = command("predict", "predicted classes, with probabilities, for images",
+                "specc predict models/two_layer_net.net --weights runs/two/best.npz digit.png --invert")
+    c.add_argument("file", metavar="FILE", help="the spec the weights were trained with")
+    c.add_argument("--weights", required=True, metavar="W", help="weights.npz or best.npz of a run (required)")
     c.add_argument("images", nargs="+", metavar="IMAGES", help=".npy, .npz, IDX, PGM or PNG files")
     c.add_argument("--invert", action="store_true",
                    help="dark digits on a light background: invert them (MNIST digits are white on black)")
-    c.add_argument("--top", type=_positive, default=3, help="classes shown per image (default 3)")
-    c.add_argument("--limit", type=_positive, default=20, help="images shown (default 20)")
+    c.add_argument("--top", type=_positive, default=3, metavar="N", help="classes shown per image")
+    c.add_argument("--limit", type=_positive, default=20, metavar="N", help="images shown")
 
-    c = sub.add_parser("bench", help="where a training step's time goes, kernel by kernel")
-    c.add_argument("file", metavar="FILE")
-    c.add_argument("--batch", type=_positive, default=100)
-    c.add_argument("--steps", type=_positive, default=50, help="timed steps (default 50)")
-    c.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    c = command("bench", "where a training step's time goes, kernel by kernel",
+                "specc bench models/simple_conv_net.net", "specc bench models/two_layer_net.net --steps 200")
+    c.add_argument("file", metavar="FILE", help="a .net or IR .json file; its train section names the optimizer")
+    c.add_argument("--batch", type=_positive, default=100, metavar="N", help="samples per step")
+    c.add_argument("--steps", type=_positive, default=50, metavar="N", help="timed steps")
+    c.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="of the weights and data")
 
-    c = sub.add_parser("export", help="write the ONNX model of a network (needs specc[onnx])")
-    c.add_argument("file", metavar="FILE")
+    c = command("report", "one self-contained HTML page of a training run (or of runs side by side)",
+                "specc report runs/scn", "specc report runs/a runs/b -o compare.html")
+    c.add_argument("runs", nargs="+", metavar="RUN", help="run folders that specc train wrote")
+    c.add_argument("-o", "--out", metavar="OUT.html",
+                   help="where to write the page (default: RUN/report.html, or report.html for several runs)")
+
+    c = command("export", "write the ONNX model of a network (needs specc[onnx])",
+                "specc export models/two_layer_net.net --weights runs/two/best.npz -o two.onnx")
+    c.add_argument("file", metavar="FILE", help="a .net or IR .json file")
     c.add_argument("--weights", metavar="W", help="a checkpoint (default: the seeded initial values)")
-    c.add_argument("-o", "--out", required=True, metavar="OUT.onnx")
+    c.add_argument("-o", "--out", required=True, metavar="OUT.onnx", help="the ONNX file to write (required)")
 
-    c = sub.add_parser("import", help="turn an ONNX model into a .net file and a checkpoint (needs specc[onnx])")
-    c.add_argument("model", metavar="MODEL.onnx")
-    c.add_argument("-o", "--out", required=True, metavar="OUT.net")
+    c = command("import", "turn an ONNX model into a .net file and a checkpoint (needs specc[onnx])",
+                "specc import two.onnx -o two.net")
+    c.add_argument("model", metavar="MODEL.onnx", help="a chain of common ONNX operators")
+    c.add_argument("-o", "--out", required=True, metavar="OUT.net", help="the .net file to write (required)")
     c.add_argument("--weights-out", metavar="W.npz", help="the checkpoint (default: OUT.npz beside OUT.net)")
 
-    sub.add_parser("schema", help="print the JSON Schema of the IR")
+    command("schema", "print the JSON Schema of the IR", "specc schema > ir.schema.json")
 
     # computational graphs (specc.graph)
-    c = sub.add_parser("grad", help="evaluate a computational graph forward and backward, node by node")
-    c.add_argument("file", metavar="FILE")
+    c = command("grad", "evaluate a computational graph forward and backward, node by node",
+                "specc grad models/graphs/apple.net", "specc grad models/graphs/apple.net --json")
+    c.add_argument("file", metavar="FILE", help="a .net file of input, let and output statements")
     c.add_argument("--json", action="store_true", help="print the values and gradients as JSON")
     c.add_argument("--precise", action="store_true", help="full float64 precision (220.00000000000003)")
     c.add_argument("--no-check", action="store_true", help="skip the check against central differences")
-    c = sub.add_parser("draw", help="draw a computational graph or a layer pipeline as SVG")
-    c.add_argument("file", metavar="FILE")
+    c = command("draw", "draw a computational graph or a layer pipeline as SVG",
+                "specc draw models/graphs/apple.net", "specc draw models/simple_conv_net.net -o scn.svg")
+    c.add_argument("file", metavar="FILE", help="a graph or a network of layers")
     c.add_argument("-o", "--out", metavar="OUT.svg", help="where to write the SVG (default: FILE with .svg)")
-    c = sub.add_parser("explain", help="a built-in layer's backward derived step by step from its expression")
+    c = command("explain", "a built-in layer's backward derived step by step from its expression",
+                "specc explain Sigmoid", "specc explain Affine -o affine.svg")
     c.add_argument("name", metavar="LAYER", help="ReLU, LeakyReLU, Sigmoid, Tanh or Affine")
-    c.add_argument("-o", "--out", metavar="OUT.svg", help="also draw its graph with the values as an SVG")
+    c.add_argument("-o", "--out", metavar="OUT.svg", help="also draw its graph with the values as an SVG "
+                   "(default: no drawing)")
     c.add_argument("--precise", action="store_true", help="full float64 precision")
 
-    sub.add_parser("lsp", help="run the Language Server (stdin/stdout) for editors; needs the lsp extra")
+    command("lsp", "run the Language Server (stdin/stdout) for editors; needs the lsp extra", "specc lsp")
 
-    c = sub.add_parser("lint", help="warn of what is allowed but likely wrong (the book's lessons); exit 1 if any")
+    c = command("lint", "warn of what is allowed but likely wrong (the book's lessons); exit 1 if any",
+                "specc lint models/*.net")
     c.add_argument("files", nargs="+", metavar="FILE", help=".net or IR .json files")
 
-    c = sub.add_parser("fmt", help="rewrite .net files in the one canonical layout (comments kept)")
+    c = command("fmt", "rewrite .net files in the one canonical layout (comments kept)",
+                "specc fmt models/*.net", "specc fmt --check models/*.net")
     c.add_argument("files", nargs="+", metavar="FILE", help=".net files")
     c.add_argument("--check", action="store_true", help="write nothing; exit 1 if a file would change")
     c.add_argument("--diff", action="store_true", help="write nothing; print a unified diff, exit 1 if any")
@@ -161,13 +245,40 @@ def _experiment_flags(c: argparse.ArgumentParser) -> None:
     """The flags compare and sweep share with train (each variant or trial is a normal run)."""
     c.add_argument("--data", metavar="D", help="as for train (default: the embedded sample)")
     length = c.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=_positive, metavar="N")
-    length.add_argument("--iters", type=_positive, metavar="N")
-    c.add_argument("--batch", type=_positive, metavar="N")
-    c.add_argument("--seed", type=_seed, metavar="N")
-    c.add_argument("--train-size", type=_positive, metavar="N", help="train on the first N training samples")
+    length.add_argument("--epochs", type=_positive, metavar="N",
+                        help="passes over the training set (default: the spec's)")
+    length.add_argument("--iters", type=_positive, metavar="N",
+                        help="training steps instead of epochs (default: none)")
+    c.add_argument("--batch", type=_positive, metavar="N", help="samples per step (default: the spec's)")
+    c.add_argument("--seed", type=_seed, metavar="N", help="the seed of every variant (default: the spec's)")
+    c.add_argument("--train-size", type=_positive, metavar="N",
+                   help="train on the first N training samples (default: all)")
     c.add_argument("--eval-sample", type=_positive, metavar="N", help="evaluate each epoch on the first N train "
                    "and test samples (the book's evaluate_sample_num_per_epoch; default: all)")
+
+
+def commands(parser: argparse.ArgumentParser) -> list[str]:
+    """The names of the parser's commands, in the order of its help."""
+    for action in parser._subparsers._group_actions if parser._subparsers else []:
+        if isinstance(action, argparse._SubParsersAction):
+            return list(action.choices)
+    return []
+
+
+def parse(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace | None:
+    """The parsed arguments, or None when there is no command (the parser's help is printed on stderr then).
+    A mistyped command gets the closest names (argparse would list them all)."""
+    first = next((a for a in argv if not a.startswith("-")), None)
+    names = commands(parser)
+    if first is not None and first not in names and (not argv or argv[0] == first):
+        hint = did_you_mean(first, names)
+        parser.error(f"unknown command '{first}'" + (f"; {hint}" if hint else "")
+                     + "\n  (`specc --help` lists the commands)")
+    args = parser.parse_args(list(argv))
+    if args.command is None:  # a usage error: the help goes where usage errors go
+        parser.print_help(sys.stderr)
+        return None
+    return args
 
 
 def _size(text: str) -> int:

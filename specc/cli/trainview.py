@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import math
 import signal
+import time
 from typing import Any, Iterator
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.text import Text
 
+from specc.cli.curveview import curve_chart
 from specc.diagnostics import render, render_diagnostics
 from specc.errors import RunError
 from specc.training.compare import Begun, Comparison, Finished
@@ -58,27 +60,34 @@ class TrainView:
         t, c = self.t, self.console
         s, data = t.s, t.data
         length = f"{s.iters:,} iterations" if s.iters is not None else f"{s.epochs} epochs"
-        c.print(Text.assemble(("training ", "bold"), (self.spec, "bold"), f" on {data.name} "
-                              f"({len(data.x_train):,} train / {len(data.x_test):,} test samples)"), soft_wrap=True)
-        c.print(f"  {s.describe()}, batch {s.batch}, {length} ({t.per_epoch:,} iterations per epoch), "
-                f"{s.dtype}, seed {s.seed}" + (f", weight decay {s.weight_decay:g}" if s.weight_decay else "")
+        # Short lines: each fits in 80 columns unless a path is long (wrapped text is hard to read).
+        c.print(Text.assemble(("training ", "bold"), (self.spec, "bold"), f" on {data.name}"), soft_wrap=True)
+        c.print(f"  {len(data.x_train):,} train / {len(data.x_test):,} test samples; {length} "
+                f"({t.per_epoch:,} iterations per epoch)", soft_wrap=True, highlight=False, markup=False)
+        c.print(f"  {s.describe()}, batch {s.batch}, {s.dtype}, seed {s.seed}"
+                + (f", weight decay {s.weight_decay:g}" if s.weight_decay else "")
                 + (f", schedule {s.schedule}" if s.schedule != "constant" else ""),
                 soft_wrap=True, highlight=False, markup=False)
         c.print(f"  run folder: {t.dir}", soft_wrap=True, highlight=False, markup=False)
         live = c.is_terminal
-        progress = Progress(TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                            console=c, transient=True, disable=not live)
+        progress = Progress(BarColumn(bar_width=None), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
+                            TextColumn("{task.fields[speed]}"), TextColumn("elapsed {task.fields[elapsed]}"),
+                            TextColumn("left {task.fields[left]}"), console=c, transient=True, disable=not live,
+                            expand=True)
         out = progress.console if live else c
+        clock = _Clock(t.s.batch)
         try:
             with StopFlag() as stop, progress:
                 task = None
                 for event in t.run(stop):
                     if isinstance(event, Step):
-                        if task is not None and (event.iteration % 10 == 0 or event.iteration == t.total):
-                            progress.update(task, completed=event.iteration, loss=f"{event.loss:.4f}")
+                        if task is not None and clock.due(event.iteration, t.total):
+                            fields: dict[str, Any] = clock.fields(event.iteration, t.total)
+                            progress.update(task, completed=event.iteration, loss=f"{event.loss:.4f}", **fields)
                     elif isinstance(event, Started):
-                        task = progress.add_task("train", total=event.total, completed=event.start, loss="-")
+                        clock.start(event.start)
+                        first: dict[str, Any] = clock.fields(event.start, event.total)
+                        task = progress.add_task("train", total=event.total, completed=event.start, loss="-", **first)
                         if event.start:
                             out.print(f"  resuming at iteration {event.start:,} of {event.total:,}",
                                       highlight=False, markup=False)
@@ -104,6 +113,8 @@ class TrainView:
                         soft_wrap=True, highlight=False, markup=False)
             return 1
         self._summary()
+        if live and len(t.records) > 1:
+            c.print(curve_chart(t.records, min(c.width, 100)))
         return 0
 
     def _summary(self) -> None:
@@ -112,18 +123,55 @@ class TrainView:
         if last is None:
             return
         best = max(t.records, key=lambda r: r["test_acc"])
-        c.print(Text.assemble(("done: ", "bold green"),
-                              f"{last['iteration']:,} iterations in {last['elapsed_s']:.2f} s "
-                              f"of training; test accuracy ", (f"{last['test_acc']:.4f}", "bold"),
-                              f" (best {best['test_acc']:.4f} at epoch {best['epoch']}), train accuracy "
-                              f"{last['train_acc']:.4f}"), soft_wrap=True)
-        files = f"{t.spec_file}, config.json, metrics.jsonl, weights.npz, best.npz"
+        c.print(Text.assemble(("done: ", "bold green"), f"{last['iteration']:,} iterations in "
+                              f"{last['elapsed_s']:.2f} s of training; test accuracy ",
+                              (f"{last['test_acc']:.4f}", "bold")), soft_wrap=True)
+        c.print(f"  best test accuracy {best['test_acc']:.4f} at epoch {best['epoch']}; train accuracy "
+                f"{last['train_acc']:.4f}", soft_wrap=True, highlight=False, markup=False)
+        files = f"{t.spec_file} config.json metrics.jsonl weights.npz best.npz"
         if t.curve:
-            files += ", curve.png"
-        c.print(f"  {t.dir}: {files}", soft_wrap=True, highlight=False, markup=False)
+            files += " curve.png"
+        c.print(f"  files in {t.dir}:", soft_wrap=True, highlight=False, markup=False)
+        c.print(f"    {files}", soft_wrap=True, highlight=False, markup=False)
+        c.print(f"  the run as a page: specc report {t.dir}", soft_wrap=True, highlight=False, markup=False)
         if not t.curve:
             c.print("  no curve.png: matplotlib is not installed (pip install matplotlib)", soft_wrap=True,
                     highlight=False, markup=False)
+
+
+class _Clock:
+    """The live bar's figures: samples/s and the time left, from this session's steps so far (the first
+    estimate comes from the first steps; evaluations are counted in once they happen)."""
+
+    def __init__(self, batch: int) -> None:
+        self.batch = batch
+        self.began = time.monotonic()
+        self.first = 0
+        self.shown = 0.0
+
+    def start(self, iteration: int) -> None:
+        self.began, self.first = time.monotonic(), iteration
+
+    def due(self, iteration: int, total: int) -> bool:
+        """Whether to redraw: ten times a second at most, and at the end."""
+        now = time.monotonic()
+        if iteration >= total or now - self.shown >= 0.1:
+            self.shown = now
+            return True
+        return False
+
+    def fields(self, iteration: int, total: int) -> dict[str, str]:
+        spent, done = time.monotonic() - self.began, iteration - self.first
+        if done <= 0 or spent <= 0:
+            return {"speed": "- samples/s", "elapsed": _clock(0), "left": "-:--"}
+        return {"speed": f"{done * self.batch / spent:,.0f} samples/s", "elapsed": _clock(spent),
+                "left": _clock(spent / done * (total - iteration))}
+
+
+def _clock(seconds: float) -> str:
+    """0:07, 12:30, 1:02:03."""
+    s = int(seconds + 0.5)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
 def _cell(value: float, spec: str, width: int) -> str:
