@@ -8,6 +8,7 @@ import specc
 from specc.check import check
 from specc.errors import SpecError
 from specc.ir import from_json
+from specc.reading import decode_source
 from specc.source import Span
 
 
@@ -296,7 +297,7 @@ def test_errors_in_a_repeated_block_are_reported_once():
 
 
 def test_check_on_a_typed_network():
-    doc = specc.ir_document(specc.api.decode_source("t.net", NETWORKS["conv"].encode()))
+    doc = specc.ir_document(decode_source("t.net", NETWORKS["conv"].encode()))
     net = check(from_json(doc))
     assert net.parameter_count == 433_890
     assert [c.index for c in net.layers] == list(range(7))

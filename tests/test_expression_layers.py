@@ -20,6 +20,7 @@ from specc.gradcheck import check_network
 from specc.graph.ops import OPS
 from specc.layers import REGISTRY
 from specc.layers.base import Runtime
+from specc.source import Source
 
 DENSE = """
 layer Dense(n) {
@@ -155,7 +156,7 @@ def test_swish_net_model_passes_gradcheck_and_saves_weights(tmp_path):
 
 
 def test_the_ir_of_an_expression_layer_round_trips_through_json(tmp_path):
-    source = specc.api.Source("prelu.net", NETS["prelu"])
+    source = Source("prelu.net", NETS["prelu"])
     doc = specc.ir_document(source)
     layer = doc["layers"][1]
     assert layer["type"] == "PReLU" and layer["args"] == {"init_a": 0.25}

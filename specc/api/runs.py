@@ -1,0 +1,273 @@
+"""Runs: training into a run folder (new, resumed or fine-tuned), evaluation, prediction, and the
+report of a run."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from specc import memory
+from specc.api.front import (
+    check_source,
+    is_json,
+    load,
+    read,
+    summary,
+    training_sizes,
+)
+from specc.check import CheckedNetwork
+from specc.compiler import compile as compile_network
+from specc.compiler import plan
+from specc.errors import DataError, Diagnostic, UsageError
+from specc.graph.draw import draw_pipeline
+from specc.network import Network
+from specc.source import Source
+from specc.summary import Summary
+from specc.training import checkpoint
+from specc.training import data as data_mod
+from specc.training.evaluate import Evaluation, check_fit, evaluate
+from specc.training.loop import Trainer
+from specc.training.optimizers import OPTIMIZERS, canonical
+from specc.training.runfolder import RunLock, new_run_folder
+from specc.training.settings import Settings
+from specc.training.settings import resolve as resolve_settings
+
+
+def _checkpoint_file(path: str | Path, flag: str = "--weights") -> Path:
+    """A checkpoint's path; a folder (a run folder, say) is refused with the files inside it to pass."""
+    p = Path(path)
+    if p.is_dir():
+        inside = sorted(q.name for q in p.glob("*.npz"))
+        example = next((n for n in ("best.npz", "weights.npz") if n in inside), inside[0] if inside else None)
+        hint = (f"pass the checkpoint file inside it, e.g. {flag} {p / example}" if example
+                else "pass a checkpoint file (weights.npz or best.npz of a run folder)")
+        raise UsageError([Diagnostic(f"'{path}' is a folder, not a checkpoint file", None, "not-a-checkpoint",
+                                     hint=hint)])
+    return p
+
+
+def training(path: str | Path | Source, *, out: str | Path | None = None, resume: str | Path | None = None,
+             data: str | None = None, max_memory: int | None = None, init_from: str | Path | None = None,
+             dataset: data_mod.Dataset | None = None, **flags: Any) -> "Trainer":
+    """A Trainer ready to run: spec checked, settings resolved, data loaded and fitted, run folder
+    prepared and locked (release it with trainer.close()). Flags: epochs, iters, batch, lr,
+    optimizer, seed, dtype (None for not given). With `resume`, the run folder's saved settings
+    are used and training continues from its last checkpoint (epochs/iters may extend it). With
+    `init_from`, a new run starts from a checkpoint's weights and BatchNorm statistics (fine-tuning).
+    `dataset` is data already loaded (then `data` only names it). `path` may be a Source already read
+    (a variant of `specc compare`, say). Flags also: weight_decay, train_size, validation and
+    eval_sample (see Settings).
+    """
+    if init_from is not None and resume is not None:
+        raise UsageError([Diagnostic("--init-from starts a new run; --resume continues one: give one of them",
+                                     None, "conflicting-flags")])
+    source = path if isinstance(path, Source) else read(path)
+    checked = check_source(source)
+    if init_from is not None:
+        init_from = _checkpoint_file(init_from, "--init-from")
+    if resume is not None:
+        folder = _resume_folder(Path(resume), out)
+    else:
+        settings = resolve_settings(checked.network.train, {**flags, "data": data})
+        folder = Path(out) if out is not None else new_run_folder(Path(source.name))
+    # The lock comes first, so that a folder in use is refused as such, whatever it holds.
+    lock = RunLock(folder)
+    lock.acquire()
+    try:
+        if resume is not None:
+            config = saved_config(folder)
+            settings = _resumed_settings(folder, config, flags)
+            data = data or config["data"]["origin"]
+        elif (folder / "weights.npz").exists():
+            raise UsageError([Diagnostic(f"{folder} holds an earlier run (weights.npz); it is not overwritten",
+                                         None, "folder-in-use",
+                                         hint=f"continue it with --resume {folder}, or train into another --out")])
+        memory.enforce(plan(checked), source, max_memory, **training_sizes(settings))
+        net = Network(compile_network(checked), source, dtype=settings.dtype, seed=settings.seed,
+                      weight_decay=settings.weight_decay)
+        if init_from is not None:
+            checkpoint.restore(net, Path(init_from), source)
+        if dataset is None:
+            dataset = _dataset(settings.data if resume is None else data, checked, source,
+                               from_spec=resume is None and data is None)
+        dataset = data_mod.carved(dataset, settings.train_size, settings.validation, settings.seed)
+        trainer = Trainer(net, dataset, settings, folder, source.text,
+                                    "model.json" if is_json(source) else "model.net")
+        if resume is not None:
+            trainer.resume()
+        else:
+            trainer.start_files()
+    except BaseException:
+        lock.release()
+        raise
+    trainer.lock = lock
+    return trainer
+
+
+def _dataset(name: str | None, checked: CheckedNetwork, source: Source, from_spec: bool) -> data_mod.Dataset:
+    """The data set to train on; an unknown name written in the spec is shown at its line there."""
+    try:
+        return data_mod.load(name)
+    except DataError as e:
+        train = checked.network.train
+        span = train.key_spans.get("data") if train is not None and from_spec else None
+        if span is None or e.diagnostics[0].code != "unknown-data":
+            raise
+        raise DataError([dataclasses.replace(d, span=span) for d in e.diagnostics], source) from None
+
+
+def _resume_folder(folder: Path, out: str | Path | None) -> Path:
+    """The folder to resume; `--out` may repeat it (a requeued command), not name another."""
+    if out is not None and Path(out).resolve() != folder.resolve():
+        raise UsageError([Diagnostic(f"--out {out} and --resume {folder} name two run folders", None,
+                                     "resume-settings", hint="a resumed run continues in its own folder; "
+                                                             "leave out --out, or give it the same folder")])
+    if not folder.is_dir():
+        raise UsageError([Diagnostic(f"{folder} is not a run folder to resume (no such folder)", None, "no-run",
+                                     hint="--resume takes the --out folder of an earlier specc train")])
+    return folder
+
+
+def _resumed_settings(folder: Path, config: dict[str, Any], flags: dict[str, Any]) -> Settings:
+    """The saved settings of a run, extended by --epochs or --iters. A flag equal to the saved setting
+    is accepted (a job scheduler requeues the identical command); only a real change is refused."""
+    try:
+        settings = Settings(**config["settings"])
+        if settings.epochs is None and settings.iters is None:
+            raise TypeError("neither epochs nor iters is set")
+    except (KeyError, TypeError) as e:
+        raise UsageError([Diagnostic(f"{folder}/config.json is not specc's ({e})", None, "no-run")]) from None
+    changes = [f"--{key} {given} differs from the run's {key} {saved}"
+               for key, given, saved in _given_and_saved(settings, flags) if given != saved]
+    if changes:  # (--data may point at the same data set in a new place)
+        raise UsageError([Diagnostic(
+            "--resume continues a run with the settings it was started with; " + ", ".join(changes), None,
+            "resume-settings", hint="flags equal to the run's settings may be repeated; only --epochs or --iters "
+                                    "may extend a resumed run; start a new run (another --out) to change settings")])
+    if flags.get("epochs") is not None or flags.get("iters") is not None:
+        settings = dataclasses.replace(settings, epochs=flags.get("epochs"), iters=flags.get("iters"))
+    return settings
+
+
+def _given_and_saved(settings: Settings, flags: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(flag, value given, value saved) for each setting flag given, compared as the run compares them:
+    optimizer names without regard to case, numbers as numbers."""
+    saved: dict[str, Any] = {"batch": settings.batch, "lr": settings.optimizer_args.get("lr"),
+                             "optimizer": settings.optimizer,
+                             "seed": settings.seed, "dtype": settings.dtype}
+    given: dict[str, Any] = {k: flags[k] for k in saved if flags.get(k) is not None}
+    if "optimizer" in given:
+        given["optimizer"] = canonical(OPTIMIZERS, str(given["optimizer"])) or given["optimizer"]
+    if "lr" in given and saved["lr"] is not None:
+        given["lr"], saved["lr"] = float(given["lr"]), float(saved["lr"])
+    return [(k, v, saved[k]) for k, v in given.items()]
+
+
+def saved_config(folder: Path) -> dict[str, Any]:
+    try:
+        return json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise UsageError([Diagnostic(f"{folder} is not a run folder to resume ({e})", None, "no-run",
+                                     hint="--resume takes the --out folder of an earlier specc train")]) from None
+
+
+def trained(path: str | Path, weights: str | Path) -> Network:
+    """A network with the weights of a checkpoint (refused, with the lines, if they do not fit)."""
+    net = load(path, dtype="float32")
+    checkpoint.restore(net, _checkpoint_file(weights), net.source)
+    return net
+
+
+def evaluation(path: str | Path, weights: str | Path, data: str | None = None,
+               split: str = "test") -> tuple[Network, data_mod.Dataset, Evaluation]:
+    """(network, data set, Evaluation) of trained weights on a data set's train or test split."""
+    net = trained(path, weights)
+    dataset = data_mod.load(data)
+    check_fit(net, dataset)
+    x, t = (dataset.x_test, dataset.t_test) if split == "test" else (dataset.x_train, dataset.t_train)
+    batches = data_mod.Batches(x, dataset.scale(), net.dtype, net.input_shape)
+    return net, dataset, evaluate(net, batches, t)
+
+
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+    """Class probabilities (N, classes) of the images of every file, in order, and what to warn of."""
+
+    probabilities: np.ndarray
+    files: tuple[tuple[str, int], ...]  # each file and how many images it holds
+    warnings: tuple[Diagnostic, ...]  # each names its file; `specc predict` prints them to stderr
+
+
+def prediction(path: str | Path, weights: str | Path, images: str | Path | Sequence[str | Path],
+               invert: bool = False) -> Prediction:
+    """Class probabilities of trained weights for the images of one file or several (.npy, .npz,
+    IDX, PGM or PNG), scaled as in training; `invert` turns dark-on-light images the MNIST way."""
+    net = trained(path, weights)
+    probabilities, files, warnings = [], [], []
+    for file in [images] if isinstance(images, (str, Path)) else images:
+        x, scale, said = data_mod.predict_inputs(file, net.input_shape, invert)
+        probabilities.append(net.probabilities(x.astype(net.dtype) * net.dtype.type(scale)))
+        files.append((str(file), len(x)))
+        warnings += said
+    return Prediction(np.concatenate(probabilities), tuple(files), tuple(warnings))
+
+
+@dataclasses.dataclass(frozen=True)
+class RunReport:
+    """What `specc report` shows of a run folder: its spec, figures, drawing, curves and how its final
+    weights do on the test set (the confusion matrix and the misclassified samples)."""
+
+    folder: Path
+    spec_name: str  # model.net or model.json
+    spec_text: str
+    summary: Summary
+    drawing_svg: str
+    records: list[dict[str, Any]]  # metrics.jsonl
+    config: dict[str, Any]  # config.json
+    evaluation: Evaluation  # of weights.npz on the test split
+    classes: int
+    misclassified: np.ndarray  # indices into the test split, at most `misclassified_limit`
+    test_images: np.ndarray  # the test samples at those indices, as stored (uint8 for MNIST)
+    versions: dict[str, str]
+
+
+def run_report(folder: str | Path, misclassified_limit: int = 48) -> RunReport:
+    """Read a run folder that `specc train` wrote and evaluate its last checkpoint on its test set."""
+    import platform
+
+    from specc import __version__
+
+    folder = Path(folder)
+    if not (folder / "config.json").is_file():
+        hint = ("pass the run folder, not a file in it" if folder.is_file() else
+                "a run folder is the --out of `specc train` (runs/NAME-DATE-TIME by default)")
+        raise UsageError([Diagnostic(f"'{folder}' is not a run folder (no config.json in it)", None, "no-run",
+                                     hint=hint)])
+    spec = next((folder / n for n in ("model.net", "model.json") if (folder / n).is_file()), None)
+    if spec is None or not (folder / "weights.npz").is_file():
+        raise UsageError([Diagnostic(f"'{folder}' holds no {'spec' if spec is None else 'weights.npz'}", None,
+                                     "no-run", hint="the run stopped before its first checkpoint; train it again")])
+    config = saved_config(folder)
+    records = []
+    for line in (folder / "metrics.jsonl").read_text(encoding="utf-8").splitlines() \
+            if (folder / "metrics.jsonl").is_file() else []:
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue  # a line cut short by a kill
+    source = read(spec)
+    checked = check_source(source)
+    figures = summary(checked)
+    net = trained(spec, folder / "weights.npz")
+    dataset = data_mod.load(config.get("data", {}).get("origin"))
+    check_fit(net, dataset)
+    batches = data_mod.Batches(dataset.x_test, dataset.scale(), net.dtype, net.input_shape)
+    result = evaluate(net, batches, dataset.t_test)
+    wrong = np.flatnonzero(result.predicted != result.labels)[:misclassified_limit]
+    versions = {"specc": __version__, "python": platform.python_version(), "numpy": np.__version__,
+                "platform": platform.platform(terse=True)}
+    return RunReport(folder, spec.name, source.text, figures, draw_pipeline(figures, spec.name).svg, records, config,
+                     result, int(net.loss_layer.out_shape[0]), wrong, dataset.x_test[wrong], versions)
