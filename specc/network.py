@@ -129,6 +129,21 @@ class Network:
         """Every trainable array with its gradient buffer (live: optimizers update them in place)."""
         return [Parameter(s.name, self._arrays[s.name], self.grads[s.name], s.decay) for s in self.plan.params]
 
+    def flatten_grads(self, extra: int = 0) -> np.ndarray:
+        """Lay every gradient out in one flat array, `extra` slots after them, and return it: self.grads
+        become views of it, so that one MPI Allreduce moves them all. Call it before handing
+        parameters() to an optimizer (their grad arrays are the views from then on)."""
+        total = sum(g.size for g in self.grads.values())
+        flat = np.zeros(total + extra, self.dtype)
+        at = 0
+        for name, g in self.grads.items():
+            view = flat[at:at + g.size].reshape(g.shape)
+            view[...] = g
+            self.grads[name] = view
+            at += g.size
+        self._decayed = self._decay_table()
+        return flat
+
     # --- the fast path: prepared inputs, no checks, results in workspace buffers -----------
     def workspace(self, n: int, backward: bool) -> dict[str, np.ndarray]:
         """The generated code's buffers for batch size n, allocated once; forward-only ones for prediction."""

@@ -20,6 +20,7 @@ from specc.training.loop import Trainer
 from specc.training.optimizers import OPTIMIZERS, canonical
 from specc.training.runfolder import new_run_folder
 from specc.training.settings import resolve as resolve_settings
+from specc.training.world import launched_size
 
 
 def with_init(source: Source, init: str | float) -> Source:
@@ -45,6 +46,16 @@ def _optimizer_name(text: str) -> str:
     return canonical(OPTIMIZERS, text) or text
 
 
+def _one_process(kind: str) -> None:
+    """compare and sweep run their trials in one process: under an MPI launch every rank would run
+    them all into one folder, so such a launch is refused (spreading the trials is not built yet)."""
+    size = launched_size()
+    if size > 1:
+        raise UsageError([Diagnostic(f"specc {kind} runs in one process, not across {size} MPI ranks (yet)", None,
+                                     "no-mpi", hint=f"run `specc {kind}` without mpiexec; `mpiexec -n N specc train` "
+                                                    "trains one model on N ranks")])
+
+
 def _experiment_folder(out: str | Path | None, kind: str, marker: str) -> Path:
     folder = Path(out) if out is not None else new_run_folder(Path(kind))
     if (folder / marker).exists():
@@ -60,6 +71,7 @@ def comparison(specs: Sequence[str | Path], *, out: str | Path | None = None, da
     as the command line writes them: "SGD,Adam", "std=0.01,xavier,he", "0,0.1", "1..1e-4:log:16"),
     trained on the same data, order and seed. Everything is checked before the first variant runs;
     the events end with a compare.Comparison. Flags: epochs, iters, batch, seed, train_size, eval_sample."""
+    _one_process("compare")
     sources = [read_source(p) for p in specs]
     for source in sources:
         check_source(source)
@@ -89,6 +101,7 @@ def sweeping(spec: str | Path | None, *, out: str | Path | None = None, resume: 
     "1e-3..1e-1:log:5"), each scored on `validation` (default 0.2) of the training set, never the test set.
     With `resume`, the sweep folder's saved plan continues, its finished trials kept. Flags: epochs,
     iters, batch, optimizer, seed, train_size, eval_sample."""
+    _one_process("sweep")
     if resume is not None:
         folder = Path(resume)
         if out is not None and Path(out).resolve() != folder.resolve():

@@ -34,6 +34,7 @@ from specc.training.optimizers import OPTIMIZERS, canonical
 from specc.training.runfolder import RunLock, new_run_folder
 from specc.training.settings import Settings
 from specc.training.settings import resolve as resolve_settings
+from specc.training.world import ALONE, World
 
 
 def _checkpoint_file(path: str | Path, flag: str = "--weights") -> Path:
@@ -51,7 +52,7 @@ def _checkpoint_file(path: str | Path, flag: str = "--weights") -> Path:
 
 def training(path: str | Path | Source, *, out: str | Path | None = None, resume: str | Path | None = None,
              data: str | None = None, max_memory: int | None = None, init_from: str | Path | None = None,
-             dataset: data_mod.Dataset | None = None, **flags: Any) -> "Trainer":
+             dataset: data_mod.Dataset | None = None, world: World = ALONE, **flags: Any) -> "Trainer":
     """A Trainer ready to run: spec checked, settings resolved, data loaded and fitted, run folder
     prepared and locked (release it with trainer.close()). Flags: epochs, iters, batch, lr,
     optimizer, seed, dtype (None for not given). With `resume`, the run folder's saved settings
@@ -59,7 +60,8 @@ def training(path: str | Path | Source, *, out: str | Path | None = None, resume
     `init_from`, a new run starts from a checkpoint's weights and BatchNorm statistics (fine-tuning).
     `dataset` is data already loaded (then `data` only names it). `path` may be a Source already read
     (a variant of `specc compare`, say). Flags also: weight_decay, train_size, validation and
-    eval_sample (see Settings).
+    eval_sample (see Settings). `world` (training.world.detect()) trains on the ranks of an MPI launch:
+    every rank calls this; rank 0 alone locks and writes the run folder.
     """
     if init_from is not None and resume is not None:
         raise UsageError([Diagnostic("--init-from starts a new run; --resume continues one: give one of them",
@@ -74,8 +76,9 @@ def training(path: str | Path | Source, *, out: str | Path | None = None, resume
         settings = resolve_settings(checked.network.train, {**flags, "data": data})
         folder = Path(out) if out is not None else new_run_folder(Path(source.name))
     # The lock comes first, so that a folder in use is refused as such, whatever it holds.
-    lock = RunLock(folder)
-    lock.acquire()
+    lock = RunLock(folder) if world.root else None
+    if lock is not None:
+        lock.acquire()
     try:
         if resume is not None:
             config = saved_config(folder)
@@ -95,13 +98,14 @@ def training(path: str | Path | Source, *, out: str | Path | None = None, resume
                                from_spec=resume is None and data is None)
         dataset = data_mod.carved(dataset, settings.train_size, settings.validation, settings.seed)
         trainer = Trainer(net, dataset, settings, folder, source.text,
-                                    "model.json" if is_json(source) else "model.net")
+                          "model.json" if is_json(source) else "model.net", world)
         if resume is not None:
             trainer.resume()
-        else:
+        elif world.root:
             trainer.start_files()
     except BaseException:
-        lock.release()
+        if lock is not None:
+            lock.release()
         raise
     trainer.lock = lock
     return trainer

@@ -3,6 +3,7 @@ returns to a view (specc.cli.views); the exit code is 0 ok, 1 a failed run, 2 a 
 from __future__ import annotations
 
 import json
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -27,6 +28,7 @@ from specc.profile import profile
 from specc.schema import build_schema
 from specc.source import Source
 from specc.tools import annotate, fmt, lint
+from specc.training.world import detect
 
 
 def _check(args, stdout: Console, stderr: Console) -> int:
@@ -109,12 +111,33 @@ def _gradcheck(args, stdout: Console, stderr: Console) -> int:
     return 1
 
 
+_RANK_ERROR_GRACE_S = 5.0  # an MPI rank's setup error waits this long for rank 0 to report and end the run
+
+
 def _train(args, stdout: Console, stderr: Console) -> int:
     flags = {"epochs": args.epochs, "iters": args.iters, "batch": args.batch, "lr": args.lr,
              "optimizer": args.optimizer, "seed": args.seed, "dtype": args.dtype}
-    trainer = api.training(args.file, out=args.out, resume=args.resume, data=args.data,
-                           max_memory=args.max_memory, init_from=args.init_from, **flags)
+    world = detect()  # the ranks of `mpiexec -n N specc train`, or this process alone
     try:
+        trainer = api.training(args.file, out=args.out, resume=args.resume, data=args.data,
+                               max_memory=args.max_memory, init_from=args.init_from, world=world, **flags)
+    except SpeccError as e:
+        if world.size > 1:  # the other ranks would wait for this one forever: end them all
+            # Every rank reads the same files, so rank 0 meets the same errors (and the lock's) and
+            # reports them; another rank gives it time to, and ends the world itself only if it did not.
+            if world.root:
+                render(e, stderr)
+                stderr.file.flush()
+            else:
+                time.sleep(_RANK_ERROR_GRACE_S)
+            world.comm.Abort(e.exit_code)
+        raise
+    try:
+        if not world.root:  # the other ranks train silently; rank 0 prints and writes
+            with StopFlag() as stop:
+                for _ in trainer.run(stop):
+                    pass
+            return 0
         _warn(trainer.net.checked, trainer.net.source, stderr)
         return TrainView(trainer, args.file, stdout, stderr).run()
     finally:

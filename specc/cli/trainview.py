@@ -68,6 +68,9 @@ class TrainView:
                 + (f", weight decay {s.weight_decay:g}" if s.weight_decay else "")
                 + (f", schedule {s.schedule}" if s.schedule != "constant" else ""),
                 soft_wrap=True, highlight=False, markup=False)
+        if t.world.size > 1:
+            c.print(f"  on {t.world.size} MPI ranks, each taking its share of every batch; rank 0 evaluates",
+                    soft_wrap=True, highlight=False, markup=False)
         c.print(f"  run folder: {t.dir}", soft_wrap=True, highlight=False, markup=False)
         live = c.is_terminal
         progress = Progress(BarColumn(bar_width=None), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),

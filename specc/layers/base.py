@@ -112,6 +112,9 @@ class Layer(ABC):
     # another; False for layers whose output is a view of the input (Flatten) or the scores (losses).
     output_buffer: ClassVar[bool] = True
     grad_buffer: ClassVar[bool] = True
+    # Why this layer cannot yet train data-parallel (mpiexec -n N specc train), None when it can:
+    # its training-mode output must not depend on the rest of the batch or on a random stream.
+    not_data_parallel: ClassVar[str | None] = None
 
     def __init__(self, args: Mapping[str, Any], in_shape: Shape):
         self.args = dict(args)

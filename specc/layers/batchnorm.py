@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 @registered
 class BatchNorm(Layer):
     name = "BatchNorm"
+    not_data_parallel = "BatchNorm statistics would need reducing across ranks"
     output_scales = ("gamma", "beta")
     aliases = ("BatchNormalization",)
     foreign_names = dict.fromkeys(("BatchNorm1d", "BatchNorm2d", "BatchNormalization1D", "BatchNormalization2D"),

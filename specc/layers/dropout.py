@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 @registered
 class Dropout(Layer):
     name = "Dropout"
+    not_data_parallel = "Dropout masks would need per-rank streams that match one process"
     homogeneous = True
     foreign_names = dict.fromkeys(("Dropout2d", "SpatialDropout2D"),
                                   "specc's Dropout drops single activations, on images too: write Dropout")

@@ -22,6 +22,7 @@ from specc.training.evaluate import check_fit, evaluate
 from specc.training.optimizers import learning_rate, make_optimizer
 from specc.training.runfolder import RunLock, writing
 from specc.training.settings import Settings
+from specc.training.world import ALONE, World, refuse_unsupported
 
 # --- what the loop reports ------------------------------------------------------------------
 
@@ -64,13 +65,19 @@ class Trainer:
     """Trains a network on a data set, checkpointing into a run folder."""
 
     def __init__(self, net: Network, data: Dataset, settings: Settings, run_dir: Path, spec_text: str,
-                 spec_file: str = "model.net"):
+                 spec_file: str = "model.net", world: World = ALONE):
         check_fit(net, data)
+        refuse_unsupported(net, world)
         self.net, self.data, self.s, self.dir = net, data, settings, Path(run_dir)
+        # Under MPI every rank holds the whole model and its optimizer; rank 0 alone writes and evaluates.
+        self.world = world
         self.spec_text = spec_text
         self.spec_file = spec_file  # model.net, or model.json for an IR document
         # weight decay is the network's (its loss and gradients include it, as the book's do)
         net.weight_decay = settings.weight_decay
+        # The ranks' gradients, then this step's loss and whether a rank was asked to stop: one Allreduce.
+        self.reduced = net.flatten_grads(extra=2) if world.size > 1 else None
+        world.broadcast({**{p.name: p.value for p in net.parameters()}, **net.state})
         self.optimizer = make_optimizer(settings.optimizer, settings.optimizer_args, net.parameters())
         self.train_x = Batches(data.x_train, data.scale(), net.dtype, net.input_shape)
         self.test_x = Batches(data.x_test, data.scale(), net.dtype, net.input_shape)
@@ -152,6 +159,8 @@ class Trainer:
                 if record.get("iteration", 0) <= self.iteration:
                     kept.append(record)
         self.records = kept
+        if not self.world.root:
+            return  # rank 0 rewrites the run folder
         tmp = path.with_suffix(".tmp")
         with writing(path):
             tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
@@ -194,7 +203,7 @@ class Trainer:
 
     # --- the loop ------------------------------------------------------------------------------
     def run(self, stop: Callable[[], bool] = lambda: False) -> Iterator[Started | Step | Evaluated | Warned | Stopped]:
-        net, s = self.net, self.s
+        s = self.s
         t_all = self.data.t_train
         yield Started(self.total, self.per_epoch, self.iteration)
         clock = time.perf_counter()
@@ -203,14 +212,10 @@ class Trainer:
             if pos == 0:
                 self.order = self.order_rng.permutation(len(t_all))
             index = self.order[pos * s.batch:(pos + 1) * s.batch]
-            x = self.train_x.take(index)
-            t = t_all[index] if net.plan.labels is Labels.CLASSES else net.labels(t_all[index], len(index))
             lr = learning_rate(s.lr, s.schedule, s.schedule_args, epoch, self.iteration / self.total)
             # Overflow is detected and reported with its layer (RunError), not warned about by numpy.
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                loss = net.backward(x, t)
-                if not math.isfinite(loss):
-                    self._blame(x, t)
+                loss, stopping = self._gradients(index, stop)
                 self.optimizer.step(lr)
             self.iteration += 1
             self.losses.append(float(loss))
@@ -220,15 +225,49 @@ class Trainer:
                 yield Warned(exploding)
             if pos == self.per_epoch - 1 or self.iteration == self.total:
                 self.elapsed += time.perf_counter() - clock
-                yield self._evaluate(epoch, lr)
+                if self.world.root:  # evaluation runs on rank 0 alone, for now
+                    yield self._evaluate(epoch, lr)
                 clock = time.perf_counter()
-            if self.iteration < self.total and stop():
+            if self.iteration < self.total and stopping():
                 self.elapsed += time.perf_counter() - clock
-                self.save()
-                self.write_curve()
+                if self.world.root:
+                    self.save()
+                    self.write_curve()
                 yield Stopped(self.iteration)
                 return
-        self.write_curve()
+        if self.world.root:
+            self.write_curve()
+
+    def _gradients(self, index: np.ndarray, stop: Callable[[], bool]) -> tuple[float, Callable[[], bool]]:
+        """The loss of the global batch `index`, its gradients in net.grads, and whether to stop after
+        this step. Under MPI each rank computes its share, and one Allreduce of the share-weighted
+        mean gradients gives every rank the global batch's mean (and the stop flag, so all ranks agree)."""
+        flat = self.reduced
+        local = self.world.share(index)
+        if flat is not None and len(local) == 0:  # fewer samples than ranks: this rank adds nothing
+            flat[:] = 0
+            loss = 0.0
+        else:
+            x, t = self._sample(local)
+            loss = self.net.backward(x, t)
+            if flat is None and not math.isfinite(loss):
+                self._blame(x, t)
+        if flat is None:
+            return loss, stop
+        weight = len(local) / len(index)
+        flat *= weight
+        flat[-2] = loss * weight
+        flat[-1] = float(stop())
+        self.world.sum(flat)
+        stopping = bool(flat[-1] > 0)
+        loss = float(flat[-2])
+        if not math.isfinite(loss):  # every rank sees it (after the sum), so every rank stops here
+            self._blame(*self._sample(index))
+        return loss, lambda: stopping
+
+    def _sample(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        t = self.data.t_train[index]
+        return self.train_x.take(index), t if self.net.plan.labels is Labels.CLASSES else self.net.labels(t, len(t))
 
     def _explosion(self, loss: float, lr: float) -> Diagnostic | None:
         """A warning, once, when a step's loss passes EXPLOSION_FACTOR times the first step's (and
