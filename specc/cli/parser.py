@@ -98,14 +98,7 @@ def build(stdout: Console, stderr: Console) -> argparse.ArgumentParser:
                 "specc train models/two_layer_net.net --epochs 3",
                 "specc train models/simple_conv_net.net --iters 200 --out runs/scn")
     c.add_argument("file", metavar="FILE", help="a .net or IR .json file; its train { } section sets the defaults")
-    c.add_argument("--data", metavar="D", help="a folder of IDX files, an .npz file, or mnist / fashion-mnist "
-                   "(default: the spec's, else the embedded 5,000-digit MNIST sample)")
-    length = c.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=_positive, metavar="N",
-                        help="passes over the training set (default: the spec's, else 10)")
-    length.add_argument("--iters", type=_positive, metavar="N",
-                        help="training steps instead of epochs (default: the spec's, if any)")
-    c.add_argument("--batch", type=_positive, metavar="N", help="samples per step (default: the spec's, else 100)")
+    _run_flags(c)
     c.add_argument("--lr", type=_positive_float, metavar="X",
                    help="learning rate (default: the spec's, else the optimizer's: 0.01 for SGD, 0.001 for Adam)")
     c.add_argument("--optimizer", metavar="NAME", help="SGD, Momentum, Nesterov, AdaGrad, RMSprop or Adam "
@@ -241,15 +234,21 @@ def build(stdout: Console, stderr: Console) -> argparse.ArgumentParser:
     return p
 
 
-def _experiment_flags(c: argparse.ArgumentParser) -> None:
-    """The flags compare and sweep share with train (each variant or trial is a normal run)."""
-    c.add_argument("--data", metavar="D", help="as for train (default: the embedded sample)")
+def _run_flags(c: argparse.ArgumentParser) -> None:
+    """The data and the length of a run: train's flags, which compare and sweep pass to every run."""
+    c.add_argument("--data", metavar="D", help="a folder of IDX files, an .npz file, or mnist / fashion-mnist "
+                   "(default: the spec's, else the embedded 5,000-digit MNIST sample)")
     length = c.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=_positive, metavar="N",
-                        help="passes over the training set (default: the spec's)")
+                        help="passes over the training set (default: the spec's, else 10)")
     length.add_argument("--iters", type=_positive, metavar="N",
-                        help="training steps instead of epochs (default: none)")
-    c.add_argument("--batch", type=_positive, metavar="N", help="samples per step (default: the spec's)")
+                        help="training steps instead of epochs (default: the spec's, if any)")
+    c.add_argument("--batch", type=_positive, metavar="N", help="samples per step (default: the spec's, else 100)")
+
+
+def _experiment_flags(c: argparse.ArgumentParser) -> None:
+    """The flags compare and sweep share with train (each variant or trial is a normal run)."""
+    _run_flags(c)
     c.add_argument("--seed", type=_seed, metavar="N", help="the seed of every variant (default: the spec's)")
     c.add_argument("--train-size", type=_positive, metavar="N",
                    help="train on the first N training samples (default: all)")
