@@ -261,6 +261,18 @@ def test_a_killed_rank_or_ctrl_c_ends_every_rank_and_resume_completes_the_run(tm
         np.testing.assert_array_equal(wk[k], wu[k], err_msg=k)
 
 
+@needs_mpi
+def test_a_checkpoint_rank_0_cannot_write_ends_every_rank(tmp_path):
+    """A failure of rank 0 alone (here best.npz is a folder it cannot replace) is reported once, and
+    the other ranks, which would wait for rank 0 in their next Allreduce forever, are ended too."""
+    out = tmp_path / "R"
+    (out / "best.npz").mkdir(parents=True)
+    (out / "best.npz" / "in the way").touch()
+    run = subprocess.run(_command(out, 2, iters=400), capture_output=True, text=True, timeout=60, env=_env())
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert run.stderr.count("cannot write the checkpoint") == 1, run.stderr
+
+
 def test_a_launch_without_mpi4py_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "mpi4py", None)  # `import mpi4py` raises ImportError
     with pytest.raises(UsageError) as e:

@@ -111,6 +111,7 @@ class Trainer:
         self.curve: Path | None = None  # curve.png, once written
         self.first_loss: float | None = None  # this session's first step, the reference for explosions
         self.warned = False  # the loss explosion is reported once per session
+        self.stopped = False  # the run ended at a stop request (every rank stops after the same step)
 
     def close(self) -> None:
         """Release the run folder (idempotent)."""
@@ -238,6 +239,7 @@ class Trainer:
                 if self.world.root:
                     self.save()
                     self.write_curve()
+                self.stopped = True
                 yield Stopped(self.iteration)
                 return
         if self.world.root:
