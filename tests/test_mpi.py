@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -299,6 +300,80 @@ def test_alone_without_a_launcher():
     index = np.arange(7)
     parts = [world_mod.World(r, 2).share(index) for r in range(2)]
     assert [p.tolist() for p in parts] == [[0, 1, 2, 3], [4, 5, 6]]
+
+
+def test_bounds_cut_as_array_split():
+    for n in (0, 1, 2, 7, 33, 100):
+        for size in (1, 2, 3, 4):
+            parts = np.array_split(np.arange(n), size)
+            for rank in range(size):
+                start, stop = world_mod.World(rank, size).bounds(n)
+                assert np.arange(n)[start:stop].tolist() == parts[rank].tolist()
+
+
+class _Threads:
+    """Ranks as threads of this process, for world_mod.Shares: sum() is an allreduce through a barrier,
+    adding the ranks' arrays in rank order (so every thread gets the same bits)."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.barrier = threading.Barrier(size)
+        self.slots: list = [None] * size
+
+    def rank(self, r: int):
+        group = self
+
+        class Rank:
+            def bounds(self, n: int) -> tuple[int, int]:
+                return world_mod.World(r, group.size).bounds(n)
+
+            def sum(self, a: np.ndarray) -> None:
+                group.slots[r] = a.copy()
+                group.barrier.wait()
+                total = group.slots[0].copy()
+                for other in group.slots[1:]:
+                    total += other
+                group.barrier.wait()
+                a[...] = total
+
+        return Rank()
+
+
+@pytest.mark.parametrize("fuse", [True, False], ids=["fused", "reference"])
+@pytest.mark.parametrize("batch", [100, 33])
+def test_shares_make_batchnorm_and_dropout_ranks_compute_one_process_gradient(fuse, batch):
+    """Without MPI: 2 ranks as threads, each with its share of one batch and world_mod.Shares, give the
+    one-process gradient (share-weighted, as the trainer sums it), BatchNorm statistics and Dropout
+    masks; both the generated code and the reference layers."""
+    import specc
+
+    def network():
+        return specc.load(ROOT / "models" / "multi_layer_net.net", dtype="float64", fuse=fuse, seed=3)
+
+    rng = np.random.default_rng(0)
+    x, t = rng.random((batch, 784)), rng.integers(0, 10, batch)
+    one = network()
+    one.backward(x, t)
+    threads, nets, grads = _Threads(2), [network(), network()], [None, None]
+
+    def rank(r: int) -> None:
+        net, shares = nets[r], world_mod.Shares(threads.rank(r))
+        net.batch = shares
+        shares.split(batch)
+        net.backward(x[shares.start:shares.stop], t[shares.start:shares.stop])
+        grads[r] = {k: g * shares.weight for k, g in net.grads.items()}
+
+    workers = [threading.Thread(target=rank, args=(r,)) for r in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=60)
+    for k, g in one.grads.items():
+        np.testing.assert_allclose(grads[0][k] + grads[1][k], g, rtol=0, atol=1e-12, err_msg=k)
+    for k, v in one.state.items():  # the running statistics, equal on every rank
+        np.testing.assert_allclose(nets[0].state[k], v, rtol=0, atol=1e-14, err_msg=k)
+        np.testing.assert_array_equal(nets[1].state[k], nets[0].state[k], err_msg=k)
+    assert nets[0].rng.random() == nets[1].rng.random() == one.rng.random()  # the streams stay together
 
 
 @pytest.mark.parametrize("kind", ["compare", "sweep"])
