@@ -124,6 +124,7 @@ class BatchNorm(Layer):
         e.fwd("if train:",
               # two passes, each a sum that `batch` completes with the other MPI ranks' shares (the
               # identity alone): the mean, then the mean squared deviation from it
+              "    # the whole batch's mean, then variance: stats = per-feature sums and the count",
               f"    np.sum({e.x}, axis={axes}, out={stats}[:{c}])",
               f"    {stats}[{c}] = N * {count}",
               f"    {batch}.sum({stats})",
@@ -155,7 +156,8 @@ class BatchNorm(Layer):
             # passes. The sums are the whole batch's (`batch` adds the other MPI ranks'), M its count.
             dx, sums = e.grad_input(), e.buffer("sums")
             g = f"{e.param('gamma')}.reshape({view})"
-            e.bwd(f"np.copyto({sums}[:{c}], {e.grad('gamma')})",
+            e.bwd("# the whole batch's sums of dy * xn and dy, at this process's scale",
+                  f"np.copyto({sums}[:{c}], {e.grad('gamma')})",
                   f"np.copyto({sums}[{c}:], {e.grad('beta')})",
                   f"{batch}.grad_sum({sums})",
                   f"scale = {g} / {std}",
