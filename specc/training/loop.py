@@ -167,6 +167,7 @@ class Trainer:
         self.records = kept
         if not self.world.root:
             return  # rank 0 rewrites the run folder
+        checkpoint.remove_partial(self.dir)
         tmp = path.with_suffix(".tmp")
         with writing(path):
             tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
