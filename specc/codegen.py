@@ -33,6 +33,7 @@ class Module:
     loss: list[str] = field(default_factory=list)
     backward: list[list[str]] = field(default_factory=list)  # per layer, reversed when assembled
     helpers: set[str] = field(default_factory=set)
+    batch: bool = False  # some layer looks across the batch: the module defines `batch`
 
 
 class Emit:
@@ -88,6 +89,12 @@ class Emit:
     def helper(self, fn: Callable) -> str:
         self._m.helpers.add(fn.__name__)
         return fn.__name__
+
+    def batch(self) -> str:
+        """The module's `batch`, for a layer that looks across the batch (Layer.spans_batch): its sums
+        and random draws, the whole batch's even when MPI ranks each hold a share of it."""
+        self._m.batch = True
+        return "batch"
 
     def fwd(self, *lines: str) -> None:
         self.forward_lines.extend(lines)
@@ -184,6 +191,11 @@ def generate(p: "Plan", timed: bool = False) -> str:
     param_table = ",\n".join(f'    "{s.name}": ({tuple(s.shape)!r}, {s.init!r})' for s in p.params)
     state_table = ",\n".join(f'    "{s.name}": ({tuple(s.shape)!r}, {s.init!r})' for s in p.state)
     helpers = _helpers_source(m.helpers | {"initial_values"})
+    if m.batch:
+        helpers += ("\n\n\n" + inspect.getsource(numerics.WholeBatch)
+                    + "\n\n# What the batch-spanning layers see of the rest of the batch: all of it is here.\n"
+                      "# Under MPI specc replaces it with the ranks' shares (specc.training.world.Shares).\n"
+                      "batch = WholeBatch()")
     origin = net.network.source or "a spec"
     labels, output = p.labels, p.scores
     input_shape, classes = net.input_shape, net.loss.out_shape[0]

@@ -23,7 +23,7 @@ from specc.compiler import Compiled, Plan, plan
 from specc.errors import Diagnostic, UsageError
 from specc.layers.base import Labels, Runtime
 from specc.memory import forward_bytes_per_sample
-from specc.numerics import initial_values
+from specc.numerics import WholeBatch, initial_values
 from specc.source import Source
 
 DTYPES = ("float32", "float64")
@@ -69,6 +69,7 @@ class Network:
         self.state: dict[str, np.ndarray] = initial_values(_table(self.plan.state), self.dtype)
         self.grads: dict[str, np.ndarray] = {n: np.zeros_like(v) for n, v in self._arrays.items()}
         self.rng = np.random.default_rng([seed, 1])  # dropout masks; a stream apart from init's
+        self._batch: Any = WholeBatch()  # see the batch property
         self._workspaces: dict[tuple[int, bool], dict[str, np.ndarray]] = {}
         per_sample = forward_bytes_per_sample(self.plan, self.dtype.itemsize)
         self.eval_chunk = int(min(_EVAL_CHUNK, max(100, _EVAL_BYTES // max(per_sample, 1))))
@@ -95,6 +96,7 @@ class Network:
         state["_gen"] = None
         state["_workspaces"] = {}
         state["_clock"] = None
+        state["_batch"] = WholeBatch()  # the ranks of an MPI run are not carried into a copy
         del state["params"], state["layers"], state["_decayed"]
         return state
 
@@ -124,6 +126,29 @@ class Network:
     def code(self) -> str:
         """The generated module's source (`specc compile --emit python`)."""
         return self.compiled.code
+
+    @property
+    def batch(self) -> Any:
+        """What BatchNorm's statistics and Dropout's masks see of the rest of each training batch: a
+        numerics.WholeBatch (this process holds all of it), or the shares of the other MPI ranks
+        (specc.training.world.Shares, which the trainer installs). Both passes use it."""
+        return self._batch
+
+    @batch.setter
+    def batch(self, batch: Any) -> None:
+        self._batch = batch
+        if self._gen is not None:
+            self._gen["batch"] = batch  # the generated functions read the module's global at each call
+
+    @contextmanager
+    def whole_batch(self) -> Iterator[None]:
+        """Run something on batches this process holds whole (under MPI: without the other ranks)."""
+        saved = self.batch
+        self.batch = WholeBatch()
+        try:
+            yield
+        finally:
+            self.batch = saved
 
     def parameters(self) -> list[Parameter]:
         """Every trainable array with its gradient buffer (live: optimizers update them in place)."""
@@ -206,7 +231,7 @@ class Network:
         for c in self.checked.layers[:-1] if until is None else self.checked.layers[:until]:
             p = {base: self._arrays[c.names[base]] for base in c.layer.param_shapes()}
             state = {base: self.state[c.names[base]] for base in c.layer.buffer_shapes()}
-            x, bp = c.layer.forward(p, x, train, Runtime(self.rng, state))
+            x, bp = c.layer.forward(p, x, train, Runtime(self.rng, state, self._batch))
             backprops.append(bp)
             if watch is not None:
                 watch(c, x)

@@ -161,6 +161,27 @@ def initial_values(table, dtype, seed=None):
     return out
 
 
+class WholeBatch:
+    """What a layer that looks across the batch (BatchNorm's statistics, Dropout's masks) sees of the
+    rest of it when this process holds the whole batch: its own sums, its own draws. Under MPI
+    (mpiexec -n N specc train) each rank holds a share, and specc.training.world.Shares takes this
+    one's place: the same three calls, reaching the other ranks' shares."""
+
+    def sum(self, a):
+        """Sums over this process's samples -> sums over the whole batch, in place."""
+        return a
+
+    def grad_sum(self, a):
+        """Sums of gradients over this process's samples -> over the whole batch, in place, at this
+        process's scale (its loss is the mean over its own samples)."""
+        return a
+
+    def uniform(self, rng, out):
+        """`out` (this process's rows of the batch) filled with uniforms in [0, 1), as the whole
+        batch draws them."""
+        return rng.random(out=out, dtype=out.dtype)
+
+
 # Winograd minimal filtering F(2x2, 3x3) (Lavin & Gray, 2016) for 3x3 stride-1 convolutions:
 # each 2x2 output tile comes from a 4x4 input tile d as A^T [(G g G^T) * (B^T d B)] A, summed
 # over input channels: 16 multiplies per channel pair and tile instead of 36. The 16 tile

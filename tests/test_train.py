@@ -257,6 +257,18 @@ def test_resume_drops_records_written_after_the_checkpoint(tmp_path):
     assert [r["iteration"] for r in metrics(folder)] == [20, 30]
 
 
+def test_resume_removes_checkpoints_a_kill_cut_short(tmp_path):
+    """kill -9 during a checkpoint leaves its temporary file beside the whole previous checkpoint."""
+    spec = spec_file(tmp_path, TINY)
+    folder = tmp_path / "run"
+    run_all(api.training(spec, out=folder, iters=10, batch=500))
+    cut = folder / ".weights.npz.k1ll3d.tmp"
+    cut.write_bytes(b"PK\x03\x04 half a checkpoint")
+    run_all(api.training(spec, resume=folder, iters=20))
+    assert not cut.exists()
+    assert [r["iteration"] for r in metrics(folder)][-1] == 20
+
+
 def test_resume_can_extend_a_finished_run(tmp_path):
     spec = spec_file(tmp_path, TINY)
     folder = tmp_path / "run"

@@ -135,11 +135,21 @@ def _train(args, stdout: Console, stderr: Console) -> int:
     try:
         if not world.root:  # the other ranks train silently; rank 0 prints and writes
             with StopFlag() as stop:
-                for _ in trainer.run(stop):
-                    pass
+                try:
+                    for _ in trainer.run(stop):
+                        pass
+                except SpeccError as e:  # met by every rank (a non-finite loss is reduced): rank 0 reports it
+                    return e.exit_code
             return 0
         _warn(trainer.net.checked, trainer.net.source, stderr)
-        return TrainView(trainer, args.file, stdout, stderr).run()
+        code = TrainView(trainer, args.file, stdout, stderr).run()
+        if code != 0 and world.size > 1 and not trainer.stopped:
+            # A failure of rank 0 alone (a checkpoint it cannot write) would leave the other ranks waiting
+            # for it in their next Allreduce forever: the error reported, end them all.
+            stdout.file.flush()
+            stderr.file.flush()
+            world.comm.Abort(code)
+        return code
     finally:
         trainer.close()
 

@@ -69,7 +69,8 @@ class TrainView:
                 + (f", schedule {s.schedule}" if s.schedule != "constant" else ""),
                 soft_wrap=True, highlight=False, markup=False)
         if t.world.size > 1:
-            c.print(f"  on {t.world.size} MPI ranks, each taking its share of every batch; rank 0 evaluates",
+            c.print(f"  on {t.world.size} MPI ranks, each taking its share of every batch and evaluation;\n"
+                    f"  samples/s is the throughput of all {t.world.size} ranks together",
                     soft_wrap=True, highlight=False, markup=False)
         c.print(f"  run folder: {t.dir}", soft_wrap=True, highlight=False, markup=False)
         live = c.is_terminal

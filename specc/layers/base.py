@@ -4,12 +4,13 @@ from __future__ import annotations
 import enum
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
 
 import numpy as np
 
 from specc.layers.args import Arg, ArgWarning
+from specc.numerics import WholeBatch
 from specc.text import value_text
 
 if TYPE_CHECKING:
@@ -64,6 +65,9 @@ class Runtime:
 
     rng: Any  # numpy.random.Generator
     state: dict  # this layer's buffers by base name (running_mean, running_var)
+    # the rest of the batch, for layers that look across it (spans_batch): a numerics.WholeBatch when
+    # this process holds it all, the ranks' shares under MPI (specc.training.world.Shares)
+    batch: Any = field(default_factory=WholeBatch)
 
 
 def size(shape: Shape) -> int:
@@ -112,9 +116,11 @@ class Layer(ABC):
     # another; False for layers whose output is a view of the input (Flatten) or the scores (losses).
     output_buffer: ClassVar[bool] = True
     grad_buffer: ClassVar[bool] = True
-    # Why this layer cannot yet train data-parallel (mpiexec -n N specc train), None when it can:
-    # its training-mode output must not depend on the rest of the batch or on a random stream.
-    not_data_parallel: ClassVar[str | None] = None
+    # Its training-mode output depends on the rest of the batch (BatchNorm's statistics) or on the
+    # batch's place in a random stream (Dropout's masks): it reaches them through Runtime.batch (the
+    # generated code's `batch`), so that MPI ranks holding shares of a batch compute what one process
+    # holding all of it does; under MPI every rank must then hold at least one sample of every batch.
+    spans_batch: ClassVar[bool] = False
 
     def __init__(self, args: Mapping[str, Any], in_shape: Shape):
         self.args = dict(args)

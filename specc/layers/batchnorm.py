@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 @registered
 class BatchNorm(Layer):
     name = "BatchNorm"
-    not_data_parallel = "BatchNorm statistics would need reducing across ranks"
+    spans_batch = True  # the mean and variance are the whole batch's, on every MPI rank
     output_scales = ("gamma", "beta")
     aliases = ("BatchNormalization",)
     foreign_names = dict.fromkeys(("BatchNorm1d", "BatchNorm2d", "BatchNormalization1D", "BatchNormalization2D"),
@@ -59,8 +59,13 @@ class BatchNorm(Layer):
         return {"running_mean": ("zeros",), "running_var": ("ones",)}
 
     def workspace(self, grad_input: bool) -> dict[str, Scratch]:
+        c = self.in_shape[0]
+        # stats: the batch's per-feature sums, then its count of values per feature (C + 1,);
+        # sums: the backward's sums of dy * xn and of dy (2C,), reduced over MPI ranks for dx
         return {"xc": Scratch(self.in_shape), "xn": Scratch(self.in_shape),
-                "std": Scratch(self._view(), batched=False), "tmp": Scratch(self.in_shape, phase="backward")}
+                "std": Scratch(self._view(), batched=False), "stats": Scratch((c + 1,), batched=False),
+                "tmp": Scratch(self.in_shape, phase="backward"),
+                "sums": Scratch((2 * c,), batched=False, phase="backward")}
 
     def _axes(self) -> tuple[int, ...]:
         return (0, *range(2, len(self.in_shape) + 1))  # every axis but the feature axis
@@ -73,9 +78,14 @@ class BatchNorm(Layer):
         eps, momentum = self.args["eps"], self.args["momentum"]
         rm, rv = rt.state["running_mean"], rt.state["running_var"]
         if train:
-            mu = x.mean(axis=axes, keepdims=True)
+            # Two passes over the batch, each a sum that rt.batch completes with the other MPI ranks'
+            # shares (nothing to do alone): the mean, then the mean squared deviation from it.
+            # (C + 1,): the per-feature sums and the values per feature
+            stats = rt.batch.sum(np.append(x.sum(axis=axes), x.size // x.shape[1]).astype(x.dtype))
+            m = stats[-1]  # values per feature in the whole batch
+            mu = (stats[:-1] / m).reshape(view)
             xc = x - mu
-            var = (xc * xc).mean(axis=axes, keepdims=True)
+            var = (rt.batch.sum((xc * xc).sum(axis=axes)) / m).reshape(view)
             rm *= momentum
             rm += (1 - momentum) * mu.reshape(-1)
             rv *= momentum
@@ -93,9 +103,11 @@ class BatchNorm(Layer):
             dxn = dy * gamma
             if not train:  # running statistics are constants: a per-feature affine map
                 return dxn / std, grads
-            # d/dx of (x - mean) / std over the batch, in its short form
-            dx = (dxn - dxn.mean(axis=axes, keepdims=True)
-                  - xn * (dxn * xn).mean(axis=axes, keepdims=True)) / std
+            # d/dx of (x - mean) / std over the batch, in its short form; the means are the whole
+            # batch's (rt.batch adds the other MPI ranks' sums)
+            sums = rt.batch.grad_sum(np.concatenate([dxn.sum(axis=axes), (dxn * xn).sum(axis=axes)]))
+            c = len(sums) // 2
+            dx = (dxn - (sums[:c] / m).reshape(view) - xn * (sums[c:] / m).reshape(view)) / std
             return dx, grads
 
         return y, backprop
@@ -106,11 +118,22 @@ class BatchNorm(Layer):
         xc, xn, std = e.buffer("xc"), e.buffer("xn"), e.buffer("std")
         rm, rv = e.state("running_mean"), e.state("running_var")
         y = e.output()
+        stats, c = e.buffer("stats"), self.in_shape[0]
+        count = size(self.in_shape) // c  # values per feature in one sample
+        batch = e.batch()
         e.fwd("if train:",
-              f"    mu = {e.x}.mean(axis={axes}, keepdims=True)",
+              # two passes, each a sum that `batch` completes with the other MPI ranks' shares (the
+              # identity alone): the mean, then the mean squared deviation from it
+              "    # the whole batch's mean, then variance: stats = per-feature sums and the count",
+              f"    np.sum({e.x}, axis={axes}, out={stats}[:{c}])",
+              f"    {stats}[{c}] = N * {count}",
+              f"    {batch}.sum({stats})",
+              f"    mu = ({stats}[:{c}] / {stats}[{c}]).reshape({view})",
               f"    np.subtract({e.x}, mu, out={xc})",
               f"    np.multiply({xc}, {xc}, out={xn})",
-              f"    var = {xn}.mean(axis={axes}, keepdims=True)",
+              f"    np.sum({xn}, axis={axes}, out={stats}[:{c}])",
+              f"    {batch}.sum({stats}[:{c}])",
+              f"    var = ({stats}[:{c}] / {stats}[{c}]).reshape({view})",
               f"    {rm} *= {momentum!r}",
               f"    {rm} += (1 - {momentum!r}) * mu.reshape(-1)",
               f"    {rv} *= {momentum!r}",
@@ -129,12 +152,16 @@ class BatchNorm(Layer):
         if e.dx:
             # The reference's dx = (dxn - mean(dxn) - xn * mean(dxn * xn)) / std with dxn = dy * gamma,
             # from the two sums just taken: mean(dxn) = gamma * dbeta / M and mean(dxn * xn) =
-            # gamma * dgamma / M, so dx = (gamma / std) * (dy - dbeta / M - xn * dgamma / M): three passes.
-            dx = e.grad_input()
-            count = size(self.in_shape) // self.in_shape[0]  # values per feature in one sample
+            # gamma * dgamma / M, so dx = (gamma / std) * (dy - dbeta / M - xn * dgamma / M): three
+            # passes. The sums are the whole batch's (`batch` adds the other MPI ranks'), M its count.
+            dx, sums = e.grad_input(), e.buffer("sums")
             g = f"{e.param('gamma')}.reshape({view})"
-            e.bwd(f"scale = {g} / {std}",
-                  f"np.multiply({xn}, {e.grad('gamma')}.reshape({view}) / (N * {count}), out={dx})",
+            e.bwd("# the whole batch's sums of dy * xn and dy, at this process's scale",
+                  f"np.copyto({sums}[:{c}], {e.grad('gamma')})",
+                  f"np.copyto({sums}[{c}:], {e.grad('beta')})",
+                  f"{batch}.grad_sum({sums})",
+                  f"scale = {g} / {std}",
+                  f"np.multiply({xn}, ({sums}[:{c}] / {stats}[{c}]).reshape({view}), out={dx})",
                   f"np.subtract({e.dy}, {dx}, out={dx})",
-                  f"{dx} -= {e.grad('beta')}.reshape({view}) / (N * {count})",
+                  f"{dx} -= ({sums}[{c}:] / {stats}[{c}]).reshape({view})",
                   f"{dx} *= scale")

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 @registered
 class Dropout(Layer):
     name = "Dropout"
-    not_data_parallel = "Dropout masks would need per-rank streams that match one process"
+    spans_batch = True  # each MPI rank's mask is its rows of the whole batch's mask
     homogeneous = True
     foreign_names = dict.fromkeys(("Dropout2d", "SpatialDropout2D"),
                                   "specc's Dropout drops single activations, on images too: write Dropout")
@@ -39,8 +39,9 @@ class Dropout(Layer):
         if not train:
             return x, lambda dy: (dy, {})
         ratio = self.args["ratio"]
-        # the same draw as the generated code: one uniform per activation, in the array's dtype
-        mask = (rt.rng.random(x.shape, dtype=x.dtype) >= ratio) * x.dtype.type(1 / (1 - ratio))
+        # the same draw as the generated code: one uniform per activation, in the array's dtype (under
+        # MPI, rt.batch draws the whole batch's and keeps this rank's rows)
+        mask = (rt.batch.uniform(rt.rng, np.empty(x.shape, x.dtype)) >= ratio) * x.dtype.type(1 / (1 - ratio))
         return x * mask, lambda dy: (dy * mask, {})
 
     def emit(self, e: Emit) -> None:
@@ -48,8 +49,9 @@ class Dropout(Layer):
         mask = e.buffer("mask")
         y = e.output()
         e.fwd("if train:",
-              # dtype too: Generator.random fills float64 unless told, and refuses a float32 `out`
-              f"    rng.random(out={mask}, dtype={mask}.dtype)",
+              # one uniform per activation, in the mask's dtype; `batch` draws them as the whole batch
+              # does (under MPI: the whole batch's, keeping this rank's rows)
+              f"    {e.batch()}.uniform(rng, {mask})",
               f"    np.greater_equal({mask}, {ratio!r}, out={mask})",
               f"    {mask} *= {mask}.dtype.type({1 / (1 - ratio)!r})",
               f"    np.multiply({e.x}, {mask}, out={y})",

@@ -59,6 +59,14 @@ def save(path: Path, net: Network, optimizer_state: dict[str, np.ndarray] | None
         raise
 
 
+def remove_partial(folder: Path) -> None:
+    """Delete the temporary files of checkpoints that a kill cut short before their rename (the
+    checkpoints themselves are whole); only while the run folder is locked, so no writer is active."""
+    for name in ("weights.npz", "best.npz"):
+        for tmp in Path(folder).glob(f".{name}.*.tmp"):
+            _remove(str(tmp))
+
+
 def _remove(tmp: str | None) -> None:
     if tmp is not None and os.path.exists(tmp):
         try:

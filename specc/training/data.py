@@ -268,10 +268,12 @@ class Batches:
         np.multiply(raw.reshape(out.shape), self.dtype.type(self.scale), out=out)
         return out
 
-    def chunks(self, size: int):
-        """The whole array in consecutive batches of at most `size` (for evaluation)."""
-        for i in range(0, len(self.x), size):
-            yield i, self.take(np.arange(i, min(i + size, len(self.x))))
+    def chunks(self, size: int, start: int = 0, stop: int | None = None):
+        """Samples start..stop (the whole array by default) in consecutive batches of at most `size`
+        (for evaluation), each with the index of its first sample."""
+        stop = len(self.x) if stop is None else stop
+        for i in range(start, stop, size):
+            yield i, self.take(np.arange(i, min(i + size, stop)))
 
 
 def read_images(path: str | Path) -> tuple[np.ndarray, float]:

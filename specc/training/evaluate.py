@@ -16,6 +16,7 @@ from specc.layers.base import Labels, size
 from specc.network import Network
 from specc.text import batch_shape, shape_text
 from specc.training.data import Batches, Dataset
+from specc.training.world import ALONE, World
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,23 @@ def evaluate(net: Network, batches: Batches, labels: np.ndarray, chunk: int | No
         total += loss_layer.loss(scores, target)[0] * len(x)
         predicted[start:start + len(x)] = scores.argmax(axis=1)
     return Evaluation(total / len(labels), float((predicted == labels).mean()), predicted, labels)
+
+
+def score(net: Network, batches: Batches, labels: np.ndarray, world: World = ALONE) -> tuple[float, float]:
+    """(mean loss, accuracy) in inference mode over a whole data set, as evaluate gives them. Under MPI
+    each rank scores its contiguous share of the samples, and one Allreduce of the loss sum and the
+    count of correct predictions gives every rank the whole set's figures."""
+    start, stop = world.bounds(len(labels))
+    loss_layer = net.loss_layer.layer
+    sums = np.zeros(2)  # the loss summed over the samples, the correct predictions
+    for at, x in batches.chunks(net.eval_chunk, start, stop):
+        t = labels[at:at + len(x)]
+        scores = net.forward(x, False)
+        target = t if net.plan.labels is Labels.CLASSES else np.eye(scores.shape[1], dtype=scores.dtype)[t]
+        sums[0] += loss_layer.loss(scores, target)[0] * len(x)
+        sums[1] += int((scores.argmax(axis=1) == t).sum())
+    world.sum(sums)
+    return float(sums[0] / len(labels)), float(sums[1] / len(labels))
 
 
 def check_fit(net: Network, data: Dataset) -> None:

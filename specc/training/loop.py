@@ -18,11 +18,11 @@ from specc.layers.base import Labels
 from specc.network import Network
 from specc.training import checkpoint, plot
 from specc.training.data import Batches, Dataset
-from specc.training.evaluate import check_fit, evaluate
+from specc.training.evaluate import check_fit, score
 from specc.training.optimizers import learning_rate, make_optimizer
 from specc.training.runfolder import RunLock, writing
 from specc.training.settings import Settings
-from specc.training.world import ALONE, World, refuse_unsupported
+from specc.training.world import ALONE, Shares, World, refuse_empty_shares
 
 # --- what the loop reports ------------------------------------------------------------------
 
@@ -67,10 +67,16 @@ class Trainer:
     def __init__(self, net: Network, data: Dataset, settings: Settings, run_dir: Path, spec_text: str,
                  spec_file: str = "model.net", world: World = ALONE):
         check_fit(net, data)
-        refuse_unsupported(net, world)
+        n = len(data.x_train)
+        refuse_empty_shares(net, world, min(settings.batch, n, n % settings.batch or settings.batch))
         self.net, self.data, self.s, self.dir = net, data, settings, Path(run_dir)
-        # Under MPI every rank holds the whole model and its optimizer; rank 0 alone writes and evaluates.
+        # Under MPI every rank holds the whole model and its optimizer and evaluates its share of the
+        # evaluation sets; rank 0 alone writes.
         self.world = world
+        # BatchNorm's statistics and Dropout's masks reach the other ranks' shares of each batch
+        self.shares = Shares(world) if world.size > 1 else None
+        if self.shares is not None:
+            net.batch = self.shares
         self.spec_text = spec_text
         self.spec_file = spec_file  # model.net, or model.json for an IR document
         # weight decay is the network's (its loss and gradients include it, as the book's do)
@@ -87,7 +93,6 @@ class Trainer:
             Batches(data.x_train[:n_eval], data.scale(), net.dtype, net.input_shape)
         self.test_eval = self.test_x if n_eval is None else \
             Batches(data.x_test[:n_eval], data.scale(), net.dtype, net.input_shape)
-        n = len(data.x_train)
         self.per_epoch = max(1, math.ceil(n / settings.batch))
         if settings.iters is not None:
             self.total = settings.iters
@@ -106,6 +111,7 @@ class Trainer:
         self.curve: Path | None = None  # curve.png, once written
         self.first_loss: float | None = None  # this session's first step, the reference for explosions
         self.warned = False  # the loss explosion is reported once per session
+        self.stopped = False  # the run ended at a stop request (every rank stops after the same step)
 
     def close(self) -> None:
         """Release the run folder (idempotent)."""
@@ -161,6 +167,7 @@ class Trainer:
         self.records = kept
         if not self.world.root:
             return  # rank 0 rewrites the run folder
+        checkpoint.remove_partial(self.dir)
         tmp = path.with_suffix(".tmp")
         with writing(path):
             tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
@@ -181,7 +188,8 @@ class Trainer:
         """A non-finite loss: RunError naming the layer that produced it, and the iteration."""
         step = self.iteration + 1
         try:
-            self.net.gradient(x, t)  # finds the first layer whose output is not finite
+            with self.net.whole_batch():  # every rank looks at the whole batch, on its own
+                self.net.gradient(x, t)  # finds the first layer whose output is not finite
         except RunError as e:
             first, *rest = e.diagnostics
             raise RunError([dataclasses.replace(first, message=f"{first.message} at iteration {step:,}"), *rest],
@@ -225,14 +233,14 @@ class Trainer:
                 yield Warned(exploding)
             if pos == self.per_epoch - 1 or self.iteration == self.total:
                 self.elapsed += time.perf_counter() - clock
-                if self.world.root:  # evaluation runs on rank 0 alone, for now
-                    yield self._evaluate(epoch, lr)
+                yield self._evaluate(epoch, lr)  # every rank scores its share
                 clock = time.perf_counter()
             if self.iteration < self.total and stopping():
                 self.elapsed += time.perf_counter() - clock
                 if self.world.root:
                     self.save()
                     self.write_curve()
+                self.stopped = True
                 yield Stopped(self.iteration)
                 return
         if self.world.root:
@@ -248,6 +256,8 @@ class Trainer:
             flat[:] = 0
             loss = 0.0
         else:
+            if self.shares is not None:
+                self.shares.split(len(index))
             x, t = self._sample(local)
             loss = self.net.backward(x, t)
             if flat is None and not math.isfinite(loss):
@@ -293,23 +303,28 @@ class Trainer:
         started = time.perf_counter()
         self._check_finite()
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            train = evaluate(self.net, self.train_eval, self.data.t_train[:len(self.train_eval.x)])
-            test = evaluate(self.net, self.test_eval, self.data.t_test[:len(self.test_eval.x)])
+            train_loss, train_acc = score(self.net, self.train_eval, self.data.t_train[:len(self.train_eval.x)],
+                                          self.world)
+            test_loss, test_acc = score(self.net, self.test_eval, self.data.t_test[:len(self.test_eval.x)],
+                                        self.world)
         eval_s = time.perf_counter() - started
         steps, losses = len(self.losses), self.losses
         self.losses = []
         record = {"epoch": epoch + 1, "iteration": self.iteration,
                   "loss": float(np.mean(losses)) if losses else float("nan"),
-                  "train_loss": train.loss, "train_acc": train.accuracy,
-                  "test_loss": test.loss, "test_acc": test.accuracy, "lr": lr,
+                  "train_loss": train_loss, "train_acc": train_acc,
+                  "test_loss": test_loss, "test_acc": test_acc, "lr": lr,
                   "elapsed_s": round(self.elapsed, 3), "eval_s": round(eval_s, 3),
                   "samples_per_s": round(steps * self.s.batch / max(self.elapsed - self._last_elapsed(), 1e-9), 1)}
-        best = test.accuracy > self.best
+        best = test_acc > self.best
         if best:
-            self.best = test.accuracy
-            checkpoint.save(self.dir / "best.npz", self.net, None, {"iteration": self.iteration,
-                                                                    "test_acc": test.accuracy})
+            self.best = test_acc
         self.records.append(record)
+        if not self.world.root:
+            return Evaluated(record, best)  # rank 0 writes
+        if best:
+            checkpoint.save(self.dir / "best.npz", self.net, None, {"iteration": self.iteration,
+                                                                    "test_acc": test_acc})
         self.save()
         with writing(self.dir / "metrics.jsonl"), open(self.dir / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")

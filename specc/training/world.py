@@ -28,11 +28,19 @@ class World:
         """Rank 0: the one that writes the run folder and prints."""
         return self.rank == 0
 
+    def bounds(self, n: int) -> tuple[int, int]:
+        """[start, stop) of this rank's contiguous part of n samples: the first n % size ranks hold
+        one more (as numpy.array_split cuts)."""
+        base, extra = divmod(n, self.size)
+        start = self.rank * base + min(self.rank, extra)
+        return start, start + base + (self.rank < extra)
+
     def share(self, index: np.ndarray) -> np.ndarray:
         """This rank's contiguous part of a global batch's sample indices (sizes differ by at most one)."""
         if self.size == 1:
             return index
-        return np.array_split(index, self.size)[self.rank]
+        start, stop = self.bounds(len(index))
+        return index[start:stop]
 
     def broadcast(self, arrays: Mapping[str, np.ndarray]) -> None:
         """Overwrite every rank's arrays with rank 0's, in place."""
@@ -49,6 +57,59 @@ class World:
 
 
 ALONE = World()
+
+
+class Shares:
+    """The rest of a training batch, for the layers that look across it (Layer.spans_batch), when the
+    ranks each hold a contiguous share: it takes the place of numerics.WholeBatch (Network.batch),
+    and the trainer tells it each global batch's size (split) before the step.
+
+    - sum: an Allreduce: BatchNorm's per-feature sums (and counts) over the whole batch.
+    - grad_sum: BatchNorm's backward sums of dy and dy * xn. Each rank's dy is the gradient of the
+      mean loss over its own share, 1/weight times its part of the whole batch's mean loss's; the
+      sum is taken of weight * dy and handed back at the rank's scale (/ weight), so the rank's dx
+      stays at that scale too, as the trainer's share-weighted gradient sum expects.
+    - uniform: Dropout's uniforms. Every rank draws the whole batch's, from the same stream in the
+      same order as one process does, and keeps its own rows: the masks are one process's exactly,
+      and every rank's stream stays where one process's is (so a checkpoint, and a resume on any
+      number of ranks, continues it). It costs each rank the draws of the whole batch: cheap beside
+      the layers' arithmetic, and no split streams to keep equal to one.
+    """
+
+    def __init__(self, world: World):
+        self.world = world
+        self.start, self.stop, self.total = 0, 0, 0
+        self._draws: dict[tuple, np.ndarray] = {}  # the whole batch's uniforms, one buffer per shape
+
+    def split(self, n: int) -> None:
+        """The next step's global batch has n samples."""
+        self.total = n
+        self.start, self.stop = self.world.bounds(n)
+
+    @property
+    def weight(self) -> float:
+        return (self.stop - self.start) / self.total
+
+    def sum(self, a: np.ndarray) -> np.ndarray:
+        self.world.sum(a)
+        return a
+
+    def grad_sum(self, a: np.ndarray) -> np.ndarray:
+        w = self.weight
+        a *= w
+        self.world.sum(a)
+        a /= w
+        return a
+
+    def uniform(self, rng: np.random.Generator, out: np.ndarray) -> np.ndarray:
+        shape = (self.total, *out.shape[1:])
+        key = (shape, out.dtype.str)
+        whole = self._draws.get(key)
+        if whole is None:
+            whole = self._draws[key] = np.empty(shape, out.dtype)
+        rng.random(out=whole, dtype=out.dtype)
+        np.copyto(out, whole[self.start:self.stop])
+        return out
 
 
 def launched_size(environ: Mapping[str, str] | None = None) -> int:
@@ -79,14 +140,17 @@ def detect(environ: Mapping[str, str] | None = None) -> World:
     return World(comm.Get_rank(), comm.Get_size(), comm)
 
 
-def refuse_unsupported(net: Any, world: World) -> None:
-    """UsageError for a network whose layers cannot yet train data-parallel (BatchNorm, Dropout)."""
-    if world.size == 1:
+def refuse_empty_shares(net: Any, world: World, smallest_batch: int) -> None:
+    """UsageError when a batch would leave a rank without samples in a network with a layer that looks
+    across the batch: that rank's share of its sums and draws would be missing (the ranks would wait
+    for each other forever). Networks without such layers train on any batch."""
+    if world.size == 1 or smallest_batch >= world.size:
         return
     for c in net.checked.layers:
-        why = c.layer.not_data_parallel
-        if why is not None:
+        if c.layer.spans_batch:
             raise UsageError([Diagnostic(
-                f"{c.layer.describe()} cannot train on {world.size} MPI ranks yet: {why}", c.spec.span,
-                "not-data-parallel", f"layer {c.index + 1}",
-                "train it in one process (without mpiexec) for now")], net.source)
+                f"{c.layer.describe()} on {world.size} MPI ranks needs at least {world.size} samples in every "
+                f"batch, one per rank; this run has batches of {smallest_batch}", c.spec.span,
+                "batch-below-ranks", f"layer {c.index + 1}",
+                f"use --batch {world.size} or more (and a training set whose last batch has that many), "
+                "or fewer ranks")], net.source)
