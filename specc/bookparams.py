@@ -211,8 +211,8 @@ def _dropout_factors(net: Network) -> dict[str, float]:
     factors: dict[str, float] = {}
     layers = net.checked.layers
     for i, c in enumerate(layers):
-        if not isinstance(c.layer, Dropout) or c.layer.args["ratio"] == 0:
-            continue
+        if not isinstance(c.layer, Dropout) or c.layer.args["ratio"] == 0 or c.layer.test_scaled:
+            continue  # (a scale="test" Dropout applies the book's factor itself)
         j = i - 1
         while j >= 0 and layers[j].layer.homogeneous:
             j -= 1

@@ -238,6 +238,19 @@ def test_imported_book_params_give_the_books_scores(tmp_path, text, layers, shap
     assert set(loaded) == set(params)
 
 
+@pytest.mark.parametrize("fuse", [True, False], ids=["fused", "unfused"])
+def test_the_books_dropout_takes_the_books_values_unfolded(tmp_path, fuse):
+    """Dropout(scale="test") applies the book's 1 - ratio itself: nothing is folded into the weights."""
+    text = SMALL_BN.replace("Dropout(0.5)", 'Dropout(0.5, scale="test")')
+    params = random_params(SMALL_BN_SHAPES, seed=3)
+    x = np.random.default_rng(4).random((5, 7))
+    net = specc.compile(text, dtype="float64", fuse=fuse)
+    specc.import_book_params(net, book_file(tmp_path, params))
+    np.testing.assert_array_equal(net.params["W1"], params["W1"])
+    expected = book_forward(SMALL_BN_LAYERS, params, x)
+    np.testing.assert_allclose(net.predict(x), expected, rtol=0, atol=1e-12 * np.abs(expected).max())
+
+
 def test_the_fold_is_exact_in_training_too(tmp_path):
     """With the same masks, specc's x*mask/(1-r) of the folded values is the book's x*mask."""
     params = random_params(SMALL_BN_SHAPES[:2] + SMALL_BN_SHAPES[4:], seed=5)

@@ -55,6 +55,7 @@ SAMPLES: dict[str, list[Sample]] = {
     "Dropout": [
         Sample({"ratio": 0.3}, (8,), (8,), 0, "vectors"),
         Sample({}, (2, 3, 3), (2, 3, 3), 0, "images"),
+        Sample({"ratio": 0.3, "scale": "test"}, (8,), (8,), 0, "the book's scale"),
     ],
     "Convolution": [
         Sample({"filters": 3, "kernel": 3}, (2, 6, 6), (3, 4, 4), 3 * 2 * 9 + 3),
@@ -553,6 +554,30 @@ def test_generated_code_matches_reference(name, i, context):
         for key in fused.state:
             close(fused.state[key], unfused.state[key], f"state {key}")
     assert fused.rng.bit_generator.state == unfused.rng.bit_generator.state, "both drew as many numbers"
+
+
+def test_the_books_dropout_keeps_values_while_training_and_scales_them_at_inference():
+    """Dropout(scale="test") is the book's ch06 Dropout: x * mask while training (mask = u >= ratio, no
+    1/(1-ratio)), x * (1 - ratio) at inference; the gradient is dy * mask. Fused and reference alike."""
+    text = 'input 1000\nDropout(0.3, scale="test") -> Affine(2) -> SoftmaxWithLoss\n'
+    x = np.random.default_rng(0).uniform(1, 2, (N, 1000))
+    layer = build("Dropout", Sample({"ratio": 0.3, "scale": "test"}, (1000,), (1000,), 0))
+    y, back = layer.forward({}, x, True, Runtime(np.random.default_rng(5), {}))
+    kept = y != 0
+    assert 0.65 < kept.mean() < 0.75
+    assert np.array_equal(y[kept], x[kept])
+    assert np.array_equal(back(np.ones_like(x))[0], kept.astype(float))
+    y, _ = layer.forward({}, x, False, Runtime(np.random.default_rng(5), {}))
+    assert np.array_equal(y, x * 0.7)
+    for fuse in (True, False):
+        net = specc.compile(text, dtype="float64", fuse=fuse, seed=2)
+        w, b = net.params["W1"], net.params["b1"]
+        np.testing.assert_allclose(net.predict(x), (0.7 * x) @ w + b, rtol=1e-12)
+        state = net.rng.bit_generator.state
+        scores = net.predict(x, train_flg=True)
+        net.rng.bit_generator.state = state
+        keep = net.rng.random(x.shape) >= 0.3  # the draw specc's Dropout makes
+        np.testing.assert_allclose(scores, (x * keep) @ w + b, rtol=1e-12)
 
 
 def test_generated_dropout_draws_in_float32():

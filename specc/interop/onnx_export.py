@@ -10,7 +10,7 @@ Each layer becomes the ONNX operators that compute what specc computes at infere
     BatchNorm          BatchNormalization in inference mode (running statistics) with specc's eps; (N, C)
                        vectors are normalised per feature, images per channel, as ONNX does for (N, C, ...)
     Dropout            Dropout (ratio kept, training_mode false): the identity at inference, as specc's
-                       inverted dropout is
+                       inverted dropout is; Dropout(scale="test") a Mul by 1 - ratio
     ReLU, LeakyReLU, Sigmoid, Tanh, Flatten    Relu, LeakyRelu(alpha), Sigmoid, Tanh, Flatten(axis=1)
     SoftmaxWithLoss    Softmax(axis=1): the output is the probabilities
     MeanSquaredError   Identity: the output is the scores
@@ -146,6 +146,9 @@ def _batchnorm(g: Graph, c: CheckedLayer) -> None:
 def _dropout(g: Graph, c: CheckedLayer) -> None:
     ratio = g.constant(f"ratio{c.index + 1}", np.array(c.layer.args["ratio"], np.float32))
     g.node(c, "Dropout", [ratio], c.out_shape, note="inverted dropout: the identity at inference")
+    if c.layer.test_scaled:  # the book's kind: times 1 - ratio at inference
+        keep = g.constant(f"keep{c.index + 1}", np.array(1 - c.layer.args["ratio"], np.float32))
+        g.node(c, "Mul", [keep], c.out_shape, part="_scale", note='scale="test": times 1 - ratio at inference')
 
 
 def _simple(op: str, **attrs: Any) -> Callable[[Graph, CheckedLayer], None]:

@@ -6,6 +6,7 @@ one before it wrote (weights come from initializers or Constant nodes). Operator
     Gemm (transA=0, alpha=beta=1; transB 0 or 1), MatMul [+ Add]   Affine
     Conv                   Convolution       MaxPool, AveragePool   Pooling, AvgPooling
     BatchNormalization     BatchNorm         Dropout                Dropout
+    Dropout, then Mul by 1 - ratio           Dropout(scale="test")
     Relu, LeakyRelu, Sigmoid, Tanh           the activation of the same name
     Flatten, Reshape to (N, size)            nothing before an Affine (it flattens itself), else Flatten
     Transpose to channels-last before a Flatten/Reshape and a dense layer (Keras's layout)

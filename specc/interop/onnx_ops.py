@@ -271,6 +271,19 @@ def _dropout(ch: Chain, node: Any, i: int) -> None:
     ch.add(node, "Dropout", {"ratio": _f32(ratio)})
 
 
+def _mul(ch: Chain, node: Any, i: int) -> None:
+    """A Mul by 1 - ratio right after an (inverted, identity) Dropout is specc's Dropout(scale="test"),
+    as specc exports it; any other Mul has no layer."""
+    last = ch.layers[-1] if ch.layers else None
+    value = ch.const(node, 1, "factor", required=False)
+    if (last is not None and last.kind == "Dropout" and "scale" not in last.args and value is not None
+            and value.size == 1 and abs(float(value.flat[0]) - (1 - last.args.get("ratio", 0.5))) < 1e-6):
+        last.args["scale"] = "test"
+        return
+    raise ch.refuse(node, "a Mul has no specc layer, except by 1 - ratio right after a Dropout "
+                          '(specc\'s Dropout(scale="test"))')
+
+
 def _flatten(ch: Chain, node: Any, i: int) -> None:
     axis = ch.attrs(node).get("axis", 1)
     if axis not in (1, -len(ch.shape)):
@@ -341,7 +354,7 @@ def _identity(ch: Chain, node: Any, i: int) -> None:
 OPS: dict[str, Callable[[Chain, Any, int], None]] = {
     "Gemm": _gemm, "MatMul": _matmul, "Add": _add, "Conv": _conv,
     "MaxPool": _pool("Pooling"), "AveragePool": _pool("AvgPooling"),
-    "BatchNormalization": _batchnorm, "Dropout": _dropout, "Flatten": _flatten, "Reshape": _reshape,
+    "BatchNormalization": _batchnorm, "Dropout": _dropout, "Mul": _mul, "Flatten": _flatten, "Reshape": _reshape,
     "Transpose": _transpose, "Relu": _simple("ReLU"), "LeakyRelu": _leaky, "Sigmoid": _simple("Sigmoid"),
     "Tanh": _simple("Tanh"), "Softmax": _softmax, "Identity": _identity,
 }

@@ -168,3 +168,42 @@ def trials(curves: Sequence[tuple[str, Sequence[dict[str, Any]]]], path: Path, t
     fig.suptitle(title)
     _save(fig, path)
     return True
+
+
+def panels(groups: Sequence[tuple[str, Sequence[tuple[str, Sequence[dict[str, Any]]]]]], path: Path, title: str,
+           key: str = "train_acc", columns: int = 4) -> bool:
+    """Small multiples: one panel per group (a value of the varied setting), in each one line per member
+    (a spec), the same member in the same colour and style in every panel, as the book's
+    batch_norm_test.py draws its 4x4 grid of weight scales (BatchNorm solid, without it dashed)."""
+    if not available() or not groups:
+        return False
+    from matplotlib.figure import Figure
+
+    columns = min(columns, len(groups))
+    rows = -(-len(groups) // columns)
+    fig = Figure(figsize=(3.2 * columns, 2.5 * rows + 0.6), layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False, sharex=True, sharey=True)
+    styles = ["-", "--", ":", "-."]
+    members = list(dict.fromkeys(name for _, lines in groups for name, _ in lines))
+    for k, ax in enumerate(axes.flat):
+        if k >= len(groups):
+            ax.set_axis_off()
+            continue
+        label, lines = groups[k]
+        for name, records in lines:
+            m = members.index(name)
+            epochs = [r["epoch"] for r in records]
+            ax.plot(epochs, [r[key] for r in records], styles[m % len(styles)], color=f"C{m}", label=name,
+                    linewidth=1.4)
+        ax.set_ylim(0, 1)
+        ax.set_title(label, fontsize="small")
+        ax.tick_params(labelsize="x-small")
+    for ax in axes[-1]:
+        ax.set_xlabel("epoch", fontsize="small")
+    for ax in axes[:, 0]:
+        ax.set_ylabel(key.replace("_acc", " accuracy").replace("_", " "), fontsize="small")
+    handles, labels = next(ax for ax in axes.flat if ax.has_data()).get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(4, len(labels)), fontsize="small")
+    fig.suptitle(title)
+    _save(fig, path)
+    return True
