@@ -11,11 +11,15 @@ except ImportError:  # Windows: RunLock falls back to an exclusively created fil
 
 import numpy as np
 
+from specc import blame
 from specc.errors import DataError, Diagnostic
 from specc.layers.base import Labels, size
 from specc.network import Network
 from specc.text import batch_shape, shape_text
 from specc.training.data import Batches, Dataset
+
+_FLOAT16_HINT = ("float16 holds values up to 65504 only; an activation above that overflows to infinity: "
+                 "evaluate in float32 (--dtype float32)")
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,7 @@ class Evaluation:
         return matrix
 
 
+@np.errstate(over="ignore", invalid="ignore")  # an overflow is reported as a RunError naming the layer
 def evaluate(net: Network, batches: Batches, labels: np.ndarray, chunk: int | None = None) -> Evaluation:
     """Inference-mode loss and accuracy over a whole data set, in fixed-size chunks."""
     loss_layer = net.loss_layer.layer
@@ -40,6 +45,8 @@ def evaluate(net: Network, batches: Batches, labels: np.ndarray, chunk: int | No
     for start, x in batches.chunks(chunk or net.eval_chunk):
         t = labels[start:start + len(x)]
         scores = net.forward(x, False)
+        if not np.isfinite(scores).all():  # (float16 overflows above 65504): named, never a silent argmax
+            blame.forward(net, x, False, _FLOAT16_HINT if net.dtype == np.float16 else None)
         target = t if net.plan.labels is Labels.CLASSES else np.eye(scores.shape[1], dtype=scores.dtype)[t]
         total += loss_layer.loss(scores, target)[0] * len(x)
         predicted[start:start + len(x)] = scores.argmax(axis=1)
