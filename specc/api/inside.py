@@ -93,7 +93,7 @@ def activation_histograms(spec: str | Path, *, init: str | None = None, weights:
     x = x.reshape(len(x), *checked.input_shape)
     rows = tuple((caption, tuple(inspection.activations(net, x))) for caption, net in nets)
     png = Path(out) if out is not None else default_png(spec, "activations")
-    drawn = _draw(png, lambda: figures.histograms(rows, png, f"{source.name}: activations of {inputs}"))
+    drawn = _draw(png, lambda: figures.histograms(rows, png, f"{Path(source.name).name}: activations of {inputs}"))
     return ActivationReport(rows, inputs, png if drawn else None)
 
 
@@ -120,7 +120,8 @@ def filter_images(spec: str | Path, *, weights: str | Path | None = None, seed: 
         panels.append((f"after training ({Path(weights).name})", inspection.filters(after, c)))
     png = Path(out) if out is not None else default_png(spec, "filters")
     f, ch, k, _ = panels[0][1].weights.shape
-    title = f"{source.name}: {c.layer.describe()}, {f} filters {k}x{k}" + (f" (channel 1 of {ch})" if ch > 1 else "")
+    title = (f"{Path(source.name).name}: {c.layer.describe()}, {f} filters {k}x{k}"
+             + (f" (channel 1 of {ch})" if ch > 1 else ""))
     drawn = _draw(png, lambda: figures.filter_grids([(caption, fs.weights) for caption, fs in panels], png, title))
     return FilterReport(tuple(panels), png if drawn else None)
 
@@ -133,7 +134,7 @@ def misclassified_images(spec: str | Path, weights: str | Path, *, data: str | N
     dataset = data_mod.load(data)
     check_fit(net, dataset)
     batches = data_mod.Batches(dataset.x_test, dataset.scale(), net.dtype, net.input_shape)
-    result = evaluate(net, batches, dataset.t_test)
+    result = evaluate(net, batches, dataset.t_test, finite=True)
     found = inspection.misclassified(result, dataset.x_test, dataset.scale(), count or MISCLASSIFIED)
     png = Path(out) if out is not None else default_png(spec, "misclassified")
     captions = [f"{t} → {g}" for t, g in zip(found.labels, found.guesses)]
@@ -170,6 +171,6 @@ def precisions(spec: str | Path, weights: str | Path, data: str | None = None, s
         check_fit(net, dataset)
         x, t = (dataset.x_test, dataset.t_test) if split == "test" else (dataset.x_train, dataset.t_train)
         start = time.perf_counter()
-        result = evaluate(net, data_mod.Batches(x, dataset.scale(), net.dtype, net.input_shape), t)
+        result = evaluate(net, data_mod.Batches(x, dataset.scale(), net.dtype, net.input_shape), t, finite=True)
         out.append(Precision(dtype, result, time.perf_counter() - start))
     return dataset, out

@@ -202,7 +202,7 @@ def evaluation(path: str | Path, weights: str | Path, data: str | None = None,
     check_fit(net, dataset)
     x, t = (dataset.x_test, dataset.t_test) if split == "test" else (dataset.x_train, dataset.t_train)
     batches = data_mod.Batches(x, dataset.scale(), net.dtype, net.input_shape)
-    return net, dataset, evaluate(net, batches, t)
+    return net, dataset, evaluate(net, batches, t, finite=True)
 
 
 @dataclasses.dataclass(frozen=True)

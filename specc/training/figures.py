@@ -23,7 +23,7 @@ def histograms(rows: Sequence[tuple[str, Sequence[Activations]]], path: Path, ti
     from matplotlib.figure import Figure
 
     columns = max(len(layers) for _, layers in rows)
-    fig = Figure(figsize=(2.4 * columns + 0.6, 2.2 * len(rows) + 0.6), layout="constrained")
+    fig = Figure(figsize=(max(2.4 * columns + 0.6, 9.0), 2.2 * len(rows) + 0.6), layout="constrained")
     axes = fig.subplots(len(rows), columns, squeeze=False)
     for r, (label, layers) in enumerate(rows):
         low, high = histogram_range(list(layers))
@@ -42,10 +42,10 @@ def histograms(rows: Sequence[tuple[str, Sequence[Activations]]], path: Path, ti
             ax.hist(values, BINS, range=(low, high), color="C0")
             ax.set_title(f"{k + 1}-layer ({a.name})" if r == 0 else f"{k + 1}-layer", fontsize="small")
             ax.tick_params(labelsize="x-small")
-            if k:
-                ax.set_yticks([])
-            else:
+            if k == 0:
                 ax.set_ylabel(label, fontsize="small")
+            elif a.values.size == layers[0].values.size:  # the same count as the first: its scale reads for all
+                ax.set_yticks([])
     fig.suptitle(title)
     save(fig, path)
     return True
