@@ -237,3 +237,12 @@ def test_inspect_refuses_flags_of_another_view():
     assert r.code == 2 and "--random is not for the filters view" in r.err
     r = run_cli("inspect", "misclassified", TWO_LAYER)
     assert r.code == 2 and "needs trained weights" in r.err
+
+
+def test_without_matplotlib_the_table_is_printed_and_the_picture_is_explained(monkeypatch, tmp_path):
+    from specc.training import figures
+
+    monkeypatch.setattr(figures, "available", lambda: False)
+    r = run_cli("inspect", "activations", SIGMOID, "--random", 50, "--out", tmp_path / "h.png")
+    assert r.code == 0 and "1-layer" not in r.out and "Sigmoid" in r.out
+    assert "no picture: matplotlib is missing (pip install matplotlib)" in r.out and not (tmp_path / "h.png").exists()
