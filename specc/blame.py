@@ -20,8 +20,9 @@ def layer_diagnostic(c: "CheckedLayer", message: str, hint: str | None, code: st
     return Diagnostic(message, c.spec.span, code, f"layer {c.index + 1}", hint, notes)
 
 
-def forward(net: "Network", x: np.ndarray, train: bool) -> NoReturn:
-    """The first layer whose output is not finite (the loss layer if none is), as a RunError."""
+def forward(net: "Network", x: np.ndarray, train: bool, hint: str | None = None) -> NoReturn:
+    """The first layer whose output is not finite (the loss layer if none is), as a RunError; `hint`
+    replaces the usual one (of training: the learning rate and the init)."""
     found: list[CheckedLayer] = []
 
     def watch(c, y):
@@ -38,7 +39,7 @@ def forward(net: "Network", x: np.ndarray, train: bool) -> NoReturn:
             "the input data holds NaN or infinite values; check the data file", "not-finite")], net.source)
     raise RunError([layer_diagnostic(
         culprit, f"{culprit.layer.describe()} produced NaN or infinity in the forward pass",
-        "lower the learning rate, or check the initial weights (init=he or init=xavier) and the input data",
+        hint or "lower the learning rate, or check the initial weights (init=he or init=xavier) and the input data",
         "not-finite")], net.source)
 
 

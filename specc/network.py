@@ -26,7 +26,11 @@ from specc.memory import forward_bytes_per_sample
 from specc.numerics import WholeBatch, initial_values
 from specc.source import Source
 
-DTYPES = ("float32", "float64")
+DTYPES = ("float32", "float64")  # for training
+# float16 is for inference (specc eval --dtype float16): every parameter, input and buffer is float16
+# and every element-wise result is rounded to it; NumPy's float16 matmul and sums accumulate in float32
+# before rounding each result, as half-precision hardware does. Training needs float32 or float64.
+INFERENCE_DTYPES = ("float16", *DTYPES)
 # Overflow and NaN are reported as RunError naming the layer; numpy's warnings would only add noise.
 _quiet = np.errstate(over="ignore", invalid="ignore", divide="ignore")
 _EVAL_CHUNK = 2000  # at most this many samples per forward pass when predicting on a whole data set
@@ -50,8 +54,9 @@ class Network:
     def __init__(self, compiled: Compiled, source: Source | None = None, *, dtype: str = "float32",
                  fuse: bool = True, seed: int = 0, weight_decay: float = 0.0,
                  clock: Callable[[str | None, int | None], None] | None = None):
-        if str(dtype) not in DTYPES:
-            raise UsageError([Diagnostic(f"dtype must be float32 or float64, not {dtype!r}", code="bad-dtype")])
+        if str(dtype) not in INFERENCE_DTYPES:
+            raise UsageError([Diagnostic(f"dtype must be float16 (inference), float32 or float64, not {dtype!r}",
+                                         code="bad-dtype")])
         self.compiled = compiled
         self.checked: CheckedNetwork = compiled.network
         self.source = source

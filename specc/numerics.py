@@ -131,15 +131,19 @@ def avg_pool_backward(dy, shape, size, stride, pad):
 def softmax_cross_entropy(scores, labels, probs):
     """Mean cross-entropy of softmax(scores) with class labels; softmax written into `probs`.
 
-    Uses log-sum-exp, so the loss is exact and finite without the book's 1e-7.
+    Uses log-sum-exp, so the loss is exact and finite without the book's 1e-7. The loss itself (N
+    numbers) is taken in float64: in float16 a score's distance from the top score can overflow
+    (-60000 and 60000 are 120000 apart), where the probability it stands for is merely 0.
     """
     n = scores.shape[0]
-    np.subtract(scores, scores.max(axis=1, keepdims=True), out=probs)
-    picked = probs[np.arange(n), labels]
+    top = scores.max(axis=1, keepdims=True)
+    picked = scores[np.arange(n), labels].astype(np.float64) - top[:, 0]
+    with np.errstate(over="ignore"):  # a float16 difference beyond 65504 is -inf, whose exp is the 0 it should be
+        np.subtract(scores, top, out=probs)
     np.exp(probs, out=probs)
     sums = probs.sum(axis=1, keepdims=True)
     probs /= sums
-    return float((np.log(sums).sum() - picked.sum()) / n)
+    return float((np.log(sums.astype(np.float64)).sum() - picked.sum()) / n)
 
 
 def initial_values(table, dtype, seed=None):

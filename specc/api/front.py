@@ -234,6 +234,12 @@ def compile(text: str, *, name: str = "<string>", dtype: str = "float32", fuse: 
     return _network(decode_source(name, text.encode("utf-8")), dtype, fuse, seed, max_memory)
 
 
+def load_source(source: Source, *, dtype: str = "float32", fuse: bool = True, seed: int = 0,
+                max_memory: int | None = None) -> Network:
+    """Compile a spec already read (a variant with_init made, say) into a Network; see load()."""
+    return _network(source, dtype, fuse, seed, max_memory)
+
+
 def _network(source: Source, dtype: str, fuse: bool, seed: int, max_memory: int | None,
              batch: int = 100, optimizer_slots: int = 0) -> Network:
     checked = check_source(source)

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from specc import memory
+from specc import bookparams, memory
 from specc.api.front import (
     check_source,
     is_json,
@@ -23,7 +23,7 @@ from specc.compiler import compile as compile_network
 from specc.compiler import plan
 from specc.errors import DataError, Diagnostic, UsageError
 from specc.graph.draw import draw_pipeline
-from specc.network import Network
+from specc.network import DTYPES, Network
 from specc.source import Source
 from specc.summary import Summary
 from specc.training import checkpoint
@@ -88,6 +88,9 @@ def training(path: str | Path | Source, *, out: str | Path | None = None, resume
             raise UsageError([Diagnostic(f"{folder} holds an earlier run (weights.npz); it is not overwritten",
                                          None, "folder-in-use",
                                          hint=f"continue it with --resume {folder}, or train into another --out")])
+        if settings.dtype not in DTYPES:  # float16 is for inference (eval --dtype float16) only
+            raise UsageError([Diagnostic(f"training runs in float32 or float64, not {settings.dtype}", None,
+                                         "bad-dtype", hint="float16 is for inference: specc eval --dtype float16")])
         memory.enforce(plan(checked), source, max_memory, **training_sizes(settings))
         net = Network(compile_network(checked), source, dtype=settings.dtype, seed=settings.seed,
                       weight_decay=settings.weight_decay)
@@ -178,22 +181,28 @@ def saved_config(folder: Path) -> dict[str, Any]:
                                      hint="--resume takes the --out folder of an earlier specc train")]) from None
 
 
-def trained(path: str | Path, weights: str | Path) -> Network:
-    """A network with the weights of a checkpoint (refused, with the lines, if they do not fit)."""
-    net = load(path, dtype="float32")
-    checkpoint.restore(net, _checkpoint_file(weights), net.source)
+def trained(path: str | Path, weights: str | Path, dtype: str = "float32") -> Network:
+    """A network with the weights of a checkpoint (refused, with the lines, if they do not fit), cast
+    to `dtype`. A .pkl file is one of the book's parameter files (ch07/params.pkl), imported safely."""
+    net = load(path, dtype=dtype)
+    file = _checkpoint_file(weights)
+    if file.suffix == ".pkl":
+        bookparams.import_book_params(net, file)
+    else:
+        checkpoint.restore(net, file, net.source)
     return net
 
 
 def evaluation(path: str | Path, weights: str | Path, data: str | None = None,
-               split: str = "test") -> tuple[Network, data_mod.Dataset, Evaluation]:
-    """(network, data set, Evaluation) of trained weights on a data set's train or test split."""
-    net = trained(path, weights)
+               split: str = "test", dtype: str = "float32") -> tuple[Network, data_mod.Dataset, Evaluation]:
+    """(network, data set, Evaluation) of trained weights on a data set's train or test split; the
+    weights and the data are cast to `dtype` and the forward pass runs in it (float16 too)."""
+    net = trained(path, weights, dtype)
     dataset = data_mod.load(data)
     check_fit(net, dataset)
     x, t = (dataset.x_test, dataset.t_test) if split == "test" else (dataset.x_train, dataset.t_train)
     batches = data_mod.Batches(x, dataset.scale(), net.dtype, net.input_shape)
-    return net, dataset, evaluate(net, batches, t)
+    return net, dataset, evaluate(net, batches, t, finite=True)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from specc import api
 from specc.check import CheckedNetwork
-from specc.cli import views
+from specc.cli import insideview, views
 from specc.cli.trainview import ExperimentView, StopFlag, TrainView
 from specc.diagnostics import count, render, render_diagnostics
 from specc.errors import Diagnostic, SpeccError, UsageError
@@ -27,6 +27,7 @@ from specc.parse import parse
 from specc.profile import profile
 from specc.schema import build_schema
 from specc.source import Source
+from specc.suggest import did_you_mean
 from specc.tools import annotate, fmt, lint
 from specc.training.world import detect
 
@@ -193,12 +194,65 @@ def _closing(folder, png, interrupted: bool, summary: str, stdout: Console, stde
 
 
 def _eval(args, stdout: Console, stderr: Console) -> int:
-    net, data, result = api.evaluation(args.file, args.weights, args.data, args.split)
-    classes = net.loss_layer.out_shape[0]
+    if args.dtype == "float16":  # beside float32 and float64, so that the difference is seen
+        with _working(stdout, "evaluating in float16, float32 and float64"):
+            data, rows = api.precisions(args.file, args.weights, args.data, args.split)
+        result = rows[0].evaluation
+        classes = api.check_file(args.file).loss.out_shape[0]
+    else:
+        net, data, result = api.evaluation(args.file, args.weights, args.data, args.split, args.dtype)
+        classes = net.loss_layer.out_shape[0]
     stdout.print(Text.assemble(("accuracy ", "bold"), (f"{result.accuracy:.4f}", "bold green"),
                                f"   loss {result.loss:.4f}   on {len(result.labels):,} {args.split} samples of "
-                               f"{data.name} ({data.origin})"), soft_wrap=True)
+                               f"{data.name} ({data.origin}), {args.dtype}"), soft_wrap=True)
+    if args.dtype == "float16":
+        stdout.print(insideview.precision_table(rows))
     stdout.print(views.confusion_table(result.confusion(classes)))
+    return 0
+
+
+_VIEW_FLAGS = {"activations": {"weights", "init", "random", "data", "count", "seed", "out"},
+               "filters": {"weights", "seed", "out"}, "misclassified": {"weights", "data", "count", "out"}}
+
+
+def _inspect(args, stdout: Console, stderr: Console) -> int:
+    if args.view not in _VIEW_FLAGS:
+        hint = did_you_mean(args.view, list(_VIEW_FLAGS))
+        raise UsageError([Diagnostic(f"unknown view '{args.view}'", None, "unknown-view",
+                                     hint=(hint + " " if hint else "") + "The views: " + ", ".join(_VIEW_FLAGS))])
+    given = [k for k in ("weights", "init", "random", "data", "count", "seed", "out") if getattr(args, k) is not None]
+    stray = [k for k in given if k not in _VIEW_FLAGS[args.view]]
+    if stray:
+        flags = " and ".join(f"--{k}" for k in stray)
+        takes = ", ".join(f"--{k}" for k in sorted(_VIEW_FLAGS[args.view]))
+        raise UsageError([Diagnostic(f"{flags} {'is' if len(stray) == 1 else 'are'} not for the {args.view} view",
+                                     None, "stray-flag", hint=f"inspect {args.view} takes {takes}")])
+    seed = args.seed or 0
+    if args.view == "activations":
+        report = api.activation_histograms(args.file, init=args.init, weights=args.weights, random=args.random,
+                                           data=args.data, count=args.count, seed=seed, out=args.out)
+        stdout.print(Text.assemble((args.file, "bold"), f": activation layers on {report.inputs}"), soft_wrap=True)
+        for caption, layers in report.rows:
+            stdout.print(insideview.activations_table(caption, layers))
+        stdout.print("saturated: where a layer passes (almost) no gradient back: Sigmoid below 0.01 or above 0.99, "
+                     "Tanh beyond ±0.98, ReLU exactly 0", soft_wrap=True, markup=False)
+        png = report.png
+    elif args.view == "filters":
+        filters = api.filter_images(args.file, weights=args.weights, seed=seed, out=args.out)
+        stdout.print(insideview.filters_table(filters))
+        png = filters.png
+    else:
+        if args.weights is None:
+            raise UsageError([Diagnostic("inspect misclassified needs trained weights: --weights W", None,
+                                         "no-weights", hint="e.g. --weights runs/NAME/weights.npz of a specc train")])
+        wrong = api.misclassified_images(args.file, args.weights, data=args.data, count=args.count, out=args.out)
+        m = wrong.found
+        stdout.print(Text.assemble((args.file, "bold"), f" on {wrong.data}: {m.wrong:,} of {m.total:,} "
+                                   f"misclassified (accuracy {m.accuracy:.4f})"), soft_wrap=True)
+        stdout.print(insideview.misclassified_table(wrong))
+        png = wrong.png
+    stdout.print(f"wrote {png}" if png else "no picture: matplotlib is missing (pip install matplotlib)",
+                 soft_wrap=True, markup=False)
     return 0
 
 
@@ -385,6 +439,6 @@ def _lint(args, stdout: Console, stderr: Console) -> int:
 
 COMMANDS = {"check": _check, "summary": _summary, "compile": _compile, "gradcheck": _gradcheck,
              "train": _train, "compare": _compare, "sweep": _sweep,
-             "eval": _eval, "predict": _predict, "bench": _bench, "schema": _schema,
+             "eval": _eval, "inspect": _inspect, "predict": _predict, "bench": _bench, "schema": _schema,
              "grad": _grad, "draw": _draw, "report": _report, "explain": _explain, "export": _export, "import": _import,
              "fmt": _fmt, "lint": _lint, "lsp": _lsp}

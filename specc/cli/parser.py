@@ -159,9 +159,36 @@ def build(stdout: Console, stderr: Console) -> argparse.ArgumentParser:
                 "specc eval models/two_layer_net.net --weights runs/two/best.npz",
                 "specc eval models/two_layer_net.net --weights runs/two/weights.npz --split train")
     c.add_argument("file", metavar="FILE", help="the spec the weights were trained with")
-    c.add_argument("--weights", required=True, metavar="W", help="weights.npz or best.npz of a run (required)")
+    c.add_argument("--weights", required=True, metavar="W", help="weights.npz or best.npz of a run, or one of "
+                   "the book's .pkl files (required)")
     c.add_argument("--data", metavar="D", help="as for train (default: the embedded MNIST sample)")
     c.add_argument("--split", choices=["test", "train"], default="test", help="which part of the data set")
+    c.add_argument("--dtype", choices=["float16", "float32", "float64"], default="float32",
+                   help="of the weights, the data and the forward pass; float16 is shown beside float32 and "
+                        "float64 (the book's half_float_network.py)")
+
+    c = command("inspect", "look inside: activation histograms, first-layer filters, misclassified digits",
+                "specc inspect activations models/mlp_5x100_sigmoid.net --init std=1,0.01,xavier,he",
+                "specc inspect filters models/simple_conv_net.net --weights runs/scn/weights.npz",
+                "specc inspect misclassified models/simple_conv_net.net --weights runs/scn/weights.npz --count 20")
+    c.add_argument("view", metavar="VIEW", help="activations (each activation layer's values), filters (the first "
+                   "Convolution's, before and after training) or misclassified (the first test samples "
+                   "the weights get wrong)")
+    c.add_argument("file", metavar="FILE", help="a .net or IR .json file")
+    c.add_argument("--weights", metavar="W", help="a checkpoint, or one of the book's .pkl files (default: the "
+                   "seeded initial values; misclassified requires it)")
+    c.add_argument("--init", metavar="LIST", help="activations: inits overriding every layer's, one row of "
+                   "histograms each, e.g. std=1,0.01,xavier,he (default: the spec's)")
+    c.add_argument("--random", type=_positive, metavar="N", help="activations: N standard-normal inputs, as the "
+                   "book (default: 1000, unless --data)")
+    c.add_argument("--data", metavar="D", help="activations: feed test samples of D instead of random inputs; "
+                   "misclassified: the data set (default: the embedded MNIST sample)")
+    c.add_argument("--count", type=_positive, metavar="N", help="activations: test samples of --data (default "
+                   "1000); misclassified: samples shown (default 20)")
+    c.add_argument("--seed", type=_seed, metavar="N", help="activations, filters: of the initial weights and the "
+                   "random inputs (default: 0)")
+    c.add_argument("-o", "--out", metavar="OUT.png", help="the picture to write (default: FILE's name and the view, "
+                   "e.g. simple_conv_net-filters.png, in the current folder)")
 
     c = command("predict", "predicted classes, with probabilities, for images",
                 "specc predict models/two_layer_net.net --weights runs/two/best.npz digit.png --invert")

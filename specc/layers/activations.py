@@ -35,6 +35,7 @@ class _Activation(Layer):
 class ReLU(_Activation):
     name = "ReLU"
     homogeneous = True
+    value_range = (0.0, None)
     aliases = ("Relu",)
     book_name = "Relu"
     preferred_init = "he"
@@ -91,6 +92,7 @@ class LeakyReLU(_Activation):
 @registered
 class Sigmoid(_Activation):
     name = "Sigmoid"
+    value_range = (0.0, 1.0)
     preferred_init = "xavier"
     doc = "1 / (1 + exp(-x)), element-wise (computed as (1 + tanh(x/2)) / 2, which never overflows)."
     flops_per_element = 4  # scale, tanh, add, scale
@@ -105,6 +107,7 @@ class Sigmoid(_Activation):
 @registered
 class Tanh(_Activation):
     name = "Tanh"
+    value_range = (-1.0, 1.0)
     preferred_init = "xavier"
     doc = "tanh(x), element-wise."
     flops_per_element = 4  # counted as for Sigmoid: tanh(x) = 2 sigmoid(2x) - 1

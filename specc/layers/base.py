@@ -112,6 +112,9 @@ class Layer(ABC):
     # place on the head's output (the head's backward never reads its own output).
     fusion_head: ClassVar[bool] = False
     activation: ClassVar[bool] = False
+    # The bounds of an activation's output, None for an open end: Sigmoid (0, 1), Tanh (-1, 1), ReLU
+    # (0, None). `specc inspect activations` draws and counts saturation against them.
+    value_range: ClassVar[tuple[float | None, float | None]] = (None, None)
     # The generated code keeps the output in a buffer of its own, and the input gradient in
     # another; False for layers whose output is a view of the input (Flatten) or the scores (losses).
     output_buffer: ClassVar[bool] = True

@@ -1,6 +1,8 @@
 """Shape rules of the layers that slide a window over images (Convolution, Pooling, AvgPooling)."""
 from __future__ import annotations
 
+import math
+
 from specc.layers.base import Shape, ShapeError
 from specc.text import batch_shape
 
@@ -31,12 +33,13 @@ def _whole_output_hint(axis: str, length: int, kernel: int, stride: int, pad: in
     # kernel: one larger by the remainder, or one smaller by the rest of the stride
     kernels = [k for k in (kernel - (stride - left), kernel + left) if 1 <= k <= length + 2 * pad]
     # pad: 2*pad moves the span in steps of 2, so an even stride and an odd span never meet
-    pads = [p for p in range(max(0, pad - stride), pad + stride + 1)  # every remainder, near the pad written
-            if (length + 2 * p - kernel) % stride == 0 and length + 2 * p >= kernel]
+    pads = [p for p in _dividing_pads(length, kernel, stride, max(0, pad - stride), pad + stride)
+            if length + 2 * p >= kernel]
     nearest_pad = min(pads, key=lambda p: (abs(p - pad), p)) if pads else None
     # stride: the divisors of the span nearest below and above, above only up to the window
     # (a stride past the window skips input)
-    divisors = [d for d in range(1, span + 1) if span % d == 0] if span > 0 else []
+    divisors = sorted({d for i in range(1, math.isqrt(span) + 1) if span % i == 0 for d in (i, span // i)}) \
+        if span > 0 else []
     below = [d for d in divisors if d < stride][-1:]
     above = [d for d in divisors if stride < d <= max(kernel, stride)][:1]
     options = [" or ".join(f"{kernel_arg}={k}" for k in kernels)] if kernels else []
@@ -59,3 +62,17 @@ def expect_image(layer: str, in_shape: Shape) -> tuple[int, int, int]:
             wants="expects (N, C, H, W)")
     c, h, w = in_shape
     return c, h, w
+
+
+def _dividing_pads(length: int, kernel: int, stride: int, low: int, high: int) -> list[int]:
+    """The pads p in low..high with stride dividing length + 2*p - kernel, solved rather than searched
+    (a stride may be in the millions): 2*p = kernel - length (mod stride) holds for p in one residue
+    class modulo stride / gcd(2, stride), or for none."""
+    g = math.gcd(2, stride)
+    need = (kernel - length) % stride
+    if need % g:
+        return []
+    period = stride // g
+    first = (need // g) * pow(2 // g, -1, period) % period if period > 1 else 0
+    start = low + (first - low) % period
+    return list(range(start, high + 1, period))

@@ -11,12 +11,16 @@ except ImportError:  # Windows: RunLock falls back to an exclusively created fil
 
 import numpy as np
 
+from specc import blame
 from specc.errors import DataError, Diagnostic
 from specc.layers.base import Labels, size
 from specc.network import Network
 from specc.text import batch_shape, shape_text
 from specc.training.data import Batches, Dataset
 from specc.training.world import ALONE, World
+
+_FLOAT16_HINT = ("float16 holds values up to 65504 only; an activation above that overflows to infinity: "
+                 "evaluate in float32 (--dtype float32)")
 
 
 @dataclass(frozen=True)
@@ -33,14 +37,20 @@ class Evaluation:
         return matrix
 
 
-def evaluate(net: Network, batches: Batches, labels: np.ndarray, chunk: int | None = None) -> Evaluation:
-    """Inference-mode loss and accuracy over a whole data set, in fixed-size chunks."""
+@np.errstate(over="ignore", invalid="ignore")  # an overflow is reported as a RunError naming the layer
+def evaluate(net: Network, batches: Batches, labels: np.ndarray, chunk: int | None = None,
+             finite: bool = False) -> Evaluation:
+    """Inference-mode loss and accuracy over a whole data set, in fixed-size chunks. With `finite`
+    (eval, inspect), scores that are NaN or infinite raise a RunError naming the first layer that
+    made them; training's own evaluations leave divergence to its step checks."""
     loss_layer = net.loss_layer.layer
     total = 0.0
     predicted = np.empty(len(labels), np.intp)
     for start, x in batches.chunks(chunk or net.eval_chunk):
         t = labels[start:start + len(x)]
         scores = net.forward(x, False)
+        if finite and not np.isfinite(scores).all():  # (float16 overflows above 65504): named, never a silent argmax
+            blame.forward(net, x, False, _FLOAT16_HINT if net.dtype == np.float16 else None)
         target = t if net.plan.labels is Labels.CLASSES else np.eye(scores.shape[1], dtype=scores.dtype)[t]
         total += loss_layer.loss(scores, target)[0] * len(x)
         predicted[start:start + len(x)] = scores.argmax(axis=1)

@@ -101,7 +101,8 @@ def _smoothed(values: Sequence[float], window: int) -> list[float]:
     return out
 
 
-def _save(fig: Any, path: Path) -> None:
+def save(fig: Any, path: Path) -> None:
+    """Write a figure to a PNG atomically (a temporary file beside it, then renamed)."""
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=100)
     os.replace(tmp, path)
@@ -137,7 +138,7 @@ def comparison(curves: Sequence[tuple[str, Sequence[float], Sequence[dict[str, A
     (loss_ax if len(curves) <= 8 else test_ax).legend(fontsize="small" if len(curves) <= 8 else "x-small",
                                                       ncol=1 if len(curves) <= 16 else 2)
     fig.suptitle(title)
-    _save(fig, path)
+    save(fig, path)
     return True
 
 
@@ -166,7 +167,7 @@ def trials(curves: Sequence[tuple[str, Sequence[dict[str, Any]]]], path: Path, t
         if k == 0:
             ax.legend(fontsize="x-small", loc="lower right")
     fig.suptitle(title)
-    _save(fig, path)
+    save(fig, path)
     return True
 
 
