@@ -164,9 +164,12 @@ def initial_values(table, dtype, seed=None):
 # Winograd minimal filtering F(2x2, 3x3) (Lavin & Gray, 2016) for 3x3 stride-1 convolutions:
 # each 2x2 output tile comes from a 4x4 input tile d as A^T [(G g G^T) * (B^T d B)] A, summed
 # over input channels: 16 multiplies per channel pair and tile instead of 36. The 16 tile
-# positions are 16 GEMMs over the channels, (F, C) @ (C, N*T). Transforms use 0, +-1 and 1/2
+# positions are 16 GEMMs over the channels, (k*T, C) @ (C, F). Transforms use 0, +-1 and 1/2
 # only, so float32 rounding stays at the level of direct convolution.
-# Layouts: tiles (16, C, N*T) and their products (16, F, N*T), T = th*tw tiles per image.
+# Layout: a chunk of k samples is copied (padded) into (Hp, 2, Wp/2, k*C): channels and samples
+# last, the padded columns split into their even and odd halves, so that every transform step
+# is an add of contiguous blocks (t*k*C values), not of stride-2 views. Tiles are (4, 4, th, t, k*C),
+# T = th*t tiles per image; outputs (OH, 2, OW/2, k, F) before they are copied back to NCHW.
 
 
 def winograd_filters(w, tmp, out):
@@ -185,126 +188,124 @@ def winograd_filters_grad(du, tmp, out):
     np.matmul(tmp, g, out=out)  # (F, C, 3, 4) @ (4, 3) -> (F, C, 3, 3)
 
 
-def _pad_into(x, pad, xp):
-    """x (N, C, H, W) with `pad` zeros on each side, written into xp; x itself when pad is 0."""
-    if not pad:
-        return x
+def _column_phases(w, pad):
+    """(phase, first image column, first half-column, count) of the even (0) and odd (1) padded
+    columns: padded column 2*j + phase holds image column 2*j + phase - pad."""
+    return [(ph, (ph - pad) % 2, ((ph - pad) % 2 + pad) // 2, len(range((ph - pad) % 2, w, 2))) for ph in (0, 1)]
+
+
+def winograd_load(x, pad, xp):
+    """x (k, C, H, W) -> xp (H + 2*pad, 2, (W + 2*pad)/2, k, C): zero-padded, the columns split
+    by phase, samples and channels last."""
     h, w = x.shape[2:]
-    xp[:, :, :pad] = 0
-    xp[:, :, pad + h:] = 0
-    xp[:, :, pad:pad + h, :pad] = 0
-    xp[:, :, pad:pad + h, pad + w:] = 0
-    np.copyto(xp[:, :, pad:pad + h, pad:pad + w], x)
-    return xp
+    if pad:
+        xp[:pad] = 0
+        xp[pad + h:] = 0
+    for ph, w0, lo, count in _column_phases(w, pad):
+        if pad:
+            xp[pad:pad + h, ph, :lo] = 0
+            xp[pad:pad + h, ph, lo + count:] = 0
+        np.copyto(xp[pad:pad + h, ph, lo:lo + count], x[:, :, :, w0::2].transpose(2, 3, 0, 1))
 
 
-def winograd_tiles(x, pad, xp, rows, out):
-    """(N, C, H, W) images padded by `pad` -> out (16, C, N*T): B^T d B of every 4x4 tile d
-    (stride 2), in two passes: rows (4, C, N, th, W + 2*pad), then columns.
-    xp (N, C, H + 2*pad, W + 2*pad) holds the padded copy when pad > 0."""
-    n, c = x.shape[:2]
-    r = rows.shape[3]
-    t = out.shape[2] // (n * r)
-    x = _pad_into(x, pad, xp).transpose(1, 0, 2, 3)  # (C, N, Hp, Wp) view
-    d = [x[:, :, i:i + 2 * r:2] for i in range(4)]  # row i of every tile: (C, N, th, Wp)
+def winograd_unload(dxp, pad, dx):
+    """Adjoint of winograd_load without the padding: dxp (Hp, 2, Wp/2, k, C) -> dx (k, C, H, W)."""
+    h, w = dx.shape[2:]
+    for ph, w0, lo, count in _column_phases(w, pad):
+        np.copyto(dx[:, :, :, w0::2], dxp[pad:pad + h, ph, lo:lo + count].transpose(2, 3, 0, 1))
+
+
+def winograd_tiles(xp, rows, out):
+    """xp (Hp, 2, t + 1, K) -> out (4, 4, th, t, K): B^T d B of every 4x4 tile d (stride 2), rows
+    first into rows (4, th, 2, t + 1, K), then columns. Rows of B^T: [1,0,-1,0], [0,1,1,0],
+    [0,-1,1,0], [0,1,0,-1]."""
+    r, t = rows.shape[1], out.shape[3]
+    d = [xp[i:i + 2 * r:2] for i in range(4)]  # row i of every tile: (th, 2, t + 1, K)
     np.subtract(d[0], d[2], out=rows[0])
     np.add(d[1], d[2], out=rows[1])
     np.subtract(d[2], d[1], out=rows[2])
     np.subtract(d[1], d[3], out=rows[3])
-    tiles = out.reshape(4, 4, c, n, r, t)
     for a in range(4):
-        e = [rows[a][..., j:j + 2 * t:2] for j in range(4)]
-        np.subtract(e[0], e[2], out=tiles[a, 0])
-        np.add(e[1], e[2], out=tiles[a, 1])
-        np.subtract(e[2], e[1], out=tiles[a, 2])
-        np.subtract(e[1], e[3], out=tiles[a, 3])
+        ra = rows[a]  # columns 2b, 2b + 1, 2b + 2, 2b + 3 of tile b: (th, t, K) blocks
+        e = (ra[:, 0, :t], ra[:, 1, :t], ra[:, 0, 1:], ra[:, 1, 1:])
+        np.subtract(e[0], e[2], out=out[a, 0])
+        np.add(e[1], e[2], out=out[a, 1])
+        np.subtract(e[2], e[1], out=out[a, 2])
+        np.subtract(e[1], e[3], out=out[a, 3])
 
 
 def winograd_untile(m, half, y):
-    """Products m (16, F, N*T) -> y (N, F, OH, OW) = A^T m A per tile; half (2, 4, F, N*T)."""
-    n, f, oh, ow = y.shape
-    th, tw = oh // 2, ow // 2
-    m = m.reshape(4, 4, f, n * th * tw)
-    np.add(m[0], m[1], out=half[0])  # rows of A^T: [1, 1, 1, 0] and [0, 1, -1, -1]
+    """Products m (4, 4, th, t, K) -> y (th, 2, 2, t, K) = A^T m A per tile (output row 2a + i,
+    column 2b + j at [a, i, j, b]); half (2, 4, th, t, K). Rows of A^T: [1,1,1,0], [0,1,-1,-1]."""
+    np.add(m[0], m[1], out=half[0])
     half[0] += m[2]
     np.subtract(m[1], m[2], out=half[1])
     half[1] -= m[3]
-    s = half.reshape(2, 4, f, n, th, tw)
-    out = y.reshape(n, f, th, 2, tw, 2).transpose(1, 0, 2, 3, 4, 5)  # (F, N, th, 2, tw, 2) view
     for i in range(2):
-        np.add(s[i, 0], s[i, 1], out=out[:, :, :, i, :, 0])
-        out[:, :, :, i, :, 0] += s[i, 2]
-        np.subtract(s[i, 1], s[i, 2], out=out[:, :, :, i, :, 1])
-        out[:, :, :, i, :, 1] -= s[i, 3]
+        s = half[i]
+        np.add(s[0], s[1], out=y[:, i, 0])
+        y[:, i, 0] += s[2]
+        np.subtract(s[1], s[2], out=y[:, i, 1])
+        y[:, i, 1] -= s[3]
 
 
-def winograd_untile_grad(dy, half, dm):
-    """Adjoint of winograd_untile: dy (N, F, OH, OW) -> dm (16, F, N*T); half (2, 4, F, N*T)."""
-    n, f, oh, ow = dy.shape
-    th, tw = oh // 2, ow // 2
-    g = dy.reshape(n, f, th, 2, tw, 2).transpose(1, 0, 2, 3, 4, 5)
-    s = half.reshape(2, 4, f, n, th, tw)
-    for i in range(2):  # columns of A: [1, 1, 1, 0] for output 0, [0, 1, -1, -1] for output 1
-        g0, g1 = g[:, :, :, i, :, 0], g[:, :, :, i, :, 1]
-        np.copyto(s[i, 0], g0)
-        np.add(g0, g1, out=s[i, 1])
-        np.subtract(g0, g1, out=s[i, 2])
-        np.negative(g1, out=s[i, 3])
-    dm = dm.reshape(4, 4, f, n * th * tw)
+def winograd_untile_grad(g, half, dm):
+    """Adjoint of winograd_untile: g (th, 2, 2, t, K) -> dm (4, 4, th, t, K); half (2, 4, th, t, K)."""
+    for i in range(2):
+        g0, g1, s = g[:, i, 0], g[:, i, 1], half[i]
+        np.copyto(s[0], g0)
+        np.add(g0, g1, out=s[1])
+        np.subtract(g0, g1, out=s[2])
+        np.negative(g1, out=s[3])
     np.copyto(dm[0], half[0])
     np.add(half[0], half[1], out=dm[1])
     np.subtract(half[0], half[1], out=dm[2])
     np.negative(half[1], out=dm[3])
 
 
-def winograd_tiles_grad(dv, pad, rows, dxp, dx):
-    """Adjoint of winograd_tiles: dv (16, C, N*T) -> dx (N, C, H, W), each tile's B dv B^T added
-    back where it came from (tiles overlap by 2) and the padding dropped. rows (4, C, N, th, Wp);
-    dxp (N, C, H + 2*pad, W + 2*pad) when pad > 0."""
-    n, c = dx.shape[:2]
-    r, wp = rows.shape[3], rows.shape[4]
-    t = (wp - 2) // 2
-    v = dv.reshape(4, 4, c, n, r, t)
+def winograd_tiles_grad(v, rows, dxp):
+    """Adjoint of winograd_tiles: v (4, 4, th, t, K) -> dxp (Hp, 2, t + 1, K) (overwritten), each
+    tile's B v B^T added back where it came from (tiles overlap by 2); rows (4, th, 2, t + 1, K)."""
+    r, t = rows.shape[1], v.shape[3]
     for a in range(4):  # columns of B^T: [1,0,0,0], [0,1,-1,1], [-1,1,1,0], [0,0,0,-1]
-        even, odd = rows[a][..., 0::2], rows[a][..., 1::2]  # (C, N, th, t + 1) each
-        np.copyto(even[..., :t], v[a, 0])
-        even[..., t] = 0
-        even[..., 1:] += v[a, 1]
-        even[..., 1:] += v[a, 2]
-        even[..., 1:] -= v[a, 0]
-        np.subtract(v[a, 1], v[a, 2], out=odd[..., :t])
-        odd[..., :t] += v[a, 3]
-        odd[..., t] = 0
-        odd[..., 1:] -= v[a, 3]
-    target = (dxp if pad else dx).transpose(1, 0, 2, 3)  # (C, N, Hp, Wp)
-    even, odd = target[:, :, 0::2], target[:, :, 1::2]
-    np.copyto(even[:, :, :r], rows[0])
-    even[:, :, r] = 0
-    even[:, :, 1:] += rows[1]
-    even[:, :, 1:] += rows[2]
-    even[:, :, 1:] -= rows[0]
-    np.subtract(rows[1], rows[2], out=odd[:, :, :r])
-    odd[:, :, :r] += rows[3]
-    odd[:, :, r] = 0
-    odd[:, :, 1:] -= rows[3]
-    if pad:
-        h, w = dx.shape[2:]
-        np.copyto(dx, dxp[:, :, pad:pad + h, pad:pad + w])
-
+        even, odd = rows[a][:, 0], rows[a][:, 1]  # (th, t + 1, K) each
+        np.copyto(even[:, :t], v[a, 0])
+        even[:, t] = 0
+        even[:, 1:] += v[a, 1]
+        even[:, 1:] += v[a, 2]
+        even[:, 1:] -= v[a, 0]
+        np.subtract(v[a, 1], v[a, 2], out=odd[:, :t])
+        odd[:, :t] += v[a, 3]
+        odd[:, t] = 0
+        odd[:, 1:] -= v[a, 3]
+    even, odd = dxp[0::2], dxp[1::2]  # (th + 1, 2, t + 1, K) each
+    np.copyto(even[:r], rows[0])
+    even[r] = 0
+    even[1:] += rows[1]
+    even[1:] += rows[2]
+    even[1:] -= rows[0]
+    np.subtract(rows[1], rows[2], out=odd[:r])
+    odd[:r] += rows[3]
+    odd[r] = 0
+    odd[1:] -= rows[3]
 
 
 def winograd_forward(x, u, pad, chunk, work, y):
     """y (N, F, OH, OW) = the 3x3 convolution of x (N, C, H, W), padded by `pad`, with filters
     transformed into u (16, F, C), a few samples at a time: `chunk` samples' tiles and products
-    (flat buffers in `work`: xp, rows, tiles, prod, half) stay in cache."""
+    (flat buffers in `work`: xp, rows, tiles, prod, half, ys) stay in cache."""
     n, c, h, w = x.shape
     f, oh, ow = y.shape[1:]
+    th, tw = oh // 2, ow // 2
     for i in range(0, n, chunk):
         k = min(chunk, n - i)
-        xp, rows, tiles, prod, half = _winograd_views(work, k, c, f, h, w, oh, ow, pad)
-        winograd_tiles(x[i:i + k], pad, xp, rows, tiles)
-        np.matmul(u, tiles, out=prod)  # (16, F, C) @ (16, C, k*T)
-        winograd_untile(prod, half, y[i:i + k])
+        xp, rows, tiles, prod, half, ys = _winograd_views(work, k, c, f, h, w, oh, ow, pad)
+        winograd_load(x[i:i + k], pad, xp)
+        winograd_tiles(xp.reshape(h + 2 * pad, 2, tw + 1, k * c), rows, tiles)
+        # (16, k*T, C) @ (16, C, F) -> (16, k*T, F)
+        np.matmul(tiles.reshape(16, th * tw * k, c), u.transpose(0, 2, 1), out=prod.reshape(16, th * tw * k, f))
+        winograd_untile(prod, half, ys.reshape(th, 2, 2, tw, k * f))
+        np.copyto(y[i:i + k].reshape(k, f, oh, tw, 2), ys.transpose(3, 4, 0, 2, 1))
 
 
 def winograd_backward(x, dy, u, pad, chunk, work, du, du_sum, dx):
@@ -313,35 +314,43 @@ def winograd_backward(x, dy, u, pad, chunk, work, du, du_sum, dx):
     every sample's out of cache); du (16, F, C) is scratch."""
     n, c, h, w = x.shape
     f, oh, ow = dy.shape[1:]
+    th, tw = oh // 2, ow // 2
     du_sum[...] = 0
     for i in range(0, n, chunk):
         k = min(chunk, n - i)
-        xp, rows, tiles, prod, half = _winograd_views(work, k, c, f, h, w, oh, ow, pad)
-        winograd_tiles(x[i:i + k], pad, xp, rows, tiles)
-        winograd_untile_grad(dy[i:i + k], half, prod)  # prod holds the products' gradient
-        np.matmul(prod, tiles.transpose(0, 2, 1), out=du)  # (16, F, k*T) @ (16, k*T, C)
+        xp, rows, tiles, prod, half, ys = _winograd_views(work, k, c, f, h, w, oh, ow, pad)
+        xq = xp.reshape(h + 2 * pad, 2, tw + 1, k * c)
+        winograd_load(x[i:i + k], pad, xp)
+        winograd_tiles(xq, rows, tiles)
+        np.copyto(ys, dy[i:i + k].reshape(k, f, oh, tw, 2).transpose(2, 4, 3, 0, 1))
+        winograd_untile_grad(ys.reshape(th, 2, 2, tw, k * f), half, prod)  # prod holds the products' gradient
+        dm, v = prod.reshape(16, th * tw * k, f), tiles.reshape(16, th * tw * k, c)
+        np.matmul(dm.transpose(0, 2, 1), v, out=du)  # (16, F, k*T) @ (16, k*T, C)
         du_sum += du
         if dx is not None:
-            np.matmul(u.transpose(0, 2, 1), prod, out=tiles)  # (16, C, F) @ (16, F, k*T)
-            winograd_tiles_grad(tiles, pad, rows, xp, dx[i:i + k])
+            np.matmul(dm, u, out=v)  # (16, k*T, F) @ (16, F, C)
+            winograd_tiles_grad(tiles, rows, xq)  # xp now holds the padded input's gradient
+            winograd_unload(xp, pad, dx[i:i + k])
 
 
 def winograd_work_sizes(chunk, c, f, h, w, oh, ow, pad):
     """Element counts of the flat buffers winograd_forward and winograd_backward use."""
     t = (oh // 2) * (ow // 2)
-    return {"xp": chunk * c * (h + 2 * pad) * (w + 2 * pad) if pad else 1,
+    return {"xp": chunk * c * (h + 2 * pad) * (w + 2 * pad),
             "rows": 4 * c * chunk * (oh // 2) * (w + 2 * pad),
-            "tiles": 16 * c * chunk * t, "prod": 16 * f * chunk * t, "half": 8 * f * chunk * t}
+            "tiles": 16 * c * chunk * t, "prod": 16 * f * chunk * t, "half": 8 * f * chunk * t,
+            "ys": chunk * f * oh * ow}
 
 
 def _winograd_views(work, k, c, f, h, w, oh, ow, pad):
-    """(xp, rows, tiles, prod, half) for a chunk of k samples: contiguous views at the start of
-    the flat buffers in `work`."""
+    """(xp, rows, tiles, prod, half, ys) for a chunk of k samples: contiguous views at the start
+    of the flat buffers in `work`."""
     th, tw = oh // 2, ow // 2
-    hp, wp = h + 2 * pad, w + 2 * pad
-    xp, rows, tiles, prod, half = work
-    return (xp[:k * c * hp * wp].reshape(k, c, hp, wp) if pad else None,
-            rows[:4 * c * k * th * wp].reshape(4, c, k, th, wp),
-            tiles[:16 * c * k * th * tw].reshape(16, c, k * th * tw),
-            prod[:16 * f * k * th * tw].reshape(16, f, k * th * tw),
-            half[:8 * f * k * th * tw].reshape(2, 4, f, k * th * tw))
+    hp, half_w = h + 2 * pad, tw + 1
+    xp, rows, tiles, prod, half, ys = work
+    return (xp[:hp * 2 * half_w * k * c].reshape(hp, 2, half_w, k, c),
+            rows[:4 * th * 2 * half_w * k * c].reshape(4, th, 2, half_w, k * c),
+            tiles[:16 * th * tw * k * c].reshape(4, 4, th, tw, k * c),
+            prod[:16 * th * tw * k * f].reshape(4, 4, th, tw, k * f),
+            half[:8 * th * tw * k * f].reshape(2, 4, th, tw, k * f),
+            ys[:oh * ow * k * f].reshape(oh, 2, tw, k, f))

@@ -136,7 +136,7 @@ class Convolution(Layer):
         c, f = self.in_shape[0], self.out_shape[0]
         pad, chunk = self.args["pad"], self.winograd_chunk()
         wu, wg = e.buffer("wu"), e.buffer("wg")
-        work = "(" + ", ".join(e.buffer(f"w{name}") for name in ("xp", "rows", "tiles", "prod", "half")) + ")"
+        work = "(" + ", ".join(e.buffer(f"w{name}") for name in ("xp", "rows", "tiles", "prod", "half", "ys")) + ")"
         y = e.output()
         e.fwd(f"{e.helper(winograd_filters)}({e.param('W')}, {wg}, {wu})",
               f"{e.helper(winograd_forward)}({e.x}, {wu}, {pad}, {chunk}, {work}, {y})",
