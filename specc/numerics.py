@@ -128,6 +128,42 @@ def avg_pool_backward(dy, shape, size, stride, pad):
     return col2im(np.ascontiguousarray(cols).reshape(n * oh * ow, c * size * size), shape, size, stride, pad)
 
 
+def tiled_max_pool(x, k, chunk, y):
+    """y (N, C, H/k, W/k) = the maximum of each k x k tile of x (N, C, H, W): element-wise maxima of
+    the k*k strided views, `chunk` samples at a time (their rows stay in cache between the views)."""
+    n, c, oh, ow = y.shape
+    grid = x.reshape(n, c, oh, k, ow, k)
+    for s in range(0, n, chunk):
+        part, out = grid[s:s + chunk], y[s:s + chunk]
+        views = [part[:, :, :, i, :, j] for i in range(k) for j in range(k)]
+        if len(views) == 1:
+            np.copyto(out, views[0])
+            continue
+        np.maximum(views[0], views[1], out=out)
+        for v in views[2:]:
+            np.maximum(out, v, out=out)
+
+
+def tiled_max_pool_backward(x, y, dy, k, chunk, hit, taken, dx):
+    """dx (N, C, H, W): each tile's gradient dy to the first maximum of the tile (row by row, as
+    the reference's argmax), zeros elsewhere; hit and taken (chunk, C, H/k, W/k) boolean scratch."""
+    n, c, oh, ow = y.shape
+    grid, target = x.reshape(n, c, oh, k, ow, k), dx.reshape(n, c, oh, k, ow, k)
+    for s in range(0, n, chunk):
+        m = min(chunk, n - s)
+        h, t, top, g = hit[:m], taken[:m], y[s:s + m], dy[s:s + m]
+        for p in range(k * k):
+            i, j = divmod(p, k)
+            np.equal(grid[s:s + m, :, :, i, :, j], top, out=h)
+            if p:  # a maximum already taken earlier in the tile wins
+                np.greater(h, t, out=h)
+            np.multiply(g, h, out=target[s:s + m, :, :, i, :, j])
+            if p == 0:
+                np.copyto(t, h)
+            elif p < k * k - 1:
+                np.logical_or(t, h, out=t)
+
+
 def softmax_cross_entropy(scores, labels, probs):
     """Mean cross-entropy of softmax(scores) with class labels; softmax written into `probs`.
 
