@@ -341,7 +341,9 @@ def winograd_forward(x, u, pad, chunk, work, y):
         # (16, k*T, C) @ (16, C, F) -> (16, k*T, F)
         np.matmul(tiles.reshape(16, th * tw * k, c), u.transpose(0, 2, 1), out=prod.reshape(16, th * tw * k, f))
         winograd_untile(prod, half, ys.reshape(th, 2, 2, tw, k * f))
-        np.copyto(y[i:i + k].reshape(k, f, oh, tw, 2), ys.transpose(3, 4, 0, 2, 1))
+        out = y[i:i + k].reshape(k, f, oh, tw, 2)
+        for j in range(2):  # a column phase at a time: (k, F, OH, OW/2) copies with rows of OW/2, not of 2
+            np.copyto(out[..., j], ys[:, j].transpose(2, 3, 0, 1))
 
 
 def winograd_backward(x, dy, u, pad, chunk, work, du, du_sum, dx):
