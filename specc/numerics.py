@@ -60,14 +60,30 @@ def col2im(cols, shape, kernel, stride, pad, out=None):
     return out
 
 
-def im2col_t(x, kernel, stride, pad, out=None):
+def pad_into(x, pad, xp):
+    """x (N, C, H, W) with `pad` zeros on each side, written into xp (N, C, H + 2*pad, W + 2*pad)."""
+    h, w = x.shape[2:]
+    xp[:, :, :pad] = 0
+    xp[:, :, pad + h:] = 0
+    xp[:, :, pad:pad + h, :pad] = 0
+    xp[:, :, pad:pad + h, pad + w:] = 0
+    np.copyto(xp[:, :, pad:pad + h, pad:pad + w], x)
+    return xp
+
+
+def im2col_t(x, kernel, stride, pad, out=None, xp=None):
     """(N, C, H, W) -> (N, C*kernel*kernel, OH*OW): each sample's windows as columns.
 
     The layout lets one batched matmul, W (F, C*k*k) @ cols, give (N, F, OH*OW), which is
-    already the (N, F, OH, OW) output: no transpose copy.
+    already the (N, F, OH, OW) output: no transpose copy. With pad > 0 the padded images go
+    into xp when given (nothing allocated), else into a new array.
     """
     n, c = x.shape[:2]
-    x, oh, ow = padded(x, kernel, stride, pad)
+    if pad and xp is not None:
+        oh, ow = output_size(*x.shape[2:], kernel, stride, pad)
+        x = pad_into(x, pad, xp)
+    else:
+        x, oh, ow = padded(x, kernel, stride, pad)
     s0, s1, s2, s3 = x.strides
     windows = np.lib.stride_tricks.as_strided(
         x, (n, c, kernel, kernel, oh, ow), (s0, s1, s2, s3, s2 * stride, s3 * stride), writeable=False)

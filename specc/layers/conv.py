@@ -80,6 +80,10 @@ class Convolution(Layer):
         f, oh, ow = self.out_shape
         ckk, pixels = self.in_shape[0] * self.args["kernel"] ** 2, oh * ow
         out = {"cols": Scratch((ckk, pixels)), "gw": Scratch((f, ckk), phase="backward")}
+        if self.args["pad"]:  # the padded input, so that im2col allocates nothing
+            c, h, w = self.in_shape
+            pad = self.args["pad"]
+            out["xpad"] = Scratch((c, h + 2 * pad, w + 2 * pad))
         if grad_input:
             out["dcols"] = Scratch((ckk, pixels), phase="backward")
         return out
@@ -156,7 +160,8 @@ class Convolution(Layer):
         w = f"{e.param('W')}.reshape({f}, {ckk})"
         cols = e.buffer("cols")
         y = e.output()
-        e.fwd(f"{e.helper(im2col_t)}({e.x}, {k}, {s}, {pad}, out={cols})",
+        xp = f", xp={e.buffer('xpad')}" if pad else ""
+        e.fwd(f"{e.helper(im2col_t)}({e.x}, {k}, {s}, {pad}, out={cols}{xp})",
               f"np.matmul({w}, {cols}, out={y}.reshape(N, {f}, {pixels}))",
               f"{y} += {e.param('b')}.reshape(1, {f}, 1, 1)")
         dy = f"{e.dy}.reshape(N, {f}, {pixels})"
