@@ -320,31 +320,41 @@ def winograd_untile_grad(g, half, dm):
     np.negative(half[1], out=dm[3])
 
 
-def winograd_tiles_grad(v, rows, dxp):
+def winograd_tiles_grad(v, rows, dxp, scratch):
     """Adjoint of winograd_tiles: v (4, 4, th, t, K) -> dxp (Hp, 2, t + 1, K) (overwritten), each
-    tile's B v B^T added back where it came from (tiles overlap by 2); rows (4, th, 2, t + 1, K)."""
-    r, t = rows.shape[1], v.shape[3]
-    for a in range(4):  # columns of B^T: [1,0,0,0], [0,1,-1,1], [-1,1,1,0], [0,0,0,-1]
+    tile's B v B^T added back where it came from (tiles overlap by 2); rows (4, th, 2, t + 1, K);
+    scratch: a flat buffer of at least th*2*(t + 1)*K values."""
+    r, t, k = rows.shape[1], v.shape[3], v.shape[4]
+    s = scratch[:r * t * k].reshape(r, t, k)
+    # Columns of B^T: [1,0,0,0], [0,1,-1,1], [-1,1,1,0], [0,0,0,-1]. Tile b's columns are the even
+    # column b, the odd column b, the even column b + 1 and the odd column b + 1, so
+    # even[b] = v0[b] + (v1 + v2 - v0)[b - 1] and odd[b] = (v1 - v2 + v3)[b] - v3[b - 1].
+    for a in range(4):
         even, odd = rows[a][:, 0], rows[a][:, 1]  # (th, t + 1, K) each
-        np.copyto(even[:, :t], v[a, 0])
-        even[:, t] = 0
-        even[:, 1:] += v[a, 1]
-        even[:, 1:] += v[a, 2]
-        even[:, 1:] -= v[a, 0]
-        np.subtract(v[a, 1], v[a, 2], out=odd[:, :t])
-        odd[:, :t] += v[a, 3]
-        odd[:, t] = 0
-        odd[:, 1:] -= v[a, 3]
+        v0, v1, v2, v3 = v[a, 0], v[a, 1], v[a, 2], v[a, 3]
+        np.add(v1, v2, out=s)
+        s -= v0
+        np.copyto(even[:, :1], v0[:, :1])
+        np.add(v0[:, 1:], s[:, :-1], out=even[:, 1:t])
+        np.copyto(even[:, t:], s[:, t - 1:])
+        np.subtract(v1, v2, out=s)
+        s += v3
+        np.copyto(odd[:, :1], s[:, :1])
+        np.subtract(s[:, 1:], v3[:, :-1], out=odd[:, 1:t])
+        np.negative(v3[:, t - 1:], out=odd[:, t:])
+    # the same over the rows: tile row a's rows are the even row a, the odd row a, ...
     even, odd = dxp[0::2], dxp[1::2]  # (th + 1, 2, t + 1, K) each
-    np.copyto(even[:r], rows[0])
-    even[r] = 0
-    even[1:] += rows[1]
-    even[1:] += rows[2]
-    even[1:] -= rows[0]
-    np.subtract(rows[1], rows[2], out=odd[:r])
-    odd[:r] += rows[3]
-    odd[r] = 0
-    odd[1:] -= rows[3]
+    s = scratch[:r * 2 * (t + 1) * k].reshape(rows.shape[1:])
+    np.add(rows[1], rows[2], out=s)
+    s -= rows[0]
+    np.copyto(even[:1], rows[0][:1])
+    np.add(rows[0][1:], s[:-1], out=even[1:r])
+    np.copyto(even[r:], s[r - 1:])
+    np.subtract(rows[1], rows[2], out=s)
+    s += rows[3]
+    np.copyto(odd[:1], s[:1])
+    np.subtract(s[1:], rows[3][:-1], out=odd[1:r])
+    np.negative(rows[3][r - 1:], out=odd[r:])
 
 
 def winograd_forward(x, u, pad, chunk, work, y):
@@ -388,7 +398,8 @@ def winograd_backward(x, dy, u, pad, chunk, work, du, du_sum, dx):
         du_sum += du
         if dx is not None:
             np.matmul(dm, u, out=v)  # (16, k*T, F) @ (16, F, C)
-            winograd_tiles_grad(tiles, rows, xq)  # xp now holds the padded input's gradient
+            # xp now holds the padded input's gradient; prod, read by both products, is scratch
+            winograd_tiles_grad(tiles, rows, xq, work[3])
             winograd_unload(xp, pad, dx[i:i + k])
 
 
@@ -397,8 +408,10 @@ def winograd_work_sizes(chunk, c, f, h, w, oh, ow, pad):
     t = (oh // 2) * (ow // 2)
     return {"xp": chunk * c * (h + 2 * pad) * (w + 2 * pad),
             "rows": 4 * c * chunk * (oh // 2) * (w + 2 * pad),
-            "tiles": 16 * c * chunk * t, "prod": 16 * f * chunk * t, "half": 8 * f * chunk * t,
-            "ys": chunk * f * oh * ow}
+            "tiles": 16 * c * chunk * t,
+            # the products, then winograd_tiles_grad's scratch
+            "prod": max(16 * f * chunk * t, (oh // 2) * 2 * (ow // 2 + 1) * chunk * c),
+            "half": 8 * f * chunk * t, "ys": chunk * f * oh * ow}
 
 
 def _winograd_views(work, k, c, f, h, w, oh, ow, pad):
