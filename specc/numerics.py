@@ -307,16 +307,16 @@ def winograd_untile(m, half, y):
 
 
 def winograd_untile_grad(g, half, dm):
-    """Adjoint of winograd_untile: g (th, 2, 2, t, K) -> dm (4, 4, th, t, K); half (2, 4, th, t, K)."""
-    for i in range(2):
-        g0, g1, s = g[:, i, 0], g[:, i, 1], half[i]
+    """Adjoint of winograd_untile: g (th, 2, 2, t, K) -> dm (4, 4, th, t, K); half (2, 4, th, t, K)
+    (only half[1] is used: the first output row's combinations go straight into dm[0])."""
+    for i, s in ((0, dm[0]), (1, half[1])):
+        g0, g1 = g[:, i, 0], g[:, i, 1]
         np.copyto(s[0], g0)
         np.add(g0, g1, out=s[1])
         np.subtract(g0, g1, out=s[2])
         np.negative(g1, out=s[3])
-    np.copyto(dm[0], half[0])
-    np.add(half[0], half[1], out=dm[1])
-    np.subtract(half[0], half[1], out=dm[2])
+    np.add(dm[0], half[1], out=dm[1])
+    np.subtract(dm[0], half[1], out=dm[2])
     np.negative(half[1], out=dm[3])
 
 
