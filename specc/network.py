@@ -69,10 +69,12 @@ class Network:
         self._clock = clock
         self._gen = self._load_code() if fuse else None
         # the generated module's init_params and init_state call the same function
-        self._arrays: dict[str, np.ndarray] = initial_values(_table(self.plan.params), self.dtype, seed)
+        # Parameters and gradients are views of one flat array each, in the plan's order, so that
+        # an optimizer updates all of them with one pass of NumPy calls (see specc.training.optimizers).
+        _, self._arrays = _laid_flat(initial_values(_table(self.plan.params), self.dtype, seed), self.dtype)
         self.params = ParamDict(self)
         self.state: dict[str, np.ndarray] = initial_values(_table(self.plan.state), self.dtype)
-        self.grads: dict[str, np.ndarray] = {n: np.zeros_like(v) for n, v in self._arrays.items()}
+        _, self.grads = _laid_flat({n: np.zeros_like(v) for n, v in self._arrays.items()}, self.dtype)
         self.rng = np.random.default_rng([seed, 1])  # dropout masks; a stream apart from init's
         self._batch: Any = WholeBatch()  # see the batch property
         self._workspaces: dict[tuple[int, bool], dict[str, np.ndarray]] = {}
@@ -163,14 +165,7 @@ class Network:
         """Lay every gradient out in one flat array, `extra` slots after them, and return it: self.grads
         become views of it, so that one MPI Allreduce moves them all. Call it before handing
         parameters() to an optimizer (their grad arrays are the views from then on)."""
-        total = sum(g.size for g in self.grads.values())
-        flat = np.zeros(total + extra, self.dtype)
-        at = 0
-        for name, g in self.grads.items():
-            view = flat[at:at + g.size].reshape(g.shape)
-            view[...] = g
-            self.grads[name] = view
-            at += g.size
+        flat, self.grads = _laid_flat(self.grads, self.dtype, extra)
         self._decayed = self._decay_table()
         return flat
 
@@ -388,3 +383,16 @@ class Network:
 def _table(slots) -> dict[str, tuple]:
     """name -> (shape, init), as initial_values (and the generated module) read it."""
     return {s.name: (s.shape, s.init) for s in slots}
+
+
+def _laid_flat(arrays: dict[str, np.ndarray], dtype: np.dtype,
+               extra: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """One new flat array, and the same values as views of it, end to end in the dict's order,
+    with `extra` zeros after them."""
+    flat = np.zeros(sum(a.size for a in arrays.values()) + extra, dtype)
+    out, at = {}, 0
+    for name, a in arrays.items():
+        out[name] = flat[at:at + a.size].reshape(a.shape)
+        out[name][...] = a
+        at += a.size
+    return flat, out

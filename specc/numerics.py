@@ -60,14 +60,30 @@ def col2im(cols, shape, kernel, stride, pad, out=None):
     return out
 
 
-def im2col_t(x, kernel, stride, pad, out=None):
+def pad_into(x, pad, xp):
+    """x (N, C, H, W) with `pad` zeros on each side, written into xp (N, C, H + 2*pad, W + 2*pad)."""
+    h, w = x.shape[2:]
+    xp[:, :, :pad] = 0
+    xp[:, :, pad + h:] = 0
+    xp[:, :, pad:pad + h, :pad] = 0
+    xp[:, :, pad:pad + h, pad + w:] = 0
+    np.copyto(xp[:, :, pad:pad + h, pad:pad + w], x)
+    return xp
+
+
+def im2col_t(x, kernel, stride, pad, out=None, xp=None):
     """(N, C, H, W) -> (N, C*kernel*kernel, OH*OW): each sample's windows as columns.
 
     The layout lets one batched matmul, W (F, C*k*k) @ cols, give (N, F, OH*OW), which is
-    already the (N, F, OH, OW) output: no transpose copy.
+    already the (N, F, OH, OW) output: no transpose copy. With pad > 0 the padded images go
+    into xp when given (nothing allocated), else into a new array.
     """
     n, c = x.shape[:2]
-    x, oh, ow = padded(x, kernel, stride, pad)
+    if pad and xp is not None:
+        oh, ow = output_size(*x.shape[2:], kernel, stride, pad)
+        x = pad_into(x, pad, xp)
+    else:
+        x, oh, ow = padded(x, kernel, stride, pad)
     s0, s1, s2, s3 = x.strides
     windows = np.lib.stride_tricks.as_strided(
         x, (n, c, kernel, kernel, oh, ow), (s0, s1, s2, s3, s2 * stride, s3 * stride), writeable=False)
@@ -128,18 +144,59 @@ def avg_pool_backward(dy, shape, size, stride, pad):
     return col2im(np.ascontiguousarray(cols).reshape(n * oh * ow, c * size * size), shape, size, stride, pad)
 
 
+def tiled_max_pool(x, k, chunk, y):
+    """y (N, C, H/k, W/k) = the maximum of each k x k tile of x (N, C, H, W): element-wise maxima of
+    the k*k strided views, `chunk` samples at a time (their rows stay in cache between the views)."""
+    n, c, oh, ow = y.shape
+    grid = x.reshape(n, c, oh, k, ow, k)
+    for s in range(0, n, chunk):
+        part, out = grid[s:s + chunk], y[s:s + chunk]
+        views = [part[:, :, :, i, :, j] for i in range(k) for j in range(k)]
+        if len(views) == 1:
+            np.copyto(out, views[0])
+            continue
+        np.maximum(views[0], views[1], out=out)
+        for v in views[2:]:
+            np.maximum(out, v, out=out)
+
+
+def tiled_max_pool_backward(x, y, dy, k, chunk, hit, taken, dx):
+    """dx (N, C, H, W): each tile's gradient dy to the first maximum of the tile (row by row, as
+    the reference's argmax), zeros elsewhere; hit and taken (chunk, C, H/k, W/k) boolean scratch."""
+    n, c, oh, ow = y.shape
+    grid, target = x.reshape(n, c, oh, k, ow, k), dx.reshape(n, c, oh, k, ow, k)
+    for s in range(0, n, chunk):
+        m = min(chunk, n - s)
+        h, t, top, g = hit[:m], taken[:m], y[s:s + m], dy[s:s + m]
+        for p in range(k * k):
+            i, j = divmod(p, k)
+            np.equal(grid[s:s + m, :, :, i, :, j], top, out=h)
+            if p:  # a maximum already taken earlier in the tile wins
+                np.greater(h, t, out=h)
+            np.multiply(g, h, out=target[s:s + m, :, :, i, :, j])
+            if p == 0:
+                np.copyto(t, h)
+            elif p < k * k - 1:
+                np.logical_or(t, h, out=t)
+
+
 def softmax_cross_entropy(scores, labels, probs):
     """Mean cross-entropy of softmax(scores) with class labels; softmax written into `probs`.
 
     Uses log-sum-exp, so the loss is exact and finite without the book's 1e-7. The loss itself (N
     numbers) is taken in float64: in float16 a score's distance from the top score can overflow
-    (-60000 and 60000 are 120000 apart), where the probability it stands for is merely 0.
+    (-60000 and 60000 are 120000 apart), where the probability it stands for is merely 0. probs must
+    not overlap scores.
     """
-    n = scores.shape[0]
-    top = scores.max(axis=1, keepdims=True)
-    picked = scores[np.arange(n), labels].astype(np.float64) - top[:, 0]
+    n, c = scores.shape
+    # the row maxima as a maximum over the rows of a transposed copy (in probs, about to be
+    # overwritten): a reduction along a short last axis costs three times as much
+    columns = probs.reshape(c, n)
+    np.copyto(columns, scores.T)
+    top = columns.max(axis=0)
+    picked = scores[np.arange(n), labels].astype(np.float64) - top
     with np.errstate(over="ignore"):  # a float16 difference beyond 65504 is -inf, whose exp is the 0 it should be
-        np.subtract(scores, top, out=probs)
+        np.subtract(scores, top[:, None], out=probs)
     np.exp(probs, out=probs)
     sums = probs.sum(axis=1, keepdims=True)
     probs /= sums
@@ -189,9 +246,12 @@ class WholeBatch:
 # Winograd minimal filtering F(2x2, 3x3) (Lavin & Gray, 2016) for 3x3 stride-1 convolutions:
 # each 2x2 output tile comes from a 4x4 input tile d as A^T [(G g G^T) * (B^T d B)] A, summed
 # over input channels: 16 multiplies per channel pair and tile instead of 36. The 16 tile
-# positions are 16 GEMMs over the channels, (F, C) @ (C, N*T). Transforms use 0, +-1 and 1/2
+# positions are 16 GEMMs over the channels, (k*T, C) @ (C, F). Transforms use 0, +-1 and 1/2
 # only, so float32 rounding stays at the level of direct convolution.
-# Layouts: tiles (16, C, N*T) and their products (16, F, N*T), T = th*tw tiles per image.
+# Layout: a chunk of k samples is copied (padded) into (Hp, 2, Wp/2, k*C): channels and samples
+# last, the padded columns split into their even and odd halves, so that every transform step
+# is an add of contiguous blocks (t*k*C values), not of stride-2 views. Tiles are (4, 4, th, t, k*C),
+# T = th*t tiles per image; outputs (OH, 2, OW/2, k, F) before they are copied back to NCHW.
 
 
 def winograd_filters(w, tmp, out):
@@ -210,126 +270,136 @@ def winograd_filters_grad(du, tmp, out):
     np.matmul(tmp, g, out=out)  # (F, C, 3, 4) @ (4, 3) -> (F, C, 3, 3)
 
 
-def _pad_into(x, pad, xp):
-    """x (N, C, H, W) with `pad` zeros on each side, written into xp; x itself when pad is 0."""
-    if not pad:
-        return x
+def _column_phases(w, pad):
+    """(phase, first image column, first half-column, count) of the even (0) and odd (1) padded
+    columns: padded column 2*j + phase holds image column 2*j + phase - pad."""
+    return [(ph, (ph - pad) % 2, ((ph - pad) % 2 + pad) // 2, len(range((ph - pad) % 2, w, 2))) for ph in (0, 1)]
+
+
+def winograd_load(x, pad, xp):
+    """x (k, C, H, W) -> xp (H + 2*pad, 2, (W + 2*pad)/2, k, C): zero-padded, the columns split
+    by phase, samples and channels last."""
     h, w = x.shape[2:]
-    xp[:, :, :pad] = 0
-    xp[:, :, pad + h:] = 0
-    xp[:, :, pad:pad + h, :pad] = 0
-    xp[:, :, pad:pad + h, pad + w:] = 0
-    np.copyto(xp[:, :, pad:pad + h, pad:pad + w], x)
-    return xp
+    if pad:
+        xp[:pad] = 0
+        xp[pad + h:] = 0
+    for ph, w0, lo, count in _column_phases(w, pad):
+        if pad:
+            xp[pad:pad + h, ph, :lo] = 0
+            xp[pad:pad + h, ph, lo + count:] = 0
+        np.copyto(xp[pad:pad + h, ph, lo:lo + count], x[:, :, :, w0::2].transpose(2, 3, 0, 1))
 
 
-def winograd_tiles(x, pad, xp, rows, out):
-    """(N, C, H, W) images padded by `pad` -> out (16, C, N*T): B^T d B of every 4x4 tile d
-    (stride 2), in two passes: rows (4, C, N, th, W + 2*pad), then columns.
-    xp (N, C, H + 2*pad, W + 2*pad) holds the padded copy when pad > 0."""
-    n, c = x.shape[:2]
-    r = rows.shape[3]
-    t = out.shape[2] // (n * r)
-    x = _pad_into(x, pad, xp).transpose(1, 0, 2, 3)  # (C, N, Hp, Wp) view
-    d = [x[:, :, i:i + 2 * r:2] for i in range(4)]  # row i of every tile: (C, N, th, Wp)
+def winograd_unload(dxp, pad, dx):
+    """Adjoint of winograd_load without the padding: dxp (Hp, 2, Wp/2, k, C) -> dx (k, C, H, W)."""
+    h, w = dx.shape[2:]
+    for ph, w0, lo, count in _column_phases(w, pad):
+        np.copyto(dx[:, :, :, w0::2], dxp[pad:pad + h, ph, lo:lo + count].transpose(2, 3, 0, 1))
+
+
+def winograd_tiles(xp, rows, out):
+    """xp (Hp, 2, t + 1, K) -> out (4, 4, th, t, K): B^T d B of every 4x4 tile d (stride 2), rows
+    first into rows (4, th, 2, t + 1, K), then columns. Rows of B^T: [1,0,-1,0], [0,1,1,0],
+    [0,-1,1,0], [0,1,0,-1]."""
+    r, t = rows.shape[1], out.shape[3]
+    d = [xp[i:i + 2 * r:2] for i in range(4)]  # row i of every tile: (th, 2, t + 1, K)
     np.subtract(d[0], d[2], out=rows[0])
     np.add(d[1], d[2], out=rows[1])
     np.subtract(d[2], d[1], out=rows[2])
     np.subtract(d[1], d[3], out=rows[3])
-    tiles = out.reshape(4, 4, c, n, r, t)
     for a in range(4):
-        e = [rows[a][..., j:j + 2 * t:2] for j in range(4)]
-        np.subtract(e[0], e[2], out=tiles[a, 0])
-        np.add(e[1], e[2], out=tiles[a, 1])
-        np.subtract(e[2], e[1], out=tiles[a, 2])
-        np.subtract(e[1], e[3], out=tiles[a, 3])
+        ra = rows[a]  # columns 2b, 2b + 1, 2b + 2, 2b + 3 of tile b: (th, t, K) blocks
+        e = (ra[:, 0, :t], ra[:, 1, :t], ra[:, 0, 1:], ra[:, 1, 1:])
+        np.subtract(e[0], e[2], out=out[a, 0])
+        np.add(e[1], e[2], out=out[a, 1])
+        np.subtract(e[2], e[1], out=out[a, 2])
+        np.subtract(e[1], e[3], out=out[a, 3])
 
 
 def winograd_untile(m, half, y):
-    """Products m (16, F, N*T) -> y (N, F, OH, OW) = A^T m A per tile; half (2, 4, F, N*T)."""
-    n, f, oh, ow = y.shape
-    th, tw = oh // 2, ow // 2
-    m = m.reshape(4, 4, f, n * th * tw)
-    np.add(m[0], m[1], out=half[0])  # rows of A^T: [1, 1, 1, 0] and [0, 1, -1, -1]
+    """Products m (4, 4, th, t, K) -> y (th, 2, 2, t, K) = A^T m A per tile (output row 2a + i,
+    column 2b + j at [a, i, j, b]); half (2, 4, th, t, K). Rows of A^T: [1,1,1,0], [0,1,-1,-1]."""
+    np.add(m[0], m[1], out=half[0])
     half[0] += m[2]
     np.subtract(m[1], m[2], out=half[1])
     half[1] -= m[3]
-    s = half.reshape(2, 4, f, n, th, tw)
-    out = y.reshape(n, f, th, 2, tw, 2).transpose(1, 0, 2, 3, 4, 5)  # (F, N, th, 2, tw, 2) view
     for i in range(2):
-        np.add(s[i, 0], s[i, 1], out=out[:, :, :, i, :, 0])
-        out[:, :, :, i, :, 0] += s[i, 2]
-        np.subtract(s[i, 1], s[i, 2], out=out[:, :, :, i, :, 1])
-        out[:, :, :, i, :, 1] -= s[i, 3]
+        s = half[i]
+        np.add(s[0], s[1], out=y[:, i, 0])
+        y[:, i, 0] += s[2]
+        np.subtract(s[1], s[2], out=y[:, i, 1])
+        y[:, i, 1] -= s[3]
 
 
-def winograd_untile_grad(dy, half, dm):
-    """Adjoint of winograd_untile: dy (N, F, OH, OW) -> dm (16, F, N*T); half (2, 4, F, N*T)."""
-    n, f, oh, ow = dy.shape
-    th, tw = oh // 2, ow // 2
-    g = dy.reshape(n, f, th, 2, tw, 2).transpose(1, 0, 2, 3, 4, 5)
-    s = half.reshape(2, 4, f, n, th, tw)
-    for i in range(2):  # columns of A: [1, 1, 1, 0] for output 0, [0, 1, -1, -1] for output 1
-        g0, g1 = g[:, :, :, i, :, 0], g[:, :, :, i, :, 1]
-        np.copyto(s[i, 0], g0)
-        np.add(g0, g1, out=s[i, 1])
-        np.subtract(g0, g1, out=s[i, 2])
-        np.negative(g1, out=s[i, 3])
-    dm = dm.reshape(4, 4, f, n * th * tw)
-    np.copyto(dm[0], half[0])
-    np.add(half[0], half[1], out=dm[1])
-    np.subtract(half[0], half[1], out=dm[2])
+def winograd_untile_grad(g, half, dm):
+    """Adjoint of winograd_untile: g (th, 2, 2, t, K) -> dm (4, 4, th, t, K); half (2, 4, th, t, K)
+    (only half[1] is used: the first output row's combinations go straight into dm[0])."""
+    for i, s in ((0, dm[0]), (1, half[1])):
+        g0, g1 = g[:, i, 0], g[:, i, 1]
+        np.copyto(s[0], g0)
+        np.add(g0, g1, out=s[1])
+        np.subtract(g0, g1, out=s[2])
+        np.negative(g1, out=s[3])
+    np.add(dm[0], half[1], out=dm[1])
+    np.subtract(dm[0], half[1], out=dm[2])
     np.negative(half[1], out=dm[3])
 
 
-def winograd_tiles_grad(dv, pad, rows, dxp, dx):
-    """Adjoint of winograd_tiles: dv (16, C, N*T) -> dx (N, C, H, W), each tile's B dv B^T added
-    back where it came from (tiles overlap by 2) and the padding dropped. rows (4, C, N, th, Wp);
-    dxp (N, C, H + 2*pad, W + 2*pad) when pad > 0."""
-    n, c = dx.shape[:2]
-    r, wp = rows.shape[3], rows.shape[4]
-    t = (wp - 2) // 2
-    v = dv.reshape(4, 4, c, n, r, t)
-    for a in range(4):  # columns of B^T: [1,0,0,0], [0,1,-1,1], [-1,1,1,0], [0,0,0,-1]
-        even, odd = rows[a][..., 0::2], rows[a][..., 1::2]  # (C, N, th, t + 1) each
-        np.copyto(even[..., :t], v[a, 0])
-        even[..., t] = 0
-        even[..., 1:] += v[a, 1]
-        even[..., 1:] += v[a, 2]
-        even[..., 1:] -= v[a, 0]
-        np.subtract(v[a, 1], v[a, 2], out=odd[..., :t])
-        odd[..., :t] += v[a, 3]
-        odd[..., t] = 0
-        odd[..., 1:] -= v[a, 3]
-    target = (dxp if pad else dx).transpose(1, 0, 2, 3)  # (C, N, Hp, Wp)
-    even, odd = target[:, :, 0::2], target[:, :, 1::2]
-    np.copyto(even[:, :, :r], rows[0])
-    even[:, :, r] = 0
-    even[:, :, 1:] += rows[1]
-    even[:, :, 1:] += rows[2]
-    even[:, :, 1:] -= rows[0]
-    np.subtract(rows[1], rows[2], out=odd[:, :, :r])
-    odd[:, :, :r] += rows[3]
-    odd[:, :, r] = 0
-    odd[:, :, 1:] -= rows[3]
-    if pad:
-        h, w = dx.shape[2:]
-        np.copyto(dx, dxp[:, :, pad:pad + h, pad:pad + w])
-
+def winograd_tiles_grad(v, rows, dxp, scratch):
+    """Adjoint of winograd_tiles: v (4, 4, th, t, K) -> dxp (Hp, 2, t + 1, K) (overwritten), each
+    tile's B v B^T added back where it came from (tiles overlap by 2); rows (4, th, 2, t + 1, K);
+    scratch: a flat buffer of at least th*2*(t + 1)*K values."""
+    r, t, k = rows.shape[1], v.shape[3], v.shape[4]
+    s = scratch[:r * t * k].reshape(r, t, k)
+    # Columns of B^T: [1,0,0,0], [0,1,-1,1], [-1,1,1,0], [0,0,0,-1]. Tile b's columns are the even
+    # column b, the odd column b, the even column b + 1 and the odd column b + 1, so
+    # even[b] = v0[b] + (v1 + v2 - v0)[b - 1] and odd[b] = (v1 - v2 + v3)[b] - v3[b - 1].
+    for a in range(4):
+        even, odd = rows[a][:, 0], rows[a][:, 1]  # (th, t + 1, K) each
+        v0, v1, v2, v3 = v[a, 0], v[a, 1], v[a, 2], v[a, 3]
+        np.add(v1, v2, out=s)
+        s -= v0
+        np.copyto(even[:, :1], v0[:, :1])
+        np.add(v0[:, 1:], s[:, :-1], out=even[:, 1:t])
+        np.copyto(even[:, t:], s[:, t - 1:])
+        np.subtract(v1, v2, out=s)
+        s += v3
+        np.copyto(odd[:, :1], s[:, :1])
+        np.subtract(s[:, 1:], v3[:, :-1], out=odd[:, 1:t])
+        np.negative(v3[:, t - 1:], out=odd[:, t:])
+    # the same over the rows: tile row a's rows are the even row a, the odd row a, ...
+    even, odd = dxp[0::2], dxp[1::2]  # (th + 1, 2, t + 1, K) each
+    s = scratch[:r * 2 * (t + 1) * k].reshape(rows.shape[1:])
+    np.add(rows[1], rows[2], out=s)
+    s -= rows[0]
+    np.copyto(even[:1], rows[0][:1])
+    np.add(rows[0][1:], s[:-1], out=even[1:r])
+    np.copyto(even[r:], s[r - 1:])
+    np.subtract(rows[1], rows[2], out=s)
+    s += rows[3]
+    np.copyto(odd[:1], s[:1])
+    np.subtract(s[1:], rows[3][:-1], out=odd[1:r])
+    np.negative(rows[3][r - 1:], out=odd[r:])
 
 
 def winograd_forward(x, u, pad, chunk, work, y):
     """y (N, F, OH, OW) = the 3x3 convolution of x (N, C, H, W), padded by `pad`, with filters
     transformed into u (16, F, C), a few samples at a time: `chunk` samples' tiles and products
-    (flat buffers in `work`: xp, rows, tiles, prod, half) stay in cache."""
+    (flat buffers in `work`: xp, rows, tiles, prod, half, ys) stay in cache."""
     n, c, h, w = x.shape
     f, oh, ow = y.shape[1:]
+    th, tw = oh // 2, ow // 2
     for i in range(0, n, chunk):
         k = min(chunk, n - i)
-        xp, rows, tiles, prod, half = _winograd_views(work, k, c, f, h, w, oh, ow, pad)
-        winograd_tiles(x[i:i + k], pad, xp, rows, tiles)
-        np.matmul(u, tiles, out=prod)  # (16, F, C) @ (16, C, k*T)
-        winograd_untile(prod, half, y[i:i + k])
+        xp, rows, tiles, prod, half, ys = _winograd_views(work, k, c, f, h, w, oh, ow, pad)
+        winograd_load(x[i:i + k], pad, xp)
+        winograd_tiles(xp.reshape(h + 2 * pad, 2, tw + 1, k * c), rows, tiles)
+        # (16, k*T, C) @ (16, C, F) -> (16, k*T, F)
+        np.matmul(tiles.reshape(16, th * tw * k, c), u.transpose(0, 2, 1), out=prod.reshape(16, th * tw * k, f))
+        winograd_untile(prod, half, ys.reshape(th, 2, 2, tw, k * f))
+        out = y[i:i + k].reshape(k, f, oh, tw, 2)
+        for j in range(2):  # a column phase at a time: (k, F, OH, OW/2) copies with rows of OW/2, not of 2
+            np.copyto(out[..., j], ys[:, j].transpose(2, 3, 0, 1))
 
 
 def winograd_backward(x, dy, u, pad, chunk, work, du, du_sum, dx):
@@ -338,35 +408,46 @@ def winograd_backward(x, dy, u, pad, chunk, work, du, du_sum, dx):
     every sample's out of cache); du (16, F, C) is scratch."""
     n, c, h, w = x.shape
     f, oh, ow = dy.shape[1:]
+    th, tw = oh // 2, ow // 2
     du_sum[...] = 0
     for i in range(0, n, chunk):
         k = min(chunk, n - i)
-        xp, rows, tiles, prod, half = _winograd_views(work, k, c, f, h, w, oh, ow, pad)
-        winograd_tiles(x[i:i + k], pad, xp, rows, tiles)
-        winograd_untile_grad(dy[i:i + k], half, prod)  # prod holds the products' gradient
-        np.matmul(prod, tiles.transpose(0, 2, 1), out=du)  # (16, F, k*T) @ (16, k*T, C)
+        xp, rows, tiles, prod, half, ys = _winograd_views(work, k, c, f, h, w, oh, ow, pad)
+        xq = xp.reshape(h + 2 * pad, 2, tw + 1, k * c)
+        winograd_load(x[i:i + k], pad, xp)
+        winograd_tiles(xq, rows, tiles)
+        np.copyto(ys, dy[i:i + k].reshape(k, f, oh, tw, 2).transpose(2, 4, 3, 0, 1))
+        winograd_untile_grad(ys.reshape(th, 2, 2, tw, k * f), half, prod)  # prod holds the products' gradient
+        dm, v = prod.reshape(16, th * tw * k, f), tiles.reshape(16, th * tw * k, c)
+        np.matmul(dm.transpose(0, 2, 1), v, out=du)  # (16, F, k*T) @ (16, k*T, C)
         du_sum += du
         if dx is not None:
-            np.matmul(u.transpose(0, 2, 1), prod, out=tiles)  # (16, C, F) @ (16, F, k*T)
-            winograd_tiles_grad(tiles, pad, rows, xp, dx[i:i + k])
+            np.matmul(dm, u, out=v)  # (16, k*T, F) @ (16, F, C)
+            # xp now holds the padded input's gradient; prod, read by both products, is scratch
+            winograd_tiles_grad(tiles, rows, xq, work[3])
+            winograd_unload(xp, pad, dx[i:i + k])
 
 
 def winograd_work_sizes(chunk, c, f, h, w, oh, ow, pad):
     """Element counts of the flat buffers winograd_forward and winograd_backward use."""
     t = (oh // 2) * (ow // 2)
-    return {"xp": chunk * c * (h + 2 * pad) * (w + 2 * pad) if pad else 1,
+    return {"xp": chunk * c * (h + 2 * pad) * (w + 2 * pad),
             "rows": 4 * c * chunk * (oh // 2) * (w + 2 * pad),
-            "tiles": 16 * c * chunk * t, "prod": 16 * f * chunk * t, "half": 8 * f * chunk * t}
+            "tiles": 16 * c * chunk * t,
+            # the products, then winograd_tiles_grad's scratch
+            "prod": max(16 * f * chunk * t, (oh // 2) * 2 * (ow // 2 + 1) * chunk * c),
+            "half": 8 * f * chunk * t, "ys": chunk * f * oh * ow}
 
 
 def _winograd_views(work, k, c, f, h, w, oh, ow, pad):
-    """(xp, rows, tiles, prod, half) for a chunk of k samples: contiguous views at the start of
-    the flat buffers in `work`."""
+    """(xp, rows, tiles, prod, half, ys) for a chunk of k samples: contiguous views at the start
+    of the flat buffers in `work`."""
     th, tw = oh // 2, ow // 2
-    hp, wp = h + 2 * pad, w + 2 * pad
-    xp, rows, tiles, prod, half = work
-    return (xp[:k * c * hp * wp].reshape(k, c, hp, wp) if pad else None,
-            rows[:4 * c * k * th * wp].reshape(4, c, k, th, wp),
-            tiles[:16 * c * k * th * tw].reshape(16, c, k * th * tw),
-            prod[:16 * f * k * th * tw].reshape(16, f, k * th * tw),
-            half[:8 * f * k * th * tw].reshape(2, 4, f, k * th * tw))
+    hp, half_w = h + 2 * pad, tw + 1
+    xp, rows, tiles, prod, half, ys = work
+    return (xp[:hp * 2 * half_w * k * c].reshape(hp, 2, half_w, k, c),
+            rows[:4 * th * 2 * half_w * k * c].reshape(4, th, 2, half_w, k * c),
+            tiles[:16 * th * tw * k * c].reshape(4, 4, th, tw, k * c),
+            prod[:16 * th * tw * k * f].reshape(4, 4, th, tw, k * f),
+            half[:8 * th * tw * k * f].reshape(2, 4, th, tw, k * f),
+            ys[:oh * ow * k * f].reshape(oh, 2, tw, k, f))

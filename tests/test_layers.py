@@ -613,3 +613,30 @@ def test_generated_pooling_sends_ties_to_the_first_maximum(i):
     gf, gu = fused.gradient(x, t), unfused.gradient(x, t)
     for key in gf:
         close(gf[key], gu[key], f"gradient {key}")
+
+
+@pytest.mark.parametrize("k, chunk", [(2, 4), (2, 1), (3, 5), (2, 64)])
+def test_tiled_max_pool_chunks_agree_with_a_loop_that_sends_ties_to_the_first_maximum(k, chunk):
+    """specc.numerics' tiled max pooling, a few samples at a time (a partial last chunk too),
+    against a loop over the windows: the maximum, and the gradient to the first maximum of each
+    window in row-major order, on data full of ties (zeros and small whole numbers)."""
+    from specc.numerics import tiled_max_pool, tiled_max_pool_backward
+
+    rng = np.random.default_rng(k * 100 + chunk)
+    n, c, oh, ow = 13, 3, 4, 5
+    x = np.maximum(rng.integers(-2, 3, (n, c, oh * k, ow * k)), 0).astype(np.float32)
+    dy = rng.standard_normal((n, c, oh, ow)).astype(np.float32)
+    y, dx = np.empty_like(dy), np.empty_like(x)
+    hit, taken = np.empty((chunk, c, oh, ow), bool), np.empty((chunk, c, oh, ow), bool)
+    tiled_max_pool(x, k, chunk, y)
+    tiled_max_pool_backward(x, y, dy, k, chunk, hit, taken, dx)
+    want = np.zeros_like(x)
+    for s in range(n):
+        for ch in range(c):
+            for i in range(oh):
+                for j in range(ow):
+                    window = x[s, ch, i * k:(i + 1) * k, j * k:(j + 1) * k]
+                    r, q = divmod(int(np.argmax(window)), k)  # argmax: the first maximum, row by row
+                    want[s, ch, i * k + r, j * k + q] = dy[s, ch, i, j]
+    assert np.array_equal(y, _naive_pool(x, k, k, 0))
+    assert np.array_equal(dx, want)

@@ -10,6 +10,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
+import specc
 from specc import api
 from specc.network import Parameter
 from specc.training import data
@@ -337,3 +338,25 @@ def test_weight_decay_shrinks_the_weights(sample, tmp_path):
     plain, _, _ = train_tiny(sample, tmp_path / "plain", Settings(**base))
     decayed, _, _ = train_tiny(sample, tmp_path / "decayed", Settings(**base, weight_decay=0.5))
     assert np.sum(decayed.params["W1"] ** 2) < 0.8 * np.sum(plain.params["W1"] ** 2)
+
+
+# --- one flat update: the network's parameters and gradients tile one array each ------------------
+@pytest.mark.parametrize("name", NAMES)
+def test_an_update_over_the_flat_buffers_equals_one_per_parameter(name):
+    net = specc.load("models/multi_layer_net.net")
+    flat = net.parameters()
+    apart = [Parameter(p.name, p.value.copy(), p.grad.copy(), p.decay) for p in flat]
+    one, each = make_optimizer(name, {}, flat), make_optimizer(name, {}, apart)
+    assert one._whole is not None and each._whole is None  # the network lays them out end to end
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        for p, q in zip(flat, apart):
+            p.grad[...] = rng.standard_normal(p.grad.shape)
+            q.grad[...] = p.grad
+        one.step(0.01)
+        each.step(0.01)
+    for p, q in zip(flat, apart):
+        np.testing.assert_array_equal(p.value, q.value)
+    assert one.state().keys() == each.state().keys()  # checkpoints keep one entry per parameter
+    for key, a in each.state().items():
+        np.testing.assert_array_equal(one.state()[key], a)

@@ -61,9 +61,10 @@ def _winograd(x, w, pad, dy, chunk):
     return y, dw, dx
 
 
-# DeepConvNet's shapes (fewer samples), pad 0, and a chunk that leaves a partial last one
+# DeepConvNet's shapes (fewer samples), pad 0, a chunk that leaves a partial last one, and a
+# single tile per image (the overlap-add's edge columns and rows are all there is)
 SHAPES = [(5, 16, 16, 28, 28, 1, 2), (5, 32, 32, 14, 14, 2, 3), (4, 64, 64, 8, 8, 1, 4),
-          (3, 5, 4, 10, 6, 0, 2), (7, 4, 3, 6, 8, 1, 3)]
+          (3, 5, 4, 10, 6, 0, 2), (7, 4, 3, 6, 8, 1, 3), (3, 4, 3, 4, 4, 0, 2)]
 
 
 @pytest.mark.parametrize("n, c, f, h, w, pad, chunk", SHAPES)

@@ -44,7 +44,8 @@ class ReLU(_Activation):
     doc = "max(0, x), element-wise."
     flops_per_element = 1  # one compare
     forward_code = ("np.maximum({x}, 0, out={y})",)
-    backward_code = ("np.multiply({dy}, {y} > 0, out={dx})",)
+    # the mask written into dx itself (1.0 where y > 0), then scaled: no boolean array per step
+    backward_code = ("np.greater({y}, 0, out={dx})", "{dx} *= {dy}")
 
     def forward(self, p: Params, x: np.ndarray, train: bool, rt: Runtime) -> Forward:
         y = np.maximum(x, 0)

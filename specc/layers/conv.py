@@ -80,6 +80,10 @@ class Convolution(Layer):
         f, oh, ow = self.out_shape
         ckk, pixels = self.in_shape[0] * self.args["kernel"] ** 2, oh * ow
         out = {"cols": Scratch((ckk, pixels)), "gw": Scratch((f, ckk), phase="backward")}
+        if self.args["pad"]:  # the padded input, so that im2col allocates nothing
+            c, h, w = self.in_shape
+            pad = self.args["pad"]
+            out["xpad"] = Scratch((c, h + 2 * pad, w + 2 * pad))
         if grad_input:
             out["dcols"] = Scratch((ckk, pixels), phase="backward")
         return out
@@ -136,7 +140,7 @@ class Convolution(Layer):
         c, f = self.in_shape[0], self.out_shape[0]
         pad, chunk = self.args["pad"], self.winograd_chunk()
         wu, wg = e.buffer("wu"), e.buffer("wg")
-        work = "(" + ", ".join(e.buffer(f"w{name}") for name in ("xp", "rows", "tiles", "prod", "half")) + ")"
+        work = "(" + ", ".join(e.buffer(f"w{name}") for name in ("xp", "rows", "tiles", "prod", "half", "ys")) + ")"
         y = e.output()
         e.fwd(f"{e.helper(winograd_filters)}({e.param('W')}, {wg}, {wu})",
               f"{e.helper(winograd_forward)}({e.x}, {wu}, {pad}, {chunk}, {work}, {y})",
@@ -156,7 +160,8 @@ class Convolution(Layer):
         w = f"{e.param('W')}.reshape({f}, {ckk})"
         cols = e.buffer("cols")
         y = e.output()
-        e.fwd(f"{e.helper(im2col_t)}({e.x}, {k}, {s}, {pad}, out={cols})",
+        xp = f", xp={e.buffer('xpad')}" if pad else ""
+        e.fwd(f"{e.helper(im2col_t)}({e.x}, {k}, {s}, {pad}, out={cols}{xp})",
               f"np.matmul({w}, {cols}, out={y}.reshape(N, {f}, {pixels}))",
               f"{y} += {e.param('b')}.reshape(1, {f}, 1, 1)")
         dy = f"{e.dy}.reshape(N, {f}, {pixels})"

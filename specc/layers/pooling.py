@@ -6,10 +6,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from specc.layers.args import NONNEGATIVE_INT, POSITIVE_INT, Arg
-from specc.layers.base import Forward, Layer, Params, Runtime, Scratch, Shape
+from specc.layers.base import Forward, Layer, Params, Runtime, Scratch, Shape, size
 from specc.layers.registry import registered
 from specc.layers.windows import expect_image, sliding_output
-from specc.numerics import avg_pool_backward, pool_backward, pool_windows
+from specc.numerics import avg_pool_backward, pool_backward, pool_windows, tiled_max_pool, tiled_max_pool_backward
+
+# Tiled max pooling runs a few samples at a time: the k*k strided views of a chunk (and of its
+# gradient) stay in cache from one view to the next instead of streaming the batch k*k times.
+POOL_CHUNK_BYTES = 256 * 2**10  # of float32 input per chunk
 
 if TYPE_CHECKING:
     from specc.codegen import Emit
@@ -88,8 +92,13 @@ class Pooling(_Windows):
             return {"argmax": Scratch(self.out_shape, kind="index")}
         if not grad_input:
             return {}
-        return {"hit": Scratch(self.out_shape, kind="bool", phase="backward"),
-                "taken": Scratch(self.out_shape, kind="bool", phase="backward")}
+        chunk = (self.chunk(), *self.out_shape)
+        return {"hit": Scratch(chunk, batched=False, kind="bool", phase="backward"),
+                "taken": Scratch(chunk, batched=False, kind="bool", phase="backward")}
+
+    def chunk(self) -> int:
+        """Samples per chunk of the tiled passes: about POOL_CHUNK_BYTES of float32 input."""
+        return max(1, POOL_CHUNK_BYTES // (4 * size(self.in_shape)))
 
     def forward(self, p: Params, x: np.ndarray, train: bool, rt: Runtime) -> Forward:
         k, s, pad = self.args["size"], self.args["stride"], self.args["pad"]
@@ -100,8 +109,6 @@ class Pooling(_Windows):
 
     def emit(self, e: Emit) -> None:
         k, s, pad = self.args["size"], self.args["stride"], self.args["pad"]
-        c, h, w = self.in_shape
-        _, oh, ow = self.out_shape
         y = e.output()
         if not self.tiled():
             argmax = e.buffer("argmax")
@@ -114,21 +121,13 @@ class Pooling(_Windows):
             return
         # Windows that tile the image: k*k strided views, one per window position, and
         # element-wise maxima over them; no copy of the windows, no argmax over a short axis.
-        views = self.emit_tiles(e, y, "maximum")
+        chunk = self.chunk()
+        e.fwd(f"{e.helper(tiled_max_pool)}({e.x}, {k}, {chunk}, {y})")
         if e.dx:
             dx = e.grad_input()
             hit, taken = e.buffer("hit"), e.buffer("taken")
-            target = f"{dx}.reshape(N, {c}, {oh}, {k}, {ow}, {k})"
-            for n, v in enumerate(views):
-                i, j = divmod(n, k)
-                e.bwd(f"np.equal({v}, {y}, out={hit})")
-                if n:  # the gradient goes to the first maximum of each window, as the reference does
-                    e.bwd(f"np.greater({hit}, {taken}, out={hit})")
-                e.bwd(f"np.multiply({e.dy}, {hit}, out={target}[:, :, :, {i}, :, {j}])")
-                if n == 0:
-                    e.bwd(f"np.copyto({taken}, {hit})")
-                elif n < len(views) - 1:
-                    e.bwd(f"np.logical_or({taken}, {hit}, out={taken})")
+            # the gradient goes to the first maximum of each window, as the reference does
+            e.bwd(f"{e.helper(tiled_max_pool_backward)}({e.x}, {y}, {e.dy}, {k}, {chunk}, {hit}, {taken}, {dx})")
 
 
 @registered

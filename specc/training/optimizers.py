@@ -16,6 +16,33 @@ from specc.layers.args import POSITIVE_INT, Arg
 _EPS = 1e-7  # the book's small constant in adaptive denominators
 
 
+@dataclass
+class _Whole:
+    """Every parameter at once: when their values, and their gradients, lie end to end in one
+    flat array each (specc.network lays them out so), an update is one pass of NumPy calls over
+    the flat arrays instead of one per parameter; the rules are element-wise, so the result is
+    the same."""
+
+    name = ""
+    value: np.ndarray
+    grad: np.ndarray
+
+
+def _end_to_end(arrays: list[np.ndarray]) -> np.ndarray | None:
+    """The flat array that `arrays` tile in order, without gaps, as views of one base; else None."""
+    base = arrays[0].base if arrays else None
+    if base is None or base.ndim != 1 or not base.flags.c_contiguous:
+        return None
+    origin, itemsize = base.__array_interface__["data"][0], base.itemsize
+    start = at = (arrays[0].__array_interface__["data"][0] - origin) // itemsize
+    for a in arrays:
+        if (a.base is not base or a.dtype != base.dtype or not a.flags.c_contiguous
+                or a.__array_interface__["data"][0] != origin + at * itemsize):
+            return None
+        at += a.size
+    return base[start:at]
+
+
 class Optimizer(ABC):
     """Updates parameters in place from their gradients. `lr` is given per step (schedules)."""
 
@@ -24,21 +51,40 @@ class Optimizer(ABC):
         self.args = dict(args)
         self.slots: dict[str, dict[str, np.ndarray]] = {}  # slot -> parameter name -> array
         self.steps = 0
-        self._scratch = {p.name: np.empty_like(p.value) for p in params}
+        values, grads = _end_to_end([p.value for p in params]), _end_to_end([p.grad for p in params])
+        self._whole = _Whole(values, grads) if values is not None and grads is not None else None
+        self._flat_slots: dict[str, np.ndarray] = {}  # slot -> the flat array its views tile (whole only)
+        if self._whole is not None:
+            self._scratch = {"": np.empty_like(self._whole.value)}
+        else:
+            self._scratch = {p.name: np.empty_like(p.value) for p in params}
 
     def slot(self, kind: str, fill: float = 0.0) -> dict[str, np.ndarray]:
         if kind not in self.slots:
-            self.slots[kind] = {p.name: np.full_like(p.value, fill) for p in self.params}
+            if self._whole is None:
+                self.slots[kind] = {p.name: np.full_like(p.value, fill) for p in self.params}
+            else:  # views of one flat array, laid out as the parameters are
+                flat = self._flat_slots[kind] = np.full_like(self._whole.value, fill)
+                self.slots[kind], at = {}, 0
+                for p in self.params:
+                    self.slots[kind][p.name] = flat[at:at + p.value.size].reshape(p.value.shape)
+                    at += p.value.size
         return self.slots[kind]
+
+    def held(self, kind: str, p) -> np.ndarray:
+        """The `kind` slot of parameter p (of _Whole: the flat array of every parameter's)."""
+        arrays = self.slot(kind)
+        return self._flat_slots[kind] if p is self._whole else arrays[p.name]
 
     def step(self, lr: float) -> None:
         self.steps += 1
-        for p in self.params:  # (weight decay is in the gradient already: the network adds it, as the book's)
+        # (weight decay is in the gradient already: the network adds it, as the book's)
+        for p in [self._whole] if self._whole is not None else self.params:
             self.update(p, p.grad, lr, self._scratch[p.name])
 
     @abstractmethod
     def update(self, p, g: np.ndarray, lr: float, scratch: np.ndarray) -> None:
-        """One parameter's update; `scratch` is a free array of its shape."""
+        """One parameter's update (or _Whole's); `scratch` is a free array of its shape."""
 
     def state(self) -> dict[str, np.ndarray]:
         """Everything needed to resume exactly, as plain arrays for an .npz checkpoint."""
@@ -65,7 +111,7 @@ class _Momentum(Optimizer):
             np.multiply(g, lr, out=scratch)
             p.value -= scratch
             return
-        v = self.slot("velocity")[p.name]
+        v = self.held("velocity", p)
         if self.nesterov:
             # The book's order: the step uses the velocity from before this gradient,
             # p += mu^2 * v_old - (1 + mu) * lr * g, and only then v = mu * v_old - lr * g.
@@ -88,7 +134,7 @@ class _Adaptive(Optimizer):
     """AdaGrad (a running sum of squared gradients) and RMSprop (a decaying average of them)."""
 
     def update(self, p, g, lr, scratch):
-        h = self.slot("h")[p.name]
+        h = self.held("h", p)
         decay = self.args.get("decay_rate")
         if decay is not None:
             h *= decay
@@ -115,7 +161,7 @@ class _Adam(Optimizer):
 
     def update(self, p, g, lr, scratch):
         b1, b2 = self.args["beta1"], self.args["beta2"]
-        m, v = self.slot("m")[p.name], self.slot("v")[p.name]
+        m, v = self.held("m", p), self.held("v", p)
         lr_t = lr * math.sqrt(1.0 - b2 ** self.steps) / (1.0 - b1 ** self.steps)
         np.subtract(g, m, out=scratch)
         scratch *= 1 - b1
