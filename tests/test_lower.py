@@ -73,8 +73,9 @@ def test_positional_arguments_bind_by_count():
     ("Pooling(3)", {"size": 3, "stride": 3, "pad": 0}),  # stride defaults to the window size
     ("Pooling(3, stride=1)", {"size": 3, "stride": 1, "pad": 0}),
     ("BatchNorm", {"momentum": 0.9, "eps": 1e-6}),
-    ("Dropout", {"ratio": 0.5}),
-    ("Dropout(0.25)", {"ratio": 0.25}),
+    ("Dropout", {"ratio": 0.5, "scale": "train"}),
+    ("Dropout(0.25)", {"ratio": 0.25, "scale": "train"}),
+    ('Dropout(0.25, scale="test")', {"ratio": 0.25, "scale": "test"}),
     ("ReLU", {}),
 ])
 def test_defaults_are_filled_in(text, args):
@@ -285,7 +286,7 @@ def test_repetition_count_must_be_a_positive_integer(count, shown):
 
 @pytest.mark.parametrize("text, message, col", [
     ("Affine(1, 2, he, 4)", "Affine takes at most 3 positional arguments (in, out, init), but 4 were given", 18),
-    ("Dropout(0.1, 0.2)", "Dropout takes at most 1 positional argument (ratio), but 2 were given", 14),
+    ("Dropout(0.1, test, 0.2)", "Dropout takes at most 2 positional arguments (ratio, scale), but 3 were given", 20),
     ("ReLU(3)", "ReLU takes no arguments, but 1 was given", 6),
     ("block D(n) = Affine(n)\nD(1, 2)", "block D(n) takes 1 argument, but 2 were given", 6),
     ("block D = ReLU\nD(1)", "block D() takes 0 arguments, but 1 was given", 3),
