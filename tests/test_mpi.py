@@ -108,17 +108,3 @@ def test_alone_without_a_launcher():
     index = np.arange(7)
     parts = [world_mod.World(r, 2).share(index) for r in range(2)]
     assert [p.tolist() for p in parts] == [[0, 1, 2, 3], [4, 5, 6]]
-
-
-@pytest.mark.parametrize("kind", ["compare", "sweep"])
-def test_compare_and_sweep_refuse_an_mpi_launch(monkeypatch, tmp_path, kind):
-    """Every rank would run every trial into one folder: refused until trials are spread over ranks."""
-    from specc import api
-    monkeypatch.setenv("PMI_SIZE", "2")
-    spec = ROOT / "models" / "two_layer_net.net"
-    with pytest.raises(UsageError, match=f"specc {kind} runs in one process, not across 2 MPI ranks"):
-        if kind == "compare":
-            api.comparison([spec], out=tmp_path / "c", optimizer="SGD,Adam", iters=2)
-        else:
-            api.sweeping(spec, out=tmp_path / "s", lr="0.01..0.1:log", trials=2, iters=2)
-    assert not (tmp_path / "c").exists() and not (tmp_path / "s").exists()
