@@ -19,9 +19,10 @@ from specc.api.front import (
                              summary,
 )
 from specc.api.graphs import drawing, explanation, explanation_drawing, graph_evaluation
+from specc.api.plans import scale_plan
 from specc.api.runs import Prediction, RunReport, evaluation, prediction, run_report, trained, training
 
 __all__ = ["check_any", "check_graph", "graph_evaluation", "drawing", "explanation", "explanation_drawing",
            "check_training_memory", "check_file", "check_text", "check_source", "compile", "compiled", "evaluation",
            "generated_code", "ir_document", "Prediction", "prediction", "trained", "load", "read", "RunReport",
-           "run_report", "summary", "training", "with_init", "comparison", "sweeping"]
+           "run_report", "summary", "training", "with_init", "comparison", "sweeping", "scale_plan"]

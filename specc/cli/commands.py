@@ -250,6 +250,17 @@ def _bench(args, stdout: Console, stderr: Console) -> int:
     return 0
 
 
+def _plan(args, stdout: Console, stderr: Console) -> int:
+    with _working(stdout, "timing a training step"):
+        p = api.scale_plan(args.file, workers=args.workers, links=args.link, batch=args.batch, dtype=args.dtype,
+                           step_ms=args.step_ms, update_ms=args.update_ms)
+    if args.json:
+        _write_json(stdout, p.to_json())
+    else:
+        stdout.print(views.scale_plan_table(p), soft_wrap=False)
+    return 0
+
+
 @contextmanager
 def _working(console: Console, what: str) -> Iterator[None]:
     """A spinner with the time elapsed while long work runs, on a terminal only (a log gets nothing extra)."""
@@ -404,6 +415,6 @@ def _lint(args, stdout: Console, stderr: Console) -> int:
 
 COMMANDS = {"check": _check, "summary": _summary, "compile": _compile, "gradcheck": _gradcheck,
              "train": _train, "compare": _compare, "sweep": _sweep,
-             "eval": _eval, "predict": _predict, "bench": _bench, "schema": _schema,
+             "eval": _eval, "predict": _predict, "bench": _bench, "plan": _plan, "schema": _schema,
              "grad": _grad, "draw": _draw, "report": _report, "explain": _explain, "export": _export, "import": _import,
              "fmt": _fmt, "lint": _lint, "lsp": _lsp}
