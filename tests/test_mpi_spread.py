@@ -123,6 +123,15 @@ def test_an_error_on_the_ranks_is_reported_once_and_ends_the_launch(tmp_path):
     assert not (tmp_path / "S" / "trial-002").exists()
 
 
+@needs_mpi
+def test_a_trial_failing_on_another_rank_is_reported_by_rank_0_and_ends_the_launch(tmp_path):
+    # the second trial (rank 1's) overflows at once; one process would stop the sweep with the same error
+    r = _specc(2, "sweep", TWO, "--lr", "0.01,1e38", "--iters", "300", "--out", tmp_path / "S", cwd=tmp_path)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert r.stderr.count("produced NaN or infinity") == 1 and "two_layer_net.net:2:1" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
 def test_shares_go_round_the_ranks():
     items = list(range(7))
     assert [spread.share(items, r, 3) for r in range(3)] == [[0, 3, 6], [1, 4], [2, 5]]
