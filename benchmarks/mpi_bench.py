@@ -39,7 +39,9 @@ def _args() -> argparse.Namespace:
     p.add_argument("--sweep-model", default="simple_conv_net")
     p.add_argument("--sweep-lr", default="0.0003,0.001,0.003,0.01", help="the trials' learning rates")
     p.add_argument("--sweep-epochs", type=int, default=2)
+    p.add_argument("--no-shard", action="store_true", help="skip the runs with the update sharded")
     p.add_argument("--worker", metavar="MODEL", help=argparse.SUPPRESS)  # one timed run (under mpiexec)
+    p.add_argument("--shard", action="store_true", help=argparse.SUPPRESS)  # the worker shards the update
     return p.parse_args()
 
 
@@ -101,7 +103,9 @@ def worker(args: argparse.Namespace) -> None:
     trainer._sample = timed("sample", trainer._sample)
     trainer.optimizer.step = timed("update", trainer.optimizer.step)
     trainer._evaluate = timed("evaluate", trainer._evaluate)  # rank 0's, between steps: not counted
-    began = ended = evaluated = 0.0
+    if args.shard and world.size > 1:
+        trainer.optimizer.step = timed("update", sharded_update(trainer, world))
+    began = ended = evaluated = last_loss = 0.0
     try:
         for event in trainer.run():
             if isinstance(event, Step):
@@ -110,11 +114,13 @@ def worker(args: argparse.Namespace) -> None:
                     for k in clock:
                         clock[k] = 0.0
                 ended, evaluated = time.perf_counter(), clock["evaluate"]  # (the last evaluation comes after)
+                last_loss = event.loss
     finally:
         trainer.close()
     steps = args.iters - args.warmup
     clock.pop("evaluate")
     report = {"rank": world.rank, "steps_per_s": steps / (ended - began - evaluated),
+              "last_loss": last_loss,
               **{f"{k}_ms": v / steps * 1e3 for k, v in clock.items()}}
     if world.size > 1:
         # the Allreduce alone, of the buffer the ranks sum every step: what shared memory costs here
@@ -136,11 +142,39 @@ def worker(args: argparse.Namespace) -> None:
     shutil.rmtree(out, ignore_errors=True)
 
 
+def sharded_update(trainer, world):
+    """A prototype of what specc does not do yet: each rank updates only its 1/N of every parameter's
+    elements (with the optimizer state of those alone), then one Allgatherv per parameter gives every
+    rank the whole of it. The same arithmetic as the whole update on every rank, 1/N of its work."""
+    import numpy as np
+    from mpi4py import MPI
+
+    from specc.network import Parameter
+    from specc.training.optimizers import make_optimizer
+
+    pieces, gathers = [], []
+    kind = MPI.DOUBLE if trainer.net.dtype == np.float64 else MPI.FLOAT
+    for p in trainer.net.parameters():  # (their grads are views of the flat buffer the ranks sum)
+        value, grad = p.value.reshape(-1), p.grad.reshape(-1)
+        bounds = np.linspace(0, value.size, world.size + 1).astype(int)
+        lo, hi = bounds[world.rank], bounds[world.rank + 1]
+        if hi > lo:
+            pieces.append(Parameter(p.name, value[lo:hi], grad[lo:hi], p.decay))
+        gathers.append((value, np.diff(bounds), bounds[:-1]))
+    optimizer = make_optimizer(trainer.s.optimizer, trainer.s.optimizer_args, pieces)
+
+    def step(lr):
+        optimizer.step(lr)
+        for value, counts, displs in gathers:
+            world.comm.Allgatherv(MPI.IN_PLACE, [value, counts, displs, kind])
+    return step
+
+
 # --- the driver -------------------------------------------------------------------------------
 
-def timed_run(model: str, ranks: int, args: argparse.Namespace) -> dict:
+def timed_run(model: str, ranks: int, args: argparse.Namespace, shard: bool = False) -> dict:
     argv = [__file__, "--worker", model, "--iters", str(args.iters), "--warmup", str(args.warmup),
-            "--batch", str(args.batch)] + (["--data", args.data] if args.data else [])
+            "--batch", str(args.batch)] + (["--data", args.data] if args.data else []) + (["--shard"] if shard else [])
     best: dict | None = None
     for _ in range(args.repeat):
         run = subprocess.run(_launch(ranks, argv), capture_output=True, text=True, env=_env(), timeout=1800)
@@ -197,7 +231,8 @@ def main() -> None:
         return
     print(f"load before: {os.getloadavg()[0]:.2f} (1 min) on {os.cpu_count()} cores; OPENBLAS_NUM_THREADS=1 per "
           f"rank; batch {args.batch} (global), {args.iters} steps, {args.warmup} untimed", flush=True)
-    header = f"{'model':<14} {'1 process':>11} {'2 ranks':>11} {'speedup':>8} {'plan (shm)':>10}"
+    header = f"{'model':<14} {'1 process':>11} {'2 ranks':>11} {'speedup':>8} {'plan (shm)':>10}" + \
+        ("" if args.no_shard else f" {'2 ranks, update sharded':>24}")
     print(header)
     details = []
     for model in args.models.split(","):
@@ -207,20 +242,29 @@ def main() -> None:
             print(f"{name:<14} skipped: {(two if 'refused' in two else one)['refused']}", flush=True)
             continue
         s1, s2 = one["ranks"][0]["steps_per_s"], two["ranks"][0]["steps_per_s"]
-        print(f"{name:<14} {s1:>7,.0f} st/s {s2:>7,.0f} st/s {s2 / s1:>7.2f}x {predicted(one, two, args.batch):>9.2f}x",
-              flush=True)
-        details.append((name, one, two))
+        line = f"{name:<14} {s1:>7,.0f} st/s {s2:>7,.0f} st/s {s2 / s1:>7.2f}x {predicted(one, two, args.batch):>9.2f}x"
+        runs = [("2", two)]
+        if not args.no_shard:
+            sharded = timed_run(model, 2, args, shard=True)
+            s3 = sharded["ranks"][0]["steps_per_s"]
+            line += f" {s3:>10,.0f} st/s {s3 / s1:>6.2f}x"
+            runs.append(("2s", sharded))
+            # the same arithmetic: the last loss agrees (to float32 rounding of the reductions)
+            line += f"  (last loss {one['ranks'][0]['last_loss']:.6f} / {sharded['ranks'][0]['last_loss']:.6f})"
+        print(line, flush=True)
+        details.append((name, [("1", one), *runs]))
     print("\nwhere a step's time goes, ms per step (each rank; allreduce includes waiting for the other rank):")
+    print("(ranks 2s: the update sharded, its Allgatherv counted in the update)")
     print(f"{'model':<14} {'ranks':>5} {'rank':>4} {'step':>7} {'backward':>8} {'sample':>7} {'allreduce':>9} "
           f"{'update':>7} {'other':>7} {'allreduce alone':>15}")
-    for name, one, two in details:
-        for doc in (one, two):
+    for name, docs in details:
+        for label, doc in docs:
             for r in doc["ranks"]:
                 step = 1e3 / r["steps_per_s"]
                 other = step - r["backward_ms"] - r["sample_ms"] - r["allreduce_ms"] - r["update_ms"]
                 alone = f"{r['allreduce_alone_ms']:.3f} ({r['buffer_bytes'] / 1e6:.2f} MB)" \
                     if "allreduce_alone_ms" in r else "-"
-                print(f"{name:<14} {len(doc['ranks']):>5} {r['rank']:>4} {step:>7.3f} {r['backward_ms']:>8.3f} "
+                print(f"{name:<14} {label:>5} {r['rank']:>4} {step:>7.3f} {r['backward_ms']:>8.3f} "
                       f"{r['sample_ms']:>7.3f} {r['allreduce_ms']:>9.3f} {r['update_ms']:>7.3f} {other:>7.3f} "
                       f"{alone:>15}")
     if not args.no_sweep:
