@@ -190,17 +190,18 @@ def timed_run(model: str, ranks: int, args: argparse.Namespace, shard: bool = Fa
     return best
 
 
-def predicted(one: dict, two: dict, batch: int) -> float:
-    """`specc plan`'s model for 2 workers, with the 1-process step and update measured here and the
-    link that the measured Allreduce of the gradient buffer makes of shared memory."""
-    from specc import scaling
-
-    r1 = one["ranks"][0]
-    step_ms, update_ms = 1e3 / r1["steps_per_s"], r1["update_ms"]
+def predicted(model: str, one: dict, two: dict, batch: int) -> float:
+    """`specc plan`'s speedup for 2 workers (its own measurement of the step, one BLAS thread), over the
+    link that the Allreduce of the gradient buffer measured here makes of shared memory."""
     alone_ms = two["ranks"][0]["allreduce_alone_ms"]
     sent_bits = 8 * one["itemsize"] * one["params"]  # 2(N-1)/N = 1 for N = 2
-    link = scaling.Link(sent_bits / (alone_ms * 1e-3) / 1e9, 0.0)
-    return scaling.estimate(one["params"], one["itemsize"], batch, step_ms, update_ms, 2, link).speedup
+    link = f"{sent_bits / (alone_ms * 1e-3) / 1e9:.6g}:0"
+    run = subprocess.run([sys.executable, "-m", "specc", "plan", str(ROOT / "models" / f"{model}.net"), "--workers",
+                          "2", "--link", link, "--batch", str(batch), "--json"], capture_output=True, text=True,
+                         env=_env(), timeout=600)
+    if run.returncode != 0:
+        sys.exit(f"specc plan failed:\n{run.stderr}")
+    return json.loads(run.stdout)["estimates"][0]["speedup"]
 
 
 def sweep_times(args: argparse.Namespace) -> tuple[float, float, int]:
@@ -242,7 +243,8 @@ def main() -> None:
             print(f"{name:<14} skipped: {(two if 'refused' in two else one)['refused']}", flush=True)
             continue
         s1, s2 = one["ranks"][0]["steps_per_s"], two["ranks"][0]["steps_per_s"]
-        line = f"{name:<14} {s1:>7,.0f} st/s {s2:>7,.0f} st/s {s2 / s1:>7.2f}x {predicted(one, two, args.batch):>9.2f}x"
+        plan = predicted(model, one, two, args.batch)
+        line = f"{name:<14} {s1:>7,.0f} st/s {s2:>7,.0f} st/s {s2 / s1:>7.2f}x {plan:>9.2f}x"
         runs = [("2", two)]
         if not args.no_shard:
             sharded = timed_run(model, 2, args, shard=True)

@@ -5,17 +5,21 @@ The model, per training step of a global batch B on N workers (specc's scheme: e
 its share of the batch, then one allreduce of one flat gradient buffer, then every worker updates
 all the parameters):
 
-    step(N)  = (step(1) - update) / N  +  update  +  comm(N)
+    step(N)  = (step(1) - fixed) / N  +  fixed  +  comm(N)
     comm(N)  = 2(N-1) x latency  +  2(N-1)/N x itemsize x parameters / bandwidth
+
+`fixed` is the part of a step that does not shrink with the batch: the optimizer update (every worker
+does it on all parameters) and the per-step overhead of Python and of launching each kernel; it is
+estimated from the step measured at two batch sizes, step(b) = fixed + b x (compute per sample).
 
 A ring allreduce is N-1 reduce-scatter and N-1 allgather steps; each worker sends (and receives,
 full duplex) 2(N-1)/N of the buffer over its link, one message per step. Assumed: the compute of a
-step divides evenly over the workers and grows linearly with the batch; communication does not
+step divides evenly over the workers and grows linearly with the batch beyond `fixed`; communication does not
 overlap compute (specc's one allreduce comes after the backward pass); every link has the stated
 bandwidth and latency and nothing else shares it. Speedup = step(1) / step(N), efficiency =
 speedup / N. Data parallelism stops paying, here, where the efficiency falls below 50%: that is,
-below the global batch B_half where a worker's share of the compute equals the communication and
-the update it cannot share."""
+below the global batch B_half where a worker's share of the compute no longer exceeds the
+communication and the fixed part it cannot share."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -49,7 +53,7 @@ class Estimate:
     workers: int
     link: Link
     sent_bytes: float  # per worker per step: 2(N-1)/N x itemsize x parameters
-    compute_ms: float  # per worker: its share of the compute, and the whole update
+    compute_ms: float  # per worker: its share of the compute, and the whole fixed part
     comm_ms: float
     speedup: float
     efficiency: float
@@ -69,8 +73,8 @@ class ScalePlan:
     batch: int
     flops_per_step: int  # TRAINING_FLOPS_PER_FORWARD x forward FLOPs per sample x batch
     step_ms: float  # one process, the whole batch
-    update_ms: float  # of which the optimizer update (every worker does it on all parameters)
-    measured: bool  # step_ms measured here (False: given)
+    fixed_ms: float  # of which the part that does not shrink with the batch (update, per-step overhead)
+    measured: bool  # step_ms and fixed_ms measured here (False: given)
     estimates: tuple[Estimate, ...]  # by link, then by workers
 
     @property
@@ -85,26 +89,34 @@ class ScalePlan:
         return d
 
 
-def estimate(parameters: int, itemsize: int, batch: int, step_ms: float, update_ms: float, workers: int,
+def estimate(parameters: int, itemsize: int, batch: int, step_ms: float, fixed_ms: float, workers: int,
              link: Link) -> Estimate:
     """The model above for N = `workers` on `link`."""
     n = workers
-    per_sample_ms = (step_ms - update_ms) / batch
+    per_sample_ms = (step_ms - fixed_ms) / batch
     sent = 2 * (n - 1) / n * itemsize * parameters
     comm_ms = link.seconds(sent, 2 * (n - 1)) * 1e3
-    compute_ms = (step_ms - update_ms) / n + update_ms
+    compute_ms = (step_ms - fixed_ms) / n + fixed_ms
     speedup = step_ms / (compute_ms + comm_ms)
-    # efficiency >= 1/2  <=>  B c + 2u >= N (u + comm)   (c: compute per sample, u: the update)
-    half = max(0.0, (n * (update_ms + comm_ms) - 2 * update_ms) / per_sample_ms)
+    # efficiency >= 1/2  <=>  2(f + Bc) >= N (f + Bc/N + comm)  <=>  Bc >= (N-2) f + N comm   (f: fixed)
+    half = max(0.0, ((n - 2) * fixed_ms + n * comm_ms) / per_sample_ms)
     # speedup >= 1  <=>  B c (1 - 1/N) >= comm
     even = comm_ms / (per_sample_ms * (1 - 1 / n))
     return Estimate(n, link, sent, compute_ms, comm_ms, speedup, speedup / n, half, even)
 
 
-def plan(parameters: int, forward_flops: int, itemsize: int, batch: int, step_ms: float, update_ms: float,
+def fixed_part(batch: int, step_ms: float, small_batch: int, small_step_ms: float) -> float:
+    """The intercept of step(b) = fixed + b x c through two measured steps, within [0, step_ms)."""
+    if small_batch >= batch:
+        return 0.0
+    c = max(0.0, (step_ms - small_step_ms) / (batch - small_batch))
+    return min(max(0.0, step_ms - c * batch), 0.99 * step_ms)
+
+
+def plan(parameters: int, forward_flops: int, itemsize: int, batch: int, step_ms: float, fixed_ms: float,
          measured: bool, workers: Sequence[int] = DEFAULT_WORKERS, links: Sequence[Link] = DEFAULT_LINKS,
          source: str | None = None) -> ScalePlan:
-    rows = tuple(estimate(parameters, itemsize, batch, step_ms, update_ms, n, link) for link in links
+    rows = tuple(estimate(parameters, itemsize, batch, step_ms, fixed_ms, n, link) for link in links
                  for n in workers)
     return ScalePlan(source, parameters, itemsize, batch, TRAINING_FLOPS_PER_FORWARD * forward_flops * batch,
-                     step_ms, update_ms, measured, rows)
+                     step_ms, fixed_ms, measured, rows)

@@ -251,9 +251,9 @@ def _bench(args, stdout: Console, stderr: Console) -> int:
 
 
 def _plan(args, stdout: Console, stderr: Console) -> int:
-    with _working(stdout, "timing a training step"):
+    with _working(stdout, "timing training steps"):
         p = api.scale_plan(args.file, workers=args.workers, links=args.link, batch=args.batch, dtype=args.dtype,
-                           step_ms=args.step_ms, update_ms=args.update_ms)
+                           step_ms=args.step_ms, fixed_ms=args.fixed_ms)
     if args.json:
         _write_json(stdout, p.to_json())
     else:

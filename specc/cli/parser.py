@@ -194,8 +194,9 @@ def build(stdout: Console, stderr: Console) -> argparse.ArgumentParser:
     c.add_argument("--step-ms", type=_positive_float, metavar="MS", help="one process's training step at "
                    "that batch (default: measured here, with this process's BLAS threads: set OPENBLAS_NUM_THREADS=1 "
                    "for one per worker)")
-    c.add_argument("--update-ms", type=_non_negative_float, metavar="MS", help="the part of --step-ms that "
-                   "is the optimizer update, which no worker shares (default: measured with the step, else 0)")
+    c.add_argument("--fixed-ms", type=_non_negative_float, metavar="MS", help="the part of the step that "
+                   "does not shrink with the batch (the update, per-step overhead), which no worker shares "
+                   "(default: from the step measured at a quarter of the batch too, else 0)")
     c.add_argument("--json", action="store_true", help="print the plan as JSON")
 
     c = command("report", "one self-contained HTML page of a training run (or of runs side by side)",

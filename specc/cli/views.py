@@ -199,7 +199,7 @@ def scale_plan_table(p: ScalePlan) -> Group:
     """`specc plan`: the figures it starts from, then, per link, the expected speedup for each number of
     workers and the global batch below which the efficiency falls under 50%."""
     step = f"{p.step_ms:.3f} ms " + ("measured here" if p.measured else "given")
-    update = f" (the update {p.update_ms:.3f} ms of it)" if p.update_ms else ""
+    update = f", {p.fixed_ms:.3f} ms of it fixed (not shrinking with the batch)" if p.fixed_ms else ""
     head = [Text.assemble((p.source or "", "bold"), ": data-parallel training on paper"),
             Text(f"{p.parameters:,} parameters at {p.itemsize} bytes: {p.parameters * p.itemsize / 1e6:.3f} MB "
                  "of gradients to allreduce per step"),
@@ -216,7 +216,7 @@ def scale_plan_table(p: ScalePlan) -> Group:
                       f"{e.step_ms:.3f}", Text(f"{e.speedup:.2f}x", style="bold red" if e.speedup < 1 else ""),
                       Text(f"{e.efficiency:.0%}", style="red" if e.efficiency < 0.5 else ""), f"{e.half_batch:,.0f}")
         tables.append(t)
-    notes = Text("per worker and step: compute = (step - update) / N + update; comm = 2(N-1) x latency + "
+    notes = Text("per worker and step: compute = (step - fixed) / N + fixed; comm = 2(N-1) x latency + "
                  "2(N-1)/N x bytes of the parameters / bandwidth (a ring allreduce, not overlapped with compute). "
                  "50% from batch: the global batch from which the efficiency (speedup / N) is at least 50%, "
                  "compute growing linearly with the batch; below it data parallelism stops paying.", style="dim")
