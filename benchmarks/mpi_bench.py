@@ -38,7 +38,7 @@ def _args() -> argparse.Namespace:
     p.add_argument("--no-sweep", action="store_true", help="skip the sweep comparison")
     p.add_argument("--sweep-model", default="simple_conv_net")
     p.add_argument("--sweep-lr", default="0.0003,0.001,0.003,0.01", help="the trials' learning rates")
-    p.add_argument("--sweep-epochs", type=int, default=2)
+    p.add_argument("--sweep-epochs", type=int, default=4)
     p.add_argument("--no-shard", action="store_true", help="skip the runs with the update sharded")
     p.add_argument("--worker", metavar="MODEL", help=argparse.SUPPRESS)  # one timed run (under mpiexec)
     p.add_argument("--shard", action="store_true", help=argparse.SUPPRESS)  # the worker shards the update
