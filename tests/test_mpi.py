@@ -374,17 +374,3 @@ def test_shares_make_batchnorm_and_dropout_ranks_compute_one_process_gradient(fu
         np.testing.assert_allclose(nets[0].state[k], v, rtol=0, atol=1e-14, err_msg=k)
         np.testing.assert_array_equal(nets[1].state[k], nets[0].state[k], err_msg=k)
     assert nets[0].rng.random() == nets[1].rng.random() == one.rng.random()  # the streams stay together
-
-
-@pytest.mark.parametrize("kind", ["compare", "sweep"])
-def test_compare_and_sweep_refuse_an_mpi_launch(monkeypatch, tmp_path, kind):
-    """Every rank would run every trial into one folder: refused until trials are spread over ranks."""
-    from specc import api
-    monkeypatch.setenv("PMI_SIZE", "2")
-    spec = ROOT / "models" / "two_layer_net.net"
-    with pytest.raises(UsageError, match=f"specc {kind} runs in one process, not across 2 MPI ranks"):
-        if kind == "compare":
-            api.comparison([spec], out=tmp_path / "c", optimizer="SGD,Adam", iters=2)
-        else:
-            api.sweeping(spec, out=tmp_path / "s", lr="0.01..0.1:log", trials=2, iters=2)
-    assert not (tmp_path / "c").exists() and not (tmp_path / "s").exists()

@@ -29,6 +29,7 @@ from specc.api.inside import (
                              misclassified_images,
                              precisions,
 )
+from specc.api.plans import scale_plan
 from specc.api.runs import Prediction, RunReport, evaluation, prediction, run_report, trained, training
 
 __all__ = ["check_any", "check_graph", "graph_evaluation", "drawing", "explanation", "explanation_drawing",
@@ -36,4 +37,4 @@ __all__ = ["check_any", "check_graph", "graph_evaluation", "drawing", "explanati
            "generated_code", "ir_document", "Prediction", "prediction", "trained", "load", "read", "RunReport",
            "run_report", "summary", "training", "with_init", "comparison", "sweeping", "load_source",
            "ActivationReport", "FilterReport", "MisclassifiedReport", "Precision", "activation_histograms",
-           "filter_images", "misclassified_images", "precisions"]
+           "filter_images", "misclassified_images", "precisions", "scale_plan"]

@@ -14,13 +14,13 @@ from specc.api.runs import training
 from specc.errors import Diagnostic, UsageError
 from specc.reading import decode_source, read_source
 from specc.source import Source
-from specc.training import compare, ranges, sweep
+from specc.training import compare, ranges, spread, sweep
 from specc.training import data as data_mod
 from specc.training.loop import Trainer
 from specc.training.optimizers import OPTIMIZERS, canonical
 from specc.training.runfolder import new_run_folder
 from specc.training.settings import resolve as resolve_settings
-from specc.training.world import launched_size
+from specc.training.world import ALONE, World
 
 
 def with_init(source: Source, init: str | float) -> Source:
@@ -46,32 +46,27 @@ def _optimizer_name(text: str) -> str:
     return canonical(OPTIMIZERS, text) or text
 
 
-def _one_process(kind: str) -> None:
-    """compare and sweep run their trials in one process: under an MPI launch every rank would run
-    them all into one folder, so such a launch is refused (spreading the trials is not built yet)."""
-    size = launched_size()
-    if size > 1:
-        raise UsageError([Diagnostic(f"specc {kind} runs in one process, not across {size} MPI ranks (yet)", None,
-                                     "no-mpi", hint=f"run `specc {kind}` without mpiexec; `mpiexec -n N specc train` "
-                                                    "trains one model on N ranks")])
-
-
-def _experiment_folder(out: str | Path | None, kind: str, marker: str) -> Path:
-    folder = Path(out) if out is not None else new_run_folder(Path(kind))
-    if (folder / marker).exists():
-        raise UsageError([Diagnostic(f"{folder} holds an earlier {kind} ({marker}); it is not overwritten", None,
-                                     "folder-in-use", hint="give another --out folder")])
-    return folder
+def _experiment_folder(out: str | Path | None, kind: str, marker: str, world: World) -> Path:
+    """The experiment's folder, chosen (and checked) by rank 0 for every rank."""
+    def choose() -> Path:
+        folder = Path(out) if out is not None else new_run_folder(Path(kind))
+        if (folder / marker).exists():
+            raise UsageError([Diagnostic(f"{folder} holds an earlier {kind} ({marker}); it is not overwritten",
+                                         None, "folder-in-use", hint="give another --out folder")])
+        return folder
+    return spread.on_root(world, choose)
 
 
 def comparison(specs: Sequence[str | Path], *, out: str | Path | None = None, data: str | None = None,
                optimizer: str | None = None, init: str | None = None, weight_decay: str | None = None,
-               lr: str | None = None, stop: Any = None, **flags: Any) -> "Iterator[compare.Event]":
+               lr: str | None = None, stop: Any = None, world: World = ALONE,
+               **flags: Any) -> "Iterator[compare.Event]":
     """`specc compare`: every spec, with every combination of the varied settings (each a list or a grid
     as the command line writes them: "SGD,Adam", "std=0.01,xavier,he", "0,0.1", "1..1e-4:log:16"),
     trained on the same data, order and seed. Everything is checked before the first variant runs;
-    the events end with a compare.Comparison. Flags: epochs, iters, batch, seed, train_size, eval_sample."""
-    _one_process("compare")
+    the events end with a compare.Comparison. Flags: epochs, iters, batch, seed, train_size, eval_sample.
+    `world` (training.world.detect()) spreads the variants over the ranks of an MPI launch: every rank
+    calls this; rank 0 alone yields the Comparison."""
     sources = [read_source(p) for p in specs]
     for source in sources:
         check_source(source)
@@ -83,25 +78,26 @@ def comparison(specs: Sequence[str | Path], *, out: str | Path | None = None, da
     for v in chosen:
         if v.init is not None:
             with_init(v.source, v.init)
-    folder = _experiment_folder(out, "compare", "compare.json")
+    folder = _experiment_folder(out, "compare", "compare.json", world)
     loaded = data_mod.load(data)
 
     def build(v: compare.Variant, where: Path) -> Trainer:
         source = v.source if v.init is None else with_init(v.source, v.init)
         return training(source, out=where, data=data, dataset=loaded, **v.flags)
 
-    return compare.run(chosen, folder, build, stop or (lambda: False))
+    return compare.run(chosen, folder, build, stop or (lambda: False), world)
 
 
 def sweeping(spec: str | Path | None, *, out: str | Path | None = None, resume: str | Path | None = None,
              data: str | None = None, lr: str | None = None, weight_decay: str | None = None,
              trials: int | None = None, validation: float | None = None, top: int = 20, stop: Any = None,
-             **flags: Any) -> "Iterator[sweep.Event]":
+             world: World = ALONE, **flags: Any) -> "Iterator[sweep.Event]":
     """`specc sweep`: trials of a spec with settings drawn from ranges ("1e-6..1e-2:log", a list, or a grid
     "1e-3..1e-1:log:5"), each scored on `validation` (default 0.2) of the training set, never the test set.
     With `resume`, the sweep folder's saved plan continues, its finished trials kept. Flags: epochs,
-    iters, batch, optimizer, seed, train_size, eval_sample."""
-    _one_process("sweep")
+    iters, batch, optimizer, seed, train_size, eval_sample. `world` (training.world.detect()) spreads the
+    trials over the ranks of an MPI launch (each trial trains alone on its rank): every rank calls this;
+    rank 0 alone writes the sweep's files and yields the Swept."""
     if resume is not None:
         folder = Path(resume)
         if out is not None and Path(out).resolve() != folder.resolve():
@@ -125,13 +121,14 @@ def sweeping(spec: str | Path | None, *, out: str | Path | None = None, resume: 
         fixed["validation"] = 0.2 if validation is None else validation
         resolve_settings(None, fixed)  # an unknown optimizer is refused now, not at the first trial
         planned = sweep.plan(chosen, trials, int(fixed.get("seed", 0)))
-        folder = _experiment_folder(out, "sweep", sweep.PLAN)
+        folder = _experiment_folder(out, "sweep", sweep.PLAN, world)
         done = {}
     loaded = data_mod.load(data)
     if resume is None:
-        sweep.save_plan(folder, sweep.planned_doc(source.name, source.text, chosen, planned, fixed, data))
+        doc = sweep.planned_doc(source.name, source.text, chosen, planned, fixed, data)
+        spread.on_root(world, lambda: sweep.save_plan(folder, doc))
 
     def build(trial: sweep.Trial, where: Path) -> Trainer:
         return training(source, out=where, data=data, dataset=loaded, **{**fixed, **trial.values})
 
-    return sweep.run(planned, folder, build, done, stop or (lambda: False), top)
+    return sweep.run(planned, folder, build, done, stop or (lambda: False), top, world=world)

@@ -3,6 +3,7 @@ returns to a view (specc.cli.views); the exit code is 0 ok, 1 a failed run, 2 a 
 from __future__ import annotations
 
 import json
+import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,7 +30,7 @@ from specc.schema import build_schema
 from specc.source import Source
 from specc.suggest import did_you_mean
 from specc.tools import annotate, fmt, lint
-from specc.training.world import detect
+from specc.training.world import World, detect
 
 
 def _check(args, stdout: Console, stderr: Console) -> int:
@@ -156,10 +157,15 @@ def _train(args, stdout: Console, stderr: Console) -> int:
 
 
 def _compare(args, stdout: Console, stderr: Console) -> int:
-    with StopFlag() as stop:
+    world = detect()  # under `mpiexec -n N specc compare`, each rank trains its share of the variants
+    with _ranks_fail_together(world, stderr), StopFlag() as stop:
         events = api.comparison(args.files, out=args.out, data=args.data, optimizer=args.optimizer,
                                 init=args.init, weight_decay=args.weight_decay, lr=args.lr, stop=stop,
-                                **_experiment(args))
+                                world=world, **_experiment(args))
+        if not world.root:  # rank 0 gathers, prints and writes the comparison
+            for _ in events:
+                pass
+            return 0
         result = ExperimentView(stdout, stderr).compare(events)
     stdout.print(views.compare_table(result, args.loss_at))
     return _closing(result.folder, result.plot, result.interrupted, "compare.json", stdout, stderr,
@@ -167,16 +173,39 @@ def _compare(args, stdout: Console, stderr: Console) -> int:
 
 
 def _sweep(args, stdout: Console, stderr: Console) -> int:
-    with StopFlag() as stop:
+    world = detect()  # under `mpiexec -n N specc sweep`, each rank trains its share of the trials
+    with _ranks_fail_together(world, stderr), StopFlag() as stop:
         events = api.sweeping(args.file, out=args.out, resume=args.resume, data=args.data, lr=args.lr,
                               weight_decay=args.weight_decay, trials=args.trials, validation=args.validation,
-                              top=args.top, stop=stop, optimizer=args.optimizer, **_experiment(args))
+                              top=args.top, stop=stop, world=world, optimizer=args.optimizer, **_experiment(args))
+        if not world.root:  # rank 0 gathers, prints and writes the sweep's files
+            for _ in events:
+                pass
+            return 0
         result = ExperimentView(stdout, stderr).sweep(events)
     stdout.print(views.sweep_table(result, args.top))
     if result.best is not None:
         stdout.print(f"the best settings, as a train section: {result.best}")
     return _closing(result.folder, result.plot, result.interrupted, "trials.jsonl", stdout, stderr,
                     f"the sweep was stopped; continue it with: specc sweep --resume {result.folder}")
+
+
+@contextmanager
+def _ranks_fail_together(world: World, stderr: Console) -> Iterator[None]:
+    """Under MPI, an error on any rank ends every rank (none waits forever for another): rank 0 reports
+    it (a rank's failure reaches rank 0 as a message), then ends the launch; another rank gives it time."""
+    try:
+        yield
+    except SpeccError as e:
+        if world.size > 1:
+            if world.root:
+                render(e, stderr)
+                stderr.file.flush()
+            else:
+                time.sleep(_RANK_ERROR_GRACE_S)
+            world.comm.Abort(e.exit_code)
+            os._exit(e.exit_code)  # (MPICH's Abort may return before the launcher ends the process)
+        raise
 
 
 def _experiment(args) -> dict:
@@ -282,6 +311,17 @@ def _bench(args, stdout: Console, stderr: Console) -> int:
     stdout.print(views.profile_table(p))
     stdout.print(f"a whole step without the timers: {p.step_ms:.3f} ms (median), "
                  f"{p.batch / p.step_ms * 1e3:,.0f} samples/s", soft_wrap=True, highlight=False)
+    return 0
+
+
+def _plan(args, stdout: Console, stderr: Console) -> int:
+    with _working(stdout, "timing training steps"):
+        p = api.scale_plan(args.file, workers=args.workers, links=args.link, batch=args.batch, dtype=args.dtype,
+                           step_ms=args.step_ms, fixed_ms=args.fixed_ms)
+    if args.json:
+        _write_json(stdout, p.to_json())
+    else:
+        stdout.print(views.scale_plan_table(p), soft_wrap=False)
     return 0
 
 
@@ -439,6 +479,6 @@ def _lint(args, stdout: Console, stderr: Console) -> int:
 
 COMMANDS = {"check": _check, "summary": _summary, "compile": _compile, "gradcheck": _gradcheck,
              "train": _train, "compare": _compare, "sweep": _sweep,
-             "eval": _eval, "inspect": _inspect, "predict": _predict, "bench": _bench, "schema": _schema,
+             "eval": _eval, "inspect": _inspect, "predict": _predict, "bench": _bench, "plan": _plan, "schema": _schema,
              "grad": _grad, "draw": _draw, "report": _report, "explain": _explain, "export": _export, "import": _import,
              "fmt": _fmt, "lint": _lint, "lsp": _lsp}

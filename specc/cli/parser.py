@@ -207,6 +207,25 @@ def build(stdout: Console, stderr: Console) -> argparse.ArgumentParser:
     c.add_argument("--steps", type=_positive, default=50, metavar="N", help="timed steps")
     c.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="of the weights and data")
 
+    c = command("plan", "data parallelism on paper: the expected speedup on N workers over a network link",
+                "specc plan models/simple_conv_net.net",
+                "specc plan models/two_layer_net.net --workers 2,8,32 --link 25:10 --step-ms 0.3")
+    c.add_argument("file", metavar="FILE", help="a .net or IR .json file; its train section gives batch and dtype")
+    c.add_argument("--workers", type=_list_of(_positive_workers), default="2,4,8,16,32,64", metavar="LIST",
+                   help="numbers of workers (MPI ranks), e.g. 2,4,8")
+    c.add_argument("--link", type=_list_of(_link), default="10:25,100:2", metavar="LIST",
+                   help="each worker's link, GBIT:LATENCY_US (Gbit/s each way, microseconds per message)")
+    c.add_argument("--batch", type=_positive, metavar="N", help="the global batch (default: the spec's, else 100)")
+    c.add_argument("--dtype", choices=["float32", "float64"], help="of the gradients sent "
+                   "(default: the spec's, else float32)")
+    c.add_argument("--step-ms", type=_positive_float, metavar="MS", help="one process's training step at "
+                   "that batch (default: measured here, with this process's BLAS threads: set OPENBLAS_NUM_THREADS=1 "
+                   "for one per worker)")
+    c.add_argument("--fixed-ms", type=_non_negative_float, metavar="MS", help="the part of the step that "
+                   "does not shrink with the batch (the update, per-step overhead), which no worker shares "
+                   "(default: from the step measured at a quarter of the batch too, else 0)")
+    c.add_argument("--json", action="store_true", help="print the plan as JSON")
+
     c = command("report", "one self-contained HTML page of a training run (or of runs side by side)",
                 "specc report runs/scn", "specc report runs/a runs/b -o compare.html")
     c.add_argument("runs", nargs="+", metavar="RUN", help="run folders that specc train wrote")
@@ -331,6 +350,36 @@ _positive = _number(int, 1, float("inf"), "a positive integer")
 
 
 _positive_float = _number(float, 0.0, float("inf"), "a positive number")
+
+
+def _non_negative_float(text: str) -> float:
+    value = _number(float, -1.0, float("inf"), "a number of at least 0")(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number of at least 0, not {text}")
+    return value
+
+
+_positive_workers = _number(int, 2, 1 << 20, "a number of workers of at least 2")
+
+
+def _link(text: str):
+    from specc.scaling import Link
+
+    gbit, _, latency = text.partition(":")
+    try:
+        link = Link(float(gbit), float(latency) if latency else 0.0)
+    except ValueError:
+        link = None
+    if link is None or not link.gbit > 0 or not link.latency_us >= 0:
+        raise argparse.ArgumentTypeError(f"not a link: {text} (write GBIT or GBIT:LATENCY_US, e.g. 10:25)")
+    return link
+
+
+def _list_of(item):
+    """An argparse type: a comma-separated list of `item`s."""
+    def parse(text: str):
+        return [item(part.strip()) for part in text.split(",") if part.strip()]
+    return parse
 
 
 _seed = _number(int, 0, 2**32 - 1, f"a whole number from 0 to {2**32 - 1}")

@@ -18,6 +18,7 @@ from specc.diagnostics import render, render_diagnostics
 from specc.errors import RunError
 from specc.training.compare import Begun, Comparison, Finished
 from specc.training.loop import Evaluated, Started, Step, Stopped, Trainer, Warned
+from specc.training.spread import Spread
 from specc.training.sweep import Swept, TrialBegun, TrialFinished
 
 _COLUMNS = (("epoch", 5), ("iter", 7), ("loss", 8), ("train acc", 9), ("test acc", 9), ("test loss", 9),
@@ -207,21 +208,34 @@ def _line(r: dict[str, Any], best: bool) -> Text:
 
 class ExperimentView:
     """How `specc compare` and `specc sweep` show their progress: a line as each variant or trial
-    starts and ends (the table comes after, from specc.cli.views)."""
+    starts and ends (the table comes after, from specc.cli.views). Spread over MPI ranks, the runs of
+    all ranks end in any order: then each gets its line, with its rank, when it ends."""
 
     def __init__(self, console: Console, errors: Console):
         self.console, self.errors = console, errors
+        self.spread = False
+
+    def _spread(self, event: Spread, what: str) -> None:
+        self.spread = True
+        shares = ", ".join(str(n) for n in event.shares)
+        self.console.print(f"{sum(event.shares)} {what} on {event.ranks} MPI ranks ({shares}), each trained alone "
+                           "on its rank; rank 0 gathers the results", soft_wrap=True, highlight=False, markup=False)
 
     def compare(self, events: Iterator[Any]) -> Comparison:
         c = self.console
         for event in events:
-            if isinstance(event, Begun):
+            if isinstance(event, Spread):
+                self._spread(event, "variants")
+            elif isinstance(event, Begun) and not self.spread:
                 s = event.trainer.s
                 length = f"{s.iters:,} iterations" if s.iters is not None else f"{s.epochs} epochs"
                 c.print(f"[{event.index + 1}/{event.count}] {event.variant.name}: {s.describe()}, batch {s.batch}, "
                         f"{length}, seed {s.seed}, {len(event.trainer.data.x_train):,} samples -> "
                         f"{event.trainer.dir}", soft_wrap=True, highlight=False, markup=False)
             elif isinstance(event, Finished):
+                if self.spread:
+                    c.print(f"[{event.index + 1}/{event.count}] {event.outcome.variant.name} (rank {event.rank}) -> "
+                            f"{event.outcome.folder}", soft_wrap=True, highlight=False, markup=False)
                 said = event.outcome.failed or _final(event.outcome.final)
                 c.print(f"      {said}", soft_wrap=True, highlight=False, markup=False)
             elif isinstance(event, Warned):
@@ -233,13 +247,19 @@ class ExperimentView:
     def sweep(self, events: Iterator[Any]) -> Swept:
         c = self.console
         for event in events:
-            if isinstance(event, TrialBegun):
+            if isinstance(event, Spread):
+                self._spread(event, "trials")
+            elif isinstance(event, TrialBegun) and not self.spread:
                 c.print(f"[{event.trial.index + 1}/{event.count}] {event.trial.name}", soft_wrap=True,
                         highlight=False, markup=False, end="")
             elif isinstance(event, TrialFinished):
-                c.print(f"  validation {event.result.score:.4f}", highlight=False, markup=False)
+                if self.spread:
+                    c.print(f"[{event.result.trial.index + 1}/{event.count}] {event.result.trial.name}", soft_wrap=True,
+                            highlight=False, markup=False, end="")
+                c.print(f"  validation {event.result.score:.4f}" + (f"  (rank {event.rank})" if self.spread else ""),
+                        highlight=False, markup=False)
             elif isinstance(event, Stopped):
-                c.print("  stopped", highlight=False, markup=False)
+                c.print("  stopped" if not self.spread else "a trial was stopped", highlight=False, markup=False)
             elif isinstance(event, Swept):
                 if event.resumed:
                     c.print(f"{event.resumed} trials were finished before and were not run again",

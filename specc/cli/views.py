@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from specc.gradcheck import RELATIVE_TOLERANCE
+from specc.scaling import ScalePlan
 from specc.summary import Row, Summary
 from specc.text import batch_shape, human_bytes, shape_text
 from specc.training.compare import Comparison
@@ -192,3 +193,31 @@ def sweep_table(result: Swept, top: int) -> Table:
 
 def _number(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
+
+
+def scale_plan_table(p: ScalePlan) -> Group:
+    """`specc plan`: the figures it starts from, then, per link, the expected speedup for each number of
+    workers and the global batch below which the efficiency falls under 50%."""
+    step = f"{p.step_ms:.3f} ms " + ("measured here" if p.measured else "given")
+    update = f", {p.fixed_ms:.3f} ms of it fixed (not shrinking with the batch)" if p.fixed_ms else ""
+    head = [Text.assemble((p.source or "", "bold"), ": data-parallel training on paper"),
+            Text(f"{p.parameters:,} parameters at {p.itemsize} bytes: {p.parameters * p.itemsize / 1e6:.3f} MB "
+                 "of gradients to allreduce per step"),
+            Text(f"batch {p.batch}: one process's step {step}{update}; {p.flops_per_step / 1e9:.3g} GFLOP "
+                 f"(3 x forward), {p.gflops:.3g} GFLOP/s")]
+    tables: list[RenderableType] = []
+    for link in dict.fromkeys(e.link for e in p.estimates):
+        t = Table(title=f"over {link.name} per message", title_justify="left")
+        for name in ("workers", "MB sent", "compute ms", "comm ms", "step ms", "speedup", "efficiency",
+                     "50% from batch"):
+            t.add_column(name, justify="right", no_wrap=True)
+        for e in (e for e in p.estimates if e.link == link):
+            t.add_row(str(e.workers), f"{e.sent_bytes / 1e6:.3f}", f"{e.compute_ms:.3f}", f"{e.comm_ms:.3f}",
+                      f"{e.step_ms:.3f}", Text(f"{e.speedup:.2f}x", style="bold red" if e.speedup < 1 else ""),
+                      Text(f"{e.efficiency:.0%}", style="red" if e.efficiency < 0.5 else ""), f"{e.half_batch:,.0f}")
+        tables.append(t)
+    notes = Text("per worker and step: compute = (step - fixed) / N + fixed; comm = 2(N-1) x latency + "
+                 "2(N-1)/N x bytes of the parameters / bandwidth (a ring allreduce, not overlapped with compute). "
+                 "50% from batch: the global batch from which the efficiency (speedup / N) is at least 50%, "
+                 "compute growing linearly with the batch; below it data parallelism stops paying.", style="dim")
+    return Group(*head, *tables, notes)

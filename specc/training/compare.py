@@ -7,15 +7,18 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from specc.errors import RunError
 from specc.source import Source
-from specc.training import plot
+from specc.training import plot, spread
 from specc.training.loop import Evaluated, Started, Step, Stopped, Trainer, Warned
 from specc.training.ranges import fmt
 from specc.training.runfolder import writing
+from specc.training.spread import Spread
+from specc.training.world import ALONE, World
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,9 @@ class Begun:
 @dataclass(frozen=True)
 class Finished:
     outcome: Outcome
+    index: int = 0  # of the variant, from 0
+    count: int = 1
+    rank: int = 0  # the MPI rank that trained it
 
 
 @dataclass(frozen=True)
@@ -92,36 +98,46 @@ class Comparison:
     interrupted: bool = False
 
 
-Event = Begun | Started | Step | Evaluated | Warned | Stopped | Finished | Comparison
+Event = Spread | Begun | Started | Step | Evaluated | Warned | Stopped | Finished | Comparison
 
 
 def run(variants: Sequence[Variant], folder: Path, build: Callable[[Variant, Path], Trainer],
-        stop: Callable[[], bool] = lambda: False) -> Iterator[Event]:
-    """Train each variant into folder/NN-name (build makes its Trainer); the last event is the Comparison."""
-    outcomes = []
+        stop: Callable[[], bool] = lambda: False, world: World = ALONE) -> Iterator[Event]:
+    """Train each variant into folder/NN-name (build makes its Trainer); the last event is the Comparison.
+    Under an MPI launch (`world`), each rank trains its share of the variants (specc.training.spread),
+    and rank 0 alone gathers the outcomes and yields the Comparison."""
+    outcomes: dict[int, Outcome] = {}
     interrupted = False
-    for i, v in enumerate(variants):
-        trainer = build(v, folder / f"{i + 1:02d}-{v.folder_name}")
-        losses: list[float] = []
-        failed = None
-        try:
-            yield Begun(i, len(variants), v, trainer)
-            for event in trainer.run(stop):
-                if isinstance(event, Step):
-                    losses.append(event.loss)
-                if isinstance(event, Stopped):
-                    interrupted = True
-                yield event
-        except RunError as e:  # a variant that diverges is a result (the book's plain net at scale 1), not the end
-            failed = e.diagnostics[0].message
-        finally:
-            trainer.close()
-        outcome = Outcome(v, trainer.dir, tuple(trainer.records), tuple(losses), _brief(trainer), failed)
-        outcomes.append(outcome)
-        yield Finished(outcome)
-        if interrupted:
-            break
-    yield summarize(folder, outcomes, interrupted)
+    one = partial(_variant, folder=folder, build=build, count=len(variants), rank=world.rank)
+    for event in spread.run(list(enumerate(variants)), one, stop, (Finished, Warned, Stopped), world):
+        interrupted = interrupted or isinstance(event, Stopped)
+        if isinstance(event, Finished):
+            outcomes[event.index] = event.outcome
+        yield event
+    if world.root:
+        interrupted = interrupted or len(outcomes) < len(variants)
+        yield summarize(folder, [outcomes[i] for i in sorted(outcomes)], interrupted)
+
+
+def _variant(item: tuple[int, Variant], stop: Callable[[], bool], *, folder: Path,
+             build: Callable[[Variant, Path], Trainer], count: int, rank: int) -> Iterator[Event]:
+    """One variant's events, ending with its Finished (a variant that diverged or was stopped too)."""
+    i, v = item
+    trainer = build(v, folder / f"{i + 1:02d}-{v.folder_name}")
+    losses: list[float] = []
+    failed = None
+    try:
+        yield Begun(i, count, v, trainer)
+        for event in trainer.run(stop):
+            if isinstance(event, Step):
+                losses.append(event.loss)
+            yield event
+    except RunError as e:  # a variant that diverges is a result (the book's plain net at scale 1), not the end
+        failed = e.diagnostics[0].message
+    finally:
+        trainer.close()
+    outcome = Outcome(v, trainer.dir, tuple(trainer.records), tuple(losses), _brief(trainer), failed)
+    yield Finished(outcome, i, count, rank)
 
 
 def _brief(trainer: Trainer) -> str:

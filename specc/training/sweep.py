@@ -7,17 +7,20 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from specc.errors import Diagnostic, UsageError
-from specc.training import plot
+from specc.training import plot, spread
 from specc.training.loop import Evaluated, Started, Step, Stopped, Trainer, Warned
 from specc.training.ranges import Range, fmt, product
 from specc.training.runfolder import writing
 from specc.training.settings import Settings
+from specc.training.spread import Spread
+from specc.training.world import ALONE, World
 
 PLAN, RESULTS, BEST, TOP = "sweep.json", "trials.jsonl", "best.train", "top.png"
 
@@ -82,6 +85,8 @@ class TrialBegun:
 @dataclass(frozen=True)
 class TrialFinished:
     result: TrialResult
+    count: int = 1  # trials planned
+    rank: int = 0  # the MPI rank that ran it
 
 
 @dataclass(frozen=True)
@@ -95,7 +100,7 @@ class Swept:
     interrupted: bool
 
 
-Event = TrialBegun | Started | Step | Evaluated | Warned | Stopped | TrialFinished | Swept
+Event = Spread | TrialBegun | Started | Step | Evaluated | Warned | Stopped | TrialFinished | Swept
 
 
 def save_plan(folder: Path, doc: Mapping[str, Any]) -> None:
@@ -126,37 +131,45 @@ def load(folder: Path) -> tuple[dict[str, Any], list[Trial], dict[int, TrialResu
 
 def run(trials: Sequence[Trial], folder: Path, build: Callable[[Trial, Path], Trainer],
         done: Mapping[int, TrialResult], stop: Callable[[], bool] = lambda: False, top: int = 20,
-        title: str = "") -> Iterator[Event]:
-    """Run the trials not in `done`, each into folder/trial-NNN; the last event is Swept."""
+        title: str = "", world: World = ALONE) -> Iterator[Event]:
+    """Run the trials not in `done`, each into folder/trial-NNN; the last event is Swept. Under an MPI
+    launch (`world`), each rank runs its share of them (specc.training.spread) and rank 0 alone writes
+    trials.jsonl as results come in and yields the Swept; every trial is still trained alone."""
     results = dict(done)
     interrupted = False
-    for trial in trials:
-        if trial.index in results:
-            continue
-        trial_dir = folder / trial.folder_name
-        if trial_dir.is_dir():  # begun but not finished when the sweep was stopped: it starts again
-            shutil.rmtree(trial_dir)
-        trainer = build(trial, trial_dir)
-        try:
-            yield TrialBegun(trial, len(trials), trainer)
-            for event in trainer.run(stop):
-                interrupted = interrupted or isinstance(event, Stopped)
-                yield event
-        finally:
-            trainer.close()
-        if interrupted:
-            break
-        records = tuple(trainer.records)
-        result = TrialResult(trial, trainer.dir, float(records[-1]["test_acc"]) if records else float("nan"),
-                             records, trainer.s.to_json())
-        with writing(folder / RESULTS), open(folder / RESULTS, "a", encoding="utf-8") as f:
-            f.write(json.dumps(result.to_json()) + "\n")
-        results[trial.index] = result
-        yield TrialFinished(result)
-        if stop():
-            interrupted = len(results) < len(trials)
-            break
-    yield summarize(folder, list(results.values()), len(trials), len(done), interrupted, top, title)
+    pending = [t for t in trials if t.index not in results]
+    one = partial(_trial, folder=folder, build=build, count=len(trials), rank=world.rank)
+    for event in spread.run(pending, one, stop, (TrialFinished, Warned, Stopped), world):
+        interrupted = interrupted or isinstance(event, Stopped)
+        if isinstance(event, TrialFinished) and world.root:
+            with writing(folder / RESULTS), open(folder / RESULTS, "a", encoding="utf-8") as f:
+                f.write(json.dumps(event.result.to_json()) + "\n")
+            results[event.result.trial.index] = event.result
+        yield event
+    if world.root:
+        interrupted = interrupted or len(results) < len(trials)
+        yield summarize(folder, list(results.values()), len(trials), len(done), interrupted, top, title)
+
+
+def _trial(trial: Trial, stop: Callable[[], bool], *, folder: Path, build: Callable[[Trial, Path], Trainer],
+           count: int, rank: int) -> Iterator[Event]:
+    """One trial's events, ending with its TrialFinished unless it was stopped."""
+    trial_dir = folder / trial.folder_name
+    if trial_dir.is_dir():  # begun but not finished when the sweep was stopped: it starts again
+        shutil.rmtree(trial_dir)
+    trainer = build(trial, trial_dir)
+    try:
+        yield TrialBegun(trial, count, trainer)
+        for event in trainer.run(stop):
+            yield event
+            if isinstance(event, Stopped):
+                return
+    finally:
+        trainer.close()
+    records = tuple(trainer.records)
+    result = TrialResult(trial, trainer.dir, float(records[-1]["test_acc"]) if records else float("nan"),
+                         records, trainer.s.to_json())
+    yield TrialFinished(result, count, rank)
 
 
 def summarize(folder: Path, results: Sequence[TrialResult], planned: int, resumed: int, interrupted: bool,
