@@ -146,7 +146,7 @@ def _batchnorm(g: Graph, c: CheckedLayer) -> None:
 def _dropout(g: Graph, c: CheckedLayer) -> None:
     ratio = g.constant(f"ratio{c.index + 1}", np.array(c.layer.args["ratio"], np.float32))
     g.node(c, "Dropout", [ratio], c.out_shape, note="inverted dropout: the identity at inference")
-    if c.layer.test_scaled:  # the book's kind: times 1 - ratio at inference
+    if c.layer.args.get("scale") == "test":  # the book's kind: times 1 - ratio at inference
         keep = g.constant(f"keep{c.index + 1}", np.array(1 - c.layer.args["ratio"], np.float32))
         g.node(c, "Mul", [keep], c.out_shape, part="_scale", note='scale="test": times 1 - ratio at inference')
 

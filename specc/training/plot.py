@@ -206,5 +206,5 @@ def panels(groups: Sequence[tuple[str, Sequence[tuple[str, Sequence[dict[str, An
     handles, labels = next(ax for ax in axes.flat if ax.has_data()).get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=min(4, len(labels)), fontsize="small")
     fig.suptitle(title)
-    _save(fig, path)
+    save(fig, path)
     return True
