@@ -72,6 +72,16 @@ def test_compare_of_two_specs_names_them(tmp_path):
     result = _last(api.comparison(pair, out=tmp_path / "c", init="1..0.01:log:2", iters=2))
     assert [o.variant.name for o in result.outcomes] == [
         "multi_layer_net_extend init=1", "multi_layer_net_extend init=0.01", "mlp_5x100 init=1", "mlp_5x100 init=0.01"]
+    # the book's batch_norm_test.py figure: a panel per weight scale, in each a line per spec
+    assert [(label, [spec for spec, _ in lines]) for label, lines in compare.panels(result.outcomes)] == [
+        ("init=1", ["multi_layer_net_extend", "mlp_5x100"]), ("init=0.01", ["multi_layer_net_extend", "mlp_5x100"])]
+    assert result.grid == tmp_path / "c" / compare.GRID and result.grid.stat().st_size > 0
+
+
+def test_a_comparison_of_one_setting_or_few_variants_draws_no_grid(tmp_path):
+    result = _last(api.comparison([MLP], out=tmp_path / "c", optimizer="SGD,Adam", iters=2))
+    assert compare.panels(result.outcomes) == [] and result.grid is None
+    assert not (tmp_path / "c" / compare.GRID).exists()
 
 
 @pytest.mark.parametrize("argv, message", [

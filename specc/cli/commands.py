@@ -168,6 +168,8 @@ def _compare(args, stdout: Console, stderr: Console) -> int:
             return 0
         result = ExperimentView(stdout, stderr).compare(events)
     stdout.print(views.compare_table(result, args.loss_at))
+    if result.grid is not None:
+        stdout.print(f"one panel per setting, a line per spec: {result.grid}", soft_wrap=True)
     return _closing(result.folder, result.plot, result.interrupted, "compare.json", stdout, stderr,
                     "the comparison was stopped; the variants trained so far are in the table")
 

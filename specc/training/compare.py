@@ -29,6 +29,8 @@ class Variant:
     source: Source
     flags: Mapping[str, Any] = field(default_factory=dict)
     init: str | float | None = None
+    spec: str = ""  # the spec's name (file stem), and the varied settings it is trained with (what
+    setting: str = ""  # a panel of compare-grid.png stands for), e.g. "init=0.0251"
 
     @property
     def folder_name(self) -> str:
@@ -45,12 +47,12 @@ def variants(sources: Sequence[Source], varied: Mapping[str, Sequence[Any]],
     for source in sources:
         for shared in combos:
             combo = dict(shared)  # (each spec's variants take their init out of their own copy)
-            parts = [Path(source.name).stem] if len(sources) > 1 else []
-            parts += [fmt(v) if k == "optimizer" else f"{k}={fmt(v)}" for k, v in combo.items()
-                      if len(varied[k]) > 1]
-            name = " ".join(parts) or Path(source.name).stem
+            stem = Path(source.name).stem
+            setting = " ".join(fmt(v) if k == "optimizer" else f"{k}={fmt(v)}" for k, v in combo.items()
+                               if len(varied[k]) > 1)
+            name = " ".join(p for p in (stem if len(sources) > 1 else "", setting) if p) or stem
             init = combo.pop("init", None)
-            out.append(Variant(name, source, {**fixed, **combo}, init))
+            out.append(Variant(name, source, {**fixed, **combo}, init, stem, setting))
     return out
 
 
@@ -96,6 +98,7 @@ class Comparison:
     outcomes: tuple[Outcome, ...]
     plot: Path | None  # compare.png, None without matplotlib
     interrupted: bool = False
+    grid: Path | None = None  # compare-grid.png: one panel per setting, a line per spec (see panels())
 
 
 Event = Spread | Begun | Started | Step | Evaluated | Warned | Stopped | Finished | Comparison
@@ -160,4 +163,25 @@ def summarize(folder: Path, outcomes: Sequence[Outcome], interrupted: bool = Fal
     png = folder / "compare.png"
     with writing(png):
         drawn = plot.comparison([(o.variant.name, o.losses, o.records) for o in outcomes], png, folder.name)
-    return Comparison(folder, tuple(outcomes), png if drawn else None, interrupted)
+    grid = folder / GRID
+    groups = panels(outcomes)
+    if groups:
+        with writing(grid):
+            plot.panels(groups, grid, f"{folder.name}: train accuracy")
+    return Comparison(folder, tuple(outcomes), png if drawn else None, interrupted,
+                      grid if groups and drawn else None)
+
+
+GRID = "compare-grid.png"
+
+
+def panels(outcomes: Sequence[Outcome]) -> list[tuple[str, list[tuple[str, Sequence[dict[str, Any]]]]]]:
+    """The variants as small multiples, one panel per value of the varied settings with a line per
+    spec (the book's batch_norm_test.py figure), when there are several specs and several values or
+    too many variants to read overlaid; [] otherwise. A variant that failed early draws what it has."""
+    settings = list(dict.fromkeys(o.variant.setting for o in outcomes))
+    specs = {o.variant.spec for o in outcomes}
+    if len(settings) < 2 or (len(specs) < 2 and len(outcomes) <= 8):
+        return []
+    return [(setting, [(o.variant.spec if len(specs) > 1 else o.variant.name, o.records)
+                       for o in outcomes if o.variant.setting == setting]) for setting in settings]

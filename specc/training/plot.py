@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -130,6 +131,10 @@ def comparison(curves: Sequence[tuple[str, Sequence[float], Sequence[dict[str, A
     loss_ax.set_xlabel("iteration")
     loss_ax.set_ylabel(f"training loss (mean of {window} steps)" if window > 1 else "training loss")
     loss_ax.set_yscale("log")
+    starts = [losses[0] for _, losses, _ in curves if losses and math.isfinite(losses[0])]
+    top = 100 * sorted(starts)[len(starts) // 2] if starts else None
+    if top is not None and any(not math.isfinite(v) or v > top for _, losses, _ in curves for v in losses):
+        loss_ax.set_ylim(top=top)  # a diverging variant leaves the top, not the others flat
     train_ax.set_title("train accuracy")
     test_ax.set_title("test accuracy")
     for axes in (train_ax, test_ax):
