@@ -112,6 +112,24 @@ def test_sweep_grid_tries_every_combination():
     assert len(trials) == 6
 
 
+def test_a_sweep_with_a_seed_per_trial_scores_every_trial_on_the_same_held_out_samples(tmp_path):
+    """--seed-per-trial: the book's trials each start from fresh weights; the validation split must not
+    move with them (a trial's score would then be of other samples)."""
+    events = list(api.sweeping(SIX, out=tmp_path / "s", lr="1e-3..1e-2:log", trials=3, epochs=1, train_size=200,
+                               seed=4, seed_per_trial=True))
+    result = events[-1]
+    seeds = [r.trial.values["seed"] for r in sorted(result.ranked, key=lambda r: r.trial.index)]
+    assert len(set(seeds)) == 3 and 4 not in seeds
+    assert seeds == [t.values["seed"] for t in sweep.plan([ranges.parse("lr", "1e-3..1e-2:log")], 3, 4, seeds=4)]
+    trainers = [e.trainer for e in events if isinstance(e, sweep.TrialBegun)]
+    held = [t.data.x_test for t in trainers]
+    assert all(np.array_equal(h, held[0]) for h in held) and len(held[0]) == 40
+    assert [t.s.seed for t in trainers] == seeds and {t.s.split_seed for t in trainers} == {4}
+    alone = _last(api.sweeping(SIX, out=tmp_path / "one", lr="1e-3..1e-2:log", trials=3, epochs=1,
+                               train_size=200, seed=4))
+    assert {r.settings["seed"] for r in alone.ranked} == {4}  # without it, every trial has the sweep's seed
+
+
 def test_sweep_resumes_without_rerunning_a_finished_trial(tmp_path):
     folder = tmp_path / "sw"
     finished: list[int] = []

@@ -91,12 +91,13 @@ def comparison(specs: Sequence[str | Path], *, out: str | Path | None = None, da
 def sweeping(spec: str | Path | None, *, out: str | Path | None = None, resume: str | Path | None = None,
              data: str | None = None, lr: str | None = None, weight_decay: str | None = None,
              trials: int | None = None, validation: float | None = None, top: int = 20, stop: Any = None,
-             world: World = ALONE, **flags: Any) -> "Iterator[sweep.Event]":
+             world: World = ALONE, seed_per_trial: bool = False, **flags: Any) -> "Iterator[sweep.Event]":
     """`specc sweep`: trials of a spec with settings drawn from ranges ("1e-6..1e-2:log", a list, or a grid
     "1e-3..1e-1:log:5"), each scored on `validation` (default 0.2) of the training set, never the test set.
     With `resume`, the sweep folder's saved plan continues, its finished trials kept. Flags: epochs,
-    iters, batch, optimizer, seed, train_size, eval_sample. `world` (training.world.detect()) spreads the
-    trials over the ranks of an MPI launch (each trial trains alone on its rank): every rank calls this;
+    iters, batch, optimizer, seed, train_size, eval_sample. With `seed_per_trial`, each trial draws its own
+    seed of the weights and the data order (the validation split stays the sweep's). `world`
+    (training.world.detect()) spreads the trials over the ranks of an MPI launch (each trial trains alone on its rank): every rank calls this;
     rank 0 alone writes the sweep's files and yields the Swept."""
     if resume is not None:
         folder = Path(resume)
@@ -113,14 +114,17 @@ def sweeping(spec: str | Path | None, *, out: str | Path | None = None, resume: 
         if spec is None:
             raise UsageError([Diagnostic("give the spec to sweep, or --resume DIR", None, "no-spec")])
         source = read_source(spec)
-        check_source(source)
+        checked = check_source(source)
         chosen = [ranges.parse(key.replace("_", "-"), text, positive=key == "lr")
                   for key, text in (("lr", lr), ("weight_decay", weight_decay)) if text is not None]
         chosen = [dataclasses.replace(r, flag=r.flag.replace("-", "_")) for r in chosen]
         fixed = {k: v for k, v in flags.items() if v is not None}
         fixed["validation"] = 0.2 if validation is None else validation
         resolve_settings(None, fixed)  # an unknown optimizer is refused now, not at the first trial
-        planned = sweep.plan(chosen, trials, int(fixed.get("seed", 0)))
+        seed = resolve_settings(checked.network.train, fixed).seed
+        if seed_per_trial:
+            fixed["split_seed"] = seed  # every trial is scored on the same held-out samples
+        planned = sweep.plan(chosen, trials, int(fixed.get("seed", 0)), seeds=seed if seed_per_trial else None)
         folder = _experiment_folder(out, "sweep", sweep.PLAN, world)
         done = {}
     loaded = data_mod.load(data)

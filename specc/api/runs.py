@@ -99,7 +99,7 @@ def training(path: str | Path | Source, *, out: str | Path | None = None, resume
         if dataset is None:
             dataset = _dataset(settings.data if resume is None else data, checked, source,
                                from_spec=resume is None and data is None)
-        dataset = data_mod.carved(dataset, settings.train_size, settings.validation, settings.seed)
+        dataset = data_mod.carved(dataset, settings.train_size, settings.validation, settings.carve_seed)
         trainer = Trainer(net, dataset, settings, folder, source.text,
                           "model.json" if is_json(source) else "model.net", world)
         if resume is not None:

@@ -179,7 +179,8 @@ def _sweep(args, stdout: Console, stderr: Console) -> int:
     with _ranks_fail_together(world, stderr), StopFlag() as stop:
         events = api.sweeping(args.file, out=args.out, resume=args.resume, data=args.data, lr=args.lr,
                               weight_decay=args.weight_decay, trials=args.trials, validation=args.validation,
-                              top=args.top, stop=stop, world=world, optimizer=args.optimizer, **_experiment(args))
+                              top=args.top, stop=stop, world=world, optimizer=args.optimizer,
+                              seed_per_trial=args.seed_per_trial, **_experiment(args))
         if not world.root:  # rank 0 gathers, prints and writes the sweep's files
             for _ in events:
                 pass

@@ -149,6 +149,10 @@ def build(stdout: Console, stderr: Console) -> argparse.ArgumentParser:
                    help="fraction of the training samples held out to score trials (default 0.2); "
                    "the test set is never used")
     c.add_argument("--optimizer", metavar="NAME", help="the optimizer of every trial (default: the spec's)")
+    c.add_argument("--seed-per-trial", action="store_true",
+                   help="each trial draws its own seed of the weights and the data order, as the book's trials "
+                        "do (its best is then partly the luck of the draw); the validation split stays the one of "
+                        "--seed (default: every trial starts from the same weights)")
     _experiment_flags(c)
     c.add_argument("--top", type=_positive, default=20, metavar="N", help="trials ranked and plotted")
     c.add_argument("--out", metavar="DIR", help="the sweep's folder (default: a new folder under runs/)")

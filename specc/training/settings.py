@@ -37,6 +37,13 @@ class Settings:
     #                                  out and scored as the "test" set: the test set is never seen
     eval_sample: int | None = None  # evaluate on the first N train and test samples per epoch (the
     #                                 book's evaluate_sample_num_per_epoch); None: all of them
+    split_seed: int | None = None  # shuffles the training samples before `validation` is held out;
+    #                                None: `seed` (a sweep whose trials draw their own seeds fixes it)
+
+    @property
+    def carve_seed(self) -> int:
+        """The seed of the validation split."""
+        return self.seed if self.split_seed is None else self.split_seed
 
     @property
     def lr(self) -> float:
@@ -88,4 +95,4 @@ def resolve(train: Train | None, flags: Mapping[str, Any]) -> Settings:
                     str(flags.get("dtype", written.get("dtype", "float32"))),
                     sched_name, sched_args, flags.get("data", written.get("data")),
                     train_size=flags.get("train_size"), validation=flags.get("validation"),
-                    eval_sample=flags.get("eval_sample"))
+                    eval_sample=flags.get("eval_sample"), split_seed=flags.get("split_seed"))

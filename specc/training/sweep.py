@@ -39,9 +39,18 @@ class Trial:
         return f"trial-{self.index + 1:03d}"
 
 
-def plan(ranges: Sequence[Range], trials: int | None, seed: int) -> list[Trial]:
+def plan(ranges: Sequence[Range], trials: int | None, seed: int, seeds: int | None = None) -> list[Trial]:
     """A grid search when every range is a grid (lists, or ranges with a number of points);
-    otherwise `trials` random draws, in order from one generator seeded by `seed`."""
+    otherwise `trials` random draws, in order from one generator seeded by `seed`. With `seeds`, every
+    trial also gets a seed of its own (of its weights and data order), drawn from a generator of that."""
+    planned = _plan(ranges, trials, seed)
+    if seeds is None:
+        return planned
+    draws = np.random.default_rng([seeds, 5]).integers(0, 2**31 - 1, len(planned))
+    return [Trial(t.index, {**t.values, "seed": int(s)}) for t, s in zip(planned, draws)]
+
+
+def _plan(ranges: Sequence[Range], trials: int | None, seed: int) -> list[Trial]:
     if not ranges:
         raise UsageError([Diagnostic("a sweep needs at least one setting to vary", None, "bad-range",
                                      hint="for example --lr 1e-6..1e-2:log --weight-decay 1e-8..1e-4:log")])
