@@ -97,8 +97,8 @@ def sweeping(spec: str | Path | None, *, out: str | Path | None = None, resume: 
     With `resume`, the sweep folder's saved plan continues, its finished trials kept. Flags: epochs,
     iters, batch, optimizer, seed, train_size, eval_sample. With `seed_per_trial`, each trial draws its own
     seed of the weights and the data order (the validation split stays the sweep's). `world`
-    (training.world.detect()) spreads the trials over the ranks of an MPI launch (each trial trains alone on its rank): every rank calls this;
-    rank 0 alone writes the sweep's files and yields the Swept."""
+    (training.world.detect()) spreads the trials over the ranks of an MPI launch (each trial trains alone
+    on its rank): every rank calls this; rank 0 alone writes the sweep's files and yields the Swept."""
     if resume is not None:
         folder = Path(resume)
         if out is not None and Path(out).resolve() != folder.resolve():
