@@ -13,6 +13,7 @@ from specc.cli.commands import COMMANDS
 from specc.cli.parser import build, parse
 from specc.diagnostics import render
 from specc.errors import SpeccError
+from specc.threads import limited
 
 
 def run(argv: Sequence[str], stdout: Console, stderr: Console) -> int:
@@ -24,7 +25,8 @@ def run(argv: Sequence[str], stdout: Console, stderr: Console) -> int:
     if args is None:  # `specc` alone: its help, the commands one per line, has been printed
         return 2
     try:
-        return COMMANDS[args.command](args, stdout, stderr)
+        with limited(getattr(args, "threads", None)):
+            return COMMANDS[args.command](args, stdout, stderr)
     except SpeccError as e:
         render(e, stderr)
         return e.exit_code

@@ -210,6 +210,7 @@ def build(stdout: Console, stderr: Console) -> argparse.ArgumentParser:
     c.add_argument("--batch", type=_positive, default=100, metavar="N", help="samples per step")
     c.add_argument("--steps", type=_positive, default=50, metavar="N", help="timed steps")
     c.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="of the weights and data")
+    _threads_flag(c)
 
     c = command("plan", "data parallelism on paper: the expected speedup on N workers over a network link",
                 "specc plan models/simple_conv_net.net",
@@ -223,8 +224,8 @@ def build(stdout: Console, stderr: Console) -> argparse.ArgumentParser:
     c.add_argument("--dtype", choices=["float32", "float64"], help="of the gradients sent "
                    "(default: the spec's, else float32)")
     c.add_argument("--step-ms", type=_positive_float, metavar="MS", help="one process's training step at "
-                   "that batch (default: measured here, with this process's BLAS threads: set OPENBLAS_NUM_THREADS=1 "
-                   "for one per worker)")
+                   "that batch (default: measured here, with one BLAS thread, as each worker would run, or "
+                   "OPENBLAS_NUM_THREADS's)")
     c.add_argument("--fixed-ms", type=_non_negative_float, metavar="MS", help="the part of the step that "
                    "does not shrink with the batch (the update, per-step overhead), which no worker shares "
                    "(default: from the step measured at a quarter of the batch too, else 0)")
@@ -294,6 +295,12 @@ def _run_flags(c: argparse.ArgumentParser) -> None:
     length.add_argument("--iters", type=_positive, metavar="N",
                         help="training steps instead of epochs (default: the spec's, if any)")
     c.add_argument("--batch", type=_positive, metavar="N", help="samples per step (default: the spec's, else 100)")
+    _threads_flag(c)
+
+
+def _threads_flag(c: argparse.ArgumentParser) -> None:
+    c.add_argument("--threads", type=_positive, metavar="N", help="BLAS threads (default: OPENBLAS_NUM_THREADS or "
+                   "OMP_NUM_THREADS if set, else 1, the fastest for networks of this size)")
 
 
 def _experiment_flags(c: argparse.ArgumentParser) -> None:
