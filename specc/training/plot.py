@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import textwrap
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -167,7 +168,7 @@ def trials(curves: Sequence[tuple[str, Sequence[dict[str, Any]]]], path: Path, t
         ax.plot(epochs, [r["test_acc"] for r in records], label="validation")
         ax.plot(epochs, [r["train_acc"] for r in records], "--", label="train")
         ax.set_ylim(0, 1)
-        ax.set_title(f"#{k + 1} {name}", fontsize="small")
+        ax.set_title(textwrap.fill(f"#{k + 1} {name}", 36), fontsize="small" if len(name) < 34 else "x-small")
         ax.tick_params(labelsize="x-small")
         if k == 0:
             ax.legend(fontsize="x-small", loc="lower right")

@@ -46,7 +46,7 @@ def plan(ranges: Sequence[Range], trials: int | None, seed: int, seeds: int | No
     planned = _plan(ranges, trials, seed)
     if seeds is None:
         return planned
-    draws = np.random.default_rng([seeds, 5]).integers(0, 2**31 - 1, len(planned))
+    draws = np.random.default_rng([seeds, 5]).integers(0, 1_000_000, len(planned))  # short enough to read
     return [Trial(t.index, {**t.values, "seed": int(s)}) for t, s in zip(planned, draws)]
 
 
