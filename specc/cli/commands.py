@@ -133,6 +133,7 @@ def _train(args, stdout: Console, stderr: Console) -> int:
             else:
                 time.sleep(_RANK_ERROR_GRACE_S)
             world.comm.Abort(e.exit_code)
+            os._exit(e.exit_code)  # (MPICH's Abort may return before the launcher ends the process)
         raise
     try:
         if not world.root:  # the other ranks train silently; rank 0 prints and writes
@@ -151,6 +152,7 @@ def _train(args, stdout: Console, stderr: Console) -> int:
             stdout.file.flush()
             stderr.file.flush()
             world.comm.Abort(code)
+            os._exit(code)
         return code
     finally:
         trainer.close()
