@@ -197,6 +197,10 @@ def panels(groups: Sequence[tuple[str, Sequence[tuple[str, Sequence[dict[str, An
             ax.set_axis_off()
             continue
         label, lines = groups[k]
+        unfinished = [name for name, records in lines if not records]
+        if unfinished:  # a variant that diverged before its first evaluation has no line to draw
+            ax.text(0.5, 0.5, "\n".join(f"{name}: no epoch finished" for name in unfinished), ha="center",
+                    va="center", fontsize="x-small", color="0.4", transform=ax.transAxes)
         for name, records in lines:
             m = members.index(name)
             epochs = [r["epoch"] for r in records]
@@ -205,8 +209,11 @@ def panels(groups: Sequence[tuple[str, Sequence[tuple[str, Sequence[dict[str, An
         ax.set_ylim(0, 1)
         ax.set_title(label, fontsize="small")
         ax.tick_params(labelsize="x-small")
+    epochs = sorted({r["epoch"] for _, lines in groups for _, records in lines for r in records})
     for ax in axes[-1]:
         ax.set_xlabel("epoch", fontsize="small")
+        if epochs:
+            ax.set_xticks(epoch_ticks(epochs, most=6))
     for ax in axes[:, 0]:
         ax.set_ylabel(key.replace("_acc", " accuracy").replace("_", " "), fontsize="small")
     handles, labels = next(ax for ax in axes.flat if ax.has_data()).get_legend_handles_labels()
