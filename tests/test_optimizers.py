@@ -360,3 +360,33 @@ def test_an_update_over_the_flat_buffers_equals_one_per_parameter(name):
     assert one.state().keys() == each.state().keys()  # checkpoints keep one entry per parameter
     for key, a in each.state().items():
         np.testing.assert_array_equal(one.state()[key], a)
+
+
+@pytest.mark.parametrize("name", ["SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam"])
+def test_sharded_updates_of_the_parts_make_the_whole_update(name):
+    """Under MPI each rank updates its part of the flat parameters (Optimizer.shard), then the parts are
+    gathered: three parts, each updated by its own optimizer, copied together after every step, give
+    one optimizer's values and (gathered) state exactly."""
+    whole = specc.load("models/multi_layer_net.net", dtype="float64")
+    one = make_optimizer(name, {}, whole.parameters())
+    nets = [specc.load("models/multi_layer_net.net", dtype="float64") for _ in range(3)]
+    opts = [make_optimizer(name, {}, n.parameters()) for n in nets]
+    n = opts[0].flat_values.size
+    cuts = [(0, n // 3), (n // 3, 2 * n // 3), (2 * n // 3, n)]
+    assert all(o.shard(lo, hi) for o, (lo, hi) in zip(opts, cuts))
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        g = rng.standard_normal(n)
+        one._whole.grad[...] = g
+        one.step(0.01)
+        for o in opts:
+            o._whole.grad[...] = g
+            o.step(0.01)
+        for o in opts:  # the Allgatherv
+            for (lo, hi), src in zip(cuts, opts):
+                o.flat_values[lo:hi] = src.flat_values[lo:hi]
+    for o in opts:
+        np.testing.assert_array_equal(o.flat_values, one.flat_values)
+    for k, flat in enumerate(one.flat_slots):
+        gathered = np.concatenate([opts[i].flat_slots[k][lo:hi] for i, (lo, hi) in enumerate(cuts)])
+        np.testing.assert_array_equal(gathered, flat)

@@ -61,6 +61,12 @@ class Stopped:
     iteration: int  # a checkpoint was written after this many iterations
 
 
+# Parameters from which the update is sharded over MPI ranks: below, the Allgatherv's latency costs more
+# than the update saves (measured on 2 ranks: TwoLayerNet's 39,760 parameters 1.09x -> 0.95x sharded,
+# SimpleConvNet's 433,890 1.61x -> 1.72x).
+SHARD_FROM = 100_000
+
+
 class Trainer:
     """Trains a network on a data set, checkpointing into a run folder."""
 
@@ -85,6 +91,13 @@ class Trainer:
         self.reduced = net.flatten_grads(extra=2) if world.size > 1 else None
         world.broadcast({**{p.name: p.value for p in net.parameters()}, **net.state})
         self.optimizer = make_optimizer(settings.optimizer, settings.optimizer_args, net.parameters())
+        # Under MPI each rank updates its part of the flat parameters (and keeps that part of the
+        # optimizer's state), then one Allgatherv gives every rank all of them: the update, which would
+        # otherwise be repeated whole on every rank, divides over them too.
+        flat = self.optimizer.flat_values
+        self.sharded = (world.size > 1 and flat is not None and len(flat) >= SHARD_FROM
+                        and self.optimizer.shard(*world.bounds(len(flat))))
+        self._flat_values = flat if self.sharded else None
         self.train_x = Batches(data.x_train, data.scale(), net.dtype, net.input_shape)
         self.test_x = Batches(data.x_test, data.scale(), net.dtype, net.input_shape)
         # what each epoch's evaluation scores: everything, or the first eval_sample of each split
@@ -225,6 +238,8 @@ class Trainer:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 loss, stopping = self._gradients(index, stop)
                 self.optimizer.step(lr)
+            if self._flat_values is not None:  # sharded: every rank's part to every rank
+                self.world.gather(self._flat_values)
             self.iteration += 1
             self.losses.append(float(loss))
             yield Step(self.iteration, loss)
@@ -237,6 +252,7 @@ class Trainer:
                 clock = time.perf_counter()
             if self.iteration < self.total and stopping():
                 self.elapsed += time.perf_counter() - clock
+                self._gather_state()
                 if self.world.root:
                     self.save()
                     self.write_curve()
@@ -320,6 +336,7 @@ class Trainer:
         if best:
             self.best = test_acc
         self.records.append(record)
+        self._gather_state()
         if not self.world.root:
             return Evaluated(record, best)  # rank 0 writes
         if best:
@@ -329,6 +346,13 @@ class Trainer:
         with writing(self.dir / "metrics.jsonl"), open(self.dir / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
         return Evaluated(record, best)
+
+    def _gather_state(self) -> None:
+        """Before rank 0 saves a checkpoint: the optimizer state each rank keeps for its part of the
+        parameters, gathered whole (every rank takes part; a resume on any N reads it whole)."""
+        if self.sharded:
+            for flat in self.optimizer.flat_slots:
+                self.world.gather(flat)
 
     def _last_elapsed(self) -> float:
         return self.records[-1]["elapsed_s"] if self.records else 0.0

@@ -54,6 +54,8 @@ class Optimizer(ABC):
         values, grads = _end_to_end([p.value for p in params]), _end_to_end([p.grad for p in params])
         self._whole = _Whole(values, grads) if values is not None and grads is not None else None
         self._flat_slots: dict[str, np.ndarray] = {}  # slot -> the flat array its views tile (whole only)
+        self._part: _Whole | None = None  # the elements this process updates, when shard() gave it a range
+        self._range = (0, 0)
         if self._whole is not None:
             self._scratch = {"": np.empty_like(self._whole.value)}
         else:
@@ -72,13 +74,41 @@ class Optimizer(ABC):
         return self.slots[kind]
 
     def held(self, kind: str, p) -> np.ndarray:
-        """The `kind` slot of parameter p (of _Whole: the flat array of every parameter's)."""
+        """The `kind` slot of parameter p (of _Whole: the flat array of every parameter's; of the
+        shard: its part of that)."""
         arrays = self.slot(kind)
+        if p is self._part:
+            lo, hi = self._range
+            return self._flat_slots[kind][lo:hi]
         return self._flat_slots[kind] if p is self._whole else arrays[p.name]
+
+    def shard(self, lo: int, hi: int) -> bool:
+        """Update only elements lo:hi of the flat parameters from now on (each MPI rank its part, the
+        rest gathered from the others); False, and every element as before, when the parameters are
+        not one flat array. The rules are element-wise, so the parts give the whole's values."""
+        if self._whole is None:
+            return False
+        self._range = (lo, hi)
+        self._part = _Whole(self._whole.value[lo:hi], self._whole.grad[lo:hi])
+        self._scratch["part"] = self._scratch[""][lo:hi]
+        return True
+
+    @property
+    def flat_values(self) -> np.ndarray | None:
+        """The flat array every parameter is a view of (None if they are not)."""
+        return None if self._whole is None else self._whole.value
+
+    @property
+    def flat_slots(self) -> list[np.ndarray]:
+        """The optimizer's state, one flat array per slot, in a fixed order (shard: only part of each is current)."""
+        return [self._flat_slots[k] for k in sorted(self._flat_slots)]
 
     def step(self, lr: float) -> None:
         self.steps += 1
         # (weight decay is in the gradient already: the network adds it, as the book's)
+        if self._part is not None:
+            self.update(self._part, self._part.grad, lr, self._scratch["part"])
+            return
         for p in [self._whole] if self._whole is not None else self.params:
             self.update(p, p.grad, lr, self._scratch[p.name])
 

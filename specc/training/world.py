@@ -48,6 +48,16 @@ class World:
             for name in sorted(arrays):  # the same order on every rank
                 self.comm.Bcast(arrays[name], root=0)
 
+    def gather(self, flat: np.ndarray) -> None:
+        """Every rank's part of flat (bounds(len(flat))) copied to every rank, in place: one Allgatherv."""
+        if self.comm is not None:
+            from mpi4py import MPI
+
+            parts = [World(r, self.size).bounds(len(flat)) for r in range(self.size)]
+            counts, starts = [hi - lo for lo, hi in parts], [lo for lo, _ in parts]
+            kind = {np.dtype(np.float64): MPI.DOUBLE, np.dtype(np.float32): MPI.FLOAT}[flat.dtype]
+            self.comm.Allgatherv(MPI.IN_PLACE, [flat, counts, starts, kind])
+
     def sum(self, flat: np.ndarray) -> None:
         """flat summed over the ranks, in place: one Allreduce."""
         if self.comm is not None:
