@@ -39,9 +39,7 @@ def _args() -> argparse.Namespace:
     p.add_argument("--sweep-model", default="simple_conv_net")
     p.add_argument("--sweep-lr", default="0.0003,0.001,0.003,0.01", help="the trials' learning rates")
     p.add_argument("--sweep-epochs", type=int, default=4)
-    p.add_argument("--no-shard", action="store_true", help="skip the runs with the update sharded")
     p.add_argument("--worker", metavar="MODEL", help=argparse.SUPPRESS)  # one timed run (under mpiexec)
-    p.add_argument("--shard", action="store_true", help=argparse.SUPPRESS)  # the worker shards the update
     return p.parse_args()
 
 
@@ -90,6 +88,11 @@ def worker(args: argparse.Namespace) -> None:
             super().sum(flat)
             clock["allreduce"] += time.perf_counter() - t0
 
+        def gather(self, flat):  # the sharded update's Allgatherv (specc.training.loop.SHARD_FROM)
+            t0 = time.perf_counter()
+            super().gather(flat)
+            clock["update"] += time.perf_counter() - t0
+
     out = Path(tempfile.mkdtemp(prefix="mpi-bench-"))
     try:
         trainer = api.training(ROOT / "models" / f"{args.worker}.net", out=out / "run", data=args.data,
@@ -103,8 +106,6 @@ def worker(args: argparse.Namespace) -> None:
     trainer._sample = timed("sample", trainer._sample)
     trainer.optimizer.step = timed("update", trainer.optimizer.step)
     trainer._evaluate = timed("evaluate", trainer._evaluate)  # rank 0's, between steps: not counted
-    if args.shard and world.size > 1:
-        trainer.optimizer.step = timed("update", sharded_update(trainer, world))
     began = ended = evaluated = last_loss = 0.0
     try:
         for event in trainer.run():
@@ -142,39 +143,11 @@ def worker(args: argparse.Namespace) -> None:
     shutil.rmtree(out, ignore_errors=True)
 
 
-def sharded_update(trainer, world):
-    """A prototype of what specc does not do yet: each rank updates only its 1/N of every parameter's
-    elements (with the optimizer state of those alone), then one Allgatherv per parameter gives every
-    rank the whole of it. The same arithmetic as the whole update on every rank, 1/N of its work."""
-    import numpy as np
-    from mpi4py import MPI
-
-    from specc.network import Parameter
-    from specc.training.optimizers import make_optimizer
-
-    pieces, gathers = [], []
-    kind = MPI.DOUBLE if trainer.net.dtype == np.float64 else MPI.FLOAT
-    for p in trainer.net.parameters():  # (their grads are views of the flat buffer the ranks sum)
-        value, grad = p.value.reshape(-1), p.grad.reshape(-1)
-        bounds = np.linspace(0, value.size, world.size + 1).astype(int)
-        lo, hi = bounds[world.rank], bounds[world.rank + 1]
-        if hi > lo:
-            pieces.append(Parameter(p.name, value[lo:hi], grad[lo:hi], p.decay))
-        gathers.append((value, np.diff(bounds), bounds[:-1]))
-    optimizer = make_optimizer(trainer.s.optimizer, trainer.s.optimizer_args, pieces)
-
-    def step(lr):
-        optimizer.step(lr)
-        for value, counts, displs in gathers:
-            world.comm.Allgatherv(MPI.IN_PLACE, [value, counts, displs, kind])
-    return step
-
-
 # --- the driver -------------------------------------------------------------------------------
 
-def timed_run(model: str, ranks: int, args: argparse.Namespace, shard: bool = False) -> dict:
+def timed_run(model: str, ranks: int, args: argparse.Namespace) -> dict:
     argv = [__file__, "--worker", model, "--iters", str(args.iters), "--warmup", str(args.warmup),
-            "--batch", str(args.batch)] + (["--data", args.data] if args.data else []) + (["--shard"] if shard else [])
+            "--batch", str(args.batch)] + (["--data", args.data] if args.data else [])
     best: dict | None = None
     for _ in range(args.repeat):
         run = subprocess.run(_launch(ranks, argv), capture_output=True, text=True, env=_env(), timeout=1800)
@@ -232,8 +205,7 @@ def main() -> None:
         return
     print(f"load before: {os.getloadavg()[0]:.2f} (1 min) on {os.cpu_count()} cores; OPENBLAS_NUM_THREADS=1 per "
           f"rank; batch {args.batch} (global), {args.iters} steps, {args.warmup} untimed", flush=True)
-    header = f"{'model':<14} {'1 process':>11} {'2 ranks':>11} {'speedup':>8} {'plan (shm)':>10}" + \
-        ("" if args.no_shard else f" {'2 ranks, update sharded':>24}")
+    header = f"{'model':<14} {'1 process':>11} {'2 ranks':>11} {'speedup':>8} {'plan (shm)':>10}  last loss, 1 / 2"
     print(header)
     details = []
     for model in args.models.split(","):
@@ -245,18 +217,12 @@ def main() -> None:
         s1, s2 = one["ranks"][0]["steps_per_s"], two["ranks"][0]["steps_per_s"]
         plan = predicted(model, one, two, args.batch)
         line = f"{name:<14} {s1:>7,.0f} st/s {s2:>7,.0f} st/s {s2 / s1:>7.2f}x {plan:>9.2f}x"
-        runs = [("2", two)]
-        if not args.no_shard:
-            sharded = timed_run(model, 2, args, shard=True)
-            s3 = sharded["ranks"][0]["steps_per_s"]
-            line += f" {s3:>10,.0f} st/s {s3 / s1:>6.2f}x"
-            runs.append(("2s", sharded))
-            # the same arithmetic: the last loss agrees (to float32 rounding of the reductions)
-            line += f"  (last loss {one['ranks'][0]['last_loss']:.6f} / {sharded['ranks'][0]['last_loss']:.6f})"
+        # the same arithmetic: the last loss agrees (to float32 rounding of the reductions)
+        line += f"  {one['ranks'][0]['last_loss']:.6f} / {two['ranks'][0]['last_loss']:.6f}"
         print(line, flush=True)
-        details.append((name, [("1", one), *runs]))
+        details.append((name, [("1", one), ("2", two)]))
     print("\nwhere a step's time goes, ms per step (each rank; allreduce includes waiting for the other rank):")
-    print("(ranks 2s: the update sharded, its Allgatherv counted in the update)")
+    print("(a network of 100,000 parameters or more has its update sharded: its Allgatherv counts in the update)")
     print(f"{'model':<14} {'ranks':>5} {'rank':>4} {'step':>7} {'backward':>8} {'sample':>7} {'allreduce':>9} "
           f"{'update':>7} {'other':>7} {'allreduce alone':>15}")
     for name, docs in details:
