@@ -101,7 +101,7 @@ def worker(args: argparse.Namespace) -> None:
         if world.root:
             print(json.dumps({"refused": e.diagnostics[0].message}), flush=True)
         return
-    trainer.world = TimedWorld(world.rank, world.size, world.comm)
+    trainer.world = TimedWorld(world.rank, world.size, world.comm, world.link)
     trainer.net.backward = timed("backward", trainer.net.backward)
     trainer._sample = timed("sample", trainer._sample)
     trainer.optimizer.step = timed("update", trainer.optimizer.step)

@@ -1,6 +1,7 @@
 """2 MPI ranks against 1 process: the same spec, seed, global batch and data, trained by `specc train`
 on each, and the largest absolute differences of the final parameters, BatchNorm statistics and
-metrics printed side by side (README, "Training on several processes").
+metrics printed side by side (README, "Training on several processes"); and against 1 process
+computing as the ranks do (`specc train --as-ranks N`), which sums in their order.
 
     python benchmarks/mpi_equality.py --iters 500 [--ranks 2] [--data mnist] [--dtype float64 float32]
 
@@ -26,9 +27,9 @@ TIMINGS = ("elapsed_s", "eval_s", "samples_per_s")
 LAUNCHER = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS")
 
 
-def train(model: str, out: Path, ranks: int, iters: int, dtype: str, data: str | None) -> float:
+def train(model: str, out: Path, ranks: int, iters: int, dtype: str, data: str | None, *flags: str) -> float:
     cmd = [sys.executable, "-m", "specc", "train", str(ROOT / "models" / model), "--iters", str(iters),
-           "--dtype", dtype, "--out", str(out)] + (["--data", data] if data else [])
+           "--dtype", dtype, "--out", str(out), *flags] + (["--data", data] if data else [])
     if ranks > 1:
         mpiexec = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
         if mpiexec is None:
@@ -70,7 +71,7 @@ def main() -> None:
     print(f"{args.iters} iterations, 1 process vs {args.ranks} ranks, data {args.data or 'embedded sample'}; "
           "max abs differences")
     print(f"{'model':<22} {'dtype':<8} {'params':>10} {'BN state':>10} {'metrics':>10} {'1 proc s':>9} "
-          f"{f'{args.ranks} ranks s':>10}   float32 vs float64, 1 process: params, metrics")
+          f"{f'{args.ranks} ranks s':>10} {'as-ranks: params, metrics':>26}   float32 vs float64, 1 process: params, metrics")
     with tempfile.TemporaryDirectory() as tmp:
         for model in args.models:
             for dtype in args.dtype:
@@ -79,6 +80,10 @@ def main() -> None:
                 tn = train(model, many, args.ranks, args.iters, dtype, args.data)
                 p, s, m = differences(one, many)
                 line = f"{model:<22} {dtype:<8} {p:>10.1e} {s:>10.1e} {m:>10.1e} {t1:>9.1f} {tn:>10.1f}"
+                threads = Path(tmp, f"{model}-{dtype}-as-{args.ranks}")
+                train(model, threads, 1, args.iters, dtype, args.data, "--as-ranks", str(args.ranks))
+                pa, _, ma = differences(many, threads)
+                line += f" {f'{pa:.1e}, {ma:.1e}':>26}"
                 exact = Path(tmp, f"{model}-float64-1")
                 if dtype == "float32" and exact.exists():  # how far float32 rounding alone takes the run
                     p64, _, m64 = differences(exact, one)

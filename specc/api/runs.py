@@ -26,7 +26,7 @@ from specc.graph.draw import draw_pipeline
 from specc.network import DTYPES, Network
 from specc.source import Source
 from specc.summary import Summary
-from specc.training import checkpoint
+from specc.training import asranks, checkpoint
 from specc.training import data as data_mod
 from specc.training.evaluate import Evaluation, check_fit, evaluate
 from specc.training.loop import Trainer
@@ -52,7 +52,8 @@ def _checkpoint_file(path: str | Path, flag: str = "--weights") -> Path:
 
 def training(path: str | Path | Source, *, out: str | Path | None = None, resume: str | Path | None = None,
              data: str | None = None, max_memory: int | None = None, init_from: str | Path | None = None,
-             dataset: data_mod.Dataset | None = None, world: World = ALONE, **flags: Any) -> "Trainer":
+             dataset: data_mod.Dataset | None = None, world: World = ALONE, as_ranks: int = 1,
+             **flags: Any) -> "Trainer":
     """A Trainer ready to run: spec checked, settings resolved, data loaded and fitted, run folder
     prepared and locked (release it with trainer.close()). Flags: epochs, iters, batch, lr,
     optimizer, seed, dtype (None for not given). With `resume`, the run folder's saved settings
@@ -61,8 +62,13 @@ def training(path: str | Path | Source, *, out: str | Path | None = None, resume
     `dataset` is data already loaded (then `data` only names it). `path` may be a Source already read
     (a variant of `specc compare`, say). Flags also: weight_decay, train_size, validation and
     eval_sample (see Settings). `world` (training.world.detect()) trains on the ranks of an MPI launch:
-    every rank calls this; rank 0 alone locks and writes the run folder.
+    every rank calls this; rank 0 alone locks and writes the run folder. `as_ranks` N > 1 computes every
+    step as N MPI ranks would, in threads of this process (training.asranks): the trainer returned is
+    rank 0's, and its close() ends the others.
     """
+    if as_ranks != 1:
+        return _as_ranks(as_ranks, path, world, out=out, resume=resume, data=data, max_memory=max_memory,
+                         init_from=init_from, dataset=dataset, **flags)
     if init_from is not None and resume is not None:
         raise UsageError([Diagnostic("--init-from starts a new run; --resume continues one: give one of them",
                                      None, "conflicting-flags")])
@@ -111,6 +117,30 @@ def training(path: str | Path | Source, *, out: str | Path | None = None, resume
             lock.release()
         raise
     trainer.lock = lock
+    return trainer
+
+
+def _as_ranks(size: int, path: str | Path | Source, world: World, *, out: str | Path | None,
+              resume: str | Path | None, **kw: Any) -> "Trainer":
+    """training() on `size` thread ranks: ranks 1 .. size-1 build and run theirs in their threads."""
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise UsageError([Diagnostic(f"--as-ranks takes a positive number of ranks, not {size!r}", None,
+                                     "bad-ranks", hint="for example --as-ranks 2")])
+    if world.size > 1:
+        raise UsageError([Diagnostic("--as-ranks stands in for an MPI launch; this is one already "
+                                     f"({world.size} ranks)", None, "as-ranks-under-mpi",
+                                     hint="leave out --as-ranks under mpiexec, or run without mpiexec")])
+    source = path if isinstance(path, Source) else read(path)
+    if out is None and resume is None:  # one folder for every rank, chosen before rank 0 makes it
+        out = new_run_folder(Path(source.name))
+    companions = asranks.Companions(size, lambda w: training(source, out=out, resume=resume, world=w, **kw))
+    try:
+        trainer = training(source, out=out, resume=resume, world=companions.root, **kw)
+    except BaseException as e:
+        companions.group.fail(e)
+        companions.close()
+        raise
+    trainer.companions = companions
     return trainer
 
 

@@ -3,7 +3,6 @@ returns to a view (specc.cli.views); the exit code is 0 ok, 1 a failed run, 2 a 
 from __future__ import annotations
 
 import json
-import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -122,7 +121,8 @@ def _train(args, stdout: Console, stderr: Console) -> int:
     world = detect()  # the ranks of `mpiexec -n N specc train`, or this process alone
     try:
         trainer = api.training(args.file, out=args.out, resume=args.resume, data=args.data,
-                               max_memory=args.max_memory, init_from=args.init_from, world=world, **flags)
+                               max_memory=args.max_memory, init_from=args.init_from, world=world,
+                               as_ranks=args.as_ranks, **flags)
     except SpeccError as e:
         if world.size > 1:  # the other ranks would wait for this one forever: end them all
             # Every rank reads the same files, so rank 0 meets the same errors (and the lock's) and
@@ -132,8 +132,7 @@ def _train(args, stdout: Console, stderr: Console) -> int:
                 stderr.file.flush()
             else:
                 time.sleep(_RANK_ERROR_GRACE_S)
-            world.comm.Abort(e.exit_code)
-            os._exit(e.exit_code)  # (MPICH's Abort may return before the launcher ends the process)
+            world.end_all(e.exit_code)
         raise
     try:
         if not world.root:  # the other ranks train silently; rank 0 prints and writes
@@ -151,8 +150,7 @@ def _train(args, stdout: Console, stderr: Console) -> int:
             # for it in their next Allreduce forever: the error reported, end them all.
             stdout.file.flush()
             stderr.file.flush()
-            world.comm.Abort(code)
-            os._exit(code)
+            world.end_all(code)
         return code
     finally:
         trainer.close()
@@ -208,8 +206,7 @@ def _ranks_fail_together(world: World, stderr: Console) -> Iterator[None]:
                 stderr.file.flush()
             else:
                 time.sleep(_RANK_ERROR_GRACE_S)
-            world.comm.Abort(e.exit_code)
-            os._exit(e.exit_code)  # (MPICH's Abort may return before the launcher ends the process)
+            world.end_all(e.exit_code)
         raise
 
 

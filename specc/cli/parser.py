@@ -115,6 +115,10 @@ def build(stdout: Console, stderr: Console) -> argparse.ArgumentParser:
                    "initial values)")
     c.add_argument("--max-memory", type=_size, metavar="SIZE",
                    help="refuse a network that would need more (e.g. 2G; default: half the machine's memory)")
+    c.add_argument("--as-ranks", type=_positive, metavar="N", default=1,
+                   help="compute every step as N MPI ranks would (their shares, their sums), in threads of "
+                   "this process: it reproduces `mpiexec -n N specc train` bit for bit for N = 2, float32 "
+                   "included (default: 1)")
 
     c = command("compare", "train variants on the same data, order and seed; one table, one plot",
                 "specc compare models/mlp_4x100.net --optimizer SGD,Momentum,AdaGrad,Adam --iters 2000 "

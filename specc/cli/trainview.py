@@ -69,7 +69,11 @@ class TrainView:
                 + (f", weight decay {s.weight_decay:g}" if s.weight_decay else "")
                 + (f", schedule {s.schedule}" if s.schedule != "constant" else ""),
                 soft_wrap=True, highlight=False, markup=False)
-        if t.world.size > 1:
+        if t.world.size > 1 and t.world.comm is None:  # threads for ranks (--as-ranks N)
+            c.print(f"  as {t.world.size} MPI ranks would, in {t.world.size} threads of this process: each takes its "
+                    "share of every batch and evaluation, their sums in rank order",
+                    soft_wrap=True, highlight=False, markup=False)
+        elif t.world.size > 1:
             c.print(f"  on {t.world.size} MPI ranks, each taking its share of every batch and evaluation;\n"
                     f"  samples/s is the throughput of all {t.world.size} ranks together",
                     soft_wrap=True, highlight=False, markup=False)

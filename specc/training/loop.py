@@ -125,11 +125,14 @@ class Trainer:
         self.first_loss: float | None = None  # this session's first step, the reference for explosions
         self.warned = False  # the loss explosion is reported once per session
         self.stopped = False  # the run ended at a stop request (every rank stops after the same step)
+        self.companions: Any = None  # the thread ranks beside this one (training.asranks, --as-ranks N)
 
     def close(self) -> None:
-        """Release the run folder (idempotent)."""
+        """Release the run folder, and end the thread ranks beside this one (idempotent)."""
         if self.lock is not None:
             self.lock.release()
+        if self.companions is not None:
+            self.companions.close()
 
     # --- the run folder ------------------------------------------------------------------
     def start_files(self) -> None:

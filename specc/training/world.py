@@ -17,11 +17,14 @@ LAUNCHER_SIZES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MPI_LOCALNRA
 
 @dataclass(frozen=True)
 class World:
-    """This process's rank among `size` processes; comm is mpi4py's COMM_WORLD, None when alone."""
+    """This process's rank among `size` ranks. link carries the collectives (an MpiLink over mpi4py's
+    COMM_WORLD, or a training.asranks.ThreadLink when threads of one process stand in for the ranks:
+    `specc train --as-ranks N`); None when alone. comm is mpi4py's COMM_WORLD under MPI, else None."""
 
     rank: int = 0
     size: int = 1
     comm: Any = None
+    link: Any = None
 
     @property
     def root(self) -> bool:
@@ -44,26 +47,51 @@ class World:
 
     def broadcast(self, arrays: Mapping[str, np.ndarray]) -> None:
         """Overwrite every rank's arrays with rank 0's, in place."""
-        if self.comm is not None:
+        if self.link is not None:
             for name in sorted(arrays):  # the same order on every rank
-                self.comm.Bcast(arrays[name], root=0)
+                self.link.broadcast(arrays[name])
 
     def gather(self, flat: np.ndarray) -> None:
         """Every rank's part of flat (bounds(len(flat))) copied to every rank, in place: one Allgatherv."""
-        if self.comm is not None:
-            from mpi4py import MPI
-
-            parts = [World(r, self.size).bounds(len(flat)) for r in range(self.size)]
-            counts, starts = [hi - lo for lo, hi in parts], [lo for lo, _ in parts]
-            kind = {np.dtype(np.float64): MPI.DOUBLE, np.dtype(np.float32): MPI.FLOAT}[flat.dtype]
-            self.comm.Allgatherv(MPI.IN_PLACE, [flat, counts, starts, kind])
+        if self.link is not None:
+            self.link.gather(flat, [World(r, self.size).bounds(len(flat)) for r in range(self.size)])
 
     def sum(self, flat: np.ndarray) -> None:
         """flat summed over the ranks, in place: one Allreduce."""
-        if self.comm is not None:
-            from mpi4py import MPI
+        if self.link is not None:
+            self.link.sum(flat)
 
-            self.comm.Allreduce(MPI.IN_PLACE, flat, op=MPI.SUM)
+    def end_all(self, code: int) -> None:
+        """End every rank now (a failure that the others would wait for forever): MPI_Abort, which ends
+        this process too; with thread ranks, the others leave their next collective."""
+        if self.link is not None:
+            self.link.end_all(code)
+
+
+class MpiLink:
+    """The collectives of an MPI launch, over mpi4py's COMM_WORLD."""
+
+    def __init__(self, comm: Any):
+        self.comm = comm
+
+    def broadcast(self, a: np.ndarray) -> None:
+        self.comm.Bcast(a, root=0)
+
+    def gather(self, flat: np.ndarray, parts: list[tuple[int, int]]) -> None:
+        from mpi4py import MPI
+
+        counts, starts = [hi - lo for lo, hi in parts], [lo for lo, _ in parts]
+        kind = {np.dtype(np.float64): MPI.DOUBLE, np.dtype(np.float32): MPI.FLOAT}[flat.dtype]
+        self.comm.Allgatherv(MPI.IN_PLACE, [flat, counts, starts, kind])
+
+    def sum(self, flat: np.ndarray) -> None:
+        from mpi4py import MPI
+
+        self.comm.Allreduce(MPI.IN_PLACE, flat, op=MPI.SUM)
+
+    def end_all(self, code: int) -> None:
+        self.comm.Abort(code)
+        os._exit(code)  # (MPICH's Abort may return before the launcher ends the process)
 
 
 ALONE = World()
@@ -147,7 +175,7 @@ def detect(environ: Mapping[str, str] | None = None) -> World:
     comm = MPI.COMM_WORLD
     if comm.Get_size() == 1:
         return ALONE
-    return World(comm.Get_rank(), comm.Get_size(), comm)
+    return World(comm.Get_rank(), comm.Get_size(), comm, MpiLink(comm))
 
 
 def refuse_empty_shares(net: Any, world: World, smallest_batch: int) -> None:
