@@ -71,7 +71,8 @@ def main() -> None:
     print(f"{args.iters} iterations, 1 process vs {args.ranks} ranks, data {args.data or 'embedded sample'}; "
           "max abs differences")
     print(f"{'model':<22} {'dtype':<8} {'params':>10} {'BN state':>10} {'metrics':>10} {'1 proc s':>9} "
-          f"{f'{args.ranks} ranks s':>10} {'as-ranks: params, metrics':>26}   float32 vs float64, 1 process: params, metrics")
+          f"{f'{args.ranks} ranks s':>10} {'as-ranks: params, metrics':>26}   "
+          "float32 vs float64, 1 process: params, metrics")
     with tempfile.TemporaryDirectory() as tmp:
         for model in args.models:
             for dtype in args.dtype:
