@@ -374,3 +374,33 @@ def test_shares_make_batchnorm_and_dropout_ranks_compute_one_process_gradient(fu
         np.testing.assert_allclose(nets[0].state[k], v, rtol=0, atol=1e-14, err_msg=k)
         np.testing.assert_array_equal(nets[1].state[k], nets[0].state[k], err_msg=k)
     assert nets[0].rng.random() == nets[1].rng.random() == one.rng.random()  # the streams stay together
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a pseudo-terminal")
+@pytest.mark.parametrize("launched", [False, True])
+def test_an_mpi_rank_writes_as_to_a_log_even_on_a_terminal(launched):
+    """Open MPI gives its ranks a terminal of their own even when mpirun's output goes to a file: a rank
+    writes no colour codes and no live progress bar there (regression: the log filled with escapes).
+    `specc check` starts no MPI; the launcher's variable alone decides the console."""
+    import pty
+
+    leader, follower = pty.openpty()
+    env = {**_env(), **({"PMI_SIZE": "2"} if launched else {})}
+    env.pop("NO_COLOR", None)
+    env["TERM"] = "xterm-256color"
+    spec = ROOT / "tests" / "golden" / "conv_on_vectors.net"  # (an error: colour on a terminal)
+    code = subprocess.call([sys.executable, "-m", "specc", "check", str(spec)], stdout=follower, stderr=follower,
+                           env=env, timeout=120)
+    os.close(follower)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal's other end is closed: all read
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(leader)
+    assert code == 2, out
+    assert (b"\x1b[" in out) is not launched, out

@@ -249,7 +249,10 @@ def test_predict_refuses_unreadable_images(trained, tmp_path):
 
 # --- Ctrl-C on a real process ----------------------------------------------------------------------
 
-def test_ctrl_c_saves_and_resume_completes(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl-C", "SIGTERM"])
+def test_ctrl_c_saves_and_resume_completes(tmp_path, signum):
+    """Ctrl-C, or SIGTERM (a batch system's time limit or preemption; Open MPI's mpirun turns Ctrl-C
+    into one for its ranks), stops after the current step with the checkpoint saved."""
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "specc", "train", str(TWO_LAYER), "--epochs", "1000",
@@ -268,7 +271,7 @@ def test_ctrl_c_saves_and_resume_completes(tmp_path):
     reader.start()
     try:
         assert first_epoch.wait(60), "".join(lines)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         code = proc.wait(60)
     finally:
         if proc.poll() is None:

@@ -14,6 +14,7 @@ from specc.cli.parser import build, parse
 from specc.diagnostics import render
 from specc.errors import SpeccError
 from specc.threads import limited
+from specc.training.world import launched_size
 
 
 def run(argv: Sequence[str], stdout: Console, stderr: Console) -> int:
@@ -33,9 +34,14 @@ def run(argv: Sequence[str], stdout: Console, stderr: Console) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # Logs and pipes get 120 columns instead of rich's 80, so tables are not squeezed.
-    stdout = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
-    stderr = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 120)
+    # Logs and pipes get 120 columns instead of rich's 80, so tables are not squeezed. The ranks of an
+    # MPI launch write as to a log whatever their stdout is (Open MPI gives them a terminal of its own
+    # even when mpirun's output goes to a file): no live progress bar, no colour codes.
+    terminal = False if launched_size() > 1 else None  # None: rich decides
+    stdout = Console(highlight=False, width=None if sys.stdout.isatty() and terminal is None else 120,
+                     force_terminal=terminal)
+    stderr = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() and terminal is None else 120,
+                     force_terminal=terminal)
     try:
         return run(sys.argv[1:] if argv is None else argv, stdout, stderr)
     except KeyboardInterrupt:

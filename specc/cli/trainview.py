@@ -26,11 +26,14 @@ _COLUMNS = (("epoch", 5), ("iter", 7), ("loss", 8), ("train acc", 9), ("test acc
 
 
 class StopFlag:
-    """Ctrl-C asks the run to stop after the current step; a second Ctrl-C stops at once."""
+    """Ctrl-C, or SIGTERM (a batch system's time limit or preemption; Open MPI's mpirun passes Ctrl-C
+    on as one), asks the run to stop after the current step, its checkpoint saved; a second stops at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.requested = False
-        self._previous: Any = None
+        self._previous: dict[int, Any] = {}
 
     def __call__(self) -> bool:
         return self.requested
@@ -41,15 +44,17 @@ class StopFlag:
         self.requested = True
 
     def __enter__(self) -> "StopFlag":
-        try:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        except ValueError:  # not the main thread (e.g. under a test runner's thread): no handler
-            self._previous = None
+        for signum in self.SIGNALS:
+            try:
+                self._previous[signum] = signal.signal(signum, self._handle)
+            except ValueError:  # not the main thread (e.g. under a test runner's thread): no handler
+                pass
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous = {}
 
 
 class TrainView:
