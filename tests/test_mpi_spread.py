@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -54,7 +55,7 @@ def test_a_sweep_on_two_ranks_is_the_sweep_of_one_process(tmp_path):
     two = _specc(2, "sweep", SIX, *SWEEP, "--out", tmp_path / "S2", cwd=tmp_path)
     assert one.returncode == 0, one.stderr
     assert two.returncode == 0, two.stdout + two.stderr
-    assert "3 trials on 2 MPI ranks (2, 1)" in two.stdout
+    assert "3 trials on 2 MPI ranks, each rank training the next as it finishes one" in two.stdout
     assert "(rank 0)" in two.stdout and "(rank 1)" in two.stdout
     assert two.stdout.count("trials finished; the best") == 1  # rank 0 alone prints the table
     # the same trials with the same numbers, ranked the same; each trial a run folder of its own
@@ -84,7 +85,7 @@ def test_a_sweep_stopped_in_one_process_resumes_on_two_ranks(tmp_path):
     stamp = (folder / "trial-001" / "weights.npz").stat().st_mtime_ns
     resumed = _specc(2, "sweep", "--resume", folder, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert "2 trials on 2 MPI ranks (1, 1)" in resumed.stdout
+    assert "2 trials on 2 MPI ranks" in resumed.stdout
     assert "1 trials were finished before" in resumed.stdout
     assert (folder / "trial-001" / "weights.npz").stat().st_mtime_ns == stamp  # not run again
     resumed_trials, whole_trials = _trials(folder), _trials(tmp_path / "whole")
@@ -101,7 +102,7 @@ def test_a_comparison_on_two_ranks_is_the_comparison_of_one_process(tmp_path):
     two = _specc(2, *args, "--out", tmp_path / "C2", cwd=tmp_path)
     assert one.returncode == 0, one.stderr
     assert two.returncode == 0, two.stdout + two.stderr
-    assert "3 variants on 2 MPI ranks (2, 1)" in two.stdout and "(rank 1)" in two.stdout
+    assert "3 variants on 2 MPI ranks" in two.stdout and "(rank 1)" in two.stdout
 
     def doc(name):
         d = json.loads((tmp_path / name / "compare.json").read_text())
@@ -132,10 +133,16 @@ def test_a_trial_failing_on_another_rank_is_reported_by_rank_0_and_ends_the_laun
     assert "Traceback" not in r.stderr
 
 
-def test_shares_go_round_the_ranks():
-    items = list(range(7))
-    assert [spread.share(items, r, 3) for r in range(3)] == [[0, 3, 6], [1, 4], [2, 5]]
-    assert spread.share(items, 0, 1) == items
+@needs_mpi
+def test_a_rank_that_finishes_early_takes_the_next_run(tmp_path):
+    """Runs are handed out as ranks finish them, not dealt in turns beforehand: a long variant (3,000
+    steps) on rank 0 leaves both short ones (diverging at their first step) to rank 1, where turns
+    would have given rank 0 the third after its long one."""
+    r = _specc(2, "compare", TWO, "--lr", "0.1,1e38,1e38", "--iters", "3000", "--eval-sample", "100",
+               "--out", tmp_path / "C", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    ran = dict(re.findall(r"\[(\d)/3\] .* \(rank (\d)\)", r.stdout))
+    assert ran == {"1": "0", "2": "1", "3": "1"}, r.stdout
 
 
 def test_alone_the_engine_runs_every_item_in_order_and_stops_between_them():

@@ -226,9 +226,9 @@ class ExperimentView:
 
     def _spread(self, event: Spread, what: str) -> None:
         self.spread = True
-        shares = ", ".join(str(n) for n in event.shares)
-        self.console.print(f"{sum(event.shares)} {what} on {event.ranks} MPI ranks ({shares}), each trained alone "
-                           "on its rank; rank 0 gathers the results", soft_wrap=True, highlight=False, markup=False)
+        self.console.print(f"{event.runs} {what} on {event.ranks} MPI ranks, each rank training the next as it "
+                           "finishes one, alone; rank 0 gathers the results", soft_wrap=True, highlight=False,
+                           markup=False)
 
     def compare(self, events: Iterator[Any]) -> Comparison:
         c = self.console

@@ -1,7 +1,9 @@
 """Whole runs spread over the ranks of an MPI launch (`mpiexec -n N specc sweep|compare`): each rank
-trains its share of the runs, each run alone on its rank (a world of one inside it), and rank 0
-gathers what the runs report as they finish. The one engine behind both commands' scale-out; alone,
-it runs every run here, in order."""
+takes the next run still to do whenever it has finished one (rank 0 hands them out, in order), trains
+it alone on its rank (a world of one inside it), and rank 0 gathers what the runs report as they
+finish. Runs that take unequal times (other batch sizes, a diverging trial stopped early) so keep
+every rank busy until the last ones. The one engine behind both commands' scale-out; alone, it runs
+every run here, in order."""
 from __future__ import annotations
 
 import time
@@ -15,24 +17,19 @@ from specc.training.world import ALONE, World
 T = TypeVar("T")
 R = TypeVar("R")
 
-# Message tags: an event a run forwards to rank 0; a rank has finished its share; stop after this step
-# (either way: a rank asked to stop tells rank 0, which tells every other rank); a rank's run failed.
-EVENT, DONE, STOP, FAILED = 21, 22, 23, 24
+# Message tags: an event a run forwards to rank 0; a rank has finished its runs; stop after this step
+# (either way: a rank asked to stop tells rank 0, which tells every other rank); a rank's run failed;
+# a rank asks for its next run; rank 0's answer (the run's index, or None: no more).
+EVENT, DONE, STOP, FAILED, WANT, TAKE = 21, 22, 23, 24, 25, 26
 POLL_S = 0.05  # how often a rank looks for messages while it trains (between steps)
 
 
 @dataclass(frozen=True)
 class Spread:
-    """The first event on rank 0 of a launch of several ranks: how many runs each rank took."""
+    """The first event on rank 0 of a launch of several ranks: the runs to do, the ranks to do them."""
 
     ranks: int
-    shares: tuple[int, ...]  # runs per rank, rank 0 first
-
-
-def share(items: Sequence[T], rank: int, size: int) -> list[T]:
-    """Rank `rank`'s runs: every size-th of those still to do, from its rank on (runs of one kind cost
-    about the same, so turns spread them evenly; the order among a rank's own runs is kept)."""
-    return list(items[rank::size])
+    runs: int
 
 
 def on_root(world: World, fn: Callable[[], R]) -> R:
@@ -55,21 +52,22 @@ def on_root(world: World, fn: Callable[[], R]) -> R:
 
 def run(items: Sequence[T], one: Callable[[T, Callable[[], bool]], Iterator[Any]], stop: Callable[[], bool],
         forward: tuple[type, ...], world: World = ALONE) -> Iterator[Any]:
-    """The events of one(item, stop) for each of this rank's items, in order; no new item starts once
+    """The events of one(item, stop) for each item this rank runs, in order; no new item starts once
     stop() says so. On rank 0 of several, the events that other ranks' runs forward (those of the types
     in `forward`: a run's result, its warnings, a stop) come in among its own as they arrive, after a
-    Spread event, and the generator ends once every rank has finished its share."""
+    Spread event, and the generator ends once every rank has finished its runs."""
     if world.size == 1:
         for item in items:
             if stop():
                 return
             yield from one(item, stop)
         return
-    yield from (_Root if world.root else _Rank)(world, stop).run(items, one, forward)
+    engine = _Root(world, stop, len(items)) if world.root else _Rank(world, stop)
+    yield from engine.run(items, one, forward)
 
 
 class _Rank:
-    """A rank other than 0: runs its share and sends rank 0 what it must know."""
+    """A rank other than 0: asks rank 0 for a run, trains it, asks again; sends rank 0 what it must know."""
 
     def __init__(self, world: World, stop: Callable[[], bool]):
         self.world, self.stop = world, stop
@@ -91,14 +89,27 @@ class _Rank:
                 self.stopped = True
         return self.stopped
 
+    def _next(self) -> int | None:
+        """The index of this rank's next run, None when there is none (or the launch stops). Rank 0
+        answers every request, between its own steps; this rank polls for the answer, so that its own
+        Ctrl-C is still seen while it waits."""
+        comm = self.world.comm
+        comm.send(None, dest=0, tag=WANT)
+        while not comm.iprobe(source=0, tag=TAKE):
+            self.stopping()
+            time.sleep(0.002)
+        index = comm.recv(source=0, tag=TAKE)
+        return None if self.stopping() else index
+
     def run(self, items: Sequence[T], one: Callable[[T, Callable[[], bool]], Iterator[Any]],
             forward: tuple[type, ...]) -> Iterator[Any]:
         comm = self.world.comm
         try:
-            for item in share(items, self.world.rank, self.world.size):
-                if self.stopping():
+            while not self.stopping():
+                index = self._next()
+                if index is None:
                     break
-                for event in one(item, self.stopping):
+                for event in one(items[index], self.stopping):
                     if isinstance(event, forward):
                         comm.send(event, dest=0, tag=EVENT)
                     yield event
@@ -109,20 +120,28 @@ class _Rank:
 
 
 class _Root:
-    """Rank 0: runs its share, and between its steps takes in what the other ranks send."""
+    """Rank 0: hands the runs out in order (taking the next for itself whenever it has finished one),
+    and between its steps answers the other ranks and takes in what they send."""
 
-    def __init__(self, world: World, stop: Callable[[], bool]):
+    def __init__(self, world: World, stop: Callable[[], bool], count: int):
         self.world, self.stop = world, stop
-        self.running = set(range(1, world.size))  # ranks that have not finished their share
+        self.running = set(range(1, world.size))  # ranks that have not finished their runs
         self.stopped = False
         self.inbox: deque[Any] = deque()
         self.polled = 0.0
+        self.count, self.handed = count, 0  # runs in all, runs handed out so far
 
     def _stop_all(self) -> None:
         if not self.stopped:
             self.stopped = True
             for rank in self.running:
                 self.world.comm.send(None, dest=rank, tag=STOP)
+
+    def _hand_out(self) -> int | None:
+        if self.stopped or self.handed == self.count:
+            return None
+        self.handed += 1
+        return self.handed - 1
 
     def _take(self) -> None:
         """Every message waiting, into the inbox or the bookkeeping."""
@@ -134,6 +153,8 @@ class _Root:
             message = comm.recv(source=rank, tag=tag)
             if tag == EVENT:
                 self.inbox.append(message)
+            elif tag == WANT:
+                comm.send(self._hand_out(), dest=rank, tag=TAKE)
             elif tag == DONE:
                 self.running.discard(rank)
             elif tag == STOP:
@@ -158,18 +179,21 @@ class _Root:
 
     def run(self, items: Sequence[T], one: Callable[[T, Callable[[], bool]], Iterator[Any]],
             forward: tuple[type, ...]) -> Iterator[Any]:
-        size = self.world.size
-        yield Spread(size, tuple(len(share(items, r, size)) for r in range(size)))
-        for item in share(items, 0, size):
-            if self.stopping():
+        yield Spread(self.world.size, len(items))
+        self.stopping(wait=True)  # the first requests are answered before this rank's first run
+        while not self.stopping():
+            index = self._hand_out()
+            if index is None:
                 break
-            for event in one(item, self.stopping):
+            for event in one(items[index], self.stopping):
                 yield event
                 yield from self._drain()
+            self.stopping(wait=True)  # a rank waiting for its next run is answered now
+            yield from self._drain()
         while self.running:  # polled, not a blocking receive, so that Ctrl-C is still seen here
             self.stopping(wait=True)
             yield from self._drain()
-            time.sleep(0.005)
+            time.sleep(0.002)
 
 
 def _pack(e: SpeccError | None) -> tuple[type, tuple, Any, str | None] | None:
