@@ -3,7 +3,6 @@ returns to a view (specc.cli.views); the exit code is 0 ok, 1 a failed run, 2 a 
 from __future__ import annotations
 
 import json
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -13,9 +12,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
 from specc import api
-from specc.check import CheckedNetwork
-from specc.cli import insideview, views
-from specc.cli.trainview import ExperimentView, StopFlag, TrainView
+from specc.cli import insideview, training, views
 from specc.diagnostics import count, render, render_diagnostics
 from specc.errors import Diagnostic, SpeccError, UsageError
 from specc.expr import view as explain_view
@@ -26,10 +23,8 @@ from specc.graph.evaluate import numeric_checks
 from specc.parse import parse
 from specc.profile import profile
 from specc.schema import build_schema
-from specc.source import Source
 from specc.suggest import did_you_mean
 from specc.tools import annotate, fmt, lint
-from specc.training.world import World, detect
 
 
 def _check(args, stdout: Console, stderr: Console) -> int:
@@ -49,7 +44,7 @@ def _check(args, stdout: Console, stderr: Console) -> int:
             render(e, stderr)
             status = max(status, e.exit_code)
             continue
-        _warn(net, source, stderr)
+        views.warn(net, source, stderr)
         if args.annotate and not source.name.endswith(".json"):
             annotate.render(source, parse(source), net, stdout)
         warned = f"; {count(net.warnings)}" if net.warnings else ""
@@ -59,15 +54,10 @@ def _check(args, stdout: Console, stderr: Console) -> int:
     return status
 
 
-def _warn(net: CheckedNetwork, source: Source | None, stderr: Console) -> None:
-    """A network's warnings, on stderr, before the command goes on (warnings never change the exit code)."""
-    render_diagnostics(net.warnings, source, source.name if source else None, stderr)
-
-
 def _summary(args, stdout: Console, stderr: Console) -> int:
     source = api.read(args.file)
     checked = api.check_source(source)
-    _warn(checked, source, stderr)
+    views.warn(checked, source, stderr)
     s = api.summary(checked)
     if args.json:
         _write_json(stdout, s.to_json())
@@ -110,118 +100,6 @@ def _gradcheck(args, stdout: Console, stderr: Console) -> int:
         stdout.print(Text(f"the generated code departs from the reference layers at {report.culprit}",
                           style="bold red"), soft_wrap=True)
     return 1
-
-
-_RANK_ERROR_GRACE_S = 5.0  # an MPI rank's setup error waits this long for rank 0 to report and end the run
-
-
-def _train(args, stdout: Console, stderr: Console) -> int:
-    flags = {"epochs": args.epochs, "iters": args.iters, "batch": args.batch, "lr": args.lr,
-             "optimizer": args.optimizer, "seed": args.seed, "dtype": args.dtype}
-    world = detect()  # the ranks of `mpiexec -n N specc train`, or this process alone
-    try:
-        trainer = api.training(args.file, out=args.out, resume=args.resume, data=args.data,
-                               max_memory=args.max_memory, init_from=args.init_from, world=world,
-                               as_ranks=args.as_ranks, **flags)
-    except SpeccError as e:
-        if world.size > 1:  # the other ranks would wait for this one forever: end them all
-            # Every rank reads the same files, so rank 0 meets the same errors (and the lock's) and
-            # reports them; another rank gives it time to, and ends the world itself only if it did not.
-            if world.root:
-                render(e, stderr)
-                stderr.file.flush()
-            else:
-                time.sleep(_RANK_ERROR_GRACE_S)
-            world.end_all(e.exit_code)
-        raise
-    try:
-        if not world.root:  # the other ranks train silently; rank 0 prints and writes
-            with StopFlag() as stop:
-                try:
-                    for _ in trainer.run(stop):
-                        pass
-                except SpeccError as e:  # met by every rank (a non-finite loss is reduced): rank 0 reports it
-                    return e.exit_code
-            return 0
-        _warn(trainer.net.checked, trainer.net.source, stderr)
-        code = TrainView(trainer, args.file, stdout, stderr).run()
-        if code != 0 and world.size > 1 and not trainer.stopped:
-            # A failure of rank 0 alone (a checkpoint it cannot write) would leave the other ranks waiting
-            # for it in their next Allreduce forever: the error reported, end them all.
-            stdout.file.flush()
-            stderr.file.flush()
-            world.end_all(code)
-        return code
-    finally:
-        trainer.close()
-
-
-def _compare(args, stdout: Console, stderr: Console) -> int:
-    world = detect()  # under `mpiexec -n N specc compare`, each rank trains its share of the variants
-    with _ranks_fail_together(world, stderr), StopFlag() as stop:
-        events = api.comparison(args.files, out=args.out, data=args.data, optimizer=args.optimizer,
-                                init=args.init, weight_decay=args.weight_decay, lr=args.lr, stop=stop,
-                                world=world, **_experiment(args))
-        if not world.root:  # rank 0 gathers, prints and writes the comparison
-            for _ in events:
-                pass
-            return 0
-        result = ExperimentView(stdout, stderr).compare(events)
-    stdout.print(views.compare_table(result, args.loss_at))
-    if result.grid is not None:
-        stdout.print(f"one panel per setting, a line per spec: {result.grid}", soft_wrap=True)
-    return _closing(result.folder, result.plot, result.interrupted, "compare.json", stdout, stderr,
-                    "the comparison was stopped; the variants trained so far are in the table")
-
-
-def _sweep(args, stdout: Console, stderr: Console) -> int:
-    world = detect()  # under `mpiexec -n N specc sweep`, each rank trains its share of the trials
-    with _ranks_fail_together(world, stderr), StopFlag() as stop:
-        events = api.sweeping(args.file, out=args.out, resume=args.resume, data=args.data, lr=args.lr,
-                              weight_decay=args.weight_decay, trials=args.trials, validation=args.validation,
-                              top=args.top, stop=stop, world=world, optimizer=args.optimizer,
-                              seed_per_trial=args.seed_per_trial, **_experiment(args))
-        if not world.root:  # rank 0 gathers, prints and writes the sweep's files
-            for _ in events:
-                pass
-            return 0
-        result = ExperimentView(stdout, stderr).sweep(events)
-    stdout.print(views.sweep_table(result, args.top))
-    if result.best is not None:
-        stdout.print(f"the best settings, as a train section: {result.best}")
-    return _closing(result.folder, result.plot, result.interrupted, "trials.jsonl", stdout, stderr,
-                    f"the sweep was stopped; continue it with: specc sweep --resume {result.folder}")
-
-
-@contextmanager
-def _ranks_fail_together(world: World, stderr: Console) -> Iterator[None]:
-    """Under MPI, an error on any rank ends every rank (none waits forever for another): rank 0 reports
-    it (a rank's failure reaches rank 0 as a message), then ends the launch; another rank gives it time."""
-    try:
-        yield
-    except SpeccError as e:
-        if world.size > 1:
-            if world.root:
-                render(e, stderr)
-                stderr.file.flush()
-            else:
-                time.sleep(_RANK_ERROR_GRACE_S)
-            world.end_all(e.exit_code)
-        raise
-
-
-def _experiment(args) -> dict:
-    return {"epochs": args.epochs, "iters": args.iters, "batch": args.batch, "seed": args.seed,
-            "train_size": args.train_size, "eval_sample": args.eval_sample}
-
-
-def _closing(folder, png, interrupted: bool, summary: str, stdout: Console, stderr: Console, stopped: str) -> int:
-    stdout.print(f"saved {folder}/{summary}" + (f" and {png}" if png else " (no plot: matplotlib is missing)"),
-                 soft_wrap=True)
-    if interrupted:
-        stderr.print(stopped, style="bold yellow", soft_wrap=True)
-        return 1
-    return 0
 
 
 def _eval(args, stdout: Console, stderr: Console) -> int:
@@ -480,7 +358,7 @@ def _lint(args, stdout: Console, stderr: Console) -> int:
 
 
 COMMANDS = {"check": _check, "summary": _summary, "compile": _compile, "gradcheck": _gradcheck,
-             "train": _train, "compare": _compare, "sweep": _sweep,
+             "train": training.train, "compare": training.compare, "sweep": training.sweep,
              "eval": _eval, "inspect": _inspect, "predict": _predict, "bench": _bench, "plan": _plan, "schema": _schema,
              "grad": _grad, "draw": _draw, "report": _report, "explain": _explain, "export": _export, "import": _import,
              "fmt": _fmt, "lint": _lint, "lsp": _lsp}

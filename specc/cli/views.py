@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from rich.console import Group, JustifyMethod, RenderableType
+from rich.console import Console, Group, JustifyMethod, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from specc.check import CheckedNetwork
+from specc.diagnostics import render_diagnostics
 from specc.gradcheck import RELATIVE_TOLERANCE
 from specc.scaling import ScalePlan
+from specc.source import Source
 from specc.summary import Row, Summary
 from specc.text import batch_shape, human_bytes, shape_text
 from specc.training.compare import Comparison
@@ -221,3 +224,8 @@ def scale_plan_table(p: ScalePlan) -> Group:
                  "50% from batch: the global batch from which the efficiency (speedup / N) is at least 50%, "
                  "compute growing linearly with the batch; below it data parallelism stops paying.", style="dim")
     return Group(*head, *tables, notes)
+
+
+def warn(net: CheckedNetwork, source: Source | None, stderr: Console) -> None:
+    """A network's warnings, on stderr, before the command goes on (warnings never change the exit code)."""
+    render_diagnostics(net.warnings, source, source.name if source else None, stderr)
