@@ -5,44 +5,18 @@ their names; it does not judge argument values (the schema does) nor shapes (che
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from specc import layers
 from specc import syntax as s
 from specc.errors import Diagnostic, Label
+from specc.expand import INVALID, Lowering, argument_value, expand, names_a_parameter
 from specc.expr import lower as expr_lower
 from specc.graph.lower import is_graph_statement, lower_graph
-from specc.source import Span
-from specc.suggest import did_you_mean
-from specc.text import value_text
 from specc.training.optimizers import OPTIMIZERS, SCHEDULES, canonical
 
 IR_VERSION = 1
 MAX_LAYERS = 10_000  # a network expanding past this is refused before it is expanded
-
-_BUILTIN_NAMES = {"true": True, "false": False}
-
-# A value already reported as wrong (a call where a layer argument belongs); whatever holds it is
-# left out of the IR, so that the schema does not report the same mistake a second time.
-_INVALID: Any = type("_Invalid", (), {"__repr__": lambda self: "<invalid>"})()
-
-
-@dataclass
-class _Lowering:
-    blocks: dict[str, s.BlockDef] = field(default_factory=dict)
-    shadowed: set[str] = field(default_factory=set)  # blocks refused for a built-in layer's name
-    # `layer` definitions by name; None for one whose errors are reported (its uses stand as placeholders)
-    layer_defs: dict[str, expr_lower.Definition | None] = field(default_factory=dict)
-    layer_spans: dict[str, Span] = field(default_factory=dict)  # where each was defined first
-    errors: list[Diagnostic] = field(default_factory=list)  # and warnings (Diagnostic.severity)
-
-    def error(self, message: str, span: Span | None, code: str, label: str = "", hint: str | None = None,
-              notes: tuple[Label, ...] = ()) -> None:
-        self.errors.append(Diagnostic(message, span, code, label, hint, notes))
-
-    def warn(self, message: str, span: Span | None, code: str, label: str = "", hint: str | None = None) -> None:
-        self.errors.append(Diagnostic(message, span, code, label, hint, severity="warning"))
 
 
 def lower(module: s.Module, source_name: str | None = None) -> tuple[dict[str, Any], list[Diagnostic]]:
@@ -51,7 +25,7 @@ def lower(module: s.Module, source_name: str | None = None) -> tuple[dict[str, A
         graph, found = lower_graph(module)
         return {"version": IR_VERSION, **({"source": source_name} if source_name is not None else {}),
                 "input": None, "layers": [], "graph": graph}, found
-    st = _Lowering()
+    st = Lowering()
     inputs = [x for x in module.statements if isinstance(x, s.Input)]
     trains = [x for x in module.statements if isinstance(x, s.TrainDef)]
     networks = [x for x in module.statements if isinstance(x, s.NetworkDef)]
@@ -91,7 +65,7 @@ def lower(module: s.Module, source_name: str | None = None) -> tuple[dict[str, A
                 st.error(f"the network expands to {total:,} layers; the limit is {MAX_LAYERS:,}", chain.span,
                          "too-large", hint="lower the repetition counts (`* N`) or the nesting of blocks")
             elif not any(e.code == "recursive-block" for e in st.errors):
-                expanded = _expand(st, chain, {}, [])
+                expanded = expand(st, chain, {}, [])
                 # with a second chain, the first is not the network meant: nothing to infer
                 ir["layers"] = expanded if len(networks) == 1 else []
         except RecursionError:
@@ -102,16 +76,9 @@ def lower(module: s.Module, source_name: str | None = None) -> tuple[dict[str, A
     return ir, st.errors
 
 
-def placeholder(span: Span, written: str, kind: str | None = None) -> dict[str, Any]:
-    """An IR layer that stands in for one whose mistake is already reported (an unknown layer, a
-    block call that could not be bound, a layer with an unusable argument): checking steps over
-    it, with the shape after it unknown. `kind` is the layer type when known (it may be the loss)."""
-    return {"placeholder": True, "type": kind, "written": written, "span": span.to_json()}
-
-
 # --- blocks ---------------------------------------------------------------------------
 
-def _define_layer(st: _Lowering, d: s.LayerDef) -> None:
+def _define_layer(st: Lowering, d: s.LayerDef) -> None:
     """A layer written as an expression (specc.expr): checked once here, instantiated at each use."""
     if layers.lookup(d.name) is not None:
         st.error(f"layer '{d.name}' has the name of a built-in layer", d.name_span, "layer-shadows-layer",
@@ -133,7 +100,7 @@ def _explained() -> set[str]:
     return set(names())
 
 
-def _define_block(st: _Lowering, b: s.BlockDef) -> None:
+def _define_block(st: Lowering, b: s.BlockDef) -> None:
     if b.name in st.layer_defs:
         st.error(f"block '{b.name}' has the name of a layer defined above", b.name_span, "block-shadows-layer",
                  hint=f"rename the block, e.g. '{b.name}Block'")
@@ -154,8 +121,8 @@ def _define_block(st: _Lowering, b: s.BlockDef) -> None:
             st.error(f"block '{b.name}' has two parameters named '{p.name}'", p.span, "duplicate-param")
         seen[p.name] = p
     for p in b.params:
-        if _names_a_parameter(b, p):
-            assert isinstance(p.default, s.Name)  # (what _names_a_parameter checked)
+        if names_a_parameter(b, p):
+            assert isinstance(p.default, s.Name)  # (what names_a_parameter checked)
             other = "itself" if p.default.name == p.name else f"the parameter '{p.default.name}'"
             st.error(f"the default of '{p.name}' names {other}; a default is a constant and cannot refer to "
                      f"a parameter", p.default.span, "default-names-param", "not a constant",
@@ -170,11 +137,6 @@ def _define_block(st: _Lowering, b: s.BlockDef) -> None:
     st.blocks[b.name] = b
 
 
-def _names_a_parameter(b: s.BlockDef | s.LayerDef, p: s.BlockParam) -> bool:
-    """`block D(n, m=n)`: a default is evaluated once, where the block is defined, not per call."""
-    return isinstance(p.default, s.Name) and p.default.name in {q.name for q in b.params}
-
-
 def _names_used(item: s.Item | s.Value) -> set[str]:
     """Every name a block's body mentions: argument values, and calls (a parameter called as a layer)."""
     if isinstance(item, s.Chain):
@@ -186,7 +148,7 @@ def _names_used(item: s.Item | s.Value) -> set[str]:
     return {item.name} if isinstance(item, s.Name) else set()
 
 
-def _count(st: _Lowering, item: s.Item, stack: tuple[str, ...]) -> int:
+def _count(st: Lowering, item: s.Item, stack: tuple[str, ...]) -> int:
     """How many layers `item` expands to, found without expanding; reports recursive blocks."""
     if isinstance(item, s.Chain):
         return sum(_count(st, i, stack) for i in item.items)
@@ -206,200 +168,9 @@ def _count(st: _Lowering, item: s.Item, stack: tuple[str, ...]) -> int:
     return _count(st, block.body, stack + (item.name,))
 
 
-# --- expansion ------------------------------------------------------------------------
-
-Env = dict[str, tuple[Any, Span]]  # block parameter -> (value, where the value was written)
-
-
-def _expand(st: _Lowering, item: s.Item, env: Env, origin: list[dict]) -> list[dict]:
-    if isinstance(item, s.Chain):
-        return [layer for i in item.items for layer in _expand(st, i, env, origin)]
-    if isinstance(item, s.Repeat):
-        n = item.count.value
-        if not isinstance(n, int) or n < 1:
-            # `* 2.0` means 2, but in a .net file an integer is written as one (see README, The language)
-            hint = (f"write `* {int(n)}`: in a .net file an integer is written without a decimal point"
-                    if isinstance(n, float) and n.is_integer() and n >= 1
-                    else "write `Layer * 3` to repeat a layer three times")
-            st.error(f"a repetition count must be a positive integer, not {value_text(n)}", item.count.span,
-                     "bad-repeat", hint=hint)
-            return _expand(st, item.body, env, origin)
-        out = []
-        for k in range(n):
-            here = {"repeat": k + 1, "of": n, "call": item.span.to_json()}
-            out += _expand(st, item.body, env, origin + [here])
-        return out
-    return _expand_call(st, item, env, origin)
-
-
-def _expand_call(st: _Lowering, call: s.Call, env: Env, origin: list[dict]) -> list[dict]:
-    if call.name in st.shadowed:
-        return [placeholder(call.span, call.name)]
-    block = st.blocks.get(call.name)
-    if block is not None:
-        inner = _bind_block(st, block, call, env)
-        if inner is None:
-            return [placeholder(call.span, call.name)]
-        here = {"block": block.name, "call": call.span.to_json(), "definition": block.span.to_json()}
-        return _expand(st, block.body, inner, origin + [here])
-    if call.name in st.layer_defs:
-        return [_expression_layer(st, call, env, origin)]
-    cls = layers.lookup(call.name)
-    if cls is None:
-        if call.name in env:
-            st.error(f"'{call.name}' is a parameter of the block, not a layer", call.name_span, "not-a-layer")
-        else:
-            hint = (layers.foreign_hint(call.name)
-                    or did_you_mean(call.name, [*layers.names(), *st.blocks, *st.layer_defs], layers.ALIASES)
-                    or f"`specc schema` lists every layer; a block is defined with `block {call.name}(...) = ...`")
-            st.error(f"unknown layer '{call.name}'", call.name_span, "unknown-layer",
-                     "not a layer or block", hint=hint)
-        return [placeholder(call.span, call.name)]
-    layer = _layer(st, cls, call, env, origin)
-    return [layer] if layer is not None else [placeholder(call.span, call.name, cls.name)]
-
-
-def _were(n: int) -> str:
-    return f"{n} {'was' if n == 1 else 'were'} given"
-
-
-def _layer(st: _Lowering, cls: type[layers.Layer], call: s.Call, env: Env, origin: list[dict]) -> dict | None:
-    args: dict[str, Any] = {}
-    spans: dict[str, Span] = {}
-    positional = [a for a in call.args if a.key is None]
-    names = cls.positional_names(len(positional)) if positional else ()
-    if names is None:
-        most = cls.max_positional()
-        extra = positional[len(most)] if len(positional) > len(most) else positional[-1]
-        takes = (f"takes at most {len(most)} positional argument{'s' * (len(most) != 1)} ({', '.join(most)})"
-                 if most else "takes no arguments")
-        st.error(f"{cls.name} {takes}, but {_were(len(positional))}",
-                 extra.span, "too-many-args", "extra argument",
-                 hint=f"name the arguments, e.g. `{cls.name}({', '.join(f'{n}=...' for n in most[:2])})`"
-                 if most else f"write `{cls.name}` without parentheses")
-        names = most
-    for name, a in zip(names, positional):
-        args[name], spans[name] = _value(st, a.value, env), _where(a, env)
-    for a in call.args:
-        if a.key is None:
-            continue
-        if a.key in args:
-            st.error(f"argument '{a.key}' of {cls.name} is given twice", a.span, "duplicate-arg",
-                     notes=(Label(spans[a.key], "first given here"),))
-            continue
-        args[a.key], spans[a.key] = _value(st, a.value, env), _where(a, env)
-    if any(v is _INVALID for v in args.values()):
-        return None
-    for arg in cls.signature:
-        if arg.name not in args and not arg.required:
-            args[arg.name] = arg.default_for(args)
-    order = [a.name for a in cls.signature]
-    args = dict(sorted(args.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
-    layer: dict[str, Any] = {"type": cls.name, "args": args, "span": call.span.to_json(),
-                             "arg_spans": {k: v.to_json() for k, v in spans.items()}}
-    if call.name != cls.name:
-        layer["written"] = call.name
-    if origin:
-        layer["origin"] = origin
-    return layer
-
-
-def _expression_layer(st: _Lowering, call: s.Call, env: Env, origin: list[dict]) -> dict:
-    """The IR layer of a use of a `layer` definition: its arguments bound, its expression instantiated."""
-    definition = st.layer_defs[call.name]
-    if definition is None:
-        return placeholder(call.span, call.name)
-    bound = _bind_block(st, definition.syntax, call, env, kind="layer")
-    if bound is None:
-        return placeholder(call.span, call.name)
-    expression, found = expr_lower.instantiate(definition, bound, call)
-    st.errors += found
-    if expression is None:
-        return placeholder(call.span, call.name)
-    order = [p.name for p in definition.syntax.params]
-    layer: dict[str, Any] = {"type": call.name, "args": {k: bound[k][0] for k in order},
-                             "span": call.span.to_json(),
-                             "arg_spans": {k: bound[k][1].to_json() for k in order},
-                             "expression": expression}
-    if origin:
-        layer["origin"] = origin
-    return layer
-
-
-def _bind_block(st: _Lowering, block: s.BlockDef | s.LayerDef, call: s.Call, env: Env,
-                kind: str = "block") -> Env | None:
-    """The values of a block's (or expression layer's) parameters at one call, defaults filled in."""
-    inner: Env = {}
-    params = [p.name for p in block.params]
-    positional = [a for a in call.args if a.key is None]
-    signature = f"{kind} {block.name}({', '.join(params)})"
-    ok = True
-    if len(positional) > len(params):
-        st.error(f"{signature} takes {len(params)} argument{'s' * (len(params) != 1)}, "
-                 f"but {_were(len(positional))}", positional[len(params)].span, "too-many-args",
-                 notes=(Label(block.name_span, "defined here"),))
-        ok = False
-    for name, a in zip(params, positional):
-        inner[name] = (_value(st, a.value, env), _value_span(a.value, env))
-    for a in call.args:
-        if a.key is None:
-            continue
-        if a.key not in params:
-            st.error(f"{signature} has no parameter '{a.key}'", a.key_span, "unknown-arg",
-                     hint=did_you_mean(a.key, params), notes=(Label(block.name_span, "defined here"),))
-            ok = False
-        elif a.key in inner:
-            st.error(f"parameter '{a.key}' of {kind} {block.name} is given twice", a.span, "duplicate-arg")
-            ok = False
-        else:
-            inner[a.key] = (_value(st, a.value, env), _value_span(a.value, env))
-    misspelt = [a.key for a in call.args if a.key is not None and a.key not in params]
-    for p in block.params:
-        if p.name not in inner:
-            if p.default is None and any(did_you_mean(k, [p.name]) for k in misspelt):
-                ok = False  # `D(nn=1)` is reported above, with 'n' suggested
-            elif _names_a_parameter(block, p):
-                ok = False  # reported where the block is defined
-            elif p.default is None:
-                st.error(f"{signature} needs a value for '{p.name}'", call.span, "missing-arg",
-                         hint=f"write `{block.name}({', '.join(params)})` with a value for each",
-                         notes=(Label(block.name_span, "defined here"),))
-                ok = False
-            else:
-                inner[p.name] = (_value(st, p.default, {}), p.default.span)
-    return inner if ok else None
-
-
-def _where(a: s.Arg, env: Env) -> Span:
-    """Where an argument's value was written: at the block's call site if it is a block parameter."""
-    if isinstance(a.value, s.Name) and a.value.name in env:
-        return env[a.value.name][1]
-    return a.span
-
-
-def _value_span(v: s.Value, env: Env) -> Span:
-    """Where a value passed to a block was written: a parameter of an enclosing block passed on
-    (`Inner(n)` inside `Outer(n)`) was written where Outer was called."""
-    if isinstance(v, s.Name) and v.name in env:
-        return env[v.name][1]
-    return v.span
-
-
-def _value(st: _Lowering, v: s.Value, env: Env) -> Any:
-    if isinstance(v, (s.Number, s.String)):
-        return v.value
-    if isinstance(v, s.Name):
-        if v.name in env:
-            return env[v.name][0]
-        return _BUILTIN_NAMES.get(v.name, v.name)
-    st.error(f"'{v.name}(...)' is a call, but a number, a name or a string is expected here", v.span,
-             "bad-value")
-    return _INVALID
-
-
 # --- the train section ------------------------------------------------------------------
 
-def _lower_train(st: _Lowering, t: s.TrainDef) -> dict[str, Any]:
+def _lower_train(st: Lowering, t: s.TrainDef) -> dict[str, Any]:
     out: dict[str, Any] = {}
     key_spans: dict[str, dict] = {}
     seen: dict[str, s.SettingDef] = {}
@@ -415,15 +186,15 @@ def _lower_train(st: _Lowering, t: s.TrainDef) -> dict[str, Any]:
         elif setting.key == "schedule":
             out["schedule"] = _lower_choice(st, setting.value, SCHEDULES)
         else:
-            value = _value(st, setting.value, {})
-            if value is not _INVALID:
+            value = argument_value(st, setting.value, {})
+            if value is not INVALID:
                 out[setting.key] = value
     out["span"] = t.span.to_json()
     out["key_spans"] = key_spans
     return out
 
 
-def _lower_choice(st: _Lowering, v: s.Value, table) -> dict[str, Any]:
+def _lower_choice(st: Lowering, v: s.Value, table) -> dict[str, Any]:
     """`Adam`, `"adam"` or `Adam(lr=0.1)` -> {"type": "Adam", "args": {...}} with defaults filled."""
     if isinstance(v, s.Call):
         name, call_args = v.name, v.args
@@ -438,8 +209,8 @@ def _lower_choice(st: _Lowering, v: s.Value, table) -> dict[str, Any]:
     names = [a.name for a in spec.signature] if spec else []
     for i, a in enumerate(call_args):
         k = a.key if a.key is not None else (names[i] if i < len(names) else f"#{i + 1}")
-        value = _value(st, a.value, {})
-        if value is not _INVALID:
+        value = argument_value(st, a.value, {})
+        if value is not INVALID:
             args[k], spans[k] = value, a.span.to_json()
     if spec:
         for arg in spec.signature:
