@@ -16,7 +16,7 @@ import pytest
 
 from specc import api
 from specc.errors import DataError
-from specc.training import data
+from specc.training import data, idx, imagefiles
 
 IDX_CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09, np.dtype(">i2"): 0x0B, np.dtype(">i4"): 0x0C,
              np.dtype(">f4"): 0x0D, np.dtype(">f8"): 0x0E}
@@ -115,7 +115,7 @@ def test_idx_alternative_file_names(tmp_path):
 @pytest.mark.parametrize("dtype", [np.int8, ">i2", ">i4", ">f4", ">f8"])
 def test_idx_value_types(tmp_path, dtype):
     a = (np.arange(24).reshape(2, 3, 4) - 5).astype(dtype)
-    got = data.read_idx(write_idx(tmp_path / "a.idx", a))
+    got = idx.read_idx(write_idx(tmp_path / "a.idx", a))
     np.testing.assert_array_equal(got, a)
     assert got.dtype.isnative
 
@@ -123,24 +123,24 @@ def test_idx_value_types(tmp_path, dtype):
 def test_idx_truncated_header(tmp_path):
     path = tmp_path / "x-idx3-ubyte"
     path.write_bytes(b"\x00\x00")
-    refused(lambda: data.read_idx(path), "truncated", "header", name=path)
+    refused(lambda: idx.read_idx(path), "truncated", "header", name=path)
     path.write_bytes(idx_bytes(np.zeros((2, 3, 3), np.uint8))[:10])  # ends inside the dimensions
-    refused(lambda: data.read_idx(path), "truncated", "dimensions", name=path)
+    refused(lambda: idx.read_idx(path), "truncated", "dimensions", name=path)
     path.write_bytes(b"")
-    refused(lambda: data.read_idx(path), "truncated", name=path)
+    refused(lambda: idx.read_idx(path), "truncated", name=path)
 
 
 @pytest.mark.parametrize("gz", [True, False])
 def test_idx_header_announces_more_than_the_file_holds(tmp_path, gz):
     path = write_idx(tmp_path / "images.gz", np.zeros((5, 4, 4), np.uint8), gz=gz, dims=(6, 4, 4))
-    e = refused(lambda: data.read_idx(path), "truncated", "6x4x4", "96 bytes", name=path)
+    e = refused(lambda: idx.read_idx(path), "truncated", "6x4x4", "96 bytes", name=path)
     assert "80 bytes follow" in e.diagnostics[0].message
 
 
 @pytest.mark.parametrize("gz", [True, False])
 def test_idx_header_announces_less_than_the_file_holds(tmp_path, gz):
     path = write_idx(tmp_path / "images.gz", np.zeros((5, 4, 4), np.uint8), gz=gz, dims=(4, 4, 4))
-    refused(lambda: data.read_idx(path), "more data than its header announces", "4x4x4", name=path)
+    refused(lambda: idx.read_idx(path), "more data than its header announces", "4x4x4", name=path)
 
 
 @pytest.mark.parametrize("head", [b"\x00\x00\x07\x03", b"\x01\x00\x08\x03", b"\x00\x00\x08\x00", b"\x00\x00\x08\x09",
@@ -148,14 +148,14 @@ def test_idx_header_announces_less_than_the_file_holds(tmp_path, gz):
 def test_idx_wrong_magic_number(tmp_path, head):
     path = tmp_path / "images"
     path.write_bytes(head + b"\x00" * 64)
-    e = refused(lambda: data.read_idx(path), "not an IDX file", head.hex(), name=path)
+    e = refused(lambda: idx.read_idx(path), "not an IDX file", head.hex(), name=path)
     assert "0x00000803" in e.diagnostics[0].hint
 
 
 def test_idx_absurd_header_refused_before_reading(tmp_path):
     path = tmp_path / "huge"
     path.write_bytes(struct.pack(">HBB4I", 0, 0x08, 4, 60000, 1000, 1000, 1000))
-    refused(lambda: data.read_idx(path), "more than the limit", name=path)
+    refused(lambda: idx.read_idx(path), "more than the limit", name=path)
 
 
 def test_idx_corrupt_gzip_stream(tmp_path):
@@ -164,11 +164,11 @@ def test_idx_corrupt_gzip_stream(tmp_path):
     corrupt[len(good) // 2] ^= 0xFF
     path = tmp_path / "images.gz"
     path.write_bytes(bytes(corrupt))
-    refused(lambda: data.read_idx(path), "gzip", name=path)
+    refused(lambda: idx.read_idx(path), "gzip", name=path)
     path.write_bytes(good[:len(good) - 20])  # cut short: the stream ends early
-    refused(lambda: data.read_idx(path), name=path)
+    refused(lambda: idx.read_idx(path), name=path)
     path.write_bytes(good[:-4] + b"\x00\x00\x00\x00")  # the length in the trailer is wrong
-    refused(lambda: data.read_idx(path), "gzip", name=path)
+    refused(lambda: idx.read_idx(path), "gzip", name=path)
 
 
 def test_idx_image_and_label_counts_differ(tmp_path):
@@ -264,11 +264,11 @@ def test_npz_holding_a_single_npy_array_is_refused(tmp_path):
     with open(path, "wb") as f:
         np.save(f, np.zeros((3, 784), np.uint8))
     refused(lambda: data.load(path), "a single .npy array", name=path)
-    refused(lambda: data.read_images(path), "a single .npy array", name=path)
+    refused(lambda: imagefiles.read_images(path), "a single .npy array", name=path)
     npy = tmp_path / "x.npy"
     with open(npy, "wb") as f:
         np.savez(f, x=np.zeros((3, 784), np.uint8))
-    refused(lambda: data.read_images(npy), "an .npz archive", name=npy)
+    refused(lambda: imagefiles.read_images(npy), "an .npz archive", name=npy)
 
 
 def test_mismatched_train_and_test_samples(tmp_path):

@@ -15,7 +15,7 @@ from rich.console import Console
 
 from specc import api, cli
 from specc.errors import DataError
-from specc.training import checkpoint, data, npyio
+from specc.training import checkpoint, data, idx, imagefiles, npyio
 
 SPEC = "input 784\nAffine(10) -> SoftmaxWithLoss\n"
 
@@ -142,7 +142,7 @@ def test_npz_images_to_predict_declaring_too_much(tmp_path, monkeypatch):
     path = lying_npz(tmp_path / "x.npz", {"x": (10**13, 784)})
     no_body_read(monkeypatch)
     with pytest.raises(DataError) as info:
-        data.read_images(path)
+        imagefiles.read_images(path)
     assert "10000000000000x784" in info.value.diagnostics[0].message and info.value.name == str(path)
 
 
@@ -150,7 +150,7 @@ def test_npy_images_to_predict_declaring_too_much(tmp_path, spec):
     path = tmp_path / "x.npy"
     path.write_bytes(npy_header((10**13, 784), "|u1") + b"\x00" * 100)
     with pytest.raises(DataError) as info:
-        data.read_images(path)
+        imagefiles.read_images(path)
     assert "10000000000000x784 uint8 values" in info.value.diagnostics[0].message
 
 
@@ -172,7 +172,7 @@ def test_idx_counts_are_compared_before_any_body_is_inflated(tmp_path, monkeypat
     idx_gz(folder / "t10k-images-idx3-ubyte.gz", (10, 28, 28), b"\x00" * 7840)
     idx_gz(folder / "t10k-labels-idx1-ubyte.gz", (10,), b"\x00" * 10)
     reads = []
-    real = data._read_idx_body
+    real = idx._read_idx_body
     monkeypatch.setattr(data, "_read_idx_body", lambda *a: reads.append(a) or real(*a))
     with pytest.raises(DataError) as info:
         data.load(folder)
@@ -202,6 +202,6 @@ def test_idx_body_is_inflated_no_further_than_its_header_declares(tmp_path, monk
     real = gzip.GzipFile.read
     monkeypatch.setattr(gzip.GzipFile, "read", lambda self, n=-1: asked.append(n) or real(self, n))
     with pytest.raises(DataError) as info:
-        data.read_idx(path)
+        idx.read_idx(path)
     assert "more data than its header announces" in info.value.diagnostics[0].message
     assert all(0 <= n <= 16 for n in asked), asked

@@ -26,7 +26,7 @@ from specc.graph.draw import draw_pipeline
 from specc.network import DTYPES, Network
 from specc.source import Source
 from specc.summary import Summary
-from specc.training import asranks, checkpoint
+from specc.training import asranks, checkpoint, imagefiles
 from specc.training import data as data_mod
 from specc.training.evaluate import Evaluation, check_fit, evaluate
 from specc.training.loop import Trainer
@@ -251,7 +251,7 @@ def prediction(path: str | Path, weights: str | Path, images: str | Path | Seque
     net = trained(path, weights)
     probabilities, files, warnings = [], [], []
     for file in [images] if isinstance(images, (str, Path)) else images:
-        x, scale, said = data_mod.predict_inputs(file, net.input_shape, invert)
+        x, scale, said = imagefiles.predict_inputs(file, net.input_shape, invert)
         probabilities.append(net.probabilities(x.astype(net.dtype) * net.dtype.type(scale)))
         files.append((str(file), len(x)))
         warnings += said
