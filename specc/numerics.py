@@ -180,6 +180,95 @@ def tiled_max_pool_backward(x, y, dy, k, chunk, hit, taken, dx):
                 np.logical_or(t, h, out=t)
 
 
+# A convolution whose output goes through ReLU into a size x size max pooling (stride = size), as one
+# pass: the columns put the output's pixels in the pooling's order, (size*size, OH/size * OW/size),
+# so that the output of one matmul per sample holds each window position's pixels together and the
+# pooling is an element-wise maximum of size*size contiguous blocks; the bias rides in the matmul
+# as a row of ones. A few samples at a time, so that each chunk's columns, output and gradient
+# stay in cache from one step to the next.
+
+
+def im2col_pooled(x, kernel, stride, pad, size, out, xp=None):
+    """(N, C, H, W) -> out (N, C*kernel*kernel + 1, OH*OW): im2col_t's columns with the pixels in the
+    pooling's order (pixel (size*i + di, size*j + dj) at di*size + dj, then i, j) and a last row of
+    ones; xp (N, C, H + 2*pad, W + 2*pad) holds the padded images when pad > 0."""
+    n, c = x.shape[:2]
+    oh, ow = output_size(*x.shape[2:], kernel, stride, pad)
+    if pad:
+        x = pad_into(x, pad, xp)
+    th, tw, ckk = oh // size, ow // size, c * kernel * kernel
+    s0, s1, s2, s3 = x.strides
+    windows = np.lib.stride_tricks.as_strided(
+        x, (n, c, kernel, kernel, size, size, th, tw),
+        (s0, s1, s2, s3, s2 * stride, s3 * stride, s2 * stride * size, s3 * stride * size), writeable=False)
+    rows = out.reshape(n, ckk + 1, size * size * th * tw)
+    np.copyto(rows[:, :ckk].reshape(n, c, kernel, kernel, size, size, th, tw), windows)
+    rows[:, ckk] = 1
+    return out
+
+
+def col2im_pooled(cols, kernel, stride, pad, size, out, xp=None):
+    """Adjoint of im2col_pooled without its row of ones: cols (N, C*kernel*kernel, OH*OW) added back
+    into out (N, C, H, W), kernel*kernel*size*size strided adds; xp as in im2col_pooled."""
+    n, c, h, w = out.shape
+    oh, ow = output_size(h, w, kernel, stride, pad)
+    th, tw, step = oh // size, ow // size, stride * size
+    g = cols.reshape(n, c, kernel, kernel, size, size, th, tw)
+    target = xp if pad else out
+    target[...] = 0
+    for i in range(kernel):
+        for j in range(kernel):
+            for di in range(size):
+                for dj in range(size):
+                    r, q = di * stride + i, dj * stride + j
+                    target[:, :, r:r + step * th:step, q:q + step * tw:step] += g[:, :, i, j, di, dj]
+    if pad:
+        np.copyto(out, target[:, :, pad:pad + h, pad:pad + w])
+    return out
+
+
+def pooled_conv_forward(x, wb, kernel, stride, pad, size, chunk, cols, a, y, xp=None):
+    """Convolution, then max pooling: a (N, F, size*size, P) = the convolution of x (N, C, H, W) with
+    wb (F, C*kernel*kernel + 1: the filters, then the bias), its pixels in im2col_pooled's order;
+    y (N, F, P) the maximum of each window; cols (N, C*kernel*kernel + 1, size*size*P) the columns
+    (the backward reads a and cols again); xp (chunk, C, Hp, Wp) when pad > 0."""
+    n, f = a.shape[:2]
+    for s in range(0, n, chunk):
+        m = min(chunk, n - s)
+        part, top = a[s:s + m], y[s:s + m]
+        im2col_pooled(x[s:s + m], kernel, stride, pad, size, cols[s:s + m], xp[:m] if pad else None)
+        np.matmul(wb, cols[s:s + m], out=part.reshape(m, f, -1))  # (F, CKK + 1) @ (m, CKK + 1, OH*OW)
+        np.copyto(top, part[:, :, 0])
+        for p in range(1, size * size):
+            np.maximum(top, part[:, :, p], out=top)
+
+
+def pooled_conv_backward(a, y, dy, cols, wb, kernel, stride, pad, size, work, gsum, dx=None):
+    """The gradients of pooled_conv_forward, given dy (N, F, P) of its y (an activation's gradient
+    taken already: where dy is not 0, y must be the window's maximum). Each window's dy goes to
+    the first of its cells that holds its maximum, as the reference's argmax; gsum (F, CKK + 1)
+    = the filters' and the bias's gradient; dx (N, C, H, W) unless None. work: (hit (chunk, F, P)
+    bool, rest (chunk, F, P), da (chunk, F, size*size*P), gw (N, F, CKK + 1), dcols (chunk, CKK,
+    size*size*P) or None, xp (chunk, C, Hp, Wp) or None)."""
+    hit, rest, da, gw, dcols, xp = work
+    n, f, cells = a.shape[:3]
+    chunk, ckk = len(hit), gsum.shape[1] - 1
+    for s in range(0, n, chunk):
+        m = min(chunk, n - s)
+        h, top, d = hit[:m], y[s:s + m], da[:m].reshape(m, f, cells, -1)
+        g = dy[s:s + m]
+        for p in range(cells):
+            np.equal(a[s:s + m, :, p], top, out=h)
+            np.multiply(g, h, out=d[:, :, p])
+            if p < cells - 1:  # what the window's first maximum took, later cells do not get: g - g is 0 exactly
+                g = np.subtract(g, d[:, :, p], out=rest[:m])
+        np.matmul(da[:m], cols[s:s + m].transpose(0, 2, 1), out=gw[s:s + m])  # (m, F, OH*OW) @ (m, OH*OW, CKK + 1)
+        if dx is not None:
+            np.matmul(wb[:, :ckk].T, da[:m], out=dcols[:m])  # (CKK, F) @ (m, F, OH*OW)
+            col2im_pooled(dcols[:m], kernel, stride, pad, size, dx[s:s + m], xp[:m] if pad else None)
+    np.sum(gw, axis=0, out=gsum)
+
+
 def softmax_cross_entropy(scores, labels, probs):
     """Mean cross-entropy of softmax(scores) with class labels; softmax written into `probs`.
 
