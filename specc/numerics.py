@@ -238,8 +238,11 @@ def pooled_conv_forward(x, wb, kernel, stride, pad, size, chunk, cols, a, y, xp=
         part, top = a[s:s + m], y[s:s + m]
         im2col_pooled(x[s:s + m], kernel, stride, pad, size, cols[s:s + m], xp[:m] if pad else None)
         np.matmul(wb, cols[s:s + m], out=part.reshape(m, f, -1))  # (F, CKK + 1) @ (m, CKK + 1, OH*OW)
-        np.copyto(top, part[:, :, 0])
-        for p in range(1, size * size):
+        if size == 1:
+            np.copyto(top, part[:, :, 0])
+            continue
+        np.maximum(part[:, :, 0], part[:, :, 1], out=top)
+        for p in range(2, size * size):
             np.maximum(top, part[:, :, p], out=top)
 
 
@@ -247,21 +250,22 @@ def pooled_conv_backward(a, y, dy, cols, wb, kernel, stride, pad, size, work, gs
     """The gradients of pooled_conv_forward, given dy (N, F, P) of its y (an activation's gradient
     taken already: where dy is not 0, y must be the window's maximum). Each window's dy goes to
     the first of its cells that holds its maximum, as the reference's argmax; gsum (F, CKK + 1)
-    = the filters' and the bias's gradient; dx (N, C, H, W) unless None. work: (hit (chunk, F, P)
-    bool, rest (chunk, F, P), da (chunk, F, size*size*P), gw (N, F, CKK + 1), dcols (chunk, CKK,
-    size*size*P) or None, xp (chunk, C, Hp, Wp) or None)."""
-    hit, rest, da, gw, dcols, xp = work
+    = the filters' and the bias's gradient; dx (N, C, H, W) unless None. work: (hit (chunk, F,
+    size*size, P) and taken (chunk, F, P) bool, da (chunk, F, size*size*P), gw (N, F, CKK + 1),
+    dcols (chunk, CKK, size*size*P) or None, xp (chunk, C, Hp, Wp) or None)."""
+    hit, taken, da, gw, dcols, xp = work
     n, f, cells = a.shape[:3]
     chunk, ckk = len(hit), gsum.shape[1] - 1
     for s in range(0, n, chunk):
         m = min(chunk, n - s)
-        h, top, d = hit[:m], y[s:s + m], da[:m].reshape(m, f, cells, -1)
-        g = dy[s:s + m]
-        for p in range(cells):
-            np.equal(a[s:s + m, :, p], top, out=h)
-            np.multiply(g, h, out=d[:, :, p])
-            if p < cells - 1:  # what the window's first maximum took, later cells do not get: g - g is 0 exactly
-                g = np.subtract(g, d[:, :, p], out=rest[:m])
+        h = hit[:m]
+        np.equal(a[s:s + m], y[s:s + m, :, None], out=h)  # the cells that hold their window's maximum ...
+        first = h[:, :, 0]
+        for p in range(1, cells):  # ... the first of them only
+            np.greater(h[:, :, p], first, out=h[:, :, p])
+            if p < cells - 1:
+                first = np.logical_or(first, h[:, :, p], out=taken[:m])
+        np.multiply(dy[s:s + m, :, None], h, out=da[:m].reshape(m, f, cells, -1))
         np.matmul(da[:m], cols[s:s + m].transpose(0, 2, 1), out=gw[s:s + m])  # (m, F, OH*OW) @ (m, OH*OW, CKK + 1)
         if dx is not None:
             np.matmul(wb[:, :ckk].T, da[:m], out=dcols[:m])  # (CKK, F) @ (m, F, OH*OW)

@@ -62,8 +62,8 @@ def test_pooled_conv_agrees_with_loops(c, k, stride, pad, size, chunk):
     cols, a, y = np.empty((n, ckk + 1, oh * ow)), np.empty((n, f, cells, th * tw)), np.empty((n, f, th * tw))
     xp = np.empty((chunk, c, h + 2 * pad, wd + 2 * pad)) if pad else None
     pooled_conv_forward(x, wb, k, stride, pad, size, chunk, cols, a, y, xp)
-    work = (np.empty((chunk, f, th * tw), bool), np.empty((chunk, f, th * tw)), np.empty((chunk, f, oh * ow)),
-            np.empty((n, f, ckk + 1)), np.empty((chunk, ckk, oh * ow)), xp)
+    work = (np.empty((chunk, f, cells, th * tw), bool), np.empty((chunk, f, th * tw), bool),
+            np.empty((chunk, f, oh * ow)), np.empty((n, f, ckk + 1)), np.empty((chunk, ckk, oh * ow)), xp)
     gsum, dx = np.empty((f, ckk + 1)), np.empty_like(x)
     pooled_conv_backward(a, y, dy.reshape(n, f, -1), cols, wb, k, stride, pad, size, work, gsum, dx)
 

@@ -129,8 +129,8 @@ class Convolution(Layer):
         ckk, pixels, windows = c * self.args["kernel"] ** 2, oh * ow, size(pool.out_shape[1:])
         out = {"cols": Scratch((ckk + 1, pixels)), "wb": Scratch((f, ckk + 1), batched=False),
                "gpool": Scratch(pool.out_shape, phase="backward"),  # the activation's gradient, pooled
-               "hit": Scratch((chunk, f, windows), batched=False, kind="bool", phase="backward"),
-               "rest": Scratch((chunk, f, windows), batched=False, phase="backward"),
+               "hit": Scratch((chunk, f, pixels), batched=False, kind="bool", phase="backward"),
+               "taken": Scratch((chunk, f, windows), batched=False, kind="bool", phase="backward"),
                "da": Scratch((chunk, f, pixels), batched=False, phase="backward"),
                "gw": Scratch((f, ckk + 1), phase="backward"),
                "gsum": Scratch((f, ckk + 1), batched=False, phase="backward")}
@@ -234,7 +234,8 @@ class Convolution(Layer):
             return
         gpool, gsum = e.buffer("gpool"), e.buffer("gsum")
         dcols = e.buffer("dcols") if e.dx else "None"
-        work = f"({e.buffer('hit')}, {e.buffer('rest')}, {e.buffer('da')}, {e.buffer('gw')}, {dcols}, {xp})"
+        hit = f"{e.buffer('hit')}.reshape({self.pooled_chunk()}, {f}, {cells}, {per})"
+        work = f"({hit}, {e.buffer('taken')}, {e.buffer('da')}, {e.buffer('gw')}, {dcols}, {xp})"
         dx = e.grad_input() if e.dx else "None"
         e.bwd(*activation.backward_lines(y, pool.dy, gpool),
               f"{e.helper(pooled_conv_backward)}({a}, {pooled}, {gpool}.reshape(N, {f}, {per}), {cols}, {wb}, "
