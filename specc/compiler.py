@@ -159,7 +159,7 @@ def _wiring(net: CheckedNetwork, kernels: list[list[int]]) -> tuple[tuple[Wire, 
         dy = f"d{i + 1}" if backward else None
         dx = f"d{i}" if backward and need_dx else None
         wires.append(Wire(var, y, dy, dx, i in inplace))
-        if layer.output_buffer and i not in inplace:
+        if layer.output_buffer and i not in inplace and i not in pooled:  # a pooled pass keeps its own
             buffers.append(Buffer(y, i, Scratch(layer.out_shape)))
         if dx is not None and layer.grad_buffer and i not in inside:
             buffers.append(Buffer(dx, i, Scratch(layer.in_shape, phase="backward")))

@@ -227,48 +227,49 @@ def col2im_pooled(cols, kernel, stride, pad, size, out, xp=None):
     return out
 
 
-def pooled_conv_forward(x, wb, kernel, stride, pad, size, chunk, cols, a, y, xp=None):
-    """Convolution, then max pooling: a (N, F, size*size, P) = the convolution of x (N, C, H, W) with
-    wb (F, C*kernel*kernel + 1: the filters, then the bias), its pixels in im2col_pooled's order;
-    y (N, F, P) the maximum of each window; cols (N, C*kernel*kernel + 1, size*size*P) the columns
-    (the backward reads a and cols again); xp (chunk, C, Hp, Wp) when pad > 0."""
-    n, f = a.shape[:2]
+def pooled_conv_forward(x, wb, kernel, stride, pad, size, work, y, later=None):
+    """Convolution, then max pooling: y (N, F, P) = the maximum of each size x size window of the
+    convolution of x (N, C, H, W) with wb (F, C*kernel*kernel + 1: the filters, then the bias).
+    later (N, F, size*size - 1, P) bool, unless None: whether cell p + 1 of a window (in the pooling's
+    row-major order) beats every cell before it, from which the backward finds its first maximum.
+    work: (cols (N, CKK + 1, size*size*P), the columns (the backward reads them again), out (chunk,
+    F, size*size, P), a chunk's convolution, xp (chunk, C, Hp, Wp) when pad > 0, else None)."""
+    cols, out, xp = work
+    n, f, cells, chunk = len(x), len(wb), size * size, len(out)
     for s in range(0, n, chunk):
         m = min(chunk, n - s)
-        part, top = a[s:s + m], y[s:s + m]
+        part, top = out[:m], y[s:s + m]
         im2col_pooled(x[s:s + m], kernel, stride, pad, size, cols[s:s + m], xp[:m] if pad else None)
         np.matmul(wb, cols[s:s + m], out=part.reshape(m, f, -1))  # (F, CKK + 1) @ (m, CKK + 1, OH*OW)
-        if size == 1:
-            np.copyto(top, part[:, :, 0])
-            continue
-        np.maximum(part[:, :, 0], part[:, :, 1], out=top)
-        for p in range(2, size * size):
-            np.maximum(top, part[:, :, p], out=top)
+        best = part[:, :, 0]
+        for p in range(1, cells):
+            if later is not None:
+                np.greater(part[:, :, p], best, out=later[s:s + m, :, p - 1])
+            best = np.maximum(best, part[:, :, p], out=top)
+        if cells == 1:
+            np.copyto(top, best)
 
 
-def pooled_conv_backward(a, y, dy, cols, wb, kernel, stride, pad, size, work, gsum, dx=None):
-    """The gradients of pooled_conv_forward, given dy (N, F, P) of its y (an activation's gradient
-    taken already: where dy is not 0, y must be the window's maximum). Each window's dy goes to
-    the first of its cells that holds its maximum, as the reference's argmax; gsum (F, CKK + 1)
-    = the filters' and the bias's gradient; dx (N, C, H, W) unless None. work: (hit (chunk, F,
-    size*size, P) and taken (chunk, F, P) bool, da (chunk, F, size*size*P), gw (N, F, CKK + 1),
-    dcols (chunk, CKK, size*size*P) or None, xp (chunk, C, Hp, Wp) or None)."""
-    hit, taken, da, gw, dcols, xp = work
-    n, f, cells = a.shape[:3]
-    chunk, ckk = len(hit), gsum.shape[1] - 1
+def pooled_conv_backward(dy, later, cols, wb, kernel, stride, pad, size, work, gsum, dx=None):
+    """The gradients of pooled_conv_forward from dy (N, F, P) of its y: each window's dy goes to its
+    first maximum, the last of its cells that beat every cell before it, else its first cell (as the
+    reference's argmax); gsum (F, CKK + 1) = the filters' and the bias's gradient; dx (N, C, H, W)
+    unless None. work: (rest (chunk, F, P), da (chunk, F, size*size, P), gw (N, F, CKK + 1), dcols
+    (chunk, CKK, size*size*P) or None, xp (chunk, C, Hp, Wp) or None)."""
+    rest, da, gw, dcols, xp = work
+    n, f, cells, chunk = len(dy), len(wb), size * size, len(da)
+    ckk = gsum.shape[1] - 1
     for s in range(0, n, chunk):
         m = min(chunk, n - s)
-        h = hit[:m]
-        np.equal(a[s:s + m], y[s:s + m, :, None], out=h)  # the cells that hold their window's maximum ...
-        first = h[:, :, 0]
-        for p in range(1, cells):  # ... the first of them only
-            np.greater(h[:, :, p], first, out=h[:, :, p])
-            if p < cells - 1:
-                first = np.logical_or(first, h[:, :, p], out=taken[:m])
-        np.multiply(dy[s:s + m, :, None], h, out=da[:m].reshape(m, f, cells, -1))
-        np.matmul(da[:m], cols[s:s + m].transpose(0, 2, 1), out=gw[s:s + m])  # (m, F, OH*OW) @ (m, OH*OW, CKK + 1)
+        d, g = da[:m], dy[s:s + m]
+        for p in range(cells - 1, 0, -1):
+            np.multiply(g, later[s:s + m, :, p - 1], out=d[:, :, p])
+            g = np.subtract(g, d[:, :, p], out=rest[:m])  # what a later cell took, earlier ones do not get: g - g is 0
+        np.copyto(d[:, :, 0], g)
+        grad = d.reshape(m, f, -1)
+        np.matmul(grad, cols[s:s + m].transpose(0, 2, 1), out=gw[s:s + m])  # (m, F, OH*OW) @ (m, OH*OW, CKK + 1)
         if dx is not None:
-            np.matmul(wb[:, :ckk].T, da[:m], out=dcols[:m])  # (CKK, F) @ (m, F, OH*OW)
+            np.matmul(wb[:, :ckk].T, grad, out=dcols[:m])  # (CKK, F) @ (m, F, OH*OW)
             col2im_pooled(dcols[:m], kernel, stride, pad, size, dx[s:s + m], xp[:m] if pad else None)
     np.sum(gw, axis=0, out=gsum)
 

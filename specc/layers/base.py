@@ -112,8 +112,9 @@ class Layer(ABC):
     # place on the head's output (the head's backward never reads its own output).
     fusion_head: ClassVar[bool] = False
     activation: ClassVar[bool] = False
-    # An activation f with f(max(x)) = max(f(x)), and f(x) = x wherever its gradient is not 0 (ReLU):
-    # a max pooling after it may take the window maxima first and f after them (Layer.pools).
+    # An activation f with f(max(x)) = max(f(x)) whose gradient is 0 wherever f(x) ties and x does
+    # not (ReLU: below 0): a max pooling after it may take the window maxima first, and f after them,
+    # and send the gradient to the same cells (Layer.pools).
     commutes_with_max: ClassVar[bool] = False
     # The bounds of an activation's output, None for an open end: Sigmoid (0, 1), Tanh (-1, 1), ReLU
     # (0, None). `specc inspect activations` draws and counts saturation against them.

@@ -127,10 +127,13 @@ class Convolution(Layer):
         f, oh, ow = self.out_shape
         pad, chunk = self.args["pad"], self.pooled_chunk()
         ckk, pixels, windows = c * self.args["kernel"] ** 2, oh * ow, size(pool.out_shape[1:])
+        cells = pixels // windows
+        # the convolution's output lives a chunk at a time; what the backward needs of it is `later`
         out = {"cols": Scratch((ckk + 1, pixels)), "wb": Scratch((f, ckk + 1), batched=False),
+               "out": Scratch((chunk, f, pixels), batched=False),
+               "later": Scratch((f, cells - 1, windows), kind="bool"),
                "gpool": Scratch(pool.out_shape, phase="backward"),  # the activation's gradient, pooled
-               "hit": Scratch((chunk, f, pixels), batched=False, kind="bool", phase="backward"),
-               "taken": Scratch((chunk, f, windows), batched=False, kind="bool", phase="backward"),
+               "rest": Scratch((chunk, f, windows), batched=False, phase="backward"),
                "da": Scratch((chunk, f, pixels), batched=False, phase="backward"),
                "gw": Scratch((f, ckk + 1), phase="backward"),
                "gsum": Scratch((f, ckk + 1), batched=False, phase="backward")}
@@ -221,24 +224,26 @@ class Convolution(Layer):
         f, oh, ow = self.out_shape
         tile = pool.layer.max_tiles()
         ckk, cells = self.in_shape[0] * k * k, (tile or 0) ** 2
-        per = oh * ow // cells
-        wb, cols, y = e.buffer("wb"), e.buffer("cols"), pool.output()
-        a, pooled = f"{e.output()}.reshape(N, {f}, {cells}, {per})", f"{y}.reshape(N, {f}, {per})"
+        per, chunk = oh * ow // cells, self.pooled_chunk()
+        wb, cols, y, later = e.buffer("wb"), e.buffer("cols"), pool.output(), e.buffer("later")
+        pooled = f"{y}.reshape(N, {f}, {per})"
         xp = e.buffer("xpad") if pad else "None"
+        work = f"({cols}, {e.buffer('out')}.reshape({chunk}, {f}, {cells}, {per}), {xp})"
         e.fwd(f"np.copyto({wb}[:, :{ckk}], {e.param('W')}.reshape({f}, {ckk}))",
               f"np.copyto({wb}[:, {ckk}], {e.param('b')})",
-              f"{e.helper(pooled_conv_forward)}({e.x}, {wb}, {k}, {s}, {pad}, {tile}, "
-              f"{self.pooled_chunk()}, {cols}, {a}, {pooled}, {xp})",
+              # the cells that beat the ones before them, for the backward pass of training
+              f"{e.helper(pooled_conv_forward)}({e.x}, {wb}, {k}, {s}, {pad}, {tile}, {work}, {pooled}, "
+              f"{later} if train else None)",
               *activation.forward_lines(y, y))
         if pool.dy is None:  # nothing before the pooling has parameters: no backward pass
             return
         gpool, gsum = e.buffer("gpool"), e.buffer("gsum")
         dcols = e.buffer("dcols") if e.dx else "None"
-        hit = f"{e.buffer('hit')}.reshape({self.pooled_chunk()}, {f}, {cells}, {per})"
-        work = f"({hit}, {e.buffer('taken')}, {e.buffer('da')}, {e.buffer('gw')}, {dcols}, {xp})"
+        work = f"({e.buffer('rest')}, {e.buffer('da')}.reshape({chunk}, {f}, {cells}, {per}), {e.buffer('gw')}, " \
+               f"{dcols}, {xp})"
         dx = e.grad_input() if e.dx else "None"
         e.bwd(*activation.backward_lines(y, pool.dy, gpool),
-              f"{e.helper(pooled_conv_backward)}({a}, {pooled}, {gpool}.reshape(N, {f}, {per}), {cols}, {wb}, "
+              f"{e.helper(pooled_conv_backward)}({gpool}.reshape(N, {f}, {per}), {later}, {cols}, {wb}, "
               f"{k}, {s}, {pad}, {tile}, {work}, {gsum}, {dx})",
               f"np.copyto({e.grad('W')}.reshape({f}, {ckk}), {gsum}[:, :{ckk}])",
               f"np.copyto({e.grad('b')}, {gsum}[:, {ckk}])")
