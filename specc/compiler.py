@@ -22,8 +22,8 @@ class Kernel:
 
     layers: tuple[int, ...]  # indices into CheckedNetwork.layers
     name: str  # "Affine+ReLU"
-    # the head's pass takes in the pooling: the head's output buffer holds its own layout, and the
-    # gradients between the three layers stay in its scratch
+    # the head's pass takes in the pooling: the head's output lives inside the pass (no buffer of
+    # its own), and the gradients between the three layers stay in its scratch
     pooled: bool = False
 
 
