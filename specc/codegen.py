@@ -117,18 +117,31 @@ def emit(p: "Plan", timed: bool = False) -> Module:
     for b in p.buffers:
         owned.setdefault(b.layer, {})[b.name] = b
     for k, kernel in enumerate(p.kernels, 1):
+        emits = []
         for i in kernel.layers:
             c, wire = net.layers[i], p.wires[i]
             e = Emit(m, c.layer, i + 1, wire, c.names, owned.get(i, {}))
             span = c.spec.span
             where = f"  <- {net.network.source or 'spec'}:{span.line}:{span.col}" if span else ""
-            e.fwd(f"# [{i + 1}] {c.layer.describe()}{' (in place)' if wire.inplace else ''}{where}")
+            how = (f" (in [{kernel.layers[0] + 1}]'s pass)" if kernel.pooled and i != kernel.layers[0]
+                   else " (in place)" if wire.inplace else "")
+            e.fwd(f"# [{i + 1}] {c.layer.describe()}{how}{where}")
             if timed:
                 (e.loss if c.layer.is_loss else e.fwd)(f"_clock('forward', {k})")
-            c.layer.emit(e)
-            m.forward.extend(e.forward_lines)
+            emits.append(e)
+        if kernel.pooled:  # the head writes the pass, after the comments of all three
+            head, activation, pool = emits
+            start = len(head.forward_lines)
+            head.layer.emit_pooled(head, activation.layer, pool)
+            m.forward.extend(head.forward_lines[:start] + activation.forward_lines + pool.forward_lines
+                             + head.forward_lines[start:])
+        else:
+            for e in emits:
+                e.layer.emit(e)
+                m.forward.extend(e.forward_lines)
+        for i, e in zip(kernel.layers, emits):
             timing = [f"_clock('backward', {k})"] if timed else []
-            m.backward.append([f"# [{i + 1}] {c.layer.describe()}", *timing, *e.backward_lines]
+            m.backward.append([f"# [{i + 1}] {e.layer.describe()}", *timing, *e.backward_lines]
                               if e.backward_lines else [])
     if timed:
         m.forward.append("_clock(None, None)")

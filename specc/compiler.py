@@ -17,10 +17,14 @@ from specc.layers.base import Labels, Scratch, Shape, size
 @dataclass(frozen=True)
 class Kernel:
     """Adjacent layers run as one unit: a head (Affine, Convolution, BatchNorm) and the
-    element-wise activation that runs in place on its output, or a single layer."""
+    element-wise activation that runs in place on its output, or a single layer; or a head, its
+    activation and the max pooling after them as one pass that the head writes (Layer.pools)."""
 
     layers: tuple[int, ...]  # indices into CheckedNetwork.layers
     name: str  # "Affine+ReLU"
+    # the head's pass takes in the pooling: the head's output lives inside the pass (no buffer of
+    # its own), and the gradients between the three layers stay in its scratch
+    pooled: bool = False
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,9 @@ def plan(net: CheckedNetwork, fuse: bool = True) -> Plan:
         if (fuse and prev is not None and type(c.layer).activation and len(kernels[-1]) == 1
                 and type(prev).fusion_head):
             kernels[-1].append(c.index)
+        elif (fuse and prev is not None and len(kernels[-1]) == 2
+              and net.layers[kernels[-1][0]].layer.pools(prev, c.layer)):
+            kernels[-1].append(c.index)
         else:
             kernels.append([c.index])
     init = default_init(net)
@@ -130,14 +137,16 @@ def plan(net: CheckedNetwork, fuse: bool = True) -> Plan:
         for base, shape in c.layer.buffer_shapes().items():
             state.append(Slot(c.names[base], base, c.index, shape, starts[base]))
     wires, buffers, scores = _wiring(net, kernels)
-    named = tuple(Kernel(tuple(k), "+".join(net.layers[i].spec.type for i in k)) for k in kernels)
+    named = tuple(Kernel(tuple(k), "+".join(net.layers[i].spec.type for i in k), len(k) == 3) for k in kernels)
     return Plan(net, fuse, named, init, tuple(params), tuple(state), wires, buffers, scores)
 
 
 def _wiring(net: CheckedNetwork, kernels: list[list[int]]) -> tuple[tuple[Wire, ...], tuple[Buffer, ...], str]:
     """The variables of every layer, and the buffers behind them: a{i} holds layer i's output,
     d{i} the gradient of it (1-based), scratch buffers are named after the layer's own name."""
-    inplace = {i for k in kernels for i in k[1:]}
+    inplace = {i for k in kernels for i in k[1:2]}
+    pooled = {k[0]: k for k in kernels if len(k) == 3}
+    inside = {i for k in pooled.values() for i in k[1:]}  # their input gradients stay in the head's pass
     has_params = [bool(c.params) for c in net.layers]
     wires: list[Wire] = []
     buffers: list[Buffer] = []
@@ -150,12 +159,17 @@ def _wiring(net: CheckedNetwork, kernels: list[list[int]]) -> tuple[tuple[Wire, 
         dy = f"d{i + 1}" if backward else None
         dx = f"d{i}" if backward and need_dx else None
         wires.append(Wire(var, y, dy, dx, i in inplace))
-        if layer.output_buffer and i not in inplace:
+        if layer.output_buffer and i not in inplace and i not in pooled:  # a pooled pass keeps its own
             buffers.append(Buffer(y, i, Scratch(layer.out_shape)))
-        if dx is not None and layer.grad_buffer:
+        if dx is not None and layer.grad_buffer and i not in inside:
             buffers.append(Buffer(dx, i, Scratch(layer.in_shape, phase="backward")))
-        for name, scratch in layer.workspace(dx is not None).items():
-            buffers.append(Buffer(f"{name}{i + 1}", i, scratch))
+        if i in pooled:
+            _, act, pool = (net.layers[j].layer for j in pooled[i])
+            scratch = layer.pooled_workspace(act, pool, dx is not None)
+        else:
+            scratch = {} if i in inside else layer.workspace(dx is not None)
+        for name, s in scratch.items():
+            buffers.append(Buffer(f"{name}{i + 1}", i, s))
         var = y
     return tuple(wires), tuple(buffers), var
 

@@ -171,8 +171,8 @@ def _first_bad_kernel(net: Network, x: np.ndarray, t: np.ndarray) -> str | None:
         return a.shape != b.shape or not np.allclose(a, b, rtol=1e-7, atol=1e-10)
 
     for n, kernel in enumerate(net.plan.kernels, 1):
-        last, head = kernel.layers[-1], kernel.layers[0]
-        produced = net.plan.wires[head].y
+        last = kernel.layers[-1]
+        produced = net.plan.wires[last].y
         if last < len(outputs) and produced in ws and differs(ws[produced], outputs[last]):
             return f"kernel {n} ({kernel.name}) of the generated code, in its forward pass"
     dy = net.loss_layer.layer.loss(scores, t)[1]()

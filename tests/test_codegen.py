@@ -18,6 +18,7 @@ from rich.console import Console
 import specc
 from specc import cli
 from specc.compiler import compile as compile_network
+from specc.layers.pooling import Pooling
 
 SEED = 3
 
@@ -177,7 +178,8 @@ def test_generated_comments_point_at_the_source(model):
     net = specc.load(model)
     code = emitted(model)
     found = {int(m.group(1)): (m.group(2), m.group(3)) for m in
-             re.finditer(r"^    # \[(\d+)\] (.+?)(?: \(in place\))?  <- (.+)$", code, re.MULTILINE)}
+             re.finditer(r"^    # \[(\d+)\] (.+?)(?: \((?:in place|in \[\d+\]'s pass)\))?  <- (.+)$", code,
+                         re.MULTILINE)}
     assert sorted(found) == [c.index + 1 for c in net.checked.layers]
     for c in net.checked.layers:
         span = c.spec.span
@@ -196,7 +198,10 @@ def test_kernels_cover_every_layer_in_order(model):
         types = [type(fused.checked.layers[i].layer) for i in k.layers]
         assert k.name == "+".join(t.name for t in types)
         if len(types) > 1:  # a head, then one element-wise activation that runs in place on its output
-            assert len(types) == 2 and types[0].fusion_head and types[1].activation
+            assert types[0].fusion_head and types[1].activation
+        if len(types) > 2:  # ... and the max pooling after it, in one pass of the head's
+            assert len(types) == 3 and types[1].commutes_with_max and types[2] is Pooling
+        assert k.pooled == (len(types) == 3)
     rows = specc.summary(fused.checked).rows
     assert [r.kernel_name for r in rows] == [fused.plan.kernels[r.kernel - 1].name for r in rows]
 
@@ -204,7 +209,7 @@ def test_kernels_cover_every_layer_in_order(model):
 def test_kernels_of_the_models():
     names = {m.stem: [k.name for k in specc.load(m).plan.kernels] for m in MODELS}
     assert names["two_layer_net"] == ["Affine+ReLU", "Affine", "SoftmaxWithLoss"]
-    assert names["simple_conv_net"] == ["Convolution+ReLU", "Pooling", "Affine+ReLU", "Affine", "SoftmaxWithLoss"]
+    assert names["simple_conv_net"] == ["Convolution+ReLU+Pooling", "Affine+ReLU", "Affine", "SoftmaxWithLoss"]
     assert names["multi_layer_net"] == ["Affine", "BatchNorm+ReLU", "Dropout"] * 3 + ["Affine", "SoftmaxWithLoss"]
 
 

@@ -142,7 +142,8 @@ def test_draw_pipeline_svg(tmp_path):
     assert [t for c, t in texts if c == "layer-name"] == [
         "Convolution(30, kernel=5)", "ReLU", "Pooling(2)", "Affine(4320, 100)", "ReLU", "Affine(100, 10)",
         "SoftmaxWithLoss"]
-    assert [t for c, t in texts if c == "kernel-name"] == ["kernel 1: Convolution+ReLU", "kernel 3: Affine+ReLU"]
+    assert [t for c, t in texts if c == "kernel-name"] == ["kernel 1: Convolution+ReLU+Pooling",
+                                                           "kernel 2: Affine+ReLU"]
     assert [t for c, t in texts if c == "shape"] == ["1x28x28", "30x24x24", "30x24x24", "30x12x12", "100", "100",
                                                      "10"]
     assert ("params", "432,100 params") in texts

@@ -145,5 +145,5 @@ def test_table_never_cuts_numbers_on_a_narrow_console():
 
 def test_fused_kernels_are_named():
     lines = _table_lines(NETWORKS["conv"], 120)
-    assert lines[-1] == "fused: Convolution+ReLU (layers 1-2), Affine+ReLU (layers 4-5)"
+    assert lines[-1] == "fused: Convolution+ReLU+Pooling (layers 1-3), Affine+ReLU (layers 4-5)"
     assert _table_lines(NETWORKS["blocks"], 120)[-1] == "fused: BatchNorm+ReLU (layers 2-3, 6-7, 10-11)"

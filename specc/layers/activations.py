@@ -17,22 +17,29 @@ if TYPE_CHECKING:
     from specc.codegen import Emit
 
 
-class _Activation(Layer):
+class Activation(Layer):
     activation = True
 
     def emit(self, e: Emit) -> None:
         y = e.output()
-        e.fwd(*(line.format(x=e.x, y=y) for line in self.forward_code))
-        if e.dx:
-            dx = e.grad_input()
-            e.bwd(*(line.format(y=y, dy=e.dy, dx=dx) for line in self.backward_code))
+        e.fwd(*self.forward_lines(e.x, y))
+        if e.dx and e.dy:
+            e.bwd(*self.backward_lines(y, e.dy, e.grad_input()))
+
+    def forward_lines(self, x: str, y: str) -> list[str]:
+        """y = f(x) in generated code (another layer's code may run this activation on its own arrays)."""
+        return [line.format(x=x, y=y) for line in self.forward_code]
+
+    def backward_lines(self, y: str, dy: str, dx: str) -> list[str]:
+        """dx = f'(x) * dy in generated code, from the output y."""
+        return [line.format(y=y, dy=dy, dx=dx) for line in self.backward_code]
 
     forward_code: tuple[str, ...] = ()
     backward_code: tuple[str, ...] = ()
 
 
 @registered
-class ReLU(_Activation):
+class ReLU(Activation):
     name = "ReLU"
     homogeneous = True
     value_range = (0.0, None)
@@ -42,6 +49,7 @@ class ReLU(_Activation):
     foreign_names = dict.fromkeys(("PReLU", "ReLU6", "ELU", "GELU"),
                                   "specc has ReLU, LeakyReLU, Sigmoid and Tanh; the nearest is ReLU")
     doc = "max(0, x), element-wise."
+    commutes_with_max = True
     flops_per_element = 1  # one compare
     forward_code = ("np.maximum({x}, 0, out={y})",)
     # the mask written into dx itself (1.0 where y > 0), then scaled: no boolean array per step
@@ -53,7 +61,7 @@ class ReLU(_Activation):
 
 
 @registered
-class LeakyReLU(_Activation):
+class LeakyReLU(Activation):
     name = "LeakyReLU"
     homogeneous = True
     aliases = ("LeakyRelu",)
@@ -91,7 +99,7 @@ class LeakyReLU(_Activation):
 
 
 @registered
-class Sigmoid(_Activation):
+class Sigmoid(Activation):
     name = "Sigmoid"
     value_range = (0.0, 1.0)
     preferred_init = "xavier"
@@ -106,7 +114,7 @@ class Sigmoid(_Activation):
 
 
 @registered
-class Tanh(_Activation):
+class Tanh(Activation):
     name = "Tanh"
     value_range = (-1.0, 1.0)
     preferred_init = "xavier"

@@ -112,6 +112,10 @@ class Layer(ABC):
     # place on the head's output (the head's backward never reads its own output).
     fusion_head: ClassVar[bool] = False
     activation: ClassVar[bool] = False
+    # An activation f with f(max(x)) = max(f(x)) whose gradient is 0 wherever f(x) ties and x does
+    # not (ReLU: below 0): a max pooling after it may take the window maxima first, and f after them,
+    # and send the gradient to the same cells (Layer.pools).
+    commutes_with_max: ClassVar[bool] = False
     # The bounds of an activation's output, None for an open end: Sigmoid (0, 1), Tanh (-1, 1), ReLU
     # (0, None). `specc inspect activations` draws and counts saturation against them.
     value_range: ClassVar[tuple[float | None, float | None]] = (None, None)
@@ -181,6 +185,24 @@ class Layer(ABC):
         """The scratch buffers of the generated code, besides the output and the input gradient;
         `grad_input` says whether the input gradient is computed (the first layer needs none)."""
         return {}
+
+    def max_tiles(self) -> int | None:
+        """The window size of a max pooling whose windows tile its input (stride = size, no pad)."""
+        return None
+
+    def pools(self, activation: Layer, pool: Layer) -> bool:
+        """Whether this fusion head runs the activation after it and the max pooling after that as
+        one pass of its own (emit_pooled, pooled_workspace)."""
+        return False
+
+    def pooled_workspace(self, activation: Layer, pool: Layer, grad_input: bool) -> dict[str, Scratch]:
+        """The scratch buffers of that pass (the activation and the pooling have none of their own)."""
+        raise NotImplementedError(f"{self.name} does not pool")
+
+    def emit_pooled(self, e: Emit, activation: Layer, pool: Emit) -> None:
+        """Write that pass: through `e` this layer's lines, through `pool` the pooling's output and the
+        gradient of it; the gradients between the three layers stay inside."""
+        raise NotImplementedError(f"{self.name} does not pool")
 
     # --- runtime: the reference path, one layer at a time, as in the book ----------------
     @abstractmethod

@@ -96,6 +96,9 @@ class Pooling(_Windows):
         return {"hit": Scratch(chunk, batched=False, kind="bool", phase="backward"),
                 "taken": Scratch(chunk, batched=False, kind="bool", phase="backward")}
 
+    def max_tiles(self) -> int | None:
+        return self.args["size"] if self.tiled() else None
+
     def chunk(self) -> int:
         """Samples per chunk of the tiled passes: about POOL_CHUNK_BYTES of float32 input."""
         return max(1, POOL_CHUNK_BYTES // (4 * size(self.in_shape)))
