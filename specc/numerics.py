@@ -281,21 +281,24 @@ def softmax_cross_entropy(scores, labels, probs_t):
     Transposed, every reduction over the classes runs along axis 0, N samples at a time (along a
     short last axis it costs three times as much), and the loss's gradient (probs - onehot) / N is
     laid out the same way. Uses log-sum-exp, so the loss is exact and finite without the book's
-    1e-7: loss = mean(log(sum exp(s - top)) + top - s[label]). Its parts are summed in float64: in
+    1e-7: loss = mean(top - s[label] + log(sum exp(s - top))). That sum is taken in float64: in
     float16 a score's distance from the top score can overflow (-60000 and 60000 are 120000 apart),
     where the probability it stands for is merely 0. probs_t must not overlap scores.
     """
     n = len(scores)
     np.copyto(probs_t, scores.T)  # (N, C) -> (C, N)
     top = probs_t.max(axis=0)  # (N,)
-    with np.errstate(over="ignore"):  # a float16 difference beyond 65504 is -inf, whose exp is the 0 it should be
+    if probs_t.dtype.itemsize < 4:  # float16: a difference beyond 65504 is -inf, whose exp is the 0 it should be
+        with np.errstate(over="ignore"):
+            probs_t -= top
+    else:  # (the errstate costs as much as the subtraction)
         probs_t -= top
     np.exp(probs_t, out=probs_t)
     sums = probs_t.sum(axis=0)  # (N,), each in [1, C]
     probs_t /= sums
-    np.log(sums, out=sums)
-    picked = scores[np.arange(n), labels]
-    return float((sums.sum(dtype=np.float64) + top.sum(dtype=np.float64) - picked.sum(dtype=np.float64)) / n)
+    each = np.subtract(top, scores[np.arange(n), labels], dtype=np.float64)  # (N,), exact
+    each += np.log(sums, out=sums)
+    return float(each.sum() / n)
 
 
 def initial_values(table, dtype, seed=None):
