@@ -201,7 +201,8 @@ def main() -> None:
           "multiplies alone, at its shapes, at their own rate (its GFLOP/s column); the limit is the step's FLOPs "
           f"(3 x forward) at the peak rate of a {2048}x{2048} matrix multiply, which no algorithm doing those "
           "FLOPs beats (Winograd does fewer); 'vs limit' is each row's time over it."
-          + (" The hand-tuned step computes no loss value (the others do)." if widths is not None else ""))
+          + (" The hand-tuned step records p[label] and computes no loss value (the others do)."
+             if widths is not None else ""))
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@ Its tricks: biases folded into the weights as an extra row, the inputs of every 
 column of ones; the last layer's weights kept transposed so that the scores come out (classes, N)
 and the softmax reduces along axis 0; lr / N folded into the loss gradient, so that every matrix
 product yields an already scaled gradient and SGD is one subtraction a layer; the ReLU mask from
-the ReLU's output; no input gradient for the first layer. The loss is not computed per step (the
-script records p[label] and takes the logs after its loop); here it is left out altogether.
+the ReLU's output; no input gradient for the first layer. The loss is not computed per step: the
+script records p[label] and takes the logs after its loop, and so does this step (the record only).
 """
 from __future__ import annotations
 
@@ -45,6 +45,7 @@ class HandTuned:
         self.top = np.empty(n, dtype)
         self.rows = np.arange(n)
         self.x_id = None
+        self.picked: np.ndarray | None = None
 
     def step(self, x: np.ndarray, t: np.ndarray) -> None:
         if id(x) != self.x_id:  # the script folds the ones column into its whole data set once
@@ -61,6 +62,7 @@ class HandTuned:
         np.exp(z, out=z)
         np.sum(z, axis=0, out=self.top)
         z /= self.top
+        self.picked = z[t, self.rows]  # p[label], from which the script takes its losses after the loop
         z[t, self.rows] -= 1.0  # softmax - onehot, then times lr / N
         z *= self.scale
         np.matmul(z, ins[-1], out=g[-1])
