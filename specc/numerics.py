@@ -373,13 +373,17 @@ def winograd_forward(x, u, mats, b, pad, chunk, work, v, y):
         prod.reshape(a * a, rows, f)[a + 1] += b  # the bias, through A^T's column of ones
         np.matmul(ak, prod, out=ys.reshape(m * m, rows * f))  # A^T M A
         out = y[i:i + k].reshape(k, f, th, m, tw, m)
-        for j in range(m):  # a column phase at a time: (k, F, th, m, tw) copies
-            np.copyto(out[..., j], ys[:, j].transpose(3, 4, 1, 0, 2))
+        if tw < m:  # few tiles a row: one copy, in an order of NumPy's choosing
+            np.copyto(out, ys.transpose(4, 5, 2, 0, 3, 1))
+        else:  # a column phase at a time: (k, F, th, m, tw) copies with rows of tw
+            for j in range(m):
+                np.copyto(out[..., j], ys[:, j].transpose(3, 4, 1, 0, 2))
 
 
-def winograd_backward(v, dy, u, mats, pad, chunk, work, du, du_sum, dx):
+def winograd_backward(v, dy, u, mats, pad, chunk, work, du, du_sum, db, dx):
     """The gradients of winograd_forward, from its transformed tiles v: du_sum (a^2, F, C) of the
-    transformed filters, and dx (N, C, H, W) unless None; du (a^2, F, C) is scratch."""
+    transformed filters, db (F,) of the bias, and dx (N, C, H, W) unless None; du (a^2, F, C) is
+    scratch."""
     n, f, oh, ow = dy.shape
     c = u.shape[2]
     a = int(round(u.shape[0] ** 0.5))
@@ -387,6 +391,7 @@ def winograd_backward(v, dy, u, mats, pad, chunk, work, du, du_sum, dx):
     th, tw = oh // m, ow // m
     bk, ak = _winograd_kron(mats, a)[:2]
     du_sum[...] = 0
+    db[...] = 0
     for i in range(0, n, chunk):
         k = min(chunk, n - i)
         xp, raw, dv, dm, ys = _winograd_views(work, a, k, c, f, oh, ow)
@@ -396,6 +401,9 @@ def winograd_backward(v, dy, u, mats, pad, chunk, work, du, du_sum, dx):
             np.copyto(ys[:, j], g[..., j].transpose(3, 2, 4, 0, 1))
         np.matmul(ak.T, ys.reshape(m * m, rows * f), out=dm)  # A dY A^T: the products' gradient
         dm = dm.reshape(a * a, rows, f)
+        # the bias's gradient, the sum of dY, is the sum of the products' gradient at tile position
+        # (1, 1) (A^T's column of ones): 1/m^2 of dY's values; du is free until the product below
+        np.add(db, np.sum(dm[a + 1], axis=0, out=du.reshape(-1)[:f]), out=db)
         np.matmul(dm.transpose(0, 2, 1), v[i:i + k].reshape(a * a, rows, c), out=du)  # (a^2, F, k*T) @ (a^2, k*T, C)
         du_sum += du
         if dx is not None:

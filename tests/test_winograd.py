@@ -59,10 +59,10 @@ def _winograd(x, w, b, pad, dy, chunk, m):
     winograd_filters(w, mats, u)
     y, v = np.empty((n, f, oh, ow), dt), np.full((n, winograd_tile_size(m, c, oh, ow)), np.nan, dt)
     winograd_forward(x, u, mats, b, pad, chunk, work, v, y)
-    du, du_sum, dx, dw = np.empty_like(u), np.empty_like(u), np.empty_like(x), np.empty_like(w)
-    winograd_backward(v, dy, u, mats, pad, chunk, work, du, du_sum, dx)
+    du, du_sum, dx, dw, db = np.empty_like(u), np.empty_like(u), np.empty_like(x), np.empty_like(w), np.empty_like(b)
+    winograd_backward(v, dy, u, mats, pad, chunk, work, du, du_sum, db, dx)
     winograd_filters_grad(du_sum, mats, dw)
-    return y, dw, dx
+    return y, dw, db, dx
 
 
 # (n, c, f, h, w, pad, chunk, m): DeepConvNet's shapes (fewer samples) with the tile the network
@@ -81,10 +81,11 @@ def _relative_errors(n, c, f, h, w, pad, chunk, m):
     y_ref = _direct(x, wt, pad) + b[:, None, None]
     dy = rng.standard_normal(y_ref.shape)
     dw_ref, dx_ref = _direct_grads(x, wt, pad, dy)
+    db_ref = dy.sum(axis=(0, 2, 3))
     f32 = np.float32
-    y, dw, dx = _winograd(x.astype(f32), wt.astype(f32), b.astype(f32), pad, dy.astype(f32), chunk, m)
-    assert {y.dtype, dw.dtype, dx.dtype} == {np.dtype(f32)}
-    return [np.abs(got - ref).max() / np.abs(ref).max() for got, ref in ((y, y_ref), (dw, dw_ref), (dx, dx_ref))]
+    got = _winograd(x.astype(f32), wt.astype(f32), b.astype(f32), pad, dy.astype(f32), chunk, m)
+    assert {a.dtype for a in got} == {np.dtype(f32)}
+    return [np.abs(g - ref).max() / np.abs(ref).max() for g, ref in zip(got, (y_ref, dw_ref, db_ref, dx_ref))]
 
 
 @pytest.mark.parametrize("n, c, f, h, w, pad, chunk, m", SHAPES)
@@ -98,8 +99,8 @@ def test_winograd_is_exact_convolution_in_float64(n, c, f, h, w, pad, chunk, m):
     x, wt, b = rng.standard_normal((n, c, h, w)), rng.standard_normal((f, c, 3, 3)), rng.standard_normal(f)
     y_ref = _direct(x, wt, pad) + b[:, None, None]
     dy = rng.standard_normal(y_ref.shape)
-    y, dw, dx = _winograd(x, wt, b, pad, dy, chunk, m)
-    for got, ref in zip((y, dw, dx), (y_ref, *_direct_grads(x, wt, pad, dy))):
+    dw_ref, dx_ref = _direct_grads(x, wt, pad, dy)
+    for got, ref in zip(_winograd(x, wt, b, pad, dy, chunk, m), (y_ref, dw_ref, dy.sum(axis=(0, 2, 3)), dx_ref)):
         np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12 * np.abs(ref).max())
 
 

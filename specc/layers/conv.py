@@ -148,7 +148,7 @@ class Convolution(Layer):
 
     def _emit_winograd(self, e: Emit) -> None:
         # Winograd F(m x m, 3x3), a chunk of samples at a time (see specc.numerics.winograd_forward);
-        # the bias is added inside, to the products
+        # the bias is added, and its gradient taken, inside, at the products
         c, f, oh, ow = self.in_shape[0], *self.out_shape
         pad, chunk = self.args["pad"], self.winograd_chunk()
         wu, mats, v = e.buffer("wu"), e.buffer("wmats"), e.buffer("wv")
@@ -159,8 +159,8 @@ class Convolution(Layer):
               f"{e.helper(winograd_forward)}({e.x}, {wu}, {mats}, {e.param('b')}, {pad}, {chunk}, {work}, {v}, {y})")
         du, dusum = e.buffer("du"), e.buffer("dusum")
         dx = e.grad_input() if e.dx else "None"
-        e.bwd(f"np.sum({e.dy}, axis=(0, 2, 3), out={e.grad('b')})",
-              f"{e.helper(winograd_backward)}({v}, {e.dy}, {wu}, {mats}, {pad}, {chunk}, {work}, {du}, {dusum}, {dx})",
+        e.bwd(f"{e.helper(winograd_backward)}({v}, {e.dy}, {wu}, {mats}, {pad}, {chunk}, {work}, {du}, {dusum}, "
+              f"{e.grad('b')}, {dx})",
               f"{e.helper(winograd_filters_grad)}({dusum}, {mats}, {e.grad('W')})")
 
     def _emit_im2col(self, e: Emit) -> None:
