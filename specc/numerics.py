@@ -334,18 +334,15 @@ def _winograd_scatter(draw, dxp):
     added back where it came from (tiles overlap by 2 rows and columns)."""
     a, th, tw, kc = draw.shape[0], draw.shape[2], draw.shape[3], draw.shape[4]
     m = a - 2
-    grid = dxp.reshape(th + 1, m, tw + 1, m, kc)  # padded (row, column) = (m*tr + ir, m*tc + jr)
-    # tile row i = m*iq + ir and columns j = m*jq + jr: the first m columns of each tile (jq = 0)
-    # fill the grid's first tw column blocks; the last two (jq = 1) are added one block right
+    # tile (tr, tc)'s row i = m*iq + ir and column j = m*jq + jr land on grid[tr + iq, ir, tc + jq, jr]:
+    # its first m rows and columns fill the grid's blocks, the last 2 of each are added one block on
+    grid = dxp.reshape(th + 1, m, tw + 1, m, kc)
     grid[th] = 0
     grid[:th, :, tw] = 0
-    for i in range(a):
-        iq, ir = divmod(i, m)
-        if iq == 0:
-            np.copyto(grid[:th, ir, :tw], draw[i, :m].transpose(1, 2, 0, 3))
-        else:
-            grid[iq:iq + th, ir, :tw] += draw[i, :m].transpose(1, 2, 0, 3)
-        grid[iq:iq + th, ir, 1:tw + 1, :a - m] += draw[i, m:].transpose(1, 2, 0, 3)
+    np.copyto(grid[:th, :, :tw], draw[:m, :m].transpose(2, 0, 3, 1, 4))
+    grid[:th, :, 1:, :2] += draw[:m, m:].transpose(2, 0, 3, 1, 4)
+    grid[1:, :2, :tw] += draw[m:, :m].transpose(2, 0, 3, 1, 4)
+    grid[1:, :2, 1:, :2] += draw[m:, m:].transpose(2, 0, 3, 1, 4)
 
 
 def winograd_forward(x, u, mats, b, pad, chunk, work, v, y):
