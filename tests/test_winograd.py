@@ -56,9 +56,10 @@ def _winograd(x, w, b, pad, dy, chunk, m):
     oh, ow = h + 2 * pad - 2, wd + 2 * pad - 2
     work = tuple(np.full(s, np.nan, dt) for s in winograd_work_sizes(m, chunk, c, f, oh, ow).values())
     u, mats = np.empty(((m + 2) ** 2, f, c), dt), np.empty(winograd_mats_size(m), dt)
-    winograd_filters(w, mats, u)
+    ut = np.empty((u.shape[0], c, f), dt)
+    winograd_filters(w, mats, u, ut)
     y, v = np.empty((n, f, oh, ow), dt), np.full((n, winograd_tile_size(m, c, oh, ow)), np.nan, dt)
-    winograd_forward(x, u, mats, b, pad, chunk, work, v, y)
+    winograd_forward(x, ut, mats, b, pad, chunk, work, v, y)
     du, du_sum, dx, dw, db = np.empty_like(u), np.empty_like(u), np.empty_like(x), np.empty_like(w), np.empty_like(b)
     winograd_backward(v, dy, u, mats, pad, chunk, work, du, du_sum, db, dx)
     winograd_filters_grad(du_sum, mats, dw)

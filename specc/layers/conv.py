@@ -109,7 +109,7 @@ class Convolution(Layer):
         sizes = winograd_work_sizes(m, self.winograd_chunk(), c, f, oh, ow)
         out = {f"w{name}": Scratch((n,), batched=False) for name, n in sizes.items()}
         positions = (m + 2) ** 2
-        out.update({"wu": Scratch((positions, f, c), batched=False),
+        out.update({"wu": Scratch((positions, f, c), batched=False), "wut": Scratch((positions, c, f), batched=False),
                     "wmats": Scratch((winograd_mats_size(m),), batched=False),
                     "wv": Scratch((winograd_tile_size(m, c, oh, ow),)),  # the transformed tiles, for the backward
                     "du": Scratch((positions, f, c), batched=False, phase="backward"),
@@ -151,12 +151,12 @@ class Convolution(Layer):
         # the bias is added, and its gradient taken, inside, at the products
         c, f, oh, ow = self.in_shape[0], *self.out_shape
         pad, chunk = self.args["pad"], self.winograd_chunk()
-        wu, mats, v = e.buffer("wu"), e.buffer("wmats"), e.buffer("wv")
+        wu, wut, mats, v = e.buffer("wu"), e.buffer("wut"), e.buffer("wmats"), e.buffer("wv")
         names = winograd_work_sizes(self.winograd_tile(), chunk, c, f, oh, ow)
         work = "(" + ", ".join(e.buffer(f"w{name}") for name in names) + ")"
         y = e.output()
-        e.fwd(f"{e.helper(winograd_filters)}({e.param('W')}, {mats}, {wu})",
-              f"{e.helper(winograd_forward)}({e.x}, {wu}, {mats}, {e.param('b')}, {pad}, {chunk}, {work}, {v}, {y})")
+        e.fwd(f"{e.helper(winograd_filters)}({e.param('W')}, {mats}, {wu}, {wut})",
+              f"{e.helper(winograd_forward)}({e.x}, {wut}, {mats}, {e.param('b')}, {pad}, {chunk}, {work}, {v}, {y})")
         du, dusum = e.buffer("du"), e.buffer("dusum")
         dx = e.grad_input() if e.dx else "None"
         e.bwd(f"{e.helper(winograd_backward)}({v}, {e.dy}, {wu}, {mats}, {pad}, {chunk}, {work}, {du}, {dusum}, "
