@@ -1,10 +1,11 @@
 """Winograd F(2x2, 3x3) and F(4x4, 3x3) convolution (specc.numerics.winograd_*) against direct convolution.
 
 The oracle is a loop over the nine kernel offsets in float64, written apart from both im2col and
-Winograd. Accepted float32 error: max |y - y_direct| <= 1e-5 * max |y_direct| (the output's
-scale), and the same for both gradients. Measured on these shapes: 1.2e-7 to 7.5e-7 for F(2x2), 0.9e-6
-to 4.2e-6 for F(4x4) (which multiplies by up to 25 and 64 in its transforms): the bound holds with a
-margin of 2.4 at DeepConvNet's shapes.
+Winograd. Accepted float32 error: max |y - y_direct| <= bound * max |y_direct| (the output's
+scale), and the same for every gradient, with bound 1e-5 for F(2x2) and 2e-5 for F(4x4), whose
+transforms multiply by up to 25 and 64 and grow the error with the channel count. Measured on these
+shapes: 1.2e-7 to 7.5e-7 for F(2x2); for F(4x4) 0.9e-6 to 6.7e-6 up to 64 channels (DeepConvNet's) and
+up to 1.15e-5 at 128 (worst of three seeds; 9.0e-6 at 256).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from specc.numerics import (
     winograd_work_sizes,
 )
 
-F32_BOUND = 1e-5  # of the output's (or gradient's) largest magnitude
+F32_BOUND = {2: 1e-5, 4: 2e-5}  # F(m x m, 3x3): of the output's (or gradient's) largest magnitude
 
 
 def _direct(x, w, pad):
@@ -72,7 +73,8 @@ def _winograd(x, w, b, pad, dy, chunk, m):
 SHAPES = [(5, 16, 16, 28, 28, 1, 2, 4), (5, 16, 16, 28, 28, 1, 2, 2), (5, 16, 32, 14, 14, 1, 3, 2),
           (5, 32, 32, 14, 14, 2, 3, 4), (5, 32, 32, 14, 14, 2, 3, 2), (4, 64, 64, 8, 8, 1, 3, 4),
           (4, 64, 64, 8, 8, 1, 4, 2), (3, 5, 4, 10, 6, 0, 2, 2), (7, 4, 3, 6, 8, 1, 3, 2),
-          (3, 4, 3, 4, 4, 0, 2, 2), (3, 5, 4, 10, 6, 0, 2, 4), (7, 4, 3, 8, 12, 1, 3, 4), (3, 4, 3, 6, 6, 0, 2, 4)]
+          (3, 4, 3, 4, 4, 0, 2, 2), (3, 5, 4, 10, 6, 0, 2, 4), (7, 4, 3, 8, 12, 1, 3, 4), (3, 4, 3, 6, 6, 0, 2, 4),
+          (2, 128, 32, 8, 8, 1, 1, 4), (2, 128, 32, 8, 8, 1, 1, 2)]
 
 
 def _relative_errors(n, c, f, h, w, pad, chunk, m):
@@ -91,7 +93,7 @@ def _relative_errors(n, c, f, h, w, pad, chunk, m):
 
 @pytest.mark.parametrize("n, c, f, h, w, pad, chunk, m", SHAPES)
 def test_winograd_float32_error_is_within_the_bound(n, c, f, h, w, pad, chunk, m):
-    assert max(_relative_errors(n, c, f, h, w, pad, chunk, m)) <= F32_BOUND
+    assert max(_relative_errors(n, c, f, h, w, pad, chunk, m)) <= F32_BOUND[m]
 
 
 @pytest.mark.parametrize("n, c, f, h, w, pad, chunk, m", SHAPES[7:])
