@@ -7,8 +7,10 @@ specc runs that same module (see specc.network).
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import re
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
@@ -174,6 +176,18 @@ def _names_in(lines: list[str]) -> set[str]:
     return found
 
 
+_SOURCE_LOCK = threading.Lock()
+
+
+@functools.cache
+def _class_source(cls: type) -> str:
+    """A class's source, read once. inspect finds a class by parsing its whole module with ast, and
+    CPython 3.11's ast.parse is not safe in two threads at once ("AST constructor recursion depth
+    mismatch"): networks compiled side by side (the thread ranks of --as-ranks) met it."""
+    with _SOURCE_LOCK:
+        return inspect.getsource(cls)
+
+
 def _helpers_source(names: set[str]) -> str:
     """The source of the numerics helpers the code calls, and of the helpers they call, in the
     order specc.numerics defines them."""
@@ -214,7 +228,7 @@ def generate(p: "Plan", timed: bool = False) -> str:
     state_table = ",\n".join(f'    "{s.name}": ({tuple(s.shape)!r}, {s.init!r})' for s in p.state)
     helpers = _helpers_source(m.helpers | {"initial_values"})
     if m.batch:
-        helpers += ("\n\n\n" + inspect.getsource(numerics.WholeBatch)
+        helpers += ("\n\n\n" + _class_source(numerics.WholeBatch)
                     + "\n\n# What the batch-spanning layers see of the rest of the batch: all of it is here.\n"
                       "# Under MPI specc replaces it with the ranks' shares (specc.training.world.Shares).\n"
                       "batch = WholeBatch()")

@@ -350,3 +350,35 @@ def test_fused_gradients_of_bias_and_loss_equal_the_plain_formula():
         want["b1"] += dh / 5
     for k in want:
         np.testing.assert_allclose(grads[k], want[k], rtol=1e-10, atol=1e-12)
+
+
+def test_networks_compile_in_threads_at_once():
+    """Regression: the thread ranks of `specc train --as-ranks 2` compile their networks at the same
+    time, and CPython 3.11's ast.parse (which inspect uses to find a class's source) raised
+    "SystemError: AST constructor recursion depth mismatch" when two threads ran it at once (a race:
+    met once in the full suite; four threads at a barrier, three times, give it its chances)."""
+    import threading
+
+    from specc import codegen
+
+    checked = specc.check_file(ROOT / "models" / "multi_layer_net.net")  # (BatchNorm: the generated code holds a class)
+    codes: list[str] = []
+    errors: list[BaseException] = []
+    for _ in range(3):
+        codegen._class_source.cache_clear()
+        start = threading.Barrier(4)
+
+        def build():
+            start.wait()
+            try:
+                codes.append(compile_network(checked).code)
+            except BaseException as e:  # noqa: BLE001 -- collected, asserted below
+                errors.append(e)
+
+        threads = [threading.Thread(target=build) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    assert not errors, errors
+    assert len(codes) == 12 and len(set(codes)) == 1

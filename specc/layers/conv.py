@@ -21,6 +21,8 @@ from specc.numerics import (
     winograd_filters,
     winograd_filters_grad,
     winograd_forward,
+    winograd_mats_size,
+    winograd_tile_size,
     winograd_work_sizes,
 )
 
@@ -77,10 +79,16 @@ class Convolution(Layer):
         return self.in_shape[0] * self.args["kernel"] ** 2  # C * k * k inputs per output pixel
 
     def winograd(self) -> bool:
-        """3x3, stride 1, an even output and enough channels: the F(2x2, 3x3) path of the generated code."""
+        """3x3, stride 1, an even output and enough channels: the Winograd path of the generated code."""
         _, oh, ow = self.out_shape
         return (self.args["kernel"] == 3 and self.args["stride"] == 1 and oh % 2 == 0 and ow % 2 == 0
                 and self.in_shape[0] >= WINOGRAD_MIN_CHANNELS)
+
+    def winograd_tile(self) -> int:
+        """m of the Winograd F(m x m, 3 x 3) the generated code uses: 4 where the output divides into
+        4 x 4 tiles (2.25 multiplies per output and channel pair instead of 4), else 2."""
+        _, oh, ow = self.out_shape
+        return 4 if oh % 4 == 0 and ow % 4 == 0 else 2
 
     def workspace(self, grad_input: bool) -> dict[str, Scratch]:
         if self.winograd():
@@ -100,17 +108,20 @@ class Convolution(Layer):
         """Samples per chunk of the Winograd passes: their tiles and products in about 4 MB (float32)."""
         c, h, w = self.in_shape
         f, oh, ow = self.out_shape
-        per_sample = sum(winograd_work_sizes(1, c, f, h, w, oh, ow, self.args["pad"]).values()) * 4
+        per_sample = sum(winograd_work_sizes(self.winograd_tile(), 1, c, f, oh, ow).values()) * 4
         return max(1, WINOGRAD_CHUNK_BYTES // per_sample)
 
     def _winograd_workspace(self, grad_input: bool) -> dict[str, Scratch]:
-        c, h, w = self.in_shape
-        f, oh, ow = self.out_shape
-        sizes = winograd_work_sizes(self.winograd_chunk(), c, f, h, w, oh, ow, self.args["pad"])
+        c, f, m = self.in_shape[0], self.out_shape[0], self.winograd_tile()
+        _, oh, ow = self.out_shape
+        sizes = winograd_work_sizes(m, self.winograd_chunk(), c, f, oh, ow)
         out = {f"w{name}": Scratch((n,), batched=False) for name, n in sizes.items()}
-        out.update({"wu": Scratch((16, f, c), batched=False), "wg": Scratch((f, c, 4, 3), batched=False),
-                    "du": Scratch((16, f, c), batched=False, phase="backward"),
-                    "dusum": Scratch((16, f, c), batched=False, phase="backward")})
+        positions = (m + 2) ** 2
+        out.update({"wu": Scratch((positions, f, c), batched=False), "wut": Scratch((positions, c, f), batched=False),
+                    "wmats": Scratch((winograd_mats_size(m),), batched=False),
+                    "wv": Scratch((winograd_tile_size(m, c, oh, ow),)),  # the transformed tiles, for the backward
+                    "du": Scratch((positions, f, c), batched=False, phase="backward"),
+                    "dusum": Scratch((positions, f, c), batched=False, phase="backward")})
         return out
 
     def pools(self, activation: Layer, pool: Layer) -> bool:
@@ -175,20 +186,21 @@ class Convolution(Layer):
             self._emit_im2col(e)
 
     def _emit_winograd(self, e: Emit) -> None:
-        # Winograd F(2x2, 3x3), a chunk of samples at a time (see specc.numerics.winograd_forward)
-        c, f = self.in_shape[0], self.out_shape[0]
+        # Winograd F(m x m, 3x3), a chunk of samples at a time (see specc.numerics.winograd_forward);
+        # the bias is added, and its gradient taken, inside, at the products
+        c, f, oh, ow = self.in_shape[0], *self.out_shape
         pad, chunk = self.args["pad"], self.winograd_chunk()
-        wu, wg = e.buffer("wu"), e.buffer("wg")
-        work = "(" + ", ".join(e.buffer(f"w{name}") for name in ("xp", "rows", "tiles", "prod", "half", "ys")) + ")"
+        wu, wut, mats, v = e.buffer("wu"), e.buffer("wut"), e.buffer("wmats"), e.buffer("wv")
+        names = winograd_work_sizes(self.winograd_tile(), chunk, c, f, oh, ow)
+        work = "(" + ", ".join(e.buffer(f"w{name}") for name in names) + ")"
         y = e.output()
-        e.fwd(f"{e.helper(winograd_filters)}({e.param('W')}, {wg}, {wu})",
-              f"{e.helper(winograd_forward)}({e.x}, {wu}, {pad}, {chunk}, {work}, {y})",
-              f"{y} += {e.param('b')}.reshape(1, {f}, 1, 1)")
+        e.fwd(f"{e.helper(winograd_filters)}({e.param('W')}, {mats}, {wu}, {wut})",
+              f"{e.helper(winograd_forward)}({e.x}, {wut}, {mats}, {e.param('b')}, {pad}, {chunk}, {work}, {v}, {y})")
         du, dusum = e.buffer("du"), e.buffer("dusum")
         dx = e.grad_input() if e.dx else "None"
-        e.bwd(f"np.sum({e.dy}, axis=(0, 2, 3), out={e.grad('b')})",
-              f"{e.helper(winograd_backward)}({e.x}, {e.dy}, {wu}, {pad}, {chunk}, {work}, {du}, {dusum}, {dx})",
-              f"{e.helper(winograd_filters_grad)}({dusum}, {wg}.reshape({f}, {c}, 3, 4), {e.grad('W')})")
+        e.bwd(f"{e.helper(winograd_backward)}({v}, {e.dy}, {wu}, {mats}, {pad}, {chunk}, {work}, {du}, {dusum}, "
+              f"{e.grad('b')}, {dx})",
+              f"{e.helper(winograd_filters_grad)}({dusum}, {mats}, {e.grad('W')})")
 
     def _emit_im2col(self, e: Emit) -> None:
         # One batched matmul per pass over columns laid out per sample, (N, C*k*k, OH*OW):
