@@ -101,7 +101,8 @@ class Emit:
 
     def ones(self) -> str:
         """A vector of N ones in the workspace, for backward: `np.dot(ones, dy)` sums dy over the
-        batch as one matrix-vector product, several times faster than np.sum(dy, axis=0)."""
+        batch as one matrix-vector product, several times faster than np.sum(dy, axis=0). (N values,
+        outside the plan's buffer table.)"""
         self._m.ones = True
         return "ones"
 
