@@ -1,6 +1,7 @@
 """Training-step benchmark: specc fused vs specc unfused vs a book-style layer-object NumPy chain
-(and PyTorch eager, when installed), on the same network, data and batch, in one process,
-interleaved, so their figures are side by side.
+(and PyTorch eager, when installed; and, for Affine/ReLU chains, the hand-tuned NumPy step of
+benchmarks/hand_tuned.py), on the same network, data and batch, in one process, interleaved, so
+their figures are side by side.
 
     python benchmarks/bench.py models/two_layer_net.net --batch 100 --dtype float32 --threads 1
 
@@ -40,6 +41,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from book_style import BookNet  # noqa: E402
+from hand_tuned import HandTuned, chain  # noqa: E402
 
 import specc  # noqa: E402
 from specc.training.data import Batches, load  # noqa: E402
@@ -156,6 +158,9 @@ def main() -> None:
     x, t, source = batch_of(fused, ARGS.batch)
     impls = {"specc fused": specc_step(fused), "specc unfused": specc_step(unfused),
              f"book-style ({ARGS.book_dtype})": book_step(fused, ARGS.book_dtype)}
+    widths = chain(fused)
+    if widths is not None:
+        impls["hand-tuned numpy"] = HandTuned(fused, widths, ARGS.batch, LR).step
     if not ARGS.no_torch:
         try:
             impls["pytorch eager"] = torch_step(fused)
@@ -195,7 +200,9 @@ def main() -> None:
     print("GFLOP/s counts a step as 3x the forward FLOPs of `specc summary`; the floor is the step's matrix "
           "multiplies alone, at its shapes, at their own rate (its GFLOP/s column); the limit is the step's FLOPs "
           f"(3 x forward) at the peak rate of a {2048}x{2048} matrix multiply, which no algorithm doing those "
-          "FLOPs beats (Winograd does fewer); 'vs limit' is each row's time over it.")
+          "FLOPs beats (Winograd does fewer); 'vs limit' is each row's time over it."
+          + (" The hand-tuned step records p[label] and computes no loss value (the others do)."
+             if widths is not None else ""))
 
 
 if __name__ == "__main__":

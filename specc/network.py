@@ -200,8 +200,8 @@ class Network:
 
     def backward(self, x: np.ndarray, t: np.ndarray) -> float:
         """Training-mode loss (with the penalty), and its gradients written into self.grads."""
-        if self._gen is not None:
-            ws = self.workspace(len(x), True)
+        if self._gen is not None:  # (the workspace read straight from its table: this runs every step)
+            ws = self._workspaces.get((len(x), True)) or self.workspace(len(x), True)
             value = self._gen["loss"](self._arrays, self.state, ws, x, t, True, self.rng)
             self._gen["backward"](self._arrays, self.grads, self.state, ws, x, t)
         else:
@@ -212,10 +212,11 @@ class Network:
                 dy, grads = bp(dy)
                 for base, g in grads.items():
                     np.copyto(self.grads[c.names[base]], g)
-        if self.weight_decay:
-            for w, g, scratch in self._decayed:  # d/dW of lambda/2 * sum(W^2), as the book's gradient() adds it
-                np.multiply(w, self.weight_decay, out=scratch)  # (into a buffer: nothing allocated per step)
-                g += scratch
+        if not self.weight_decay:
+            return value
+        for w, g, scratch in self._decayed:  # d/dW of lambda/2 * sum(W^2), as the book's gradient() adds it
+            np.multiply(w, self.weight_decay, out=scratch)  # (into a buffer: nothing allocated per step)
+            g += scratch
         return value + self.penalty()
 
     def penalty(self) -> float:

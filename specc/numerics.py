@@ -274,27 +274,31 @@ def pooled_conv_backward(dy, later, cols, wb, kernel, stride, pad, size, work, g
     np.sum(gw, axis=0, out=gsum)
 
 
-def softmax_cross_entropy(scores, labels, probs):
-    """Mean cross-entropy of softmax(scores) with class labels; softmax written into `probs`.
+def softmax_cross_entropy(scores, labels, probs_t):
+    """Mean cross-entropy of softmax(scores) with class labels; the softmax written into `probs_t`,
+    transposed: (classes, N).
 
-    Uses log-sum-exp, so the loss is exact and finite without the book's 1e-7. The loss itself (N
-    numbers) is taken in float64: in float16 a score's distance from the top score can overflow
-    (-60000 and 60000 are 120000 apart), where the probability it stands for is merely 0. probs must
-    not overlap scores.
+    Transposed, every reduction over the classes runs along axis 0, N samples at a time (along a
+    short last axis it costs three times as much), and the loss's gradient (probs - onehot) / N is
+    laid out the same way. Uses log-sum-exp, so the loss is exact and finite without the book's
+    1e-7: loss = mean(top - s[label] + log(sum exp(s - top))). That sum is taken in float64: in
+    float16 a score's distance from the top score can overflow (-60000 and 60000 are 120000 apart),
+    where the probability it stands for is merely 0. probs_t must not overlap scores.
     """
-    n, c = scores.shape
-    # the row maxima as a maximum over the rows of a transposed copy (in probs, about to be
-    # overwritten): a reduction along a short last axis costs three times as much
-    columns = probs.reshape(c, n)
-    np.copyto(columns, scores.T)
-    top = columns.max(axis=0)
-    picked = scores[np.arange(n), labels].astype(np.float64) - top
-    with np.errstate(over="ignore"):  # a float16 difference beyond 65504 is -inf, whose exp is the 0 it should be
-        np.subtract(scores, top[:, None], out=probs)
-    np.exp(probs, out=probs)
-    sums = probs.sum(axis=1, keepdims=True)
-    probs /= sums
-    return float((np.log(sums.astype(np.float64)).sum() - picked.sum()) / n)
+    n = len(scores)
+    np.copyto(probs_t, scores.T)  # (N, C) -> (C, N)
+    top = probs_t.max(axis=0)  # (N,)
+    if probs_t.dtype.itemsize < 4:  # float16: a difference beyond 65504 is -inf, whose exp is the 0 it should be
+        with np.errstate(over="ignore"):
+            probs_t -= top
+    else:  # (the errstate costs as much as the subtraction)
+        probs_t -= top
+    np.exp(probs_t, out=probs_t)
+    sums = probs_t.sum(axis=0)  # (N,), each in [1, C]
+    probs_t /= sums
+    each = np.subtract(top, scores[np.arange(n), labels], dtype=np.float64)  # (N,), exact
+    each += np.log(sums, out=sums)
+    return float(each.sum() / n)
 
 
 def initial_values(table, dtype, seed=None):

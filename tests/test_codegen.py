@@ -315,6 +315,43 @@ def test_a_layer_using_an_undeclared_buffer_is_caught(monkeypatch):
         specc.compile("input 4\nAffine(3) -> Dropout(0.5) -> Affine(2) -> SoftmaxWithLoss")
 
 
+def test_transposed_softmax_cross_entropy_equals_the_plain_formula():
+    """The loss kernel keeps the softmax transposed, (classes, N); against the textbook formula in
+    float64: softmax row by row, then -mean(log p[label])."""
+    from specc.numerics import softmax_cross_entropy
+    rng = np.random.default_rng(SEED)
+    scores = (rng.standard_normal((7, 5)) * 4).astype(np.float32)
+    labels = rng.integers(0, 5, 7)
+    probs_t = np.empty((5, 7), np.float32)
+    value = softmax_cross_entropy(scores, labels, probs_t)
+    e = np.exp(scores.astype(np.float64))
+    p = e / e.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(probs_t.T, p, rtol=1e-5, atol=1e-7)
+    assert value == pytest.approx(-np.mean([np.log(p[i, labels[i]]) for i in range(7)]), rel=1e-6)
+
+
+def test_fused_gradients_of_bias_and_loss_equal_the_plain_formula():
+    """The fused backward sums the bias gradient as ones @ dy and reads the loss gradient through a
+    transposed view; against one-hot arithmetic in float64, sample by sample."""
+    net = specc.compile("input 6\nAffine(4) -> ReLU -> Affine(3) -> SoftmaxWithLoss", dtype="float64", seed=SEED)
+    rng = np.random.default_rng(SEED)
+    x, t = rng.standard_normal((5, 6)), rng.integers(0, 3, 5)
+    grads = net.gradient(x, t)
+    p = {k: v.copy() for k, v in net.params.items()}
+    want = {k: np.zeros_like(v) for k, v in p.items()}
+    for xi, ti in zip(x, t):  # one sample at a time, the chain rule written out
+        h = np.maximum(xi @ p["W1"] + p["b1"], 0)
+        z = h @ p["W2"] + p["b2"]
+        dz = np.exp(z - z.max()) / np.exp(z - z.max()).sum() - np.eye(3)[ti]
+        dh = (p["W2"] @ dz) * (h > 0)
+        want["W2"] += np.outer(h, dz) / 5
+        want["b2"] += dz / 5
+        want["W1"] += np.outer(xi, dh) / 5
+        want["b1"] += dh / 5
+    for k in want:
+        np.testing.assert_allclose(grads[k], want[k], rtol=1e-10, atol=1e-12)
+
+
 def test_networks_compile_in_threads_at_once():
     """Regression: the thread ranks of `specc train --as-ranks 2` compile their networks at the same
     time, and CPython 3.11's ast.parse (which inspect uses to find a class's source) raised

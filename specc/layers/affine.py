@@ -85,7 +85,7 @@ class Affine(Layer):
         e.fwd(f"np.dot({x2}, {e.param('W')}, out={y})",
               f"{y} += {e.param('b')}")
         e.bwd(f"np.dot({x2}.T, {e.dy}, out={e.grad('W')})",
-              f"np.sum({e.dy}, axis=0, out={e.grad('b')})")
+              f"np.dot({e.ones()}, {e.dy}, out={e.grad('b')})")  # the sum over the batch, (N,) @ (N, out)
         if e.dx:
             dx = e.grad_input()
             target = dx if len(e.in_shape) == 1 else f"{dx}.reshape(N, -1)"

@@ -48,29 +48,37 @@ class SoftmaxWithLoss(_Loss):
     }
     doc = "Softmax over the classes, then cross-entropy with the labels (class indices or one-hot)."
     flops_per_element = 5  # max, subtract, exp, sum, divide
+    grad_buffer = False  # the input gradient is a transposed view of its own scratch (see emit)
 
     def workspace(self, grad_input: bool) -> dict[str, Scratch]:
-        return {"probs": Scratch(self.in_shape)}
+        # both hold (classes, N) arrays, as the softmax helper lays them out
+        out = {"probs": Scratch(self.in_shape)}
+        if grad_input:
+            out["grad"] = Scratch(self.in_shape, phase="backward")
+        return out
 
     def loss(self, x: np.ndarray, t: np.ndarray) -> tuple[float, Callable[[], np.ndarray]]:
-        probs = np.empty_like(x)
-        value = softmax_cross_entropy(x, t, probs)
+        probs_t = np.empty(x.shape[::-1], x.dtype)
+        value = softmax_cross_entropy(x, t, probs_t)
 
         def backprop():
-            dx = probs.copy()
+            dx = probs_t.T.copy()
             dx[np.arange(len(t)), t] -= 1  # (y - t) / N, the fused softmax + cross-entropy gradient
             return dx / len(t)
 
         return value, backprop
 
     def emit(self, e: Emit) -> None:
-        probs = e.buffer("probs")
-        e.loss(f"loss = {e.helper(softmax_cross_entropy)}({e.x}, t, {probs})")
+        probs, classes = e.buffer("probs"), e.in_shape[0]
+        e.loss(f"loss = {e.helper(softmax_cross_entropy)}({e.x}, t, {probs}.reshape({classes}, N))")
         if e.dx:
-            dx = e.grad_input()
-            e.bwd(f"np.copyto({dx}, {probs})",
-                  f"{dx}[np.arange(N), t] -= 1",
-                  f"{dx} *= 1.0 / N")
+            dx, grad = e.dx, e.buffer("grad")
+            # (y - onehot) / N, the fused softmax + cross-entropy gradient, laid out (classes, N) as
+            # the probabilities are; the layer before reads it through a transposed view
+            e.bwd(f"{dx}_t = {grad}.reshape({classes}, N)",
+                  f"np.multiply({probs}.reshape({classes}, N), 1.0 / N, out={dx}_t)",
+                  f"{dx}_t[t, np.arange(N)] -= 1.0 / N",
+                  f"{dx} = {dx}_t.T")
 
 
 @registered
