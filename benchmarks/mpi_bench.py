@@ -88,6 +88,11 @@ def worker(args: argparse.Namespace) -> None:
             super().sum(flat)
             clock["allreduce"] += time.perf_counter() - t0
 
+        def sum_part(self, flat, out):  # the sharded update's Reduce_scatter (counted as the allreduce)
+            t0 = time.perf_counter()
+            super().sum_part(flat, out)
+            clock["allreduce"] += time.perf_counter() - t0
+
         def gather(self, flat):  # the sharded update's Allgatherv (specc.training.loop.SHARD_FROM)
             t0 = time.perf_counter()
             super().gather(flat)

@@ -83,6 +83,14 @@ class ThreadLink:
         self.group.wait()
         np.copyto(flat, total)
 
+    def sum_part(self, flat: np.ndarray, out: np.ndarray, parts: list[tuple[int, int]]) -> None:
+        lo, hi = parts[self.rank]
+        arrays = self._exchange(flat)
+        np.copyto(out, arrays[0][lo:hi])  # (out is this rank's alone: written before the second barrier)
+        for a in arrays[1:]:
+            out += a[lo:hi]
+        self.group.wait()
+
     def end_all(self, code: int) -> None:
         self.group.fail(Ended(f"rank {self.rank} ended the run (exit status {code})"))
 

@@ -87,16 +87,24 @@ class Trainer:
         self.spec_file = spec_file  # model.net, or model.json for an IR document
         # weight decay is the network's (its loss and gradients include it, as the book's do)
         net.weight_decay = settings.weight_decay
-        # The ranks' gradients, then this step's loss and whether a rank was asked to stop: one Allreduce.
+        # The ranks' gradients, then this step's loss and whether a rank was asked to stop: one Allreduce
+        # (sharded: a Reduce_scatter of the gradients, an Allreduce of the last two).
         self.reduced = net.flatten_grads(extra=2) if world.size > 1 else None
         world.broadcast({**{p.name: p.value for p in net.parameters()}, **net.state})
         self.optimizer = make_optimizer(settings.optimizer, settings.optimizer_args, net.parameters())
         # Under MPI each rank updates its part of the flat parameters (and keeps that part of the
         # optimizer's state), then one Allgatherv gives every rank all of them: the update, which would
         # otherwise be repeated whole on every rank, divides over them too.
+        # Sharded, a rank needs only its part of the summed gradient: a Reduce_scatter into a buffer of
+        # its own (the optimizer's gradient from then on) moves half what an Allreduce does.
         flat = self.optimizer.flat_values
-        self.sharded = (world.size > 1 and flat is not None and len(flat) >= SHARD_FROM
-                        and self.optimizer.shard(*world.bounds(len(flat))))
+        self._part_grad: np.ndarray | None = None
+        if world.size > 1 and flat is not None and len(flat) >= SHARD_FROM:
+            lo, hi = world.bounds(len(flat))
+            self._part_grad = np.zeros(hi - lo, flat.dtype)
+            if not self.optimizer.shard(lo, hi, self._part_grad):
+                self._part_grad = None
+        self.sharded = self._part_grad is not None
         self._flat_values = flat if self.sharded else None
         self.train_x = Batches(data.x_train, data.scale(), net.dtype, net.input_shape)
         self.test_x = Batches(data.x_test, data.scale(), net.dtype, net.input_shape)
@@ -268,7 +276,8 @@ class Trainer:
     def _gradients(self, index: np.ndarray, stop: Callable[[], bool]) -> tuple[float, Callable[[], bool]]:
         """The loss of the global batch `index`, its gradients in net.grads, and whether to stop after
         this step. Under MPI each rank computes its share, and one Allreduce of the share-weighted
-        mean gradients gives every rank the global batch's mean (and the stop flag, so all ranks agree)."""
+        mean gradients gives every rank the global batch's mean (and the stop flag, so all ranks agree);
+        sharded, a Reduce_scatter gives each rank its part of that mean (the part it updates)."""
         flat = self.reduced
         local = self.world.share(index)
         if flat is not None and len(local) == 0:  # fewer samples than ranks: this rank adds nothing
@@ -287,7 +296,11 @@ class Trainer:
         flat *= weight
         flat[-2] = loss * weight
         flat[-1] = float(stop())
-        self.world.sum(flat)
+        if self._part_grad is not None:  # this rank's part of the gradient; the loss and stop for all
+            self.world.sum_part(flat[:-2], self._part_grad)
+            self.world.sum(flat[-2:])
+        else:
+            self.world.sum(flat)
         stopping = bool(flat[-1] > 0)
         loss = float(flat[-2])
         if not math.isfinite(loss):  # every rank sees it (after the sum), so every rank stops here

@@ -82,14 +82,15 @@ class Optimizer(ABC):
             return self._flat_slots[kind][lo:hi]
         return self._flat_slots[kind] if p is self._whole else arrays[p.name]
 
-    def shard(self, lo: int, hi: int) -> bool:
+    def shard(self, lo: int, hi: int, grad: np.ndarray | None = None) -> bool:
         """Update only elements lo:hi of the flat parameters from now on (each MPI rank its part, the
-        rest gathered from the others); False, and every element as before, when the parameters are
-        not one flat array. The rules are element-wise, so the parts give the whole's values."""
+        rest gathered from the others), with their gradient from `grad` (hi - lo values; by default
+        elements lo:hi of the flat gradient); False, and every element as before, when the parameters
+        are not one flat array. The rules are element-wise, so the parts give the whole's values."""
         if self._whole is None:
             return False
         self._range = (lo, hi)
-        self._part = _Whole(self._whole.value[lo:hi], self._whole.grad[lo:hi])
+        self._part = _Whole(self._whole.value[lo:hi], self._whole.grad[lo:hi] if grad is None else grad)
         self._scratch["part"] = self._scratch[""][lo:hi]
         return True
 
