@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 from rich.console import Console
 
@@ -16,6 +16,8 @@ from specc.diagnostics import render
 from specc.errors import SpeccError
 from specc.training.world import World, detect
 
+R = TypeVar("R")
+
 _RANK_ERROR_GRACE_S = 5.0  # an MPI rank's setup error waits this long for rank 0 to report and end the run
 
 
@@ -23,21 +25,11 @@ def train(args, stdout: Console, stderr: Console) -> int:
     flags = {"epochs": args.epochs, "iters": args.iters, "batch": args.batch, "lr": args.lr,
              "optimizer": args.optimizer, "seed": args.seed, "dtype": args.dtype}
     world = detect()  # the ranks of `mpiexec -n N specc train`, or this process alone
-    try:
+    # Every rank reads the same files, so rank 0 meets the same errors (and the lock's) and reports them.
+    with _ranks_fail_together(world, stderr):
         trainer = api.training(args.file, out=args.out, resume=args.resume, data=args.data,
                                max_memory=args.max_memory, init_from=args.init_from, world=world,
                                as_ranks=args.as_ranks, **flags)
-    except SpeccError as e:
-        if world.size > 1:  # the other ranks would wait for this one forever: end them all
-            # Every rank reads the same files, so rank 0 meets the same errors (and the lock's) and
-            # reports them; another rank gives it time to, and ends the world itself only if it did not.
-            if world.root:
-                render(e, stderr)
-                stderr.file.flush()
-            else:
-                time.sleep(_RANK_ERROR_GRACE_S)
-            world.end_all(e.exit_code)
-        raise
     try:
         if not world.root:  # the other ranks train silently; rank 0 prints and writes
             with StopFlag() as stop:
@@ -66,11 +58,9 @@ def compare(args, stdout: Console, stderr: Console) -> int:
         events = api.comparison(args.files, out=args.out, data=args.data, optimizer=args.optimizer,
                                 init=args.init, weight_decay=args.weight_decay, lr=args.lr, stop=stop,
                                 world=world, **_experiment(args))
-        if not world.root:  # rank 0 gathers, prints and writes the comparison
-            for _ in events:
-                pass
+        result = _on_root(world, events, ExperimentView(stdout, stderr).compare)
+        if result is None:
             return 0
-        result = ExperimentView(stdout, stderr).compare(events)
     stdout.print(views.compare_table(result, args.loss_at))
     if result.grid is not None:
         stdout.print(f"one panel per setting, a line per spec: {result.grid}", soft_wrap=True)
@@ -85,16 +75,24 @@ def sweep(args, stdout: Console, stderr: Console) -> int:
                               weight_decay=args.weight_decay, trials=args.trials, validation=args.validation,
                               top=args.top, stop=stop, world=world, optimizer=args.optimizer,
                               seed_per_trial=args.seed_per_trial, **_experiment(args))
-        if not world.root:  # rank 0 gathers, prints and writes the sweep's files
-            for _ in events:
-                pass
+        result = _on_root(world, events, ExperimentView(stdout, stderr).sweep)
+        if result is None:
             return 0
-        result = ExperimentView(stdout, stderr).sweep(events)
     stdout.print(views.sweep_table(result, args.top))
     if result.best is not None:
         stdout.print(f"the best settings, as a train section: {result.best}")
     return _closing(result.folder, result.plot, result.interrupted, "trials.jsonl", stdout, stderr,
                     f"the sweep was stopped; continue it with: specc sweep --resume {result.folder}")
+
+
+def _on_root(world: World, events: Iterator[Any], view: Callable[[Iterator[Any]], R]) -> R | None:
+    """Rank 0 shows the events (it gathers, prints and writes the experiment): what the view returns;
+    another rank only runs its share of them: None."""
+    if world.root:
+        return view(events)
+    for _ in events:
+        pass
+    return None
 
 
 @contextmanager
