@@ -93,7 +93,7 @@ def worker(args: argparse.Namespace) -> None:
             super().sum_part(flat, out)
             clock["allreduce"] += time.perf_counter() - t0
 
-        def gather(self, flat):  # the sharded update's Allgatherv (specc.training.loop.SHARD_FROM)
+        def gather(self, flat):  # the sharded update's Allgatherv (specc.scaling.SHARD_FROM)
             t0 = time.perf_counter()
             super().gather(flat)
             clock["update"] += time.perf_counter() - t0

@@ -11,6 +11,10 @@ all the parameters):
 `fixed` is the part of a step that does not shrink with the batch: the optimizer update (every worker
 does it on all parameters) and the per-step overhead of Python and of launching each kernel; it is
 estimated from the step measured at two batch sizes, step(b) = fixed + b x (compute per sample).
+From SHARD_FROM parameters specc shards the update (training.loop): a reduce-scatter of the
+gradient, each worker's part of the update, an allgather of the parameters. The two move what the
+allreduce moves, in as many messages, and the update (`sharded`, measured apart) divides over the
+workers: fixed becomes (fixed - sharded) + sharded / N.
 
 A ring allreduce is N-1 reduce-scatter and N-1 allgather steps; each worker sends (and receives,
 full duplex) 2(N-1)/N of the buffer over its link, one message per step. Assumed: the compute of a
@@ -26,6 +30,10 @@ from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 TRAINING_FLOPS_PER_FORWARD = 3  # forward + backward (the input and the weight gradients) ~ 3 x forward
+# Parameters from which `specc train` shards the update over MPI ranks (training.loop): below, the
+# collectives' latency costs more than the update saves (measured on 2 ranks: TwoLayerNet's 39,760
+# parameters 1.09x -> 0.95x sharded, SimpleConvNet's 433,890 1.61x -> 1.72x with the kernels then).
+SHARD_FROM = 100_000
 HALF = 0.5  # the efficiency below which data parallelism is said to stop paying
 
 
@@ -74,6 +82,7 @@ class ScalePlan:
     flops_per_step: int  # TRAINING_FLOPS_PER_FORWARD x forward FLOPs per sample x batch
     step_ms: float  # one process, the whole batch
     fixed_ms: float  # of which the part that does not shrink with the batch (update, per-step overhead)
+    sharded_ms: float  # of which the update, when the workers divide it (parameters >= SHARD_FROM), else 0
     measured: bool  # step_ms and fixed_ms measured here (False: given)
     estimates: tuple[Estimate, ...]  # by link, then by workers
 
@@ -90,18 +99,21 @@ class ScalePlan:
 
 
 def estimate(parameters: int, itemsize: int, batch: int, step_ms: float, fixed_ms: float, workers: int,
-             link: Link) -> Estimate:
-    """The model above for N = `workers` on `link`."""
+             link: Link, sharded_ms: float = 0.0) -> Estimate:
+    """The model above for N = `workers` on `link`; `sharded_ms` of the fixed part divides over them."""
     n = workers
     per_sample_ms = (step_ms - fixed_ms) / batch
     sent = 2 * (n - 1) / n * itemsize * parameters
     comm_ms = link.seconds(sent, 2 * (n - 1)) * 1e3
-    compute_ms = (step_ms - fixed_ms) / n + fixed_ms
+    # what each worker pays that no batch size shrinks: the overhead, and its part of a sharded update
+    unshared = fixed_ms - sharded_ms + sharded_ms / n
+    compute_ms = (step_ms - fixed_ms) / n + unshared
     speedup = step_ms / (compute_ms + comm_ms)
-    # efficiency >= 1/2  <=>  2(f + Bc) >= N (f + Bc/N + comm)  <=>  Bc >= (N-2) f + N comm   (f: fixed)
-    half = max(0.0, ((n - 2) * fixed_ms + n * comm_ms) / per_sample_ms)
-    # speedup >= 1  <=>  B c (1 - 1/N) >= comm
-    even = comm_ms / (per_sample_ms * (1 - 1 / n))
+    # efficiency >= 1/2  <=>  2(f + Bc) >= N (u + Bc/N + comm)  <=>  Bc >= N u - 2 f + N comm
+    # (f: fixed, u: unshared; u = f without sharding)
+    half = max(0.0, (n * unshared - 2 * fixed_ms + n * comm_ms) / per_sample_ms)
+    # speedup >= 1  <=>  f + B c >= u + B c / N + comm
+    even = max(0.0, (comm_ms + unshared - fixed_ms) / (per_sample_ms * (1 - 1 / n)))
     return Estimate(n, link, sent, compute_ms, comm_ms, speedup, speedup / n, half, even)
 
 
@@ -115,8 +127,11 @@ def fixed_part(batch: int, step_ms: float, small_batch: int, small_step_ms: floa
 
 def plan(parameters: int, forward_flops: int, itemsize: int, batch: int, step_ms: float, fixed_ms: float,
          measured: bool, workers: Sequence[int] = DEFAULT_WORKERS, links: Sequence[Link] = DEFAULT_LINKS,
-         source: str | None = None) -> ScalePlan:
-    rows = tuple(estimate(parameters, itemsize, batch, step_ms, fixed_ms, n, link) for link in links
+         source: str | None = None, update_ms: float = 0.0) -> ScalePlan:
+    """The plan; `update_ms` (the optimizer's update, part of fixed_ms) divides over the workers when
+    the network has SHARD_FROM parameters or more, as specc train shards it then."""
+    sharded = min(update_ms, fixed_ms) if parameters >= SHARD_FROM else 0.0
+    rows = tuple(estimate(parameters, itemsize, batch, step_ms, fixed_ms, n, link, sharded) for link in links
                  for n in workers)
     return ScalePlan(source, parameters, itemsize, batch, TRAINING_FLOPS_PER_FORWARD * forward_flops * batch,
-                     step_ms, fixed_ms, measured, rows)
+                     step_ms, fixed_ms, sharded, measured, rows)

@@ -34,6 +34,25 @@ def test_the_fixed_part_is_not_shared():
     assert e.half_batch == pytest.approx(25)
 
 
+def test_a_sharded_update_divides_over_the_workers():
+    # the same 10 ms step, its 2 ms fixed part 1.5 ms of update that 4 workers divide (specc train
+    # shards it from SHARD_FROM parameters): each pays 0.5 + 1.5 / 4 = 0.875 ms; comm 2*3/4 * 4e5 B
+    # = 4.8e6 bit at 3.2 Gbit/s = 1.5 ms
+    e = scaling.estimate(100_000, 4, batch=100, step_ms=10.0, fixed_ms=2.0, workers=4, link=Link(3.2, 0),
+                         sharded_ms=1.5)
+    assert e.comm_ms == pytest.approx(1.5) and e.compute_ms == pytest.approx(8 / 4 + 0.875)
+    assert e.speedup == pytest.approx(10 / 4.375)
+    # at batch 68.75: 2 + 5.5 = 7.5 ms alone, 0.875 + 5.5 / 4 + 1.5 = 3.75 ms on four: efficiency 50%
+    assert e.half_batch == pytest.approx(68.75)
+    # the plan shards from SHARD_FROM parameters, as training does, and never more than the fixed part
+    at = scaling.plan(scaling.SHARD_FROM, 1000, 4, 100, 10.0, 2.0, False, (4,), (Link(3.2, 0),), update_ms=1.5)
+    below = scaling.plan(scaling.SHARD_FROM - 1, 1000, 4, 100, 10.0, 2.0, False, (4,), (Link(3.2, 0),),
+                         update_ms=1.5)
+    assert at.sharded_ms == 1.5 and below.sharded_ms == 0.0
+    assert at.estimates[0].compute_ms == pytest.approx(2.875) and below.estimates[0].compute_ms == pytest.approx(4.0)
+    assert scaling.plan(200_000, 1000, 4, 100, 10.0, 1.0, False, update_ms=1.5).sharded_ms == 1.0
+
+
 def test_the_fixed_part_is_the_intercept_of_two_steps():
     # 10 ms at batch 100, 4 ms at batch 25: 0.08 ms per sample, and 2 ms that no batch shrinks
     assert scaling.fixed_part(100, 10.0, 25, 4.0) == pytest.approx(2.0)

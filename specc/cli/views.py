@@ -203,9 +203,13 @@ def scale_plan_table(p: ScalePlan) -> Group:
     workers and the global batch below which the efficiency falls under 50%."""
     step = f"{p.step_ms:.3f} ms " + ("measured here" if p.measured else "given")
     update = f", {p.fixed_ms:.3f} ms of it fixed (not shrinking with the batch)" if p.fixed_ms else ""
+    if p.sharded_ms:
+        update += f", of which the update, {p.sharded_ms:.3f} ms, divides over the workers"
+    moved = ("to reduce-scatter, and parameters to allgather, per step (the update sharded)" if p.sharded_ms
+             else "to allreduce per step")
     head = [Text.assemble((p.source or "", "bold"), ": data-parallel training on paper"),
             Text(f"{p.parameters:,} parameters at {p.itemsize} bytes: {p.parameters * p.itemsize / 1e6:.3f} MB "
-                 "of gradients to allreduce per step"),
+                 f"of gradients {moved}"),
             Text(f"batch {p.batch}: one process's step {step}{update}; {p.flops_per_step / 1e9:.3g} GFLOP "
                  f"(3 x forward), {p.gflops:.3g} GFLOP/s")]
     tables: list[RenderableType] = []

@@ -16,6 +16,7 @@ import numpy as np
 from specc.errors import DataError, Diagnostic, RunError
 from specc.layers.base import Labels
 from specc.network import Network
+from specc.scaling import SHARD_FROM
 from specc.training import checkpoint, plot
 from specc.training.data import Batches, Dataset
 from specc.training.evaluate import check_fit, score
@@ -61,10 +62,6 @@ class Stopped:
     iteration: int  # a checkpoint was written after this many iterations
 
 
-# Parameters from which the update is sharded over MPI ranks: below, the Allgatherv's latency costs more
-# than the update saves (measured on 2 ranks: TwoLayerNet's 39,760 parameters 1.09x -> 0.95x sharded,
-# SimpleConvNet's 433,890 1.61x -> 1.72x).
-SHARD_FROM = 100_000
 
 
 class Trainer:
