@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 import specc
-from specc import numerics
+from specc import numerics, winograd
 from specc.layers.base import Labels, Layer
 
 if TYPE_CHECKING:
@@ -166,6 +166,9 @@ def _alloc(b: "Buffer") -> str:
     return f"np.empty(({dims}), {dtype})"
 
 
+# The modules whose functions the generated code may call, copied into it by name (Emit.helper).
+HELPER_MODULES = (numerics, winograd)
+
 _IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
 
 
@@ -190,9 +193,10 @@ def _class_source(cls: type) -> str:
 
 
 def _helpers_source(names: set[str]) -> str:
-    """The source of the numerics helpers the code calls, and of the helpers they call, in the
-    order specc.numerics defines them."""
-    available = {n: f for n, f in vars(numerics).items() if inspect.isfunction(f) and f.__module__ == numerics.__name__}
+    """The source of the helpers the code calls (specc.numerics', specc.winograd's), and of the helpers
+    they call, in the order their modules define them."""
+    available = {n: f for module in HELPER_MODULES for n, f in vars(module).items()
+                 if inspect.isfunction(f) and f.__module__ == module.__name__}
     needed, todo = set(), list(names)
     while todo:
         name = todo.pop()
@@ -201,7 +205,8 @@ def _helpers_source(names: set[str]) -> str:
         needed.add(name)
         body = inspect.getsource(available[name])
         todo += [other for other in available if other != name and re.search(rf"\b{other}\(", body)]
-    ordered = sorted(needed, key=lambda n: inspect.getsourcelines(available[n])[1])
+    ordered = sorted(needed, key=lambda n: (HELPER_MODULES.index(inspect.getmodule(available[n])),
+                                            inspect.getsourcelines(available[n])[1]))
     return "\n\n".join(inspect.getsource(available[n]) for n in ordered)
 
 

@@ -1,4 +1,4 @@
-"""Winograd F(2x2, 3x3) and F(4x4, 3x3) convolution (specc.numerics.winograd_*) against direct convolution.
+"""Winograd F(2x2, 3x3) and F(4x4, 3x3) convolution (specc.winograd.winograd_*) against direct convolution.
 
 The oracle is a loop over the nine kernel offsets in float64, written apart from both im2col and
 Winograd. Accepted float32 error: max |y - y_direct| <= bound * max |y_direct| (the output's
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import specc
-from specc.numerics import (
+from specc.winograd import (
     winograd_backward,
     winograd_filters,
     winograd_filters_grad,

@@ -17,6 +17,8 @@ from specc.numerics import (
     im2col_t,
     pooled_conv_backward,
     pooled_conv_forward,
+)
+from specc.winograd import (
     winograd_backward,
     winograd_filters,
     winograd_filters_grad,
@@ -186,7 +188,7 @@ class Convolution(Layer):
             self._emit_im2col(e)
 
     def _emit_winograd(self, e: Emit) -> None:
-        # Winograd F(m x m, 3x3), a chunk of samples at a time (see specc.numerics.winograd_forward);
+        # Winograd F(m x m, 3x3), a chunk of samples at a time (see specc.winograd.winograd_forward);
         # the bias is added, and its gradient taken, inside, at the products
         c, f, oh, ow = self.in_shape[0], *self.out_shape
         pad, chunk = self.args["pad"], self.winograd_chunk()

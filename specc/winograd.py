@@ -1,0 +1,204 @@
+"""Winograd minimal filtering for 3x3 stride-1 convolutions: the generated code's helpers of the
+convolution's fast path (specc.layers.conv), beside specc.numerics' and under the same rule: every
+function uses only `np` and the helpers of these two modules, so that the code generator can copy
+its source verbatim into a standalone module (see specc.codegen).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+# Winograd minimal filtering F(m x m, 3 x 3), m = 2 or 4 (Lavin & Gray, 2016), for 3x3 stride-1
+# convolutions: each m x m output tile comes from an a x a input tile d (a = m + 2) as
+# A^T [(G g G^T) * (B^T d B)] A, summed over input channels: a^2 multiplies per channel pair and
+# tile instead of 9 m^2 (16 for 4 outputs, 36 for 16). The a^2 tile positions are a^2 GEMMs over
+# the channels, (k*T, C) @ (C, F). Every transform is one more matrix product, over all of a chunk's
+# tiles at once, with a Kronecker product (B^T (x) B^T, A^T (x) A^T, G (x) G): BLAS applies a small
+# matrix to many columns in one pass, where NumPy would take one pass per add.
+# Layout: a chunk of k samples is copied (padded) into xp (Hq, Wq, k, C), samples and channels last;
+# one strided copy gathers its overlapping tiles into (a, a, th, tw, k, C) (raw), so the position
+# (i, j) of every tile is one contiguous (th*tw*k, C) matrix. Outputs come out as (m, m, th, tw, k, F)
+# before they are copied back to NCHW.
+# Accuracy: F(2x2) uses 0, +-1 and 1/2 only (float32 error at the level of direct convolution); F(4x4)
+# multiplies by up to 25 and 64 and by 1/6, 1/12, 1/24 (see tests/test_winograd.py for the bound).
+
+
+def winograd_matrices(m, dtype):
+    """(B^T, G, A^T) of F(m x m, 3 x 3): (a, a), (a, 3), (m, a) with a = m + 2. Column 1 of A^T is
+    all ones, so a constant added to the products at tile position (1, 1) adds to every output."""
+    if m == 2:
+        bt = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
+        g = [[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]]
+        at = [[1, 1, 1, 0], [0, 1, -1, -1]]
+    else:  # interpolation points 0, 1, -1, 2, -2 and infinity
+        bt = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+              [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]
+        g = [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+             [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]
+        at = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]
+    return np.array(bt, dtype), np.array(g, dtype), np.array(at, dtype)
+
+
+def winograd_mats_size(m):
+    """Values in the flat buffer of winograd_filters' Kronecker products for F(m x m, 3 x 3)."""
+    a = m + 2
+    return a ** 4 + m * m * a * a + 9 * a * a
+
+
+def _winograd_kron(mats, a):
+    """Views of the flat buffer `mats`: B^T (x) B^T (a^2, a^2), A^T (x) A^T (m^2, a^2), G (x) G (a^2, 9)."""
+    m = a - 2
+    bk, ak = a ** 4, a ** 4 + m * m * a * a
+    return (mats[:bk].reshape(a * a, a * a), mats[bk:ak].reshape(m * m, a * a),
+            mats[ak:ak + 9 * a * a].reshape(a * a, 9))
+
+
+def winograd_filters(w, mats, u, ut):
+    """(F, C, 3, 3) filters -> u (a^2, F, C): G g G^T at each tile position (a^2 = 16: F(2x2), 36:
+    F(4x4)), and ut (a^2, C, F) the same transposed (BLAS multiplies by a contiguous (C, F) matrix up
+    to twice as fast as by a transposed view, and by a contiguous (F, C) one likewise); mats
+    (winograd_mats_size(m) values) receives the Kronecker products the passes use."""
+    f, c = w.shape[:2]
+    a = int(round(u.shape[0] ** 0.5))
+    bk, ak, gk = _winograd_kron(mats, a)
+    bt, g, at = winograd_matrices(a - 2, w.dtype)
+    # kron(P, Q)[(r, s), (i, j)] = P[r, i] * Q[s, j]
+    np.multiply(bt[:, None, :, None], bt[None, :, None, :], out=bk.reshape(a, a, a, a))
+    np.multiply(at[:, None, :, None], at[None, :, None, :], out=ak.reshape(a - 2, a - 2, a, a))
+    np.multiply(g[:, None, :, None], g[None, :, None, :], out=gk.reshape(a, a, 3, 3))
+    np.matmul(gk, w.reshape(f * c, 9).T, out=u.reshape(a * a, f * c))  # (a^2, 9) @ (9, F*C)
+    np.copyto(ut, u.transpose(0, 2, 1))
+
+
+def winograd_filters_grad(du, mats, dw):
+    """Adjoint of winograd_filters: du (a^2, F, C) -> dw (F, C, 3, 3) = G^T du G."""
+    f, c = dw.shape[:2]
+    a = int(round(du.shape[0] ** 0.5))
+    gk = _winograd_kron(mats, a)[2]
+    np.matmul(du.reshape(a * a, f * c).T, gk, out=dw.reshape(f * c, 9))  # (F*C, a^2) @ (a^2, 9)
+
+
+def _winograd_gather(x, pad, xp, raw):
+    """x (k, C, H, W) -> xp (Hq, Wq, k, C) zero-padded (rows and columns past the padding unused),
+    then raw (a, a, th, tw, k*C): the a x a input tile of every output tile (stride m, overlapping)."""
+    h, w = x.shape[2:]
+    a, th, tw = raw.shape[0], raw.shape[2], raw.shape[3]
+    hp, wp = (a - 2) * th + 2, (a - 2) * tw + 2  # h + 2*pad, w + 2*pad
+    if pad:
+        xp[:pad, :wp] = 0
+        xp[pad + h:hp, :wp] = 0
+        xp[pad:pad + h, :pad] = 0
+        xp[pad:pad + h, pad + w:wp] = 0
+    np.copyto(xp[pad:pad + h, pad:pad + w], x.transpose(2, 3, 0, 1))
+    rs, cs, es = xp.strides[0], xp.strides[1], xp.strides[3]
+    kc = raw.shape[4]
+    m = a - 2
+    tiles = np.lib.stride_tricks.as_strided(xp, (a, a, th, tw, kc), (rs, cs, m * rs, m * cs, es), writeable=False)
+    np.copyto(raw, tiles)
+
+
+def _winograd_scatter(draw, dxp):
+    """Adjoint of the gather: draw (a, a, th, tw, k*C) -> dxp (Hq, Wq, k*C) (overwritten), each tile
+    added back where it came from (tiles overlap by 2 rows and columns)."""
+    a, th, tw, kc = draw.shape[0], draw.shape[2], draw.shape[3], draw.shape[4]
+    m = a - 2
+    # tile (tr, tc)'s row i = m*iq + ir and column j = m*jq + jr land on grid[tr + iq, ir, tc + jq, jr]:
+    # its first m rows and columns fill the grid's blocks, the last 2 of each are added one block on
+    grid = dxp.reshape(th + 1, m, tw + 1, m, kc)
+    grid[th] = 0
+    grid[:th, :, tw] = 0
+    np.copyto(grid[:th, :, :tw], draw[:m, :m].transpose(2, 0, 3, 1, 4))
+    grid[:th, :, 1:, :2] += draw[:m, m:].transpose(2, 0, 3, 1, 4)
+    grid[1:, :2, :tw] += draw[m:, :m].transpose(2, 0, 3, 1, 4)
+    grid[1:, :2, 1:, :2] += draw[m:, m:].transpose(2, 0, 3, 1, 4)
+
+
+def winograd_forward(x, ut, mats, b, pad, chunk, work, v, y):
+    """y (N, F, OH, OW) = the 3x3 convolution of x (N, C, H, W), padded by `pad`, with filters
+    transformed into ut (a^2, C, F) (mats: their Kronecker products, see winograd_filters), plus the
+    bias b (F,), a few samples at a time: `chunk` samples' tiles and products (flat buffers in
+    `work`: xp, raw, tiles, prod, ys) stay in cache. v (N, winograd_tile_size) receives the
+    transformed tiles B^T d B, chunk by chunk, for winograd_backward (cheaper than transforming
+    them again)."""
+    n, c, h, w = x.shape
+    f, oh, ow = y.shape[1:]
+    a = int(round(ut.shape[0] ** 0.5))
+    m = a - 2
+    th, tw = oh // m, ow // m
+    bk, ak = _winograd_kron(mats, a)[:2]
+    for i in range(0, n, chunk):
+        k = min(chunk, n - i)
+        xp, raw, _, prod, ys = _winograd_views(work, a, k, c, f, oh, ow)
+        rows = th * tw * k
+        tiles = v[i:i + k].reshape(a * a, rows, c)
+        _winograd_gather(x[i:i + k], pad, xp, raw)
+        np.matmul(bk, raw.reshape(a * a, rows * c), out=tiles.reshape(a * a, rows * c))  # B^T d B
+        # (a^2, k*T, C) @ (a^2, C, F) -> (a^2, k*T, F)
+        np.matmul(tiles, ut, out=prod.reshape(a * a, rows, f))
+        prod.reshape(a * a, rows, f)[a + 1] += b  # the bias, through A^T's column of ones
+        np.matmul(ak, prod, out=ys.reshape(m * m, rows * f))  # A^T M A
+        out = y[i:i + k].reshape(k, f, th, m, tw, m)
+        if tw < m:  # few tiles a row: one copy, in an order of NumPy's choosing
+            np.copyto(out, ys.transpose(4, 5, 2, 0, 3, 1))
+        else:  # a column phase at a time: (k, F, th, m, tw) copies with rows of tw
+            for j in range(m):
+                np.copyto(out[..., j], ys[:, j].transpose(3, 4, 1, 0, 2))
+
+
+def winograd_backward(v, dy, u, mats, pad, chunk, work, du, du_sum, db, dx):
+    """The gradients of winograd_forward, from its transformed tiles v: du_sum (a^2, F, C) of the
+    transformed filters, db (F,) of the bias, and dx (N, C, H, W) unless None; du (a^2, F, C) is
+    scratch."""
+    n, f, oh, ow = dy.shape
+    c = u.shape[2]
+    a = int(round(u.shape[0] ** 0.5))
+    m = a - 2
+    th, tw = oh // m, ow // m
+    bk, ak = _winograd_kron(mats, a)[:2]
+    du_sum[...] = 0
+    db[...] = 0
+    for i in range(0, n, chunk):
+        k = min(chunk, n - i)
+        xp, raw, dv, dm, ys = _winograd_views(work, a, k, c, f, oh, ow)
+        rows = th * tw * k
+        g = dy[i:i + k].reshape(k, f, th, m, tw, m)
+        for j in range(m):
+            np.copyto(ys[:, j], g[..., j].transpose(3, 2, 4, 0, 1))
+        np.matmul(ak.T, ys.reshape(m * m, rows * f), out=dm)  # A dY A^T: the products' gradient
+        dm = dm.reshape(a * a, rows, f)
+        # the bias's gradient, the sum of dY, is the sum of the products' gradient at tile position
+        # (1, 1) (A^T's column of ones): 1/m^2 of dY's values; du is free until the product below
+        np.add(db, np.sum(dm[a + 1], axis=0, out=du.reshape(-1)[:f]), out=db)
+        np.matmul(dm.transpose(0, 2, 1), v[i:i + k].reshape(a * a, rows, c), out=du)  # (a^2, F, k*T) @ (a^2, k*T, C)
+        du_sum += du
+        if dx is not None:
+            np.matmul(dm, u, out=dv.reshape(a * a, rows, c))  # (a^2, k*T, F) @ (a^2, F, C): the tiles' gradient
+            np.matmul(bk.T, dv.reshape(a * a, rows * c), out=raw.reshape(a * a, rows * c))  # B dV B^T
+            _winograd_scatter(raw, xp.reshape(xp.shape[0], xp.shape[1], k * c))
+            h, w = dx.shape[2:]
+            np.copyto(dx[i:i + k], xp[pad:pad + h, pad:pad + w].transpose(2, 3, 0, 1))
+
+
+def winograd_tile_size(m, c, oh, ow):
+    """Values per sample of winograd_forward's transformed tiles: (m + 2)^2 positions x tiles x C."""
+    return (m + 2) ** 2 * (oh // m) * (ow // m) * c
+
+
+def winograd_work_sizes(m, chunk, c, f, oh, ow):
+    """Element counts of the flat (per chunk) buffers winograd_forward and winograd_backward use with
+    F(m x m, 3 x 3)."""
+    a, t = m + 2, (oh // m) * (ow // m)
+    return {"xp": (oh + m) * (ow + m) * chunk * c, "raw": a * a * t * chunk * c, "tiles": a * a * t * chunk * c,
+            "prod": a * a * t * chunk * f, "ys": chunk * f * oh * ow}
+
+
+def _winograd_views(work, a, k, c, f, oh, ow):
+    """(xp, raw, tiles, prod, ys) for a chunk of k samples: views at the start of the flat buffers in
+    `work`, xp (Hq, Wq, k, C), raw and tiles (a, a, th, tw, k*C), prod (a^2, th*tw*k*F), ys
+    (m, m, th, tw, k, F)."""
+    m = a - 2
+    th, tw = oh // m, ow // m
+    xp, raw, tiles, prod, ys = work
+    grid, cells = a * a * th * tw * k * c, a * a * th * tw * k * f
+    return (xp[:(oh + m) * (ow + m) * k * c].reshape(oh + m, ow + m, k, c),
+            raw[:grid].reshape(a, a, th, tw, k * c), tiles[:grid].reshape(a, a, th, tw, k * c),
+            prod[:cells].reshape(a * a, th * tw * k * f), ys[:oh * ow * k * f].reshape(m, m, th, tw, k, f))
