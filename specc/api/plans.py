@@ -34,8 +34,8 @@ def scale_plan(path: str | Path | Source, *, workers: Sequence[int] = scaling.DE
         (step_ms, update_ms), measured = step_at(settings.batch), True
         if fixed_ms is None:
             small = max(1, settings.batch // 4)
-            # (no less than the update, which no batch size shrinks: a small batch can run slower per
-            # sample, DeepConvNet's through its Winograd chunks, and put the intercept below it)
+            # (no less than the update, which no batch size shrinks: a small batch can run faster per
+            # sample, DeepConvNet's whose Winograd chunks stay in cache, and put the intercept below it)
             fixed_ms = max(scaling.fixed_part(settings.batch, step_ms, small, step_at(small)[0]), update_ms)
     else:
         measured = False
