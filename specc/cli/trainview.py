@@ -92,7 +92,7 @@ class TrainView:
         clock = _Clock(t.s.batch)
         try:
             with StopFlag() as stop, progress:
-                task = None
+                task, stopped = None, False
                 for event in t.run(stop):
                     if isinstance(event, Step):
                         if task is not None and clock.due(event.iteration, t.total):
@@ -115,7 +115,8 @@ class TrainView:
                                        f"{t.dir}/weights.npz", style="bold yellow"), soft_wrap=True)
                         out.print(f"resume with: specc train {self.spec} --resume {t.dir}", soft_wrap=True,
                                   highlight=False, markup=False)
-                        return 1
+                        out.file.flush()
+                        stopped = True  # (the run goes on to draw its curve, then ends)
         except RunError as e:
             c = self.errors
             render(e, c)
@@ -125,6 +126,8 @@ class TrainView:
             else:
                 c.print(f"the last good checkpoint stays in {t.dir}/weights.npz (iteration {t.saved:,})",
                         soft_wrap=True, highlight=False, markup=False)
+            return 1
+        if stopped:
             return 1
         self._summary()
         if live and len(t.records) > 1:

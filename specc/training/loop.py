@@ -263,9 +263,12 @@ class Trainer:
                 self._gather_state()
                 if self.world.root:
                     self.save()
-                    self.write_curve()
                 self.stopped = True
+                # said before the curve is drawn (a second or so): a launcher that ends the ranks soon
+                # after passing them a SIGTERM (Open MPI's mpirun at Ctrl-C) leaves the message
                 yield Stopped(self.iteration)
+                if self.world.root:
+                    self.write_curve()
                 return
         if self.world.root:
             self.write_curve()
