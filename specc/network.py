@@ -161,13 +161,20 @@ class Network:
         """Every trainable array with its gradient buffer (live: optimizers update them in place)."""
         return [Parameter(s.name, self._arrays[s.name], self.grads[s.name], s.decay) for s in self.plan.params]
 
-    def flatten_grads(self, extra: int = 0) -> np.ndarray:
-        """Lay every gradient out in one flat array, `extra` slots after them, and return it: self.grads
-        become views of it, so that one MPI Allreduce moves them all. Call it before handing
-        parameters() to an optimizer (their grad arrays are the views from then on)."""
-        flat, self.grads = _laid_flat(self.grads, self.dtype, extra)
+    def flatten_grads(self, extra: int = 0, into: np.ndarray | None = None) -> np.ndarray:
+        """Lay every gradient out in one flat array (new, or `into`), `extra` slots after them, and
+        return it: self.grads become views of it, so that one MPI Allreduce moves them all. Call it
+        before handing parameters() to an optimizer (their grad arrays are the views from then on)."""
+        flat, self.grads = _laid_flat(self.grads, self.dtype, extra, into)
         self._decayed = self._decay_table()
         return flat
+
+    def place_params(self, flat: np.ndarray, copy: bool = True) -> None:
+        """Make the parameters views of `flat` (parameter_count values, in the plan's order: memory
+        the MPI ranks of one machine share, training.nodeshare), their values copied into it unless
+        copy is False (another process wrote them there). As flatten_grads, before an optimizer."""
+        self._arrays = _laid_flat(self._arrays, self.dtype, 0, flat, copy)[1]
+        self._decayed = self._decay_table()
 
     # --- the fast path: prepared inputs, no checks, results in workspace buffers -----------
     def workspace(self, n: int, backward: bool) -> dict[str, np.ndarray]:
@@ -386,14 +393,21 @@ def _table(slots) -> dict[str, tuple]:
     return {s.name: (s.shape, s.init) for s in slots}
 
 
-def _laid_flat(arrays: dict[str, np.ndarray], dtype: np.dtype,
-               extra: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """One new flat array, and the same values as views of it, end to end in the dict's order,
-    with `extra` zeros after them."""
-    flat = np.zeros(sum(a.size for a in arrays.values()) + extra, dtype)
+def _laid_flat(arrays: dict[str, np.ndarray], dtype: np.dtype, extra: int = 0, into: np.ndarray | None = None,
+               copy: bool = True) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """One flat array (new, or `into`), and the same values as views of it, end to end in the dict's
+    order, with `extra` zeros after them (into's are left as they are, as its values without copy)."""
+    size = sum(a.size for a in arrays.values()) + extra
+    if into is None:
+        flat = np.zeros(size, dtype)
+    elif into.shape != (size,) or into.dtype != dtype:
+        raise ValueError(f"a flat array of {size} {dtype} values is needed, not {into.shape} {into.dtype}")
+    else:
+        flat = into
     out, at = {}, 0
     for name, a in arrays.items():
         out[name] = flat[at:at + a.size].reshape(a.shape)
-        out[name][...] = a
+        if copy:
+            out[name][...] = a
         at += a.size
     return flat, out

@@ -35,9 +35,9 @@ def _env() -> dict[str, str]:
 
 
 def _train(out: Path, ranks: int, *flags: str, model: str = "two_layer_net.net", iters: int | None = 50,
-           dtype: str = "float64") -> subprocess.CompletedProcess:
+           dtype: str = "float64", env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     run = subprocess.run(_command(out, ranks, *flags, model=model, iters=iters, dtype=dtype), capture_output=True,
-                         text=True, timeout=300, env=_env(), cwd=out.parent)
+                         text=True, timeout=300, env={**_env(), **(env or {})}, cwd=out.parent)
     assert run.returncode == 0, run.stdout + run.stderr
     return run
 
@@ -81,6 +81,22 @@ def test_two_ranks_train_what_one_process_does(tmp_path):
     assert two.stdout.count("done: 50 iterations") == 1  # rank 0 alone prints
     _assert_same_run(tmp_path / "R1", tmp_path / "R2", 1e-10)
     assert len(_metrics(tmp_path / "R1")) == 2
+
+
+@needs_mpi
+@pytest.mark.parametrize("model,flags", [("two_layer_net.net", ("--batch", "33")),
+                                         ("simple_conv_net.net", ("--batch", "20", "--iters", "12")),
+                                         ("multi_layer_net.net", ("--batch", "33", "--iters", "20"))])
+def test_ranks_sharing_memory_train_what_ranks_exchanging_messages_do(tmp_path, model, flags):
+    """On one machine the ranks share their gradients and weights in memory (training.nodeshare), each
+    summing and updating its part; SPECC_MPI_SHARED=0 sends them as ranks on several machines must.
+    The same arithmetic: bit for bit in float32, uneven shares (17 and 16 samples) and every network
+    size (TwoLayerNet's update is sharded only in shared memory) included."""
+    shared = _train(tmp_path / "shared", 2, *flags, model=model, dtype="float32")
+    sent = _train(tmp_path / "sent", 2, *flags, model=model, dtype="float32", env={"SPECC_MPI_SHARED": "0"})
+    assert "on one machine, sharing gradients and weights in memory" in shared.stdout
+    assert "exchanging gradients and weights as messages" in sent.stdout
+    _assert_same_run(tmp_path / "sent", tmp_path / "shared", 0)
 
 
 @needs_mpi

@@ -20,6 +20,7 @@ from specc.scaling import SHARD_FROM
 from specc.training import checkpoint, plot
 from specc.training.data import Batches, Dataset
 from specc.training.evaluate import check_fit, score
+from specc.training.nodeshare import NodeShare
 from specc.training.optimizers import learning_rate, make_optimizer
 from specc.training.runfolder import RunLock, writing
 from specc.training.settings import Settings
@@ -85,24 +86,35 @@ class Trainer:
         # weight decay is the network's (its loss and gradients include it, as the book's do)
         net.weight_decay = settings.weight_decay
         # The ranks' gradients, then this step's loss and whether a rank was asked to stop: one Allreduce
-        # (sharded: a Reduce_scatter of the gradients, an Allreduce of the last two).
-        self.reduced = net.flatten_grads(extra=2) if world.size > 1 else None
+        # (sharded: a Reduce_scatter of the gradients, an Allreduce of the last two). Ranks all on one
+        # machine share these arrays, and the parameters, in memory instead (training.nodeshare).
+        count = net.checked.parameter_count
+        self.node = NodeShare.open(world, count, 2, net.dtype)
+        self.reduced = (net.flatten_grads(extra=2, into=self.node.mine) if self.node is not None
+                        else net.flatten_grads(extra=2) if world.size > 1 else None)
         world.broadcast({**{p.name: p.value for p in net.parameters()}, **net.state})
+        if self.node is not None:  # rank 0's values, as every rank's after the broadcast
+            net.place_params(self.node.values, copy=world.root)
+            self.node.barrier()
+        self._params_shared = self.node is not None
         self.optimizer = make_optimizer(settings.optimizer, settings.optimizer_args, net.parameters())
         # Under MPI each rank updates its part of the flat parameters (and keeps that part of the
         # optimizer's state), then one Allgatherv gives every rank all of them: the update, which would
         # otherwise be repeated whole on every rank, divides over them too.
         # Sharded, a rank needs only its part of the summed gradient: a Reduce_scatter into a buffer of
-        # its own (the optimizer's gradient from then on) moves half what an Allreduce does.
+        # its own (the optimizer's gradient from then on) moves half what an Allreduce does. With the
+        # parameters in shared memory there is nothing to gather and every network's update is sharded.
         flat = self.optimizer.flat_values
         self._part_grad: np.ndarray | None = None
-        if world.size > 1 and flat is not None and len(flat) >= SHARD_FROM:
+        if world.size > 1 and flat is not None and (len(flat) >= SHARD_FROM or self.node is not None):
             lo, hi = world.bounds(len(flat))
             self._part_grad = np.zeros(hi - lo, flat.dtype)
             if not self.optimizer.shard(lo, hi, self._part_grad):
                 self._part_grad = None
+        if self.node is not None and self._part_grad is None:  # every rank would update the one copy
+            raise AssertionError("parameters in shared memory need a sharded update")
         self.sharded = self._part_grad is not None
-        self._flat_values = flat if self.sharded else None
+        self._flat_values = flat if self.sharded and self.node is None else None
         self.train_x = Batches(data.x_train, data.scale(), net.dtype, net.input_shape)
         self.test_x = Batches(data.x_test, data.scale(), net.dtype, net.input_shape)
         # what each epoch's evaluation scores: everything, or the first eval_sample of each split
@@ -133,7 +145,11 @@ class Trainer:
         self.companions: Any = None  # the thread ranks beside this one (training.asranks, --as-ranks N)
 
     def close(self) -> None:
-        """Release the run folder, and end the thread ranks beside this one (idempotent)."""
+        """Release the run folder, end the thread ranks beside this one, and give the network its
+        parameters back in memory of its own (idempotent)."""
+        if self.node is not None and self._params_shared:  # (every rank's last update is in)
+            self.net.place_params(self.node.values.copy(), copy=False)
+            self._params_shared = False
         if self.lock is not None:
             self.lock.release()
         if self.companions is not None:
@@ -175,6 +191,8 @@ class Trainer:
         self.order = opt.pop("order", self.order)
         self.losses = [float(v) for v in opt.pop("losses", [])]
         self.optimizer.load_state(opt)
+        if self.node is not None:  # every rank wrote rank 0's checkpoint into the shared parameters
+            self.node.barrier()
         kept = []
         path = self.dir / "metrics.jsonl"
         if path.exists():
@@ -248,6 +266,8 @@ class Trainer:
                 self.optimizer.step(lr)
             if self._flat_values is not None:  # sharded: every rank's part to every rank
                 self.world.gather(self._flat_values)
+            elif self.node is not None:  # shared: every rank's part updated before any rank reads on
+                self.node.barrier()
             self.iteration += 1
             self.losses.append(float(loss))
             yield Step(self.iteration, loss)
@@ -293,6 +313,13 @@ class Trainer:
         if flat is None:
             return loss, stop
         weight = len(local) / len(index)
+        if self.node is not None and self._part_grad is not None:  # shared memory: weighted as summed
+            flat[-2] = loss * weight
+            flat[-1] = float(stop())
+            loss, stopping = self.node.sum_part(self._weights(len(index)), self._part_grad)
+            if not math.isfinite(loss):
+                self._blame(*self._sample(index))
+            return loss, lambda: stopping
         flat *= weight
         flat[-2] = loss * weight
         flat[-1] = float(stop())
@@ -306,6 +333,10 @@ class Trainer:
         if not math.isfinite(loss):  # every rank sees it (after the sum), so every rank stops here
             self._blame(*self._sample(index))
         return loss, lambda: stopping
+
+    def _weights(self, n: int) -> list[float]:
+        """Each rank's share of a global batch of n samples."""
+        return [(hi - lo) / n for lo, hi in (World(r, self.world.size).bounds(n) for r in range(self.world.size))]
 
     def _sample(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         t = self.data.t_train[index]
