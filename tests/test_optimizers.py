@@ -348,6 +348,7 @@ def test_an_update_over_the_flat_buffers_equals_one_per_parameter(name):
     apart = [Parameter(p.name, p.value.copy(), p.grad.copy(), p.decay) for p in flat]
     one, each = make_optimizer(name, {}, flat), make_optimizer(name, {}, apart)
     assert one._whole is not None and each._whole is None  # the network lays them out end to end
+    assert len(one._blocks) == 2  # 100,310 float32 values: two cache-sized blocks, updated one by one
     rng = np.random.default_rng(0)
     for _ in range(3):
         for p, q in zip(flat, apart):

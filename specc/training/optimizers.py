@@ -26,6 +26,19 @@ class _Whole:
     name = ""
     value: np.ndarray
     grad: np.ndarray
+    lo: int = 0  # where value starts in the flat parameter array (the slots' elements are the same)
+
+
+# An update runs over blocks of the flat arrays of this many bytes each, so that a block's parameters,
+# gradient, state and scratch stay in a core's L2 cache through the rule's passes (SimpleConvNet's
+# Adam: 1.15 ms whole, 0.76 ms in blocks; more blocks cost more NumPy calls).
+_BLOCK_BYTES = 256 * 1024
+
+
+def _blocks(whole: _Whole, scratch: np.ndarray) -> list[tuple[_Whole, np.ndarray]]:
+    step = max(1, _BLOCK_BYTES // whole.value.itemsize)
+    return [(_Whole(whole.value[a:a + step], whole.grad[a:a + step], whole.lo + a), scratch[a:a + step])
+            for a in range(0, len(whole.value), step)]
 
 
 def _end_to_end(arrays: list[np.ndarray]) -> np.ndarray | None:
@@ -54,10 +67,9 @@ class Optimizer(ABC):
         values, grads = _end_to_end([p.value for p in params]), _end_to_end([p.grad for p in params])
         self._whole = _Whole(values, grads) if values is not None and grads is not None else None
         self._flat_slots: dict[str, np.ndarray] = {}  # slot -> the flat array its views tile (whole only)
-        self._part: _Whole | None = None  # the elements this process updates, when shard() gave it a range
-        self._range = (0, 0)
         if self._whole is not None:
             self._scratch = {"": np.empty_like(self._whole.value)}
+            self._blocks = _blocks(self._whole, self._scratch[""])
         else:
             self._scratch = {p.name: np.empty_like(p.value) for p in params}
 
@@ -77,10 +89,9 @@ class Optimizer(ABC):
         """The `kind` slot of parameter p (of _Whole: the flat array of every parameter's; of the
         shard: its part of that)."""
         arrays = self.slot(kind)
-        if p is self._part:
-            lo, hi = self._range
-            return self._flat_slots[kind][lo:hi]
-        return self._flat_slots[kind] if p is self._whole else arrays[p.name]
+        if isinstance(p, _Whole):
+            return self._flat_slots[kind][p.lo:p.lo + len(p.value)]
+        return arrays[p.name]
 
     def shard(self, lo: int, hi: int, grad: np.ndarray | None = None) -> bool:
         """Update only elements lo:hi of the flat parameters from now on (each MPI rank its part, the
@@ -89,9 +100,8 @@ class Optimizer(ABC):
         are not one flat array. The rules are element-wise, so the parts give the whole's values."""
         if self._whole is None:
             return False
-        self._range = (lo, hi)
-        self._part = _Whole(self._whole.value[lo:hi], self._whole.grad[lo:hi] if grad is None else grad)
-        self._scratch["part"] = self._scratch[""][lo:hi]
+        part = _Whole(self._whole.value[lo:hi], self._whole.grad[lo:hi] if grad is None else grad, lo)
+        self._blocks = _blocks(part, self._scratch[""][lo:hi])
         return True
 
     @property
@@ -107,10 +117,11 @@ class Optimizer(ABC):
     def step(self, lr: float) -> None:
         self.steps += 1
         # (weight decay is in the gradient already: the network adds it, as the book's)
-        if self._part is not None:
-            self.update(self._part, self._part.grad, lr, self._scratch["part"])
+        if self._whole is not None:  # the flat arrays (or this rank's part of them), block by block
+            for block, scratch in self._blocks:
+                self.update(block, block.grad, lr, scratch)
             return
-        for p in [self._whole] if self._whole is not None else self.params:
+        for p in self.params:
             self.update(p, p.grad, lr, self._scratch[p.name])
 
     @abstractmethod
