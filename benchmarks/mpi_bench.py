@@ -107,6 +107,9 @@ def worker(args: argparse.Namespace) -> None:
             print(json.dumps({"refused": e.diagnostics[0].message}), flush=True)
         return
     trainer.world = TimedWorld(world.rank, world.size, world.comm, world.link)
+    if trainer.node is not None:  # ranks sharing memory: the sum of its part, the barrier after the update
+        trainer.node.sum_part = timed("allreduce", trainer.node.sum_part)
+        trainer.node.barrier = timed("update", trainer.node.barrier)
     trainer.net.backward = timed("backward", trainer.net.backward)
     trainer._sample = timed("sample", trainer._sample)
     trainer.optimizer.step = timed("update", trainer.optimizer.step)
@@ -150,12 +153,15 @@ def worker(args: argparse.Namespace) -> None:
 
 # --- the driver -------------------------------------------------------------------------------
 
-def timed_run(model: str, ranks: int, args: argparse.Namespace) -> dict:
+def timed_run(model: str, ranks: int, args: argparse.Namespace, messages: bool = False) -> dict:
+    """The fastest of args.repeat runs on `ranks` ranks (messages: as ranks on several machines would,
+    SPECC_MPI_SHARED=0, instead of sharing memory)."""
     argv = [__file__, "--worker", model, "--iters", str(args.iters), "--warmup", str(args.warmup),
             "--batch", str(args.batch)] + (["--data", args.data] if args.data else [])
+    env = {**_env(), **({"SPECC_MPI_SHARED": "0"} if messages else {})}
     best: dict | None = None
     for _ in range(args.repeat):
-        run = subprocess.run(_launch(ranks, argv), capture_output=True, text=True, env=_env(), timeout=1800)
+        run = subprocess.run(_launch(ranks, argv), capture_output=True, text=True, env=env, timeout=1800)
         lines = [line for line in run.stdout.splitlines() if line.startswith("{")]
         if run.returncode != 0 or not lines:
             sys.exit(f"{model} on {ranks} rank(s) failed:\n{run.stdout}\n{run.stderr}")
@@ -210,25 +216,30 @@ def main() -> None:
         return
     print(f"load before: {os.getloadavg()[0]:.2f} (1 min) on {os.cpu_count()} cores; OPENBLAS_NUM_THREADS=1 per "
           f"rank; batch {args.batch} (global), {args.iters} steps, {args.warmup} untimed", flush=True)
-    header = f"{'model':<14} {'1 process':>11} {'2 ranks':>11} {'speedup':>8} {'plan (shm)':>10}  last loss, 1 / 2"
+    header = (f"{'model':<14} {'1 process':>11} {'2 ranks':>11} {'speedup':>8} {'messages':>11} {'speedup':>8} "
+              f"{'plan (shm)':>10}  last loss, 1 / 2 / messages")
+    print("(2 ranks share gradients and weights in memory; messages: as ranks on several machines, SPECC_MPI_SHARED=0)")
     print(header)
     details = []
     for model in args.models.split(","):
         name = MODELS.get(model, model)
-        one, two = timed_run(model, 1, args), timed_run(model, 2, args)
+        one, two, sent = timed_run(model, 1, args), timed_run(model, 2, args), timed_run(model, 2, args, True)
         if "refused" in one or "refused" in two:
             print(f"{name:<14} skipped: {(two if 'refused' in two else one)['refused']}", flush=True)
             continue
-        s1, s2 = one["ranks"][0]["steps_per_s"], two["ranks"][0]["steps_per_s"]
-        plan = predicted(model, one, two, args.batch)
-        line = f"{name:<14} {s1:>7,.0f} st/s {s2:>7,.0f} st/s {s2 / s1:>7.2f}x {plan:>9.2f}x"
+        s1, s2, s3 = (doc["ranks"][0]["steps_per_s"] for doc in (one, two, sent))
+        plan = predicted(model, one, sent, args.batch)
+        line = (f"{name:<14} {s1:>7,.0f} st/s {s2:>7,.0f} st/s {s2 / s1:>7.2f}x {s3:>7,.0f} st/s {s3 / s1:>7.2f}x "
+                f"{plan:>9.2f}x")
         # the same arithmetic: the last loss agrees (to float32 rounding of the reductions)
-        line += f"  {one['ranks'][0]['last_loss']:.6f} / {two['ranks'][0]['last_loss']:.6f}"
+        line += "  " + " / ".join(f"{doc['ranks'][0]['last_loss']:.6f}" for doc in (one, two, sent))
         print(line, flush=True)
-        details.append((name, [("1", one), ("2", two)]))
-    print("\nwhere a step's time goes, ms per step (each rank; allreduce includes waiting for the other rank):")
-    print("(a network of 100,000 parameters or more has its update sharded: its Allgatherv counts in the update)")
-    print(f"{'model':<14} {'ranks':>5} {'rank':>4} {'step':>7} {'backward':>8} {'sample':>7} {'allreduce':>9} "
+        details.append((name, [("1", one), ("2", two), ("2 msg", sent)]))
+    print("\nwhere a step's time goes, ms per step (each rank; sum includes waiting for the other rank):")
+    print("(shared memory: sum is the barrier and the rank's weighted sum of its part of every rank's gradient, and")
+    print(" every update is sharded, its closing barrier counted in the update; messages: sum is the Allreduce, or")
+    print(" from 100,000 parameters the Reduce_scatter of a sharded update, whose Allgatherv counts in the update)")
+    print(f"{'model':<14} {'ranks':>5} {'rank':>4} {'step':>7} {'backward':>8} {'sample':>7} {'sum':>9} "
           f"{'update':>7} {'other':>7} {'allreduce alone':>15}")
     for name, docs in details:
         for label, doc in docs:

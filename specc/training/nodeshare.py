@@ -75,8 +75,11 @@ class NodeShare:
         return share
 
     def barrier(self) -> None:
-        """Every rank's writes so far visible to every rank (MPI's unified memory model: a Sync, the
-        barrier, a Sync)."""
+        """Every rank's writes so far visible to every rank (after the update, before the next step)."""
+        self._meet()
+
+    def _meet(self) -> None:
+        # MPI's unified memory model: a Sync, the barrier, a Sync
         self._win.Sync()
         self.world.comm.Barrier()
         self._win.Sync()
@@ -85,7 +88,7 @@ class NodeShare:
         """After every rank wrote its gradients, loss * weight and stop flag into its array (mine):
         out = this rank's part of sum_r weights[r] * gradient_r, in rank order; the summed loss, and
         whether any rank asked to stop."""
-        self.barrier()
+        self._meet()
         lo, hi = self.lo, self.hi
         np.multiply(self.segments[0][lo:hi], weights[0], out=out)
         loss = self.segments[0][-2]
