@@ -67,3 +67,11 @@ def test_no_shared_memory_alone_for_thread_ranks_or_when_turned_off():
     assert NodeShare.open(World(0, 2, None, object()), 10, 2, np.dtype(np.float32)) is None  # --as-ranks
     assert NodeShare.open(World(0, 2, _Quiet(), object()), 10, 2, np.dtype(np.float32),
                           {"SPECC_MPI_SHARED": "0"}) is None
+
+
+def test_room_is_asked_of_the_shared_memory_folder(tmp_path):
+    from specc.training.nodeshare import _room
+
+    assert _room(1, str(tmp_path))
+    assert not _room(1 << 62, str(tmp_path))  # more than any disk: the ranks exchange messages instead
+    assert _room(1 << 62, str(tmp_path / "absent"))  # nothing to ask: MPI's library decides

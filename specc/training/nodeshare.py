@@ -15,7 +15,8 @@ parameters disappears, and the update divides over the ranks at any size.
 
 The arithmetic is the message path's: each rank's gradient times its share's weight, summed in rank
 order (with 2 ranks MPI's sum, a + b being b + a), so a run equals the message path's bit for bit.
-Ranks on several machines, or SPECC_MPI_SHARED=0, keep the message path (training.world).
+Ranks on several machines, a machine whose shared memory (/dev/shm) has no room for the window, or
+SPECC_MPI_SHARED=0 keep the message path (training.world).
 """
 from __future__ import annotations
 
@@ -31,6 +32,16 @@ _ALIGN = 16  # elements between the starts of the arrays: 64 bytes of float32, a
 
 def _padded(n: int) -> int:
     return -(-n // _ALIGN) * _ALIGN
+
+
+def _room(nbytes: int, folder: str = "/dev/shm") -> bool:
+    """Whether the machine's shared memory (where MPI libraries map their windows) has room for
+    nbytes with some to spare; True where there is no such folder to ask."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return True
+    return st.f_bavail * st.f_frsize >= 2 * nbytes
 
 
 class NodeShare:
@@ -56,13 +67,14 @@ class NodeShare:
             return None
         from mpi4py import MPI
 
+        item = np.dtype(dtype).itemsize
+        total = _padded(params) + world.size * _padded(params + extra)
         node = world.comm.Split_type(MPI.COMM_TYPE_SHARED)
         try:
-            together = node.Get_size() == world.size
-            if not world.comm.allreduce(together, op=MPI.LAND):
+            # all on this machine, with room in its shared memory (a container's /dev/shm may be small)
+            fits = node.Get_size() == world.size and (world.rank != 0 or _room(total * item))
+            if not world.comm.allreduce(fits, op=MPI.LAND):
                 return None
-            item = np.dtype(dtype).itemsize
-            total = _padded(params) + world.size * _padded(params + extra)
             # rank 0 allocates the whole window; the others map it (Shared_query)
             win = MPI.Win.Allocate_shared(total * item if world.rank == 0 else 0, item, comm=node)
         finally:
