@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -13,6 +14,7 @@ from specc.errors import Diagnostic, UsageError
 # What MPI launchers set in every process they start: MPICH's hydra (PMI_SIZE, MPI_LOCALNRANKS),
 # Open MPI (OMPI_COMM_WORLD_SIZE), PMIx-based launchers (PMIX_SIZE; srun sets it too).
 LAUNCHER_SIZES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS")
+_ABORT_PAUSE_S = 1.0  # before MPI_Abort: time for the launcher to pass on the error printed
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,11 @@ class MpiLink:
         self.comm.Reduce_scatter([flat, kind], [out, kind], recvcounts=[hi - lo for lo, hi in parts], op=MPI.SUM)
 
     def end_all(self, code: int) -> None:
+        # The launcher passes on what the ranks print through its own pipes, and an abort ends it with
+        # whatever it has not yet passed on: the error just reported must get through first (the
+        # others wait for this rank meanwhile). Measured: lost in 4 of 8 aborts with both ranks on one
+        # busy core without the pause.
+        time.sleep(_ABORT_PAUSE_S)
         self.comm.Abort(code)
         os._exit(code)  # (MPICH's Abort may return before the launcher ends the process)
 
