@@ -13,8 +13,8 @@ from rich.console import Console
 
 import specc
 from specc import cli
-from specc.expr import derive as dv
 from specc.expr import prelude
+from specc.expr import primitives as pr
 from specc.expr.explain import explain, prelude_layer
 from specc.gradcheck import check_network
 from specc.graph.ops import OPS
@@ -73,7 +73,7 @@ def test_the_prelude_defines_every_element_wise_built_in_and_affine():
 _ARITY_ATTRS = {"pow": {"p": 3}, "max": {"c": 0.3}, "min": {"c": -0.2}}
 
 
-@pytest.mark.parametrize("op", sorted(set(dv.VJP) - {"matmul", "transpose"}))
+@pytest.mark.parametrize("op", sorted(set(pr.VJP) - {"matmul", "transpose"}))
 def test_each_rule_program_equals_the_graph_primitive(op):
     rng = np.random.default_rng(2)
     o = OPS[op]
@@ -82,10 +82,10 @@ def test_each_rule_program_equals_the_graph_primitive(op):
     attrs = _ARITY_ATTRS.get(op, {})
     y, closure = o.run(xs, attrs)
     bind = {"ab"[k]: v for k, v in enumerate(xs)}
-    np.testing.assert_allclose(dv._execute(dv.FORWARD[op](attrs), dict(bind), "y"), y, rtol=1e-14)
+    np.testing.assert_allclose(pr.execute(pr.FORWARD[op](attrs), dict(bind), "y"), y, rtol=1e-14)
     g = rng.standard_normal(y.shape)
-    for program, (expected, _) in zip(dv.VJP[op](attrs), closure(g)):
-        got = dv._execute(program, {**bind, "y": y, "g": g}, "d") if program else g
+    for program, (expected, _) in zip(pr.VJP[op](attrs), closure(g)):
+        got = pr.execute(program, {**bind, "y": y, "g": g}, "d") if program else g
         np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-15)
 
 

@@ -1,10 +1,8 @@
 """The derivation of an expression layer: per-sample shapes, which values carry the batch axis, and the
-backward pass by reverse mode over the expression's nodes; then its two readings, evaluated with NumPy
-(the reference path) and emitted as NumPy lines with preallocated buffers (the compiled path).
+backward pass by reverse mode over the expression's nodes (each primitive's programs are in
+specc.expr.primitives); then its reference reading, evaluated with NumPy. The compiled reading, NumPy
+lines with preallocated buffers, is specc.expr.emit's.
 
-Each primitive's forward and its local derivative are written once, below, as short programs of
-NumPy functions over the operands `a`, `b`, the node's output `y` and the upstream gradient `g`; `d` is
-the result so far. The same program is run on arrays (`_execute`) and written as code (`_line`).
 Broadcasting is undone by summing over the axes it added or stretched: an unbatched parameter added to
 a batched value (the bias of `x @ W + b`) receives the sum over the batch.
 """
@@ -12,63 +10,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from specc.errors import Label
+from specc.expr.emit import emit as emit  # the compiled reading, re-exported: specc.layers.expression
+from specc.expr.emit import layout as layout  # reads it here, beside the derivation
+from specc.expr.primitives import FORWARD, INPUT, VJP, Instr, execute
 from specc.graph.ir import Node
 from specc.graph.ops import OPS, GraphShapeError, fmt
-from specc.layers.base import Scratch, Shape, ShapeError
+from specc.layers.base import Shape, ShapeError
 from specc.source import Span
-
-Instr = tuple  # (NumPy function, *operands): operands "a", "b", "y", "g", "d", "a.T", or numbers
-Rule = Callable[[Mapping[str, Any]], Sequence[Instr]]
-INPUT = "x"
-
-# y from the operands (written into y's buffer)
-FORWARD: dict[str, Rule] = {
-    "add": lambda at: [("add", "a", "b")],
-    "sub": lambda at: [("subtract", "a", "b")],
-    "mul": lambda at: [("multiply", "a", "b")],
-    "div": lambda at: [("divide", "a", "b")],
-    "neg": lambda at: [("negative", "a")],
-    "pow": lambda at: [("power", "a", at["p"])],
-    "exp": lambda at: [("exp", "a")],
-    "log": lambda at: [("log", "a")],
-    "sqrt": lambda at: [("sqrt", "a")],
-    "max": lambda at: [("maximum", "a", at["c"])],
-    "min": lambda at: [("minimum", "a", at["c"])],
-    "relu": lambda at: [("maximum", "a", 0.0)],
-    # (1 + tanh(a/2)) / 2 is 1 / (1 + exp(-a)) and never overflows
-    "sigmoid": lambda at: [("multiply", "a", 0.5), ("tanh", "y"), ("add", "y", 1.0), ("multiply", "y", 0.5)],
-    "tanh": lambda at: [("tanh", "a")],
-    "matmul": lambda at: [("dot", "a", "b")],  # (N, in) @ (in, out) -> (N, out)
-    "transpose": lambda at: [("copy", "a.T")],
-    "identity": lambda at: [("copy", "a")],
-}
-
-# Per operand: g times the local derivative (into d); an empty program passes g on unchanged.
-VJP: dict[str, Callable[[Mapping[str, Any]], tuple[Sequence[Instr], ...]]] = {
-    "add": lambda at: ((), ()),  # the gradient passes on unchanged
-    "sub": lambda at: ((), [("negative", "g")]),
-    "mul": lambda at: ([("multiply", "g", "b")], [("multiply", "g", "a")]),  # times the *other* input
-    "div": lambda at: ([("divide", "g", "b")],
-                       [("multiply", "g", "y"), ("divide", "d", "b"), ("negative", "d")]),  # −g·a/b² = −g·y/b
-    "neg": lambda at: ([("negative", "g")],),
-    "pow": lambda at: ([("power", "a", at["p"] - 1), ("multiply", "d", at["p"]), ("multiply", "d", "g")],),
-    "exp": lambda at: ([("multiply", "g", "y")],),  # exp(a) is y, kept from the forward pass
-    "log": lambda at: ([("divide", "g", "a")],),
-    "sqrt": lambda at: ([("divide", "g", "y"), ("multiply", "d", 0.5)],),
-    "max": lambda at: ([("greater", "a", at["c"]), ("multiply", "d", "g")],),
-    "min": lambda at: ([("less", "a", at["c"]), ("multiply", "d", "g")],),
-    "relu": lambda at: ([("greater", "y", 0.0), ("multiply", "d", "g")],),
-    "sigmoid": lambda at: ([("subtract", 1.0, "y"), ("multiply", "d", "y"), ("multiply", "d", "g")],),  # y(1 − y)
-    "tanh": lambda at: ([("multiply", "y", "y"), ("subtract", 1.0, "d"), ("multiply", "d", "g")],),  # 1 − y²
-    "matmul": lambda at: ([("dot", "g", "b.T")], [("dot", "a.T", "g")]),  # dX = dY Wᵀ, dW = Xᵀ dY
-    "transpose": lambda at: ([("copy", "g.T")],),
-    "identity": lambda at: ((),),
-}
 
 
 @dataclass(frozen=True)
@@ -231,27 +184,6 @@ def _shown(v: Value) -> str:
 
 # --- the reference path: the derivation evaluated with NumPy --------------------------------------
 
-def _operand(token: Any, bind: Mapping[str, Any]) -> Any:
-    if not isinstance(token, str):
-        return token
-    if token.endswith(".T"):
-        return np.asarray(bind[token[:-2]]).T
-    return bind[token]
-
-
-def _execute(program: Sequence[Instr], bind: dict[str, Any], into: str) -> np.ndarray:
-    """Run a program on arrays; `into` ("y" or "d") names its result, which later steps may read."""
-    for fn, *args in program:
-        xs = [_operand(a, bind) for a in args]
-        if fn == "copy":
-            bind[into] = np.array(xs[0], copy=True)
-        elif fn == "dot":
-            bind[into] = np.dot(*xs)
-        else:
-            bind[into] = getattr(np, fn)(*xs)
-    return bind[into]
-
-
 def _bind(n: Node, env: Mapping[str, Any], g: Any = None) -> dict[str, Any]:
     b = {"ab"[k]: env[o] for k, o in enumerate(n.operands)}
     b["y"], b["g"] = env.get(n.id), g
@@ -263,7 +195,7 @@ def run_forward(d: Derivation, x: np.ndarray, params: Mapping[str, np.ndarray]) 
     env: dict[str, Any] = {INPUT: x, **params}
     env.update({k: v.constant for k, v in d.values.items() if v.constant is not None})
     for n in d.nodes:
-        env[n.id] = _execute(FORWARD[n.op](n.attrs), _bind(n, env), "y")
+        env[n.id] = execute(FORWARD[n.op](n.attrs), _bind(n, env), "y")
     return env
 
 
@@ -273,119 +205,9 @@ def run_backward(d: Derivation, env: Mapping[str, Any], dy: np.ndarray) -> dict[
     grads: dict[str, np.ndarray] = {d.output: dy}
     for s in d.sends:
         g = grads[s.node]
-        part = _execute(s.program, _bind(by_id[s.node], env, g), "d") if s.program else g
+        part = execute(s.program, _bind(by_id[s.node], env, g), "d") if s.program else g
         if s.axes:
             part = part.sum(axis=s.axes, keepdims=s.keep).reshape(np.shape(env[s.operand]))
         grads[s.operand] = grads[s.operand] + part if s.operand in grads else part
     return grads
 
-
-# --- the compiled path: the same programs as NumPy lines ----------------------------------------------
-
-@dataclass(frozen=True)
-class Layout:
-    """Which variable holds each value and each gradient, and the scratch buffers behind them."""
-
-    values: Mapping[str, str]  # node id -> buffer name (the output excepted)
-    grads: Mapping[str, str]  # node id -> buffer name, or the id of the node whose gradient it shares
-    temps: Mapping[tuple, str]  # (full shape) -> buffer name
-    scratch: Mapping[str, Scratch]
-
-
-def layout(d: Derivation) -> Layout:
-    values: dict[str, str] = {}
-    grads: dict[str, str] = {}
-    temps: dict[tuple, str] = {}
-    scratch: dict[str, Scratch] = {}
-    for j, n in enumerate(d.nodes):
-        if n.id != d.output:
-            values[n.id] = f"h{j}_"
-            v = d.values[n.id]
-            scratch[values[n.id]] = Scratch(v.shape, v.batched)
-    into: dict[str, list[Send]] = {}
-    for s in d.sends:
-        into.setdefault(s.operand, []).append(s)
-    for j, n in enumerate(d.nodes):
-        received = into.get(n.id, [])
-        if n.id == d.output or not received:
-            continue
-        s = received[0]
-        if len(received) == 1 and not s.program and not s.axes:
-            grads[n.id] = "=" + s.node  # the same array as its consumer's gradient
-            continue
-        v = d.values[n.id]
-        grads[n.id] = f"dh{j}_"
-        scratch[grads[n.id]] = Scratch(v.shape, v.batched, phase="backward")
-    for s in d.sends:
-        first = into[s.operand][0] is s
-        if s.program and (s.axes or not first):
-            v = d.values[s.node]
-            key = v.full()
-            if key not in temps:
-                temps[key] = f"t{len(temps)}_"
-                scratch[temps[key]] = Scratch(v.shape, v.batched, phase="backward")
-    return Layout(values, grads, temps, scratch)
-
-
-def _literal(v: float) -> str:
-    return repr(float(v))
-
-
-def _line(fn: str, args: Sequence[str], out: str) -> str:
-    if fn == "copy":
-        return f"np.copyto({out}, {args[0]})"
-    return f"np.{fn}({', '.join(args)}, out={out})"
-
-
-def emit(d: Derivation, e: Any) -> None:
-    """Forward and backward lines through a specc.codegen.Emit, into the buffers of `layout(d)`."""
-    lay = layout(d)
-    names: dict[str, str] = {INPUT: e.x, **{p.name: e.param(p.name) for p in d.params}}
-    names.update({k: _literal(v.constant) for k, v in d.values.items() if v.constant is not None})
-    for n in d.nodes:
-        names[n.id] = e.output() if n.id == d.output else e.buffer(lay.values[n.id])
-
-    def program_lines(program: Sequence[Instr], n: Node, target: str, g: str | None) -> list[str]:
-        bind = {"ab"[k]: names[o] for k, o in enumerate(n.operands)}
-        bind.update(y=names[n.id], d=target, g=g or "")
-        return [_line(fn, [(bind[a[:-2]] + ".T" if a.endswith(".T") else bind[a]) if isinstance(a, str)
-                           else _literal(a) for a in args], target) for fn, *args in program]
-
-    for n in d.nodes:
-        e.fwd(*program_lines(FORWARD[n.op](n.attrs), n, names[n.id], None))
-    grad: dict[str, str] = {d.output: e.dy}
-
-    def grad_of(i: str) -> str:
-        if i == INPUT:
-            return e.grad_input()
-        if i in names and any(p.name == i for p in d.params):
-            return e.grad(i)
-        target = lay.grads[i]
-        return grad[target[1:]] if target.startswith("=") else e.buffer(target)
-
-    by_id = {n.id: n for n in d.nodes}
-    written: set[str] = set()
-    for s in d.sends:
-        n, g = by_id[s.node], grad[s.node]
-        first = s.operand not in written
-        written.add(s.operand)
-        if s.operand not in grad:
-            grad[s.operand] = grad_of(s.operand)
-        dst = grad[s.operand]
-        if first and not s.axes:
-            if s.program:
-                e.bwd(*program_lines(s.program, n, dst, g))
-            elif dst != g:
-                e.bwd(f"np.copyto({dst}, {g})")
-            continue
-        src = g
-        if s.program:
-            src = e.buffer(lay.temps[d.values[s.node].full()])
-            e.bwd(*program_lines(s.program, n, src, g))
-        if not s.axes:
-            e.bwd(f"{dst} += {src}")
-        elif not s.keep and first:
-            e.bwd(f"np.sum({src}, axis={s.axes!r}, out={dst})")
-        else:
-            total = f"np.sum({src}, axis={s.axes!r}, keepdims=True).reshape({dst}.shape)"
-            e.bwd(f"np.copyto({dst}, {total})" if first else f"{dst} += {total}")

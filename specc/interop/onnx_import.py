@@ -26,7 +26,8 @@ import numpy as np
 
 from specc.errors import DataError, Diagnostic, SpecError
 from specc.interop import require, write_atomically
-from specc.interop.onnx_ops import OPS, Chain, Layer, batched, dims, label
+from specc.interop.onnx_chain import Chain, Layer, batched, dims, label
+from specc.interop.onnx_ops import OPS
 from specc.network import Network
 from specc.text import shape_text
 
