@@ -238,7 +238,8 @@ def generate(p: "Plan", timed: bool = False) -> str:
     bwd_views = [(n, e) for n, e in m.views if n in in_backward_lines]
     in_backward = _names_in(bwd_lines + [e for _, e in bwd_views])
     fwd_bufs = [b.name for b in p.buffers if b.name in in_forward]
-    loss_bufs = [b.name for b in p.buffers if b.name in in_loss] + ["rows"] * m.rows
+    # (the scores are what predict returned)
+    loss_bufs = [b.name for b in p.buffers if b.name in in_loss and b.name != p.scores] + ["rows"] * m.rows
     bwd_bufs = [b.name for b in p.buffers if b.name in in_backward]
     bwd_loads = bwd_bufs + ["ones"] * m.ones
     ws = ",\n".join([f'        "{b.name}": {_alloc(b)}' for b in p.buffers if b.scratch.phase == "forward"]

@@ -283,12 +283,12 @@ def softmax_cross_entropy(scores, labels, probs_t, at=None, rows=None):
     Transposed, every reduction over the classes runs along axis 0, N samples at a time (along a
     short last axis it costs three times as much), and the loss's gradient (probs - onehot) / N is
     laid out the same way. Uses log-sum-exp, so the loss is exact and finite without the book's
-    1e-7: loss = mean(top - s[label] + log(sum exp(s - top))), each term rounded once or twice in
-    the scores' dtype and their mean taken in float64. In float16 the terms are float64: a score's
-    distance from the top score can overflow (-60000 and 60000 are 120000 apart), where the
-    probability it stands for is merely 0. probs_t must be C-contiguous and must not
-    overlap scores. (The label's score is read through the flat positions: a one-dimensional
-    index costs a third of scores[np.arange(N), labels].)
+    1e-7: loss = mean(log(sum exp(s - top)) - (s[label] - top)), each term (>= 0, the sum of two
+    non-negative numbers: nothing cancels) rounded in the scores' dtype and their mean taken in
+    float64. In float16 the terms are float64: a score's distance from the top score can overflow
+    (-60000 and 60000 are 120000 apart), where the probability it stands for is merely 0. probs_t
+    must be C-contiguous and must not overlap scores. (The label's score is read through the flat
+    positions: a one-dimensional index costs a third of scores[np.arange(N), labels].)
     """
     n = len(scores)
     np.copyto(probs_t, scores.T)  # (N, C) -> (C, N)
@@ -296,22 +296,24 @@ def softmax_cross_entropy(scores, labels, probs_t, at=None, rows=None):
         at = np.empty(n, np.intp)
     np.multiply(labels, n, out=at, dtype=np.intp)  # (in intp: uint8 labels times N would wrap around)
     at += np.arange(n) if rows is None else rows
-    picked = probs_t.reshape(-1)[at]  # s[label], (N,), before the shift below
+    flat = probs_t.reshape(-1)  # (a view: probs_t is C-contiguous)
     top = probs_t.max(axis=0)  # (N,)
-    if probs_t.dtype.itemsize < 4:  # float16: a difference beyond 65504 is -inf, whose exp is the 0 it should be
+    half = probs_t.dtype.itemsize < 4
+    if half:  # float16: a difference beyond 65504 is -inf, whose exp is the 0 it should be
+        gap = np.subtract(top, flat[at], dtype=np.float64)  # top - s[label], before the shift, in float64
         with np.errstate(over="ignore"):
             probs_t -= top
     else:  # (the errstate costs as much as the subtraction)
         probs_t -= top
+        gap = flat[at]  # s[label] - top, (N,), <= 0
     np.exp(probs_t, out=probs_t)
     sums = probs_t.sum(axis=0)  # (N,), each in [1, C]
     probs_t /= sums
-    if probs_t.dtype.itemsize < 4:  # (float16: in float64, where 60000 - -60000 does not overflow)
-        each = np.subtract(top, picked, dtype=np.float64)  # (N,)
-    else:  # in the scores' dtype, to half a unit in the last place: every term is >= 0, nothing cancels
-        each = np.subtract(top, picked, out=picked)
-    each += np.log(sums, out=sums)
-    return float(each.sum(dtype=np.float64)) / n
+    logs = np.log(sums, out=sums)
+    if half:
+        gap += logs
+        return float(gap.sum() / n)
+    return float(np.subtract(logs, gap, out=logs).sum(dtype=np.float64)) / n
 
 
 def initial_values(table, dtype, seed=None):

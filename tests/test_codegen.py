@@ -353,6 +353,25 @@ def test_softmax_labels_are_found_by_flat_position_whatever_their_integer_type()
         np.testing.assert_array_equal(small[k], net.grads[k])
 
 
+def test_large_affine_gradients_go_through_matmul_and_equal_the_reference():
+    """The products with a transposed operand (x.T @ dy, dy @ W.T) of an Affine with 20,000 weights or
+    more are np.matmul's (faster there than np.dot), of a smaller one np.dot's; either way the
+    float64 gradients equal the reference layers' to rounding."""
+    narrow = "input 200\nAffine(120) -> ReLU -> Affine(30) -> SoftmaxWithLoss"  # 24,000 and 3,600 weights
+    wide = "input 200\nAffine(120) -> ReLU -> Affine(200) -> SoftmaxWithLoss"  # 24,000 and 24,000
+    rng = np.random.default_rng(SEED)
+    for text, second in ((narrow, "np.dot(d3, p[\"W2\"].T, out=d2)"), (wide, "np.matmul(d3, p[\"W2\"].T, out=d2)")):
+        fused = specc.compile(text, dtype="float64", seed=SEED)
+        reference = specc.compile(text, dtype="float64", fuse=False, seed=SEED)
+        assert "np.matmul(x.T, d1, out=g[\"W1\"])" in fused.code and second in fused.code
+        x = rng.standard_normal((7, 200))
+        t = rng.integers(0, fused.loss_layer.out_shape[0], 7)
+        got, want = fused.gradient(x, t), reference.gradient(x, t)
+        for k in want:
+            np.testing.assert_allclose(got[k], want[k], rtol=1e-13, atol=1e-15 * float(np.abs(want[k]).max()),
+                                       err_msg=k)
+
+
 def test_the_float32_loss_is_within_a_few_units_of_float32_rounding():
     """In float32 each sample's term top - s[label] + log(sum) is rounded in float32 (every term is
     >= 0, so nothing cancels) and their mean taken in float64: within 4e-7 of the float64 loss."""
