@@ -277,9 +277,10 @@ class Trainer:
     def _gradients(self, index: np.ndarray, stop: Callable[[], bool],
                    grad_scale: float = 1.0) -> tuple[float, Callable[[], bool]]:
         """The loss of the global batch `index`, its gradients (times grad_scale) in net.grads, and
-        whether to stop after this step. Under MPI each rank computes its share, and one Allreduce of the share-weighted
-        mean gradients gives every rank the global batch's mean (and the stop flag, so all ranks agree);
-        sharded, a Reduce_scatter gives each rank its part of that mean (the part it updates)."""
+        whether to stop after this step. Under MPI each rank computes its share, and one Allreduce of
+        the share-weighted mean gradients gives every rank the global batch's mean (and the stop flag,
+        so all ranks agree); sharded, a Reduce_scatter gives each rank its part of that mean (the part
+        it updates)."""
         flat = self.reduced
         local = self.world.share(index)
         if flat is not None and len(local) == 0:  # fewer samples than ranks: this rank adds nothing
