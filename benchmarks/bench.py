@@ -65,10 +65,11 @@ def batch_of(net, n):
 
 def specc_step(net):
     opt = make_optimizer("SGD", {"lr": LR}, net.parameters())
+    scale = opt.gradient_scale(LR)  # as specc's trainer does: SGD's rate folded into the loss's gradient
 
     def step(x, t):
-        loss = net.backward(x, t)
-        opt.step(LR)
+        loss = net.backward(x, t, scale)
+        opt.step(LR, scale)
         return loss
     return step
 

@@ -37,6 +37,7 @@ class Module:
     helpers: set[str] = field(default_factory=set)
     batch: bool = False  # some layer looks across the batch: the module defines `batch`
     ones: bool = False  # some layer's backward reads the workspace's vector of N ones
+    rows: bool = False  # some layer's loss reads the workspace's 0, 1, ..., N - 1
 
 
 class Emit:
@@ -105,6 +106,19 @@ class Emit:
         outside the plan's buffer table.)"""
         self._m.ones = True
         return "ones"
+
+    def rows(self) -> str:
+        """The sample numbers 0, 1, ..., N - 1 (intp) in the workspace, for the loss: made once per
+        batch size instead of an np.arange(N) per step. (N values, outside the plan's buffer table.)"""
+        self._m.rows = True
+        return "rows"
+
+    def grad_scale(self) -> str:
+        """The backward function's factor on the loss, for the loss layer's seed gradient: backward
+        computes the gradients of grad_scale * loss (1.0 unless given; the trainer folds plain SGD's
+        learning rate into it, so that the update is one subtraction). Every other layer's backward
+        is linear in its dy and carries the factor through unchanged."""
+        return "grad_scale"
 
     def fwd(self, *lines: str) -> None:
         self.forward_lines.extend(lines)
@@ -224,10 +238,12 @@ def generate(p: "Plan", timed: bool = False) -> str:
     bwd_views = [(n, e) for n, e in m.views if n in in_backward_lines]
     in_backward = _names_in(bwd_lines + [e for _, e in bwd_views])
     fwd_bufs = [b.name for b in p.buffers if b.name in in_forward]
-    loss_bufs = [b.name for b in p.buffers if b.name in in_loss]
+    # (the scores are what predict returned)
+    loss_bufs = [b.name for b in p.buffers if b.name in in_loss and b.name != p.scores] + ["rows"] * m.rows
     bwd_bufs = [b.name for b in p.buffers if b.name in in_backward]
     bwd_loads = bwd_bufs + ["ones"] * m.ones
-    ws = ",\n".join(f'        "{b.name}": {_alloc(b)}' for b in p.buffers if b.scratch.phase == "forward")
+    ws = ",\n".join([f'        "{b.name}": {_alloc(b)}' for b in p.buffers if b.scratch.phase == "forward"]
+                    + (['        "rows": np.arange(N)'] if m.rows else []))
     ws_back = ",\n".join([f'            "{b.name}": {_alloc(b)}' for b in p.buffers if b.scratch.phase != "forward"]
                         + (['            "ones": np.ones(N, dtype)'] if m.ones else []))
     param_table = ",\n".join(f'    "{s.name}": ({tuple(s.shape)!r}, {s.init!r})' for s in p.params)
@@ -303,8 +319,9 @@ def loss(p, s, w, x, t, train=False, rng=None):
     return loss
 
 
-def backward(p, g, s, w, x, t):
-    """Gradients into g (same names as p), after loss(..., train=True) on the same batch."""
+def backward(p, g, s, w, x, t, grad_scale=1.0):
+    """Gradients of grad_scale * the loss into g (same names as p), after loss(..., train=True) on the
+    same batch."""
     N = x.shape[0]
 {_indent([f'{b} = w["{b}"]' for b in bwd_loads] + [f"{n} = {e}" for n, e in bwd_views]) or "    pass"}
 {_indent(bwd_lines) if bwd_lines else "    pass"}

@@ -205,16 +205,20 @@ class Network:
             value = self.loss_layer.layer.loss(scores, t)[0]
         return value + self.penalty()
 
-    def backward(self, x: np.ndarray, t: np.ndarray) -> float:
-        """Training-mode loss (with the penalty), and its gradients written into self.grads."""
+    def backward(self, x: np.ndarray, t: np.ndarray, grad_scale: float = 1.0) -> float:
+        """Training-mode loss (with the penalty), and the gradients of grad_scale times it written into
+        self.grads. The trainer passes plain SGD's learning rate as grad_scale (the optimizer's
+        gradient_scale), so that the scaled gradients are the update itself; 1.0 gives the gradients."""
         if self._gen is not None:  # (the workspace read straight from its table: this runs every step)
             ws = self._workspaces.get((len(x), True)) or self.workspace(len(x), True)
             value = self._gen["loss"](self._arrays, self.state, ws, x, t, True, self.rng)
-            self._gen["backward"](self._arrays, self.grads, self.state, ws, x, t)
+            self._gen["backward"](self._arrays, self.grads, self.state, ws, x, t, grad_scale)
         else:
             scores, backprops = self.reference_forward(x, True)
             value, back = self.loss_layer.layer.loss(scores, t)
             dy = back()
+            if grad_scale != 1.0:
+                dy = dy * grad_scale
             for c, bp in zip(reversed(self.checked.layers[:-1]), reversed(backprops)):
                 dy, grads = bp(dy)
                 for base, g in grads.items():
@@ -222,7 +226,7 @@ class Network:
         if not self.weight_decay:
             return value
         for w, g, scratch in self._decayed:  # d/dW of lambda/2 * sum(W^2), as the book's gradient() adds it
-            np.multiply(w, self.weight_decay, out=scratch)  # (into a buffer: nothing allocated per step)
+            np.multiply(w, self.weight_decay * grad_scale, out=scratch)  # (into a buffer: nothing allocated per step)
             g += scratch
         return value + self.penalty()
 

@@ -274,31 +274,46 @@ def pooled_conv_backward(dy, later, cols, wb, kernel, stride, pad, size, work, g
     np.sum(gw, axis=0, out=gsum)
 
 
-def softmax_cross_entropy(scores, labels, probs_t):
+def softmax_cross_entropy(scores, labels, probs_t, at=None, rows=None):
     """Mean cross-entropy of softmax(scores) with class labels; the softmax written into `probs_t`,
-    transposed: (classes, N).
+    transposed: (classes, N); and into `at`, an (N,) intp buffer when given, where in probs_t's
+    flat layout each sample's label lies: label * N + sample (what the gradient subtracts at).
+    `rows`, when given, is np.arange(N), made once.
 
     Transposed, every reduction over the classes runs along axis 0, N samples at a time (along a
     short last axis it costs three times as much), and the loss's gradient (probs - onehot) / N is
     laid out the same way. Uses log-sum-exp, so the loss is exact and finite without the book's
-    1e-7: loss = mean(top - s[label] + log(sum exp(s - top))). That sum is taken in float64: in
-    float16 a score's distance from the top score can overflow (-60000 and 60000 are 120000 apart),
-    where the probability it stands for is merely 0. probs_t must not overlap scores.
+    1e-7: loss = mean(log(sum exp(s - top)) - (s[label] - top)), each term (>= 0, the sum of two
+    non-negative numbers: nothing cancels) rounded in the scores' dtype and their mean taken in
+    float64. In float16 the terms are float64: a score's distance from the top score can overflow
+    (-60000 and 60000 are 120000 apart), where the probability it stands for is merely 0. probs_t
+    must be C-contiguous and must not overlap scores. (The label's score is read through the flat
+    positions: a one-dimensional index costs a third of scores[np.arange(N), labels].)
     """
     n = len(scores)
     np.copyto(probs_t, scores.T)  # (N, C) -> (C, N)
+    if at is None:
+        at = np.empty(n, np.intp)
+    np.multiply(labels, n, out=at, dtype=np.intp)  # (in intp: uint8 labels times N would wrap around)
+    at += np.arange(n) if rows is None else rows
+    flat = probs_t.reshape(-1)  # (a view: probs_t is C-contiguous)
     top = probs_t.max(axis=0)  # (N,)
-    if probs_t.dtype.itemsize < 4:  # float16: a difference beyond 65504 is -inf, whose exp is the 0 it should be
+    half = probs_t.dtype.itemsize < 4
+    if half:  # float16: a difference beyond 65504 is -inf, whose exp is the 0 it should be
+        gap = np.subtract(top, flat[at], dtype=np.float64)  # top - s[label], before the shift, in float64
         with np.errstate(over="ignore"):
             probs_t -= top
     else:  # (the errstate costs as much as the subtraction)
         probs_t -= top
+        gap = flat[at]  # s[label] - top, (N,), <= 0
     np.exp(probs_t, out=probs_t)
     sums = probs_t.sum(axis=0)  # (N,), each in [1, C]
     probs_t /= sums
-    each = np.subtract(top, scores[np.arange(n), labels], dtype=np.float64)  # (N,), exact
-    each += np.log(sums, out=sums)
-    return float(each.sum() / n)
+    logs = np.log(sums, out=sums)
+    if half:
+        gap += logs
+        return float(gap.sum() / n)
+    return float(np.subtract(logs, gap, out=logs).sum(dtype=np.float64)) / n
 
 
 def initial_values(table, dtype, seed=None):

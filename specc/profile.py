@@ -68,19 +68,20 @@ def profile(checked: CheckedNetwork, source: Source | None, batch: int = 100, st
     opt = make_optimizer(optimizer, {}, net.parameters())
     plain_opt = make_optimizer(optimizer, {}, plain.parameters())
     update = 0.0
+    scale = opt.gradient_scale(opt.args["lr"])  # folded into the gradients as the trainer folds it
     for warm in (True, False):
         clock.totals.clear()
         update = 0.0
         for _ in range(3 if warm else steps):
-            net.backward(x, t)
+            net.backward(x, t, scale)
             t0 = time.perf_counter()
-            opt.step(opt.args["lr"])
+            opt.step(opt.args["lr"], scale)
             update += time.perf_counter() - t0
     whole = []
     for _ in range(steps):
         t0 = time.perf_counter()
-        plain.backward(x, t)
-        plain_opt.step(plain_opt.args["lr"])
+        plain.backward(x, t, scale)
+        plain_opt.step(plain_opt.args["lr"], scale)
         whole.append(time.perf_counter() - t0)
     kernels = []
     for k, kernel in enumerate(net.plan.kernels, 1):

@@ -330,6 +330,61 @@ def test_transposed_softmax_cross_entropy_equals_the_plain_formula():
     assert value == pytest.approx(-np.mean([np.log(p[i, labels[i]]) for i in range(7)]), rel=1e-6)
 
 
+def test_softmax_labels_are_found_by_flat_position_whatever_their_integer_type():
+    """The loss reads each label's score, and the gradient subtracts there, through flat positions
+    label * N + sample of the (classes, N) layout: computed in intp, so uint8 labels (as a data set
+    may hold them) times a batch of 300 do not wrap around at 256."""
+    from specc.numerics import softmax_cross_entropy
+    rng = np.random.default_rng(SEED)
+    n, classes = 300, 10
+    scores = rng.standard_normal((n, classes))
+    labels = rng.integers(0, classes, n)
+    at, probs_t = np.empty(n, np.intp), np.empty((classes, n))
+    want = softmax_cross_entropy(scores, labels, np.empty((classes, n)))
+    assert softmax_cross_entropy(scores, labels.astype(np.uint8), probs_t, at, np.arange(n)) == want
+    np.testing.assert_array_equal(at, labels * n + np.arange(n))
+    np.testing.assert_array_equal(probs_t.reshape(-1)[at], probs_t[labels, np.arange(n)])
+    net = specc.compile("input 6\nAffine(10) -> SoftmaxWithLoss", dtype="float64", seed=SEED)
+    x = rng.standard_normal((n, 6))
+    assert net.backward(x, labels.astype(np.uint8)) == pytest.approx(net.loss(x, labels), rel=1e-15)
+    small = {k: v.copy() for k, v in net.grads.items()}
+    net.backward(x, labels)
+    for k in small:
+        np.testing.assert_array_equal(small[k], net.grads[k])
+
+
+def test_large_affine_gradients_go_through_matmul_and_equal_the_reference():
+    """The products with a transposed operand (x.T @ dy, dy @ W.T) of an Affine with 20,000 weights or
+    more are np.matmul's (faster there than np.dot), of a smaller one np.dot's; either way the
+    float64 gradients equal the reference layers' to rounding."""
+    narrow = "input 200\nAffine(120) -> ReLU -> Affine(30) -> SoftmaxWithLoss"  # 24,000 and 3,600 weights
+    wide = "input 200\nAffine(120) -> ReLU -> Affine(200) -> SoftmaxWithLoss"  # 24,000 and 24,000
+    rng = np.random.default_rng(SEED)
+    for text, second in ((narrow, "np.dot(d3, p[\"W2\"].T, out=d2)"), (wide, "np.matmul(d3, p[\"W2\"].T, out=d2)")):
+        fused = specc.compile(text, dtype="float64", seed=SEED)
+        reference = specc.compile(text, dtype="float64", fuse=False, seed=SEED)
+        assert "np.matmul(x.T, d1, out=g[\"W1\"])" in fused.code and second in fused.code
+        x = rng.standard_normal((7, 200))
+        t = rng.integers(0, fused.loss_layer.out_shape[0], 7)
+        got, want = fused.gradient(x, t), reference.gradient(x, t)
+        for k in want:
+            np.testing.assert_allclose(got[k], want[k], rtol=1e-13, atol=1e-15 * float(np.abs(want[k]).max()),
+                                       err_msg=k)
+
+
+def test_the_float32_loss_is_within_a_few_units_of_float32_rounding():
+    """In float32 each sample's term top - s[label] + log(sum) is rounded in float32 (every term is
+    >= 0, so nothing cancels) and their mean taken in float64: within 4e-7 of the float64 loss."""
+    from specc.numerics import softmax_cross_entropy
+    rng = np.random.default_rng(SEED)
+    for scale in (0.1, 3.0, 30.0):
+        scores = (rng.standard_normal((200, 10)) * scale).astype(np.float32)
+        labels = rng.integers(0, 10, 200)
+        value = softmax_cross_entropy(scores, labels, np.empty((10, 200), np.float32))
+        exact = softmax_cross_entropy(scores.astype(np.float64), labels, np.empty((10, 200)))
+        assert value == pytest.approx(exact, rel=4e-7)
+
+
 def test_fused_gradients_of_bias_and_loss_equal_the_plain_formula():
     """The fused backward sums the bias gradient as ones @ dy and reads the loss gradient through a
     transposed view; against one-hot arithmetic in float64, sample by sample."""

@@ -17,8 +17,9 @@ def test_estimate_counts_parameters_gradients_and_buffers():
     e = estimate(plan(net), batch=100, itemsize=4, optimizer_slots=0)
     # value, gradient and optimizer scratch for each of the 39,760 parameters
     assert e.parameters == 39_760 * 3 * 4
-    # outputs a1 (N,50), a3 (N,10), probs (N,10); gradients d1, d2 (N,50), d3 (N,10): 180 per sample
-    assert e.activations == 100 * 180 * 4
+    # outputs a1 (N,50), a3 (N,10), probs (N,10); gradients d1, d2 (N,50), d3 (N,10): 180 per sample;
+    # and the loss's label positions (N,) in intp, 8 bytes each
+    assert e.activations == 100 * 180 * 4 + 100 * 8
     assert e.total == e.parameters + e.activations
 
 

@@ -192,6 +192,38 @@ def test_fused_equals_unfused(model):
         close(fused.loss(x, t), unfused.loss(x, t), f"loss after step {step}")
 
 
+SCALED_SPECS = {
+    "mse": "input 6\nAffine(4) -> Tanh -> Affine(3) -> MeanSquaredError",
+    "batchnorm_dropout": "input 6\nAffine(5) -> BatchNorm -> ReLU -> Dropout(0.3) -> Affine(3) -> SoftmaxWithLoss",
+    "conv": "input 2x6x6\nConvolution(3, kernel=3, pad=1) -> ReLU -> Pooling(2, stride=2)\n"
+            "  -> Affine(3) -> SoftmaxWithLoss",
+}
+
+
+@pytest.mark.parametrize("fuse", PATHS)
+@pytest.mark.parametrize("name", [*SCALED_SPECS, "two_layer_net"])
+def test_backward_with_a_grad_scale_gives_the_scaled_gradients(name, fuse):
+    """backward(x, t, grad_scale) writes the gradients of grad_scale times the loss (the trainer folds
+    SGD's rate in so): the same loss, and gradients that equal the plain ones times the factor, weight
+    decay's term included, on both paths, Dropout's masks drawn alike."""
+    spec = (ROOT / "models" / "two_layer_net.net").read_text() if name == "two_layer_net" else SCALED_SPECS[name]
+    plain, scaled = (specc.compile(spec, dtype="float64", fuse=fuse, seed=3) for _ in range(2))
+    for net in (plain, scaled):
+        net.weight_decay = 0.01
+    x, t = batch(plain, n=5, seed=8)
+    if name == "mse":
+        t = np.random.default_rng(8).standard_normal((5, 3))
+    for _ in range(2):
+        loss = plain.backward(x, t)
+        assert scaled.backward(x, t, 0.03) == loss
+        # (atol: a bias before BatchNorm has the gradient 0, which both compute as rounding noise)
+        top = max(float(np.abs(g).max()) for g in plain.grads.values())
+        assert top > 0
+        for k in plain.grads:
+            np.testing.assert_allclose(scaled.grads[k], 0.03 * plain.grads[k], rtol=1e-13, atol=1e-15 * top,
+                                       err_msg=k)
+
+
 def test_dropout_masks_are_drawn_alike_and_matter():
     """The check above is not vacuous: MultiLayerNet's masks change its training-mode output,
     fused and unfused twins draw the same ones, and a twin with another seed draws others."""

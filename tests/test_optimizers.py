@@ -391,3 +391,64 @@ def test_sharded_updates_of_the_parts_make_the_whole_update(name):
     for k, flat in enumerate(one.flat_slots):
         gathered = np.concatenate([opts[i].flat_slots[k][lo:hi] for i, (lo, hi) in enumerate(cuts)])
         np.testing.assert_array_equal(gathered, flat)
+
+
+# --- gradients handed over scaled: the trainer folds SGD's rate into the loss's gradient -------------
+@pytest.mark.parametrize("name", NAMES)
+def test_scaled_gradients_give_the_same_update(name):
+    """gradient_scale(lr) is lr for the updates linear in the gradient (SGD, Momentum, Nesterov) and 1
+    for the others; gradients times that factor, with step(lr, factor), give the plain update (to
+    rounding: lr * g is rounded once either way) and the same state. The hand table's numbers too."""
+    lr = 0.05
+    plain, scaled = (specc.load("models/multi_layer_net.net", dtype="float64") for _ in range(2))
+    one, other = make_optimizer(name, {}, plain.parameters()), make_optimizer(name, {}, scaled.parameters())
+    factor = other.gradient_scale(lr)
+    assert factor == (lr if name in ("SGD", "Momentum", "Nesterov") else 1.0)
+    rng = np.random.default_rng(2)
+    for _ in range(3):
+        g = rng.standard_normal(one._whole.grad.size)
+        one._whole.grad[...] = g
+        other._whole.grad[...] = g * factor
+        one.step(lr)
+        other.step(lr, factor)
+    np.testing.assert_allclose(other.flat_values, one.flat_values, rtol=1e-14, atol=1e-15)
+    for a, b in zip(other.flat_slots, one.flat_slots):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("name, args, start, grads, expect", [row for row in HAND if row[0] in
+                                                               ("SGD", "Momentum", "Nesterov")],
+                         ids=lambda v: v if isinstance(v, str) else "")
+def test_scaled_gradients_worked_by_hand(name, args, start, grads, expect):
+    p = Parameter("w", np.array([start]), np.zeros(1), False)
+    opt = make_optimizer(name, args, [p])
+    factor = opt.gradient_scale(args["lr"])
+    for g, want in zip(grads, expect):
+        p.grad[...] = g * factor
+        opt.step(args["lr"], factor)
+        assert p.value[0] == pytest.approx(want, rel=1e-12)
+
+
+def test_a_nonlinear_update_refuses_scaled_gradients_and_a_zero_rate_is_not_folded():
+    net = specc.compile(TINY)
+    adam, sgd = make_optimizer("Adam", {}, net.parameters()), make_optimizer("SGD", {}, net.parameters())
+    with pytest.raises(specc.UsageError, match="grad_scale"):
+        adam.step(0.001, 0.001)
+    assert adam.steps == 0  # refused before anything moved
+    assert sgd.gradient_scale(0.0) == 1.0  # (a rate of 0 folded in would leave 0 / 0 for the update)
+    with pytest.raises(specc.UsageError, match="grad_scale"):
+        sgd.step(0.1, 0.0)
+
+
+def test_a_scaled_sgd_step_allocates_nothing_and_subtracts_the_gradient():
+    net = specc.compile(TINY)
+    opt = make_optimizer("SGD", {}, net.parameters())
+    opt._whole.grad[...] = 0.25
+    before = opt.flat_values.copy()
+    opt.step(0.1, 0.1)
+    tracemalloc.start()
+    opt.step(0.1, 0.1)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 1000
+    np.testing.assert_array_equal(opt.flat_values, before - 0.25 - 0.25)  # the gradient is the step

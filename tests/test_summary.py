@@ -128,7 +128,7 @@ def test_table_totals_are_whole_lines_below_the_table(width):
     assert _table_lines(NETWORKS["two_layer"], width)[-4:] == [
         "parameters 39,760 (155.3 KiB at float32)",
         "forward 79,500 FLOPs per sample; activations 3.5 KiB per sample in training",
-        "training memory 536.2 KiB (batch 100, SGD, float32): weights and optimizer 465.9 KiB, buffers 70.3 KiB",
+        "training memory 537.0 KiB (batch 100, SGD, float32): weights and optimizer 465.9 KiB, buffers 71.1 KiB",
         "fused: Affine+ReLU (layers 1-2)",
     ]
 

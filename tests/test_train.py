@@ -539,8 +539,10 @@ def test_infinite_weights_never_overwrite_a_checkpoint(tmp_path):
     """Regression: a step that overflowed the weights while the loss was still finite had its
     weights saved as weights.npz and best.npz, 'the last good checkpoint'."""
     spec = spec_file(tmp_path, TINY)
+    # (SGD's rate is folded into the loss's gradient, as lr / N: 1e300 / 20 is infinite in float32, so
+    # the first update makes the weights infinite while the loss it was taken at is finite)
     trainer = api.training(spec, out=tmp_path / "run", data=str(one_step_per_epoch(tmp_path, 1.0)), batch=20,
-                           epochs=3, lr=1e39)
+                           epochs=3, lr=1e300)
     with pytest.raises(RunError) as info:
         run_all(trainer)
     d = info.value.diagnostics[0]

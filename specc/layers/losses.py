@@ -51,8 +51,9 @@ class SoftmaxWithLoss(_Loss):
     grad_buffer = False  # the input gradient is a transposed view of its own scratch (see emit)
 
     def workspace(self, grad_input: bool) -> dict[str, Scratch]:
-        # both hold (classes, N) arrays, as the softmax helper lays them out
-        out = {"probs": Scratch(self.in_shape)}
+        # both hold (classes, N) arrays, as the softmax helper lays them out; `at` the flat position
+        # of each sample's label in them (the loss writes it, the gradient subtracts there)
+        out = {"probs": Scratch(self.in_shape), "at": Scratch((), kind="index")}
         if grad_input:
             out["grad"] = Scratch(self.in_shape, phase="backward")
         return out
@@ -69,15 +70,16 @@ class SoftmaxWithLoss(_Loss):
         return value, backprop
 
     def emit(self, e: Emit) -> None:
-        probs, classes = e.buffer("probs"), e.in_shape[0]
-        e.loss(f"loss = {e.helper(softmax_cross_entropy)}({e.x}, t, {probs}.reshape({classes}, N))")
+        probs, at, classes = e.buffer("probs"), e.buffer("at"), e.in_shape[0]
+        e.loss(f"loss = {e.helper(softmax_cross_entropy)}({e.x}, t, {probs}.reshape({classes}, N), {at}, {e.rows()})")
         if e.dx:
             dx, grad = e.dx, e.buffer("grad")
-            # (y - onehot) / N, the fused softmax + cross-entropy gradient, laid out (classes, N) as
-            # the probabilities are; the layer before reads it through a transposed view
+            # (y - onehot) / N, the fused softmax + cross-entropy gradient (times grad_scale), laid out
+            # (classes, N) as the probabilities are; the layer before reads it through a transposed view
+            scale = e.grad_scale()
             e.bwd(f"{dx}_t = {grad}.reshape({classes}, N)",
-                  f"np.multiply({probs}.reshape({classes}, N), 1.0 / N, out={dx}_t)",
-                  f"{dx}_t[t, np.arange(N)] -= 1.0 / N",
+                  f"np.multiply({probs}.reshape({classes}, N), {scale} / N, out={dx}_t)",
+                  f"{grad}.reshape(-1)[{at}] -= {scale} / N",  # at [label, sample] of (classes, N)
                   f"{dx} = {dx}_t.T")
 
 
@@ -105,4 +107,4 @@ class MeanSquaredError(_Loss):
                f"loss = float(0.5 * np.vdot({diff}, {diff}) / N)")
         if e.dx:
             dx = e.grad_input()
-            e.bwd(f"np.divide({diff}, N, out={dx})")
+            e.bwd(f"np.divide({diff}, N / {e.grad_scale()}, out={dx})")  # (y - t) / N, times grad_scale

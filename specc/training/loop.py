@@ -261,9 +261,10 @@ class Trainer:
             index = self.order[pos * s.batch:(pos + 1) * s.batch]
             lr = learning_rate(s.lr, s.schedule, s.schedule_args, epoch, self.iteration / self.total)
             # Overflow is detected and reported with its layer (RunError), not warned about by numpy.
+            scale = self.optimizer.gradient_scale(lr)  # SGD: lr folded into the gradients, the update one subtraction
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                loss, stopping = self._gradients(index, stop)
-                self.optimizer.step(lr)
+                loss, stopping = self._gradients(index, stop, scale)
+                self.optimizer.step(lr, scale)
             if self._flat_values is not None:  # sharded: every rank's part to every rank
                 self.world.gather(self._flat_values)
             elif self.node is not None:  # shared: every rank's part updated before any rank reads on
@@ -293,11 +294,13 @@ class Trainer:
         if self.world.root:
             self.write_curve()
 
-    def _gradients(self, index: np.ndarray, stop: Callable[[], bool]) -> tuple[float, Callable[[], bool]]:
-        """The loss of the global batch `index`, its gradients in net.grads, and whether to stop after
-        this step. Under MPI each rank computes its share, and one Allreduce of the share-weighted
-        mean gradients gives every rank the global batch's mean (and the stop flag, so all ranks agree);
-        sharded, a Reduce_scatter gives each rank its part of that mean (the part it updates)."""
+    def _gradients(self, index: np.ndarray, stop: Callable[[], bool],
+                   grad_scale: float = 1.0) -> tuple[float, Callable[[], bool]]:
+        """The loss of the global batch `index`, its gradients (times grad_scale) in net.grads, and
+        whether to stop after this step. Under MPI each rank computes its share, and one Allreduce of
+        the share-weighted mean gradients gives every rank the global batch's mean (and the stop flag,
+        so all ranks agree); sharded, a Reduce_scatter gives each rank its part of that mean (the part
+        it updates)."""
         flat = self.reduced
         local = self.world.share(index)
         if flat is not None and len(local) == 0:  # fewer samples than ranks: this rank adds nothing
@@ -307,7 +310,7 @@ class Trainer:
             if self.shares is not None:
                 self.shares.split(len(index))
             x, t = self._sample(local)
-            loss = self.net.backward(x, t)
+            loss = self.net.backward(x, t, grad_scale)
             if flat is None and not math.isfinite(loss):
                 self._blame(x, t)
         if flat is None:

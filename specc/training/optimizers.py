@@ -11,6 +11,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from specc.errors import Diagnostic, UsageError
 from specc.layers.args import POSITIVE_INT, Arg
 
 _EPS = 1e-7  # the book's small constant in adaptive denominators
@@ -58,6 +59,10 @@ def _end_to_end(arrays: list[np.ndarray]) -> np.ndarray | None:
 
 class Optimizer(ABC):
     """Updates parameters in place from their gradients. `lr` is given per step (schedules)."""
+
+    # The update is linear in the gradient (lr * g enters it, nothing else of g): gradients handed
+    # over already scaled (step's grad_scale) give the same update for one multiplication less.
+    linear = False
 
     def __init__(self, params: list, args: Mapping[str, Any]):
         self.params = params
@@ -114,15 +119,28 @@ class Optimizer(ABC):
         """The optimizer's state, one flat array per slot, in a fixed order (shard: only part of each is current)."""
         return [self._flat_slots[k] for k in sorted(self._flat_slots)]
 
-    def step(self, lr: float) -> None:
+    def gradient_scale(self, lr: float) -> float:
+        """The factor the caller may fold into the gradients it hands to step(lr, grad_scale) (by
+        Network.backward(x, t, grad_scale), the loss's gradient scaled): lr for an update linear in
+        the gradient, whose step then multiplies by nothing (SGD: one subtraction); 1.0 otherwise."""
+        return lr if self.linear and lr > 0 else 1.0
+
+    def step(self, lr: float, grad_scale: float = 1.0) -> None:
+        """One update from the gradients in the parameters' grad arrays, which hold grad_scale times
+        the loss's gradient (1.0: the gradient itself; other values only where gradient_scale gave them)."""
+        if grad_scale != 1.0 and not (self.linear and grad_scale > 0):
+            raise UsageError([Diagnostic(
+                f"grad_scale {grad_scale:g} given to an optimizer that takes only the gradient itself (1.0)",
+                code="bad-grad-scale", hint="ask the optimizer's gradient_scale(lr) for the factor it takes")])
         self.steps += 1
+        rate = lr / grad_scale  # of the gradients as held; exactly 1.0 when grad_scale is lr
         # (weight decay is in the gradient already: the network adds it, as the book's)
         if self._whole is not None:  # the flat arrays (or this rank's part of them), block by block
             for block, scratch in self._blocks:
-                self.update(block, block.grad, lr, scratch)
+                self.update(block, block.grad, rate, scratch)
             return
         for p in self.params:
-            self.update(p, p.grad, lr, self._scratch[p.name])
+            self.update(p, p.grad, rate, self._scratch[p.name])
 
     @abstractmethod
     def update(self, p, g: np.ndarray, lr: float, scratch: np.ndarray) -> None:
@@ -146,10 +164,14 @@ class _Momentum(Optimizer):
     """SGD (momentum 0), Momentum, and Nesterov's accelerated gradient, as the book writes them."""
 
     nesterov = False
+    linear = True
 
     def update(self, p, g, lr, scratch):
         mu = self.args.get("momentum", 0.0)
         if mu == 0.0:
+            if lr == 1.0:  # the gradient came scaled by the rate (gradient_scale): it is the step
+                p.value -= g
+                return
             np.multiply(g, lr, out=scratch)
             p.value -= scratch
             return
@@ -162,8 +184,11 @@ class _Momentum(Optimizer):
             np.multiply(g, (1 + mu) * lr, out=scratch)
             p.value -= scratch
         v *= mu
-        np.multiply(g, lr, out=scratch)
-        v -= scratch
+        if lr == 1.0:
+            v -= g
+        else:
+            np.multiply(g, lr, out=scratch)
+            v -= scratch
         if not self.nesterov:
             p.value += v
 
