@@ -39,6 +39,7 @@ def _args() -> argparse.Namespace:
     p.add_argument("--sweep-model", default="simple_conv_net")
     p.add_argument("--sweep-lr", default="0.0003,0.001,0.003,0.01", help="the trials' learning rates")
     p.add_argument("--sweep-epochs", type=int, default=4)
+    p.add_argument("--mpiexec-flags", default="", help='more flags for mpiexec, e.g. "-bind-to core"')
     p.add_argument("--worker", metavar="MODEL", help=argparse.SUPPRESS)  # one timed run (under mpiexec)
     return p.parse_args()
 
@@ -55,9 +56,12 @@ def _mpiexec() -> str:
     return found
 
 
+LAUNCH_FLAGS: list[str] = []  # --mpiexec-flags
+
+
 def _launch(ranks: int, argv: list[str]) -> list[str]:
     cmd = [sys.executable, *argv]
-    return [_mpiexec(), "-n", str(ranks), *cmd] if ranks > 1 else cmd
+    return [_mpiexec(), *LAUNCH_FLAGS, "-n", str(ranks), *cmd] if ranks > 1 else cmd
 
 
 # --- the worker: one timed training run, on every rank of its launch ------------------------
@@ -214,6 +218,7 @@ def main() -> None:
     if args.worker:
         worker(args)
         return
+    LAUNCH_FLAGS.extend(args.mpiexec_flags.split())
     print(f"load before: {os.getloadavg()[0]:.2f} (1 min) on {os.cpu_count()} cores; OPENBLAS_NUM_THREADS=1 per "
           f"rank; batch {args.batch} (global), {args.iters} steps, {args.warmup} untimed", flush=True)
     header = (f"{'model':<14} {'1 process':>11} {'2 ranks':>11} {'speedup':>8} {'messages':>11} {'speedup':>8} "
