@@ -358,9 +358,9 @@ class _Threads:
 @pytest.mark.parametrize("fuse", [True, False], ids=["fused", "reference"])
 @pytest.mark.parametrize("batch", [100, 33])
 def test_shares_make_batchnorm_and_dropout_ranks_compute_one_process_gradient(fuse, batch):
-    """Without MPI: 2 ranks as threads, each with its share of one batch and world_mod.Shares, give the
-    one-process gradient (share-weighted, as the trainer sums it), BatchNorm statistics and Dropout
-    masks; both the generated code and the reference layers."""
+    """Without MPI: 2 ranks as threads, each with its share of one batch and world_mod.Shares, its
+    backward scaled by its share of the batch (as the trainer calls it), give summed the one-process
+    gradient, BatchNorm statistics and Dropout masks; both the generated code and the reference layers."""
     import specc
 
     def network():
@@ -376,8 +376,8 @@ def test_shares_make_batchnorm_and_dropout_ranks_compute_one_process_gradient(fu
         net, shares = nets[r], world_mod.Shares(threads.rank(r))
         net.batch = shares
         shares.split(batch)
-        net.backward(x[shares.start:shares.stop], t[shares.start:shares.stop])
-        grads[r] = {k: g * shares.weight for k, g in net.grads.items()}
+        net.backward(x[shares.start:shares.stop], t[shares.start:shares.stop], (shares.stop - shares.start) / batch)
+        grads[r] = {k: g.copy() for k, g in net.grads.items()}
 
     workers = [threading.Thread(target=rank, args=(r,)) for r in range(2)]
     for w in workers:

@@ -39,27 +39,33 @@ def test_the_arrays_do_not_overlap_and_start_on_cache_lines():
     assert all(np.shares_memory(s.mine, first.segments[s.world.rank]) for s in shares)
 
 
-def test_each_rank_sums_its_part_weighted_by_share_in_rank_order():
+def test_each_rank_sums_its_part_in_rank_order():
     rng = np.random.default_rng(0)
     shares, _ = _shares(3, 1001)
-    weights = [3 / 7, 2 / 7, 2 / 7]  # a batch of 7 over 3 ranks
     grads = [rng.standard_normal(1001).astype(np.float32) for _ in range(3)]
-    for s, g, w, loss in zip(shares, grads, weights, (0.5, 0.25, 2.0)):
+    losses = [np.float32(0.5 * 3 / 7), np.float32(0.25 * 2 / 7), np.float32(2.0 * 2 / 7)]  # loss * share
+    for s, g, loss in zip(shares, grads, losses):
         s.mine[:-2] = g
-        s.mine[-2] = loss * w
+        s.mine[-2] = loss
         s.mine[-1] = 0.0
     shares[2].mine[-1] = 1.0  # rank 2 was asked to stop
-    w32 = [np.float32(w) for w in weights]
-    expected = (grads[0] * w32[0] + grads[1] * w32[1]) + grads[2] * w32[2]
     whole = np.empty(1001, np.float32)
     for s in shares:
         out = np.empty(s.hi - s.lo, np.float32)
-        loss, stop = s.sum_part(weights, out)
+        loss, stop = s.sum_part(out)
         whole[s.lo:s.hi] = out
         assert stop
-        assert loss == float((np.float32(0.5 * 3 / 7) + np.float32(0.25 * 2 / 7)) + np.float32(2.0 * 2 / 7))
-    np.testing.assert_array_equal(whole, expected)  # bit for bit
+        assert loss == float((losses[0] + losses[1]) + losses[2])
+    np.testing.assert_array_equal(whole, (grads[0] + grads[1]) + grads[2])  # bit for bit
     assert [s.hi - s.lo for s in shares] == [334, 334, 333]
+
+
+def test_one_rank_copies_its_own():
+    (only,), _ = _shares(1, 10)
+    only.mine[:] = np.arange(12)
+    out = np.empty(10, np.float32)
+    assert only.sum_part(out) == (10.0, True)
+    np.testing.assert_array_equal(out, np.arange(10))
 
 
 def test_no_shared_memory_alone_for_thread_ranks_or_when_turned_off():

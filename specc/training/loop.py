@@ -297,12 +297,14 @@ class Trainer:
     def _gradients(self, index: np.ndarray, stop: Callable[[], bool],
                    grad_scale: float = 1.0) -> tuple[float, Callable[[], bool]]:
         """The loss of the global batch `index`, its gradients (times grad_scale) in net.grads, and
-        whether to stop after this step. Under MPI each rank computes its share, and one Allreduce of
-        the share-weighted mean gradients gives every rank the global batch's mean (and the stop flag,
-        so all ranks agree); sharded, a Reduce_scatter gives each rank its part of that mean (the part
-        it updates)."""
+        whether to stop after this step. Under MPI each rank computes its share's part of the global
+        batch's mean loss's gradient (its own mean loss's, scaled by its share of the samples), and
+        one Allreduce of those sums them on every rank, with the stop flag, so all ranks agree;
+        sharded, a Reduce_scatter gives each rank its part (the part it updates); ranks sharing memory
+        sum their parts from each other's arrays (training.nodeshare)."""
         flat = self.reduced
         local = self.world.share(index)
+        weight = len(local) / len(index)
         if flat is not None and len(local) == 0:  # fewer samples than ranks: this rank adds nothing
             flat[:] = 0
             loss = 0.0
@@ -310,36 +312,26 @@ class Trainer:
             if self.shares is not None:
                 self.shares.split(len(index))
             x, t = self._sample(local)
-            loss = self.net.backward(x, t, grad_scale)
+            loss = self.net.backward(x, t, grad_scale * weight)
             if flat is None and not math.isfinite(loss):
                 self._blame(x, t)
         if flat is None:
             return loss, stop
-        weight = len(local) / len(index)
-        if self.node is not None and self._part_grad is not None:  # shared memory: weighted as summed
-            flat[-2] = loss * weight
-            flat[-1] = float(stop())
-            loss, stopping = self.node.sum_part(self._weights(len(index)), self._part_grad)
-            if not math.isfinite(loss):
-                self._blame(*self._sample(index))
-            return loss, lambda: stopping
-        flat *= weight
         flat[-2] = loss * weight
         flat[-1] = float(stop())
-        if self._part_grad is not None:  # this rank's part of the gradient; the loss and stop for all
-            self.world.sum_part(flat[:-2], self._part_grad)
-            self.world.sum(flat[-2:])
+        if self.node is not None and self._part_grad is not None:  # shared memory: read, not sent
+            loss, stopping = self.node.sum_part(self._part_grad)
         else:
-            self.world.sum(flat)
-        stopping = bool(flat[-1] > 0)
-        loss = float(flat[-2])
+            if self._part_grad is not None:  # this rank's part of the gradient; the loss and stop for all
+                self.world.sum_part(flat[:-2], self._part_grad)
+                self.world.sum(flat[-2:])
+            else:
+                self.world.sum(flat)
+            stopping = bool(flat[-1] > 0)
+            loss = float(flat[-2])
         if not math.isfinite(loss):  # every rank sees it (after the sum), so every rank stops here
             self._blame(*self._sample(index))
         return loss, lambda: stopping
-
-    def _weights(self, n: int) -> list[float]:
-        """Each rank's share of a global batch of n samples."""
-        return [(hi - lo) / n for lo, hi in (World(r, self.world.size).bounds(n) for r in range(self.world.size))]
 
     def _sample(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         t = self.data.t_train[index]

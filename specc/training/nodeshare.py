@@ -6,15 +6,16 @@ them all), the trainer lays out, in one MPI shared-memory window:
 - the flat parameter array, one copy that every rank's network views, and
 - one flat gradient array per rank (its gradients, then the step's loss and stop flag).
 
-A step is then: each rank's backward writes its own gradient array; a barrier; each rank sums its
-part of the parameters' gradient (the part it updates, World.bounds) from every rank's array,
-weighted by the ranks' shares of the batch, and the loss and stop flag from all of them; it updates
+A step is then: each rank's backward writes its own gradient array (its share's part of the global
+batch's mean loss's gradient); a barrier; each rank sums its part of the parameters' gradient (the
+part it updates, World.bounds) from every rank's array, and the loss and stop flag from all of them;
+it updates
 its part of the parameters in place; a barrier, after which every rank sees every part. Nothing is
 sent: the Reduce_scatter becomes reads of the others' memory, the Allgatherv of the updated
 parameters disappears, and the update divides over the ranks at any size.
 
-The arithmetic is the message path's: each rank's gradient times its share's weight, summed in rank
-order (with 2 ranks MPI's sum, a + b being b + a), so a run equals the message path's bit for bit.
+The arithmetic is the message path's: the ranks' gradients summed in rank order (with 2 ranks MPI's
+sum, a + b being b + a), so a run equals the message path's bit for bit.
 Ranks on several machines, a machine whose shared memory (/dev/shm) has no room for the window, or
 SPECC_MPI_SHARED=0 keep the message path (training.world).
 """
@@ -54,7 +55,6 @@ class NodeShare:
         self.segments = [memory[at + r * width: at + r * width + params + extra] for r in range(world.size)]
         self.mine = self.segments[world.rank]
         self.lo, self.hi = world.bounds(params)
-        self._scratch = np.empty(self.hi - self.lo, memory.dtype)
 
     @classmethod
     def open(cls, world: World, params: int, extra: int, dtype: np.dtype,
@@ -96,18 +96,18 @@ class NodeShare:
         self.world.comm.Barrier()
         self._win.Sync()
 
-    def sum_part(self, weights: list[float], out: np.ndarray) -> tuple[float, bool]:
-        """After every rank wrote its gradients, loss * weight and stop flag into its array (mine):
-        out = this rank's part of sum_r weights[r] * gradient_r, in rank order; the summed loss, and
-        whether any rank asked to stop."""
+    def sum_part(self, out: np.ndarray) -> tuple[float, bool]:
+        """After every rank wrote its gradients (its share's part of the batch's), loss * share and stop
+        flag into its array (mine): out = this rank's part of the gradients summed over the ranks in
+        rank order; the summed loss, and whether any rank asked to stop."""
         self._meet()
         lo, hi = self.lo, self.hi
-        np.multiply(self.segments[0][lo:hi], weights[0], out=out)
-        loss = self.segments[0][-2]
-        stop = bool(self.segments[0][-1] > 0)
-        for seg, w in zip(self.segments[1:], weights[1:]):
-            np.multiply(seg[lo:hi], w, out=self._scratch)
-            out += self._scratch
+        first, *rest = self.segments
+        loss, stop = first[-2], bool(first[-1] > 0)
+        if not rest:
+            np.copyto(out, first[lo:hi])
+        for k, seg in enumerate(rest):
+            np.add(first[lo:hi] if k == 0 else out, seg[lo:hi], out=out)
             loss = loss + seg[-2]  # in the array's dtype, as MPI sums it
             stop = stop or bool(seg[-1] > 0)
         return float(loss), stop

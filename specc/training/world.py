@@ -124,10 +124,9 @@ class Shares:
     and the trainer tells it each global batch's size (split) before the step.
 
     - sum: an Allreduce: BatchNorm's per-feature sums (and counts) over the whole batch.
-    - grad_sum: BatchNorm's backward sums of dy and dy * xn. Each rank's dy is the gradient of the
-      mean loss over its own share, 1/weight times its part of the whole batch's mean loss's; the
-      sum is taken of weight * dy and handed back at the rank's scale (/ weight), so the rank's dx
-      stays at that scale too, as the trainer's share-weighted gradient sum expects.
+    - grad_sum: BatchNorm's backward sums of dy and dy * xn, an Allreduce: each rank's dy is its
+      share's part of the whole batch's mean loss's gradient (the trainer scales its backward by its
+      share), so the sums over the ranks are the whole batch's, and so is the rank's dx.
     - uniform: Dropout's uniforms. Every rank draws the whole batch's, from the same stream in the
       same order as one process does, and keeps its own rows: the masks are one process's exactly,
       and every rank's stream stays where one process's is (so a checkpoint, and a resume on any
@@ -145,19 +144,12 @@ class Shares:
         self.total = n
         self.start, self.stop = self.world.bounds(n)
 
-    @property
-    def weight(self) -> float:
-        return (self.stop - self.start) / self.total
-
     def sum(self, a: np.ndarray) -> np.ndarray:
         self.world.sum(a)
         return a
 
     def grad_sum(self, a: np.ndarray) -> np.ndarray:
-        w = self.weight
-        a *= w
         self.world.sum(a)
-        a /= w
         return a
 
     def uniform(self, rng: np.random.Generator, out: np.ndarray) -> np.ndarray:
