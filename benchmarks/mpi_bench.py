@@ -110,10 +110,11 @@ def worker(args: argparse.Namespace) -> None:
         if world.root:
             print(json.dumps({"refused": e.diagnostics[0].message}), flush=True)
         return
-    trainer.world = TimedWorld(world.rank, world.size, world.comm, world.link)
-    if trainer.node is not None:  # ranks sharing memory: the sum of its part, the barrier after the update
-        trainer.node.sum_part = timed("allreduce", trainer.node.sum_part)
-        trainer.node.barrier = timed("update", trainer.node.barrier)
+    trainer.world = trainer.ranks.world = TimedWorld(world.rank, world.size, world.comm, world.link)
+    node = trainer.ranks.node
+    if node is not None:  # ranks sharing memory: the sum of its part, the barrier after the update
+        node.sum_part = timed("allreduce", node.sum_part)
+        node.barrier = timed("update", node.barrier)
     trainer.net.backward = timed("backward", trainer.net.backward)
     trainer._sample = timed("sample", trainer._sample)
     trainer.optimizer.step = timed("update", trainer.optimizer.step)
@@ -137,7 +138,7 @@ def worker(args: argparse.Namespace) -> None:
               **{f"{k}_ms": v / steps * 1e3 for k, v in clock.items()}}
     if world.size > 1:
         # the Allreduce alone, of the buffer the ranks sum every step: what shared memory costs here
-        flat = trainer.reduced
+        flat = trainer.ranks.flat
         times = []
         for _ in range(50):
             world.comm.Barrier()

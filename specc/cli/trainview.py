@@ -79,7 +79,7 @@ class TrainView:
                     "share of every batch and evaluation, their sums in rank order",
                     soft_wrap=True, highlight=False, markup=False)
         elif t.world.size > 1:
-            where = ("on one machine, sharing gradients and weights in memory" if t.node is not None
+            where = ("on one machine, sharing gradients and weights in memory" if t.ranks.node is not None
                      else "exchanging gradients and weights as messages")
             c.print(f"  on {t.world.size} MPI ranks, each taking its share of every batch and evaluation, {where};\n"
                     f"  samples/s is the throughput of all {t.world.size} ranks together",

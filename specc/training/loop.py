@@ -16,12 +16,11 @@ import numpy as np
 from specc.errors import DataError, Diagnostic, RunError
 from specc.layers.base import Labels
 from specc.network import Network
-from specc.scaling import SHARD_FROM
 from specc.training import checkpoint, plot
 from specc.training.data import Batches, Dataset
 from specc.training.evaluate import check_fit, score
-from specc.training.nodeshare import NodeShare
 from specc.training.optimizers import learning_rate, make_optimizer
+from specc.training.ranks import Ranks
 from specc.training.runfolder import RunLock, writing
 from specc.training.settings import Settings
 from specc.training.world import ALONE, Shares, World, refuse_empty_shares
@@ -85,36 +84,10 @@ class Trainer:
         self.spec_file = spec_file  # model.net, or model.json for an IR document
         # weight decay is the network's (its loss and gradients include it, as the book's do)
         net.weight_decay = settings.weight_decay
-        # The ranks' gradients, then this step's loss and whether a rank was asked to stop: one Allreduce
-        # (sharded: a Reduce_scatter of the gradients, an Allreduce of the last two). Ranks all on one
-        # machine share these arrays, and the parameters, in memory instead (training.nodeshare).
-        count = net.checked.parameter_count
-        self.node = NodeShare.open(world, count, 2, net.dtype)
-        self.reduced = (net.flatten_grads(extra=2, into=self.node.mine) if self.node is not None
-                        else net.flatten_grads(extra=2) if world.size > 1 else None)
-        world.broadcast({**{p.name: p.value for p in net.parameters()}, **net.state})
-        if self.node is not None:  # rank 0's values, as every rank's after the broadcast
-            net.place_params(self.node.values, copy=world.root)
-            self.node.barrier()
-        self._params_shared = self.node is not None
+        # the ranks' sums of each step's gradients, and their parts of the update (training.ranks)
+        self.ranks = Ranks(net, world)
         self.optimizer = make_optimizer(settings.optimizer, settings.optimizer_args, net.parameters())
-        # Under MPI each rank updates its part of the flat parameters (and keeps that part of the
-        # optimizer's state), then one Allgatherv gives every rank all of them: the update, which would
-        # otherwise be repeated whole on every rank, divides over them too.
-        # Sharded, a rank needs only its part of the summed gradient: a Reduce_scatter into a buffer of
-        # its own (the optimizer's gradient from then on) moves half what an Allreduce does. With the
-        # parameters in shared memory there is nothing to gather and every network's update is sharded.
-        flat = self.optimizer.flat_values
-        self._part_grad: np.ndarray | None = None
-        if world.size > 1 and flat is not None and (len(flat) >= SHARD_FROM or self.node is not None):
-            lo, hi = world.bounds(len(flat))
-            self._part_grad = np.zeros(hi - lo, flat.dtype)
-            if not self.optimizer.shard(lo, hi, self._part_grad):
-                self._part_grad = None
-        if self.node is not None and self._part_grad is None:  # every rank would update the one copy
-            raise AssertionError("parameters in shared memory need a sharded update")
-        self.sharded = self._part_grad is not None
-        self._flat_values = flat if self.sharded and self.node is None else None
+        self.ranks.shard(self.optimizer)
         self.train_x = Batches(data.x_train, data.scale(), net.dtype, net.input_shape)
         self.test_x = Batches(data.x_test, data.scale(), net.dtype, net.input_shape)
         # what each epoch's evaluation scores: everything, or the first eval_sample of each split
@@ -147,9 +120,7 @@ class Trainer:
     def close(self) -> None:
         """Release the run folder, end the thread ranks beside this one, and give the network its
         parameters back in memory of its own (idempotent)."""
-        if self.node is not None and self._params_shared:  # (every rank's last update is in)
-            self.net.place_params(self.node.values.copy(), copy=False)
-            self._params_shared = False
+        self.ranks.release()
         if self.lock is not None:
             self.lock.release()
         if self.companions is not None:
@@ -191,8 +162,7 @@ class Trainer:
         self.order = opt.pop("order", self.order)
         self.losses = [float(v) for v in opt.pop("losses", [])]
         self.optimizer.load_state(opt)
-        if self.node is not None:  # every rank wrote rank 0's checkpoint into the shared parameters
-            self.node.barrier()
+        self.ranks.loaded()
         kept = []
         path = self.dir / "metrics.jsonl"
         if path.exists():
@@ -265,10 +235,7 @@ class Trainer:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 loss, stopping = self._gradients(index, stop, scale)
                 self.optimizer.step(lr, scale)
-            if self._flat_values is not None:  # sharded: every rank's part to every rank
-                self.world.gather(self._flat_values)
-            elif self.node is not None:  # shared: every rank's part updated before any rank reads on
-                self.node.barrier()
+            self.ranks.updated()
             self.iteration += 1
             self.losses.append(float(loss))
             yield Step(self.iteration, loss)
@@ -281,7 +248,7 @@ class Trainer:
                 clock = time.perf_counter()
             if self.iteration < self.total and stopping():
                 self.elapsed += time.perf_counter() - clock
-                self._gather_state()
+                self.ranks.gather_state(self.optimizer)
                 if self.world.root:
                     self.save()
                 self.stopped = True
@@ -299,36 +266,23 @@ class Trainer:
         """The loss of the global batch `index`, its gradients (times grad_scale) in net.grads, and
         whether to stop after this step. Under MPI each rank computes its share's part of the global
         batch's mean loss's gradient (its own mean loss's, scaled by its share of the samples), and
-        one Allreduce of those sums them on every rank, with the stop flag, so all ranks agree;
-        sharded, a Reduce_scatter gives each rank its part (the part it updates); ranks sharing memory
-        sum their parts from each other's arrays (training.nodeshare)."""
-        flat = self.reduced
+        the ranks sum them, with the stop flag, so all ranks agree (training.ranks)."""
         local = self.world.share(index)
         weight = len(local) / len(index)
-        if flat is not None and len(local) == 0:  # fewer samples than ranks: this rank adds nothing
-            flat[:] = 0
+        if len(local) == 0:  # fewer samples than ranks: this rank adds nothing
+            assert self.ranks.flat is not None
+            self.ranks.flat[:] = 0
             loss = 0.0
         else:
             if self.shares is not None:
                 self.shares.split(len(index))
             x, t = self._sample(local)
             loss = self.net.backward(x, t, grad_scale * weight)
-            if flat is None and not math.isfinite(loss):
+            if self.world.size == 1 and not math.isfinite(loss):
                 self._blame(x, t)
-        if flat is None:
+        if self.world.size == 1:
             return loss, stop
-        flat[-2] = loss * weight
-        flat[-1] = float(stop())
-        if self.node is not None and self._part_grad is not None:  # shared memory: read, not sent
-            loss, stopping = self.node.sum_part(self._part_grad)
-        else:
-            if self._part_grad is not None:  # this rank's part of the gradient; the loss and stop for all
-                self.world.sum_part(flat[:-2], self._part_grad)
-                self.world.sum(flat[-2:])
-            else:
-                self.world.sum(flat)
-            stopping = bool(flat[-1] > 0)
-            loss = float(flat[-2])
+        loss, stopping = self.ranks.sum(loss * weight, stop())
         if not math.isfinite(loss):  # every rank sees it (after the sum), so every rank stops here
             self._blame(*self._sample(index))
         return loss, lambda: stopping
@@ -378,7 +332,7 @@ class Trainer:
         if best:
             self.best = test_acc
         self.records.append(record)
-        self._gather_state()
+        self.ranks.gather_state(self.optimizer)
         if not self.world.root:
             return Evaluated(record, best)  # rank 0 writes
         if best:
@@ -388,13 +342,6 @@ class Trainer:
         with writing(self.dir / "metrics.jsonl"), open(self.dir / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
         return Evaluated(record, best)
-
-    def _gather_state(self) -> None:
-        """Before rank 0 saves a checkpoint: the optimizer state each rank keeps for its part of the
-        parameters, gathered whole (every rank takes part; a resume on any N reads it whole)."""
-        if self.sharded:
-            for flat in self.optimizer.flat_slots:
-                self.world.gather(flat)
 
     def _last_elapsed(self) -> float:
         return self.records[-1]["elapsed_s"] if self.records else 0.0
