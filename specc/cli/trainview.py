@@ -79,10 +79,10 @@ class TrainView:
                     "share of every batch and evaluation, their sums in rank order",
                     soft_wrap=True, highlight=False, markup=False)
         elif t.world.size > 1:
-            where = ("on one machine, sharing gradients and weights in memory" if t.ranks.node is not None
+            where = ("all on one machine, sharing gradients and weights in memory" if t.ranks.node is not None
                      else "exchanging gradients and weights as messages")
-            c.print(f"  on {t.world.size} MPI ranks, each taking its share of every batch and evaluation, {where};\n"
-                    f"  samples/s is the throughput of all {t.world.size} ranks together",
+            c.print(f"  on {t.world.size} MPI ranks, each taking its share of every batch and evaluation,\n"
+                    f"  {where};\n  samples/s is the throughput of all {t.world.size} ranks together",
                     soft_wrap=True, highlight=False, markup=False)
         c.print(f"  run folder: {t.dir}", soft_wrap=True, highlight=False, markup=False)
         live = c.is_terminal
