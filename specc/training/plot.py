@@ -75,7 +75,7 @@ def learning_curve(records: Sequence[dict[str, Any]], path: Path, title: str) ->
     right.scatter([b["epoch"]], [b["test_acc"]], s=160, facecolors="none", edgecolors="crimson", zorder=5,
                   label=f"best test {b['test_acc']:.4f} (epoch {b['epoch']})")
     right.set_ylabel("accuracy")
-    right.legend(loc="lower right")
+    right.legend(loc="best")  # (rising curves leave the lower right free; one epoch may not)
     ticks = epoch_ticks(epochs)
     for axes in (left, right):
         axes.set_xticks(ticks)
