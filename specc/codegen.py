@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 import specc
-from specc import numerics, winograd
+from specc import convpool, numerics, winograd
 from specc.layers.base import Labels, Layer
 
 if TYPE_CHECKING:
@@ -181,7 +181,7 @@ def _alloc(b: "Buffer") -> str:
 
 
 # The modules whose functions the generated code may call, copied into it by name (Emit.helper).
-HELPER_MODULES = (numerics, winograd)
+HELPER_MODULES = (convpool, numerics, winograd)
 
 _IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
 
@@ -207,8 +207,8 @@ def _class_source(cls: type) -> str:
 
 
 def _helpers_source(names: set[str]) -> str:
-    """The source of the helpers the code calls (specc.numerics', specc.winograd's), and of the helpers
-    they call, in the order their modules define them."""
+    """The source of the helpers the code calls (specc.convpool's, specc.numerics', specc.winograd's), and
+    of the helpers they call, in the order their modules define them."""
     available = {n: f for module in HELPER_MODULES for n, f in vars(module).items()
                  if inspect.isfunction(f) and f.__module__ == module.__name__}
     needed, todo = set(), list(names)
