@@ -39,7 +39,7 @@ WINOGRAD_CHUNK_BYTES = 4 * 2**20
 POOLED_CHUNK_BYTES = 704 * 2**10
 
 if TYPE_CHECKING:
-    from specc.codegen import Emit
+    from specc.emission import Emit
 
 
 @registered

@@ -16,7 +16,7 @@ from specc.layers.windows import expect_image, sliding_output
 POOL_CHUNK_BYTES = 256 * 2**10  # of float32 input per chunk
 
 if TYPE_CHECKING:
-    from specc.codegen import Emit
+    from specc.emission import Emit
 
 
 def _stride_default(args) -> int:
