@@ -16,12 +16,13 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from specc import blame, bookparams, inputs
+from specc import blame, bookparams, finitediff, inputs, reference
 from specc.bookview import BookLayers, ParamDict
 from specc.check import CheckedLayer, CheckedNetwork
 from specc.compiler import Compiled, Plan, plan
 from specc.errors import Diagnostic, UsageError
-from specc.layers.base import Labels, Runtime
+from specc.flatlayout import laid_flat
+from specc.layers.base import Labels
 from specc.memory import forward_bytes_per_sample
 from specc.numerics import WholeBatch, initial_values
 from specc.source import Source
@@ -71,10 +72,10 @@ class Network:
         # the generated module's init_params and init_state call the same function
         # Parameters and gradients are views of one flat array each, in the plan's order, so that
         # an optimizer updates all of them with one pass of NumPy calls (see specc.training.optimizers).
-        _, self._arrays = _laid_flat(initial_values(_table(self.plan.params), self.dtype, seed), self.dtype)
+        _, self._arrays = laid_flat(initial_values(_table(self.plan.params), self.dtype, seed), self.dtype)
         self.params = ParamDict(self)
         self.state: dict[str, np.ndarray] = initial_values(_table(self.plan.state), self.dtype)
-        _, self.grads = _laid_flat({n: np.zeros_like(v) for n, v in self._arrays.items()}, self.dtype)
+        _, self.grads = laid_flat({n: np.zeros_like(v) for n, v in self._arrays.items()}, self.dtype)
         self.rng = np.random.default_rng([seed, 1])  # dropout masks; a stream apart from init's
         self._batch: Any = WholeBatch()  # see the batch property
         self._workspaces: dict[tuple[int, bool], dict[str, np.ndarray]] = {}
@@ -165,7 +166,7 @@ class Network:
         """Lay every gradient out in one flat array (new, or `into`), `extra` slots after them, and
         return it: self.grads become views of it, so that one MPI Allreduce moves them all. Call it
         before handing parameters() to an optimizer (their grad arrays are the views from then on)."""
-        flat, self.grads = _laid_flat(self.grads, self.dtype, extra, into)
+        flat, self.grads = laid_flat(self.grads, self.dtype, extra, into)
         self._decayed = self._decay_table()
         return flat
 
@@ -173,7 +174,7 @@ class Network:
         """Make the parameters views of `flat` (parameter_count values, in the plan's order: memory
         the MPI ranks of one machine share, training.nodeshare), their values copied into it unless
         copy is False (another process wrote them there). As flatten_grads, before an optimizer."""
-        self._arrays = _laid_flat(self._arrays, self.dtype, 0, flat, copy)[1]
+        self._arrays = laid_flat(self._arrays, self.dtype, 0, flat, copy)[1]
         self._decayed = self._decay_table()
 
     # --- the fast path: prepared inputs, no checks, results in workspace buffers -----------
@@ -192,8 +193,7 @@ class Network:
         """Scores for x of shape (N, *input_shape) in the network's dtype (a workspace buffer)."""
         if self._gen is not None:
             return self._gen["predict"](self._arrays, self.state, self.workspace(len(x), False), x, train, self.rng)
-        scores, _ = self.reference_forward(x, train)
-        return scores
+        return reference.forward(self, x, train)[0]
 
     def forward_loss(self, x: np.ndarray, t: np.ndarray, train: bool = False) -> float:
         """The loss (with the weight-decay penalty) of prepared inputs and labels (see labels())."""
@@ -201,8 +201,7 @@ class Network:
             value = self._gen["loss"](self._arrays, self.state, self.workspace(len(x), False), x, t, train,
                                       self.rng)
         else:
-            scores, _ = self.reference_forward(x, train)
-            value = self.loss_layer.layer.loss(scores, t)[0]
+            value = reference.loss(self, x, t, train)
         return value + self.penalty()
 
     def backward(self, x: np.ndarray, t: np.ndarray, grad_scale: float = 1.0) -> float:
@@ -214,15 +213,7 @@ class Network:
             value = self._gen["loss"](self._arrays, self.state, ws, x, t, True, self.rng)
             self._gen["backward"](self._arrays, self.grads, self.state, ws, x, t, grad_scale)
         else:
-            scores, backprops = self.reference_forward(x, True)
-            value, back = self.loss_layer.layer.loss(scores, t)
-            dy = back()
-            if grad_scale != 1.0:
-                dy = dy * grad_scale
-            for c, bp in zip(reversed(self.checked.layers[:-1]), reversed(backprops)):
-                dy, grads = bp(dy)
-                for base, g in grads.items():
-                    np.copyto(self.grads[c.names[base]], g)
+            value = reference.backward(self, x, t, grad_scale)
         if not self.weight_decay:
             return value
         for w, g, scratch in self._decayed:  # d/dW of lambda/2 * sum(W^2), as the book's gradient() adds it
@@ -239,15 +230,7 @@ class Network:
     def reference_forward(self, x: np.ndarray, train: bool, until: int | None = None,
                           watch: Callable[[CheckedLayer, np.ndarray], None] | None = None):
         """The layers one at a time, through their reference forward: (scores, backprops)."""
-        backprops = []
-        for c in self.checked.layers[:-1] if until is None else self.checked.layers[:until]:
-            p = {base: self._arrays[c.names[base]] for base in c.layer.param_shapes()}
-            state = {base: self.state[c.names[base]] for base in c.layer.buffer_shapes()}
-            x, bp = c.layer.forward(p, x, train, Runtime(self.rng, state, self._batch))
-            backprops.append(bp)
-            if watch is not None:
-                watch(c, x)
-        return x, backprops
+        return reference.forward(self, x, train, until, watch)
 
     @contextmanager
     def rewound(self) -> Iterator[None]:
@@ -260,24 +243,6 @@ class Network:
             self.rng.bit_generator.state = rng_state
             for k, v in saved.items():
                 np.copyto(self.state[k], v)
-
-    def numerical(self, x: np.ndarray, t: np.ndarray, name: str, indices=None, h: float = 1e-4) -> np.ndarray:
-        """Central differences (f(w+h) - f(w-h)) / 2h of the training-mode loss for the elements
-        `indices` of one parameter (all when None), each evaluation with the same dropout masks."""
-        param = self._arrays[name]
-        grad = np.zeros_like(param, dtype=np.float64)
-        flat, gflat = param.reshape(-1), grad.reshape(-1)
-        with self.rewound():
-            for i in range(param.size) if indices is None else indices:
-                old = flat[i]
-                values = []
-                for step in (h, -h):
-                    flat[i] = old + step
-                    with self.rewound():
-                        values.append(self.forward_loss(x, t, True))
-                flat[i] = old
-                gflat[i] = (values[0] - values[1]) / (2 * h)
-        return grad
 
     # --- the book's interface: inputs checked, fresh arrays returned -----------------------
     @_quiet
@@ -335,10 +300,7 @@ class Network:
         """
         x = self._nonempty(self.input(x))
         t = self.labels(t, len(x))
-        exact = self if self.dtype == np.float64 else self.astype("float64")
-        x64 = x.astype(np.float64)
-        t64 = t.astype(np.float64) if t.dtype.kind == "f" else t
-        return {name: exact.numerical(x64, t64, name, None, h) for name in self._arrays}
+        return finitediff.gradients(self, x, t, h)
 
     def astype(self, dtype: str) -> "Network":
         """A copy in another dtype: the same values, random streams and settings."""
@@ -395,23 +357,3 @@ class Network:
 def _table(slots) -> dict[str, tuple]:
     """name -> (shape, init), as initial_values (and the generated module) read it."""
     return {s.name: (s.shape, s.init) for s in slots}
-
-
-def _laid_flat(arrays: dict[str, np.ndarray], dtype: np.dtype, extra: int = 0, into: np.ndarray | None = None,
-               copy: bool = True) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """One flat array (new, or `into`), and the same values as views of it, end to end in the dict's
-    order, with `extra` zeros after them (into's are left as they are, as its values without copy)."""
-    size = sum(a.size for a in arrays.values()) + extra
-    if into is None:
-        flat = np.zeros(size, dtype)
-    elif into.shape != (size,) or into.dtype != dtype:
-        raise ValueError(f"a flat array of {size} {dtype} values is needed, not {into.shape} {into.dtype}")
-    else:
-        flat = into
-    out, at = {}, 0
-    for name, a in arrays.items():
-        out[name] = flat[at:at + a.size].reshape(a.shape)
-        if copy:
-            out[name][...] = a
-        at += a.size
-    return flat, out

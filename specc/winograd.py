@@ -1,7 +1,7 @@
 """Winograd minimal filtering for 3x3 stride-1 convolutions: the generated code's helpers of the
-convolution's fast path (specc.layers.conv), beside specc.numerics' and under the same rule: every
-function uses only `np` and the helpers of these two modules, so that the code generator can copy
-its source verbatim into a standalone module (see specc.codegen).
+convolution's fast path (specc.layers.conv), beside specc.convpool's and specc.numerics' and under
+the same rule: every function uses only `np` and the helpers of these modules, so that the code
+generator can copy its source verbatim into a standalone module (see specc.codegen).
 """
 from __future__ import annotations
 

@@ -308,7 +308,7 @@ def test_code_is_generated_once_per_training_and_never_by_check(monkeypatch, tmp
 def test_a_layer_using_an_undeclared_buffer_is_caught(monkeypatch):
     """The plan's buffer table is what memory and the workspace are sized from: the generator
     refuses code that uses a buffer its layer did not declare."""
-    from specc.codegen import CodegenError
+    from specc.emission import CodegenError
     from specc.layers.dropout import Dropout
     monkeypatch.setattr(Dropout, "workspace", lambda self, grad_input: {})
     with pytest.raises(CodegenError, match="did not declare"):

@@ -617,10 +617,10 @@ def test_generated_pooling_sends_ties_to_the_first_maximum(i):
 
 @pytest.mark.parametrize("k, chunk", [(2, 4), (2, 1), (3, 5), (2, 64)])
 def test_tiled_max_pool_chunks_agree_with_a_loop_that_sends_ties_to_the_first_maximum(k, chunk):
-    """specc.numerics' tiled max pooling, a few samples at a time (a partial last chunk too),
+    """specc.convpool's tiled max pooling, a few samples at a time (a partial last chunk too),
     against a loop over the windows: the maximum, and the gradient to the first maximum of each
     window in row-major order, on data full of ties (zeros and small whole numbers)."""
-    from specc.numerics import tiled_max_pool, tiled_max_pool_backward
+    from specc.convpool import tiled_max_pool, tiled_max_pool_backward
 
     rng = np.random.default_rng(k * 100 + chunk)
     n, c, oh, ow = 13, 3, 4, 5

@@ -1,4 +1,4 @@
-"""The pass of a convolution, ReLU and max pooling (specc.numerics.pooled_conv_forward and _backward):
+"""The pass of a convolution, ReLU and max pooling (specc.convpool.pooled_conv_forward and _backward):
 against loops over pixels and windows, and the fused network against the unfused one, on data full
 of ties (whole numbers), where the gradient must go to each window's first maximum."""
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import specc
-from specc.numerics import pooled_conv_backward, pooled_conv_forward
+from specc.convpool import pooled_conv_backward, pooled_conv_forward
 
 
 def _loops(x, w, b, stride, pad, size, dy):

@@ -1,5 +1,5 @@
 """The compiled reading of an expression layer's derivation: its primitives' programs written as NumPy
-lines, into preallocated buffers (`layout`), through a specc.codegen.Emit."""
+lines, into preallocated buffers (`layout`), through a specc.emission.Emit."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -69,7 +69,7 @@ def _line(fn: str, args: Sequence[str], out: str) -> str:
 
 
 def emit(d: Derivation, e: Any) -> None:
-    """Forward and backward lines through a specc.codegen.Emit, into the buffers of `layout(d)`."""
+    """Forward and backward lines through a specc.emission.Emit, into the buffers of `layout(d)`."""
     lay = layout(d)
     names: dict[str, str] = {INPUT: e.x, **{p.name: e.param(p.name) for p in d.params}}
     names.update({k: _literal(v.constant) for k, v in d.values.items() if v.constant is not None})

@@ -11,7 +11,7 @@ from specc.layers.registry import registered
 from specc.text import batch_shape
 
 if TYPE_CHECKING:
-    from specc.codegen import Emit
+    from specc.emission import Emit
 
 
 # The products with a transposed operand (x.T @ dy, dy @ W.T) go through np.matmul from this many

@@ -14,7 +14,7 @@ from specc.numerics import WholeBatch
 from specc.text import value_text
 
 if TYPE_CHECKING:
-    from specc.codegen import Emit
+    from specc.emission import Emit
 
 Shape = tuple[int, ...]
 Params = Mapping[str, np.ndarray]  # a layer's parameters by its own names (W, b)
@@ -212,7 +212,7 @@ class Layer(ABC):
     # --- code generation: the same computation as straight-line NumPy ---------------------
     @abstractmethod
     def emit(self, e: Emit) -> None:
-        """Write forward and backward lines through a specc.codegen.Emit."""
+        """Write forward and backward lines through a specc.emission.Emit."""
 
     # --- derived --------------------------------------------------------------------
     @classmethod

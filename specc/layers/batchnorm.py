@@ -10,7 +10,7 @@ from specc.layers.base import Forward, Layer, Params, Runtime, Scratch, Shape, s
 from specc.layers.registry import registered
 
 if TYPE_CHECKING:
-    from specc.codegen import Emit
+    from specc.emission import Emit
 
 
 @registered

@@ -5,12 +5,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from specc.layers.activations import Activation
-from specc.layers.args import INIT, INIT_EXPECTS, NONNEGATIVE_INT, POSITIVE_INT, Arg
-from specc.layers.base import Forward, Layer, Params, Runtime, Scratch, Shape, size
-from specc.layers.registry import registered
-from specc.layers.windows import expect_image, sliding_output
-from specc.numerics import (
+from specc.convpool import (
     col2im,
     col2im_t,
     im2col,
@@ -18,6 +13,11 @@ from specc.numerics import (
     pooled_conv_backward,
     pooled_conv_forward,
 )
+from specc.layers.activations import Activation
+from specc.layers.args import INIT, INIT_EXPECTS, NONNEGATIVE_INT, POSITIVE_INT, Arg
+from specc.layers.base import Forward, Layer, Params, Runtime, Scratch, Shape, size
+from specc.layers.registry import registered
+from specc.layers.windows import expect_image, sliding_output
 from specc.winograd import (
     winograd_backward,
     winograd_filters,
@@ -39,7 +39,7 @@ WINOGRAD_CHUNK_BYTES = 4 * 2**20
 POOLED_CHUNK_BYTES = 704 * 2**10
 
 if TYPE_CHECKING:
-    from specc.codegen import Emit
+    from specc.emission import Emit
 
 
 @registered
@@ -128,7 +128,7 @@ class Convolution(Layer):
 
     def pools(self, activation: Layer, pool: Layer) -> bool:
         """An im2col convolution, ReLU and a max pooling whose windows tile the image: one pass
-        (specc.numerics.pooled_conv_forward), the activation on the pooled output."""
+        (specc.convpool.pooled_conv_forward), the activation on the pooled output."""
         return (isinstance(activation, Activation) and type(activation).commutes_with_max
                 and pool.max_tiles() is not None and not self.winograd())
 

@@ -12,7 +12,7 @@ from specc.layers.base import Forward, Layer, Params, Runtime, Scratch
 from specc.layers.registry import registered
 
 if TYPE_CHECKING:
-    from specc.codegen import Emit
+    from specc.emission import Emit
 
 
 @registered

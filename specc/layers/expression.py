@@ -19,7 +19,7 @@ from specc.layers.base import Forward, Layer, Params, Runtime, Scratch, Shape
 _RANDOM = ("he", "xavier", "auto")
 
 if TYPE_CHECKING:
-    from specc.codegen import Emit
+    from specc.emission import Emit
 
 
 class ExpressionLayer(Layer):

@@ -9,7 +9,7 @@ from specc.layers.base import Forward, Layer, Params, Runtime, Shape, size
 from specc.layers.registry import registered
 
 if TYPE_CHECKING:
-    from specc.codegen import Emit
+    from specc.emission import Emit
 
 
 @registered

@@ -15,7 +15,7 @@ from specc.numerics import softmax_cross_entropy
 from specc.text import batch_shape
 
 if TYPE_CHECKING:
-    from specc.codegen import Emit
+    from specc.emission import Emit
 
 
 class _Loss(Layer):

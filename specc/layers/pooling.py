@@ -5,18 +5,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from specc.convpool import avg_pool_backward, pool_backward, pool_windows, tiled_max_pool, tiled_max_pool_backward
 from specc.layers.args import NONNEGATIVE_INT, POSITIVE_INT, Arg
 from specc.layers.base import Forward, Layer, Params, Runtime, Scratch, Shape, size
 from specc.layers.registry import registered
 from specc.layers.windows import expect_image, sliding_output
-from specc.numerics import avg_pool_backward, pool_backward, pool_windows, tiled_max_pool, tiled_max_pool_backward
 
 # Tiled max pooling runs a few samples at a time: the k*k strided views of a chunk (and of its
 # gradient) stay in cache from one view to the next instead of streaming the batch k*k times.
 POOL_CHUNK_BYTES = 256 * 2**10  # of float32 input per chunk
 
 if TYPE_CHECKING:
-    from specc.codegen import Emit
+    from specc.emission import Emit
 
 
 def _stride_default(args) -> int:
