@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from specc import finitediff
+from specc import reference
 from specc.layers.base import Labels, Layer, Runtime
 from specc.network import Network
 
@@ -146,7 +146,7 @@ def check_network(net: Network, batch: int = 8, seed: int = 0, limit: int | None
     results = []
     for name, value in net.params.items():
         idx = _sample(value.size, limit, rng)
-        numeric = finitediff.parameter(net, x, t, name, idx, h).reshape(-1)[idx]
+        numeric = reference.numerical(net, x, t, name, idx, h).reshape(-1)[idx]
         results.append(compare(name, value.shape, grads[name].reshape(-1)[idx], numeric, tolerance))
     culprit: str | None = None
     culprit_results: list[Result] = []
