@@ -112,7 +112,7 @@ def test_an_uneven_last_batch_is_weighted_by_its_share(tmp_path):
 def test_batchnorm_and_dropout_on_two_ranks_train_what_one_process_does(tmp_path, batch):
     """The book's MultiLayerNetExtend (Affine -> BatchNorm -> ReLU -> Dropout): the statistics are the
     whole batch's, reduced over the ranks, and every rank's masks are its rows of the whole batch's;
-    batch 33 makes shares of 17 and 16 (BatchNorm's backward sums weighted by share)."""
+    batch 33 makes shares of 17 and 16 (each rank's backward scaled by its share)."""
     flags = ("--batch", batch)
     _train(tmp_path / "R1", 1, *flags, model="multi_layer_net.net", iters=30)
     _train(tmp_path / "R2", 2, *flags, model="multi_layer_net.net", iters=30)
