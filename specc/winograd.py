@@ -112,6 +112,46 @@ def _winograd_scatter(draw, dxp):
     grid[1:, :2, 1:, :2] += draw[m:, m:].transpose(2, 0, 3, 1, 4)
 
 
+def _winograd_outputs(x, ut, mats, b, pad, work, tiles):
+    """A chunk's outputs before the copy to NCHW: ys (m, m, th, tw, k, F), where ys[i, j, r, q] is
+    output pixel (m*r + i, m*q + j), from the chunk x (k, C, H, W); tiles (a^2, th*tw*k, C) receives
+    its transformed tiles B^T d B (winograd_backward reads them)."""
+    k, c = x.shape[:2]
+    f = ut.shape[2]
+    a = int(round(ut.shape[0] ** 0.5))
+    m = a - 2
+    oh, ow = x.shape[2] + 2 * pad - 2, x.shape[3] + 2 * pad - 2
+    xp, raw, _, prod, ys = _winograd_views(work, a, k, c, f, oh, ow)
+    rows = tiles.shape[1]
+    bk, ak = _winograd_kron(mats, a)[:2]
+    _winograd_gather(x, pad, xp, raw)
+    np.matmul(bk, raw.reshape(a * a, rows * c), out=tiles.reshape(a * a, rows * c))  # B^T d B
+    # (a^2, k*T, C) @ (a^2, C, F) -> (a^2, k*T, F)
+    np.matmul(tiles, ut, out=prod.reshape(a * a, rows, f))
+    prod.reshape(a * a, rows, f)[a + 1] += b  # the bias, through A^T's column of ones
+    np.matmul(ak, prod, out=ys.reshape(m * m, rows * f))  # A^T M A
+    return ys
+
+
+def _winograd_untile(ys, y):
+    """ys (m, m, th, tw, k, F) -> y (k, F, th*m, tw*m), pixel (m*r + i, m*q + j) from ys[i, j, r, q]."""
+    m, th, tw, k, f = ys.shape[1:]
+    out = y.reshape(k, f, th, m, tw, m)
+    if tw < m:  # few tiles a row: one copy, in an order of NumPy's choosing
+        np.copyto(out, ys.transpose(4, 5, 2, 0, 3, 1))
+    else:  # a column phase at a time: (k, F, th, m, tw) copies with rows of tw
+        for j in range(m):
+            np.copyto(out[..., j], ys[:, j].transpose(3, 4, 1, 0, 2))
+
+
+def _winograd_retile(g, ys):
+    """Adjoint of _winograd_untile: g (k, F, th*m, tw*m) -> ys (m, m, th, tw, k, F)."""
+    m, th, tw, k, f = ys.shape[1:]
+    grid = g.reshape(k, f, th, m, tw, m)
+    for j in range(m):
+        np.copyto(ys[:, j], grid[..., j].transpose(3, 2, 4, 0, 1))
+
+
 def winograd_forward(x, ut, mats, b, pad, chunk, work, v, y):
     """y (N, F, OH, OW) = the 3x3 convolution of x (N, C, H, W), padded by `pad`, with filters
     transformed into ut (a^2, C, F) (mats: their Kronecker products, see winograd_filters), plus the
@@ -119,29 +159,80 @@ def winograd_forward(x, ut, mats, b, pad, chunk, work, v, y):
     `work`: xp, raw, tiles, prod, ys) stay in cache. v (N, winograd_tile_size) receives the
     transformed tiles B^T d B, chunk by chunk, for winograd_backward (cheaper than transforming
     them again)."""
-    n, c, h, w = x.shape
-    f, oh, ow = y.shape[1:]
+    n, c = x.shape[:2]
     a = int(round(ut.shape[0] ** 0.5))
-    m = a - 2
-    th, tw = oh // m, ow // m
-    bk, ak = _winograd_kron(mats, a)[:2]
     for i in range(0, n, chunk):
         k = min(chunk, n - i)
-        xp, raw, _, prod, ys = _winograd_views(work, a, k, c, f, oh, ow)
-        rows = th * tw * k
-        tiles = v[i:i + k].reshape(a * a, rows, c)
-        _winograd_gather(x[i:i + k], pad, xp, raw)
-        np.matmul(bk, raw.reshape(a * a, rows * c), out=tiles.reshape(a * a, rows * c))  # B^T d B
-        # (a^2, k*T, C) @ (a^2, C, F) -> (a^2, k*T, F)
-        np.matmul(tiles, ut, out=prod.reshape(a * a, rows, f))
-        prod.reshape(a * a, rows, f)[a + 1] += b  # the bias, through A^T's column of ones
-        np.matmul(ak, prod, out=ys.reshape(m * m, rows * f))  # A^T M A
-        out = y[i:i + k].reshape(k, f, th, m, tw, m)
-        if tw < m:  # few tiles a row: one copy, in an order of NumPy's choosing
-            np.copyto(out, ys.transpose(4, 5, 2, 0, 3, 1))
-        else:  # a column phase at a time: (k, F, th, m, tw) copies with rows of tw
-            for j in range(m):
-                np.copyto(out[..., j], ys[:, j].transpose(3, 4, 1, 0, 2))
+        tiles = v[i:i + k].reshape(a * a, -1, c)
+        _winograd_untile(_winograd_outputs(x[i:i + k], ut, mats, b, pad, work, tiles), y[i:i + k])
+
+
+# The convolution, its activation and a max pooling whose size x size windows tile the output and
+# each m x m output tile (size divides m), as one pass: the pooling takes its maxima over the tiles'
+# outputs where the products leave them, (m, m, th, tw, k, F) (window position (di, dj) of pooled
+# pixel (I, J) of a tile is output (size*I + di, size*J + dj)), so that only the pooled output,
+# size^2 times smaller, is copied to NCHW, and the activation runs on it alone (it commutes with max);
+# the backward spreads the pooled gradient over the same layout, where the products' gradient starts.
+
+
+def winograd_pooled_forward(x, ut, mats, b, pad, size, chunk, work, v, y, later=None):
+    """winograd_forward, then the maxima of its size x size windows: y (N, F, OH/size, OW/size).
+    later (N, size^2 - 1, windows * F) bool, unless None: whether cell p + 1 of each window (in
+    row-major order) beats every cell before it, from which the backward finds its first maximum."""
+    n, c = x.shape[:2]
+    a = int(round(ut.shape[0] ** 0.5))
+    m, f, cells = a - 2, ut.shape[2], size * size
+    q = m // size
+    prod = work[3]
+    for i in range(0, n, chunk):
+        k = min(chunk, n - i)
+        tiles = v[i:i + k].reshape(a * a, -1, c)
+        ys = _winograd_outputs(x[i:i + k], ut, mats, b, pad, work, tiles)
+        th, tw = ys.shape[2:4]
+        grid = ys.reshape(q, size, q, size, th, tw, k, f)
+        top = prod[:q * q * th * tw * k * f].reshape(q, q, th, tw, k, f)  # prod is free again
+        flags = None if later is None else later[i:i + k].reshape(cells - 1, q, q, th, tw, k, f)
+        best = grid[:, 0, :, 0]
+        for p in range(1, cells):
+            cell = grid[:, p // size, :, p % size]
+            if flags is not None:
+                np.greater(cell, best, out=flags[p - 1])
+            best = np.maximum(best, cell, out=top)
+        if cells == 1:
+            np.copyto(top, best)
+        _winograd_untile(top, y[i:i + k])
+
+
+def winograd_pooled_backward(v, dy, later, u, mats, pad, size, chunk, work, du, du_sum, db, dx):
+    """The gradients of winograd_pooled_forward from dy (N, F, OH/size, OW/size) of its y: each
+    window's dy goes to its first maximum, the last of its cells that beat every cell before it, else
+    its first cell (as the reference's argmax); then as winograd_backward."""
+    n, f = dy.shape[:2]
+    c = u.shape[2]
+    a = int(round(u.shape[0] ** 0.5))
+    m, cells = a - 2, size * size
+    q = m // size
+    oh, ow = dy.shape[2] * size, dy.shape[3] * size
+    th, tw = oh // m, ow // m
+    du_sum[...] = 0
+    db[...] = 0
+    prod = work[3]
+    for i in range(0, n, chunk):
+        k = min(chunk, n - i)
+        ys = _winograd_views(work, a, k, c, f, oh, ow)[4]
+        part = q * q * th * tw * k * f
+        g = prod[:part].reshape(q, q, th, tw, k, f)  # prod is free until the products' gradient
+        rest = prod[part:2 * part].reshape(q, q, th, tw, k, f)
+        _winograd_retile(dy[i:i + k], g)
+        grid = ys.reshape(q, size, q, size, th, tw, k, f)
+        flags = later[i:i + k].reshape(cells - 1, q, q, th, tw, k, f)
+        for p in range(cells - 1, 0, -1):
+            cell = grid[:, p // size, :, p % size]
+            np.multiply(g, flags[p - 1], out=cell)
+            g = np.subtract(g, cell, out=rest)  # what a later cell took, earlier ones do not get
+        np.copyto(grid[:, 0, :, 0], g)
+        _winograd_products_grad(ys, v[i:i + k], u, mats, pad, work, du, du_sum, db,
+                                None if dx is None else dx[i:i + k])
 
 
 def winograd_backward(v, dy, u, mats, pad, chunk, work, du, du_sum, db, dx):
@@ -151,31 +242,37 @@ def winograd_backward(v, dy, u, mats, pad, chunk, work, du, du_sum, db, dx):
     n, f, oh, ow = dy.shape
     c = u.shape[2]
     a = int(round(u.shape[0] ** 0.5))
-    m = a - 2
-    th, tw = oh // m, ow // m
-    bk, ak = _winograd_kron(mats, a)[:2]
     du_sum[...] = 0
     db[...] = 0
     for i in range(0, n, chunk):
         k = min(chunk, n - i)
-        xp, raw, dv, dm, ys = _winograd_views(work, a, k, c, f, oh, ow)
-        rows = th * tw * k
-        g = dy[i:i + k].reshape(k, f, th, m, tw, m)
-        for j in range(m):
-            np.copyto(ys[:, j], g[..., j].transpose(3, 2, 4, 0, 1))
-        np.matmul(ak.T, ys.reshape(m * m, rows * f), out=dm)  # A dY A^T: the products' gradient
-        dm = dm.reshape(a * a, rows, f)
-        # the bias's gradient, the sum of dY, is the sum of the products' gradient at tile position
-        # (1, 1) (A^T's column of ones): 1/m^2 of dY's values; du is free until the product below
-        np.add(db, np.sum(dm[a + 1], axis=0, out=du.reshape(-1)[:f]), out=db)
-        np.matmul(dm.transpose(0, 2, 1), v[i:i + k].reshape(a * a, rows, c), out=du)  # (a^2, F, k*T) @ (a^2, k*T, C)
-        du_sum += du
-        if dx is not None:
-            np.matmul(dm, u, out=dv.reshape(a * a, rows, c))  # (a^2, k*T, F) @ (a^2, F, C): the tiles' gradient
-            np.matmul(bk.T, dv.reshape(a * a, rows * c), out=raw.reshape(a * a, rows * c))  # B dV B^T
-            _winograd_scatter(raw, xp.reshape(xp.shape[0], xp.shape[1], k * c))
-            h, w = dx.shape[2:]
-            np.copyto(dx[i:i + k], xp[pad:pad + h, pad:pad + w].transpose(2, 3, 0, 1))
+        ys = _winograd_views(work, a, k, c, f, oh, ow)[4]
+        _winograd_retile(dy[i:i + k], ys)
+        _winograd_products_grad(ys, v[i:i + k], u, mats, pad, work, du, du_sum, db,
+                                None if dx is None else dx[i:i + k])
+
+
+def _winograd_products_grad(ys, vk, u, mats, pad, work, du, du_sum, db, dx):
+    """A chunk's share of winograd_backward from ys (m, m, th, tw, k, F), the gradient of its
+    outputs in _winograd_outputs' layout: du_sum and db accumulate, dx (k, C, H, W) unless None."""
+    m, th, tw, k, f = ys.shape[1:]
+    a, c = m + 2, u.shape[2]
+    rows = th * tw * k
+    xp, raw, dv, dm, _ = _winograd_views(work, a, k, c, f, th * m, tw * m)
+    bk, ak = _winograd_kron(mats, a)[:2]
+    np.matmul(ak.T, ys.reshape(m * m, rows * f), out=dm)  # A dY A^T: the products' gradient
+    dm = dm.reshape(a * a, rows, f)
+    # the bias's gradient, the sum of dY, is the sum of the products' gradient at tile position
+    # (1, 1) (A^T's column of ones): 1/m^2 of dY's values; du is free until the product below
+    np.add(db, np.sum(dm[a + 1], axis=0, out=du.reshape(-1)[:f]), out=db)
+    np.matmul(dm.transpose(0, 2, 1), vk.reshape(a * a, rows, c), out=du)  # (a^2, F, k*T) @ (a^2, k*T, C)
+    du_sum += du
+    if dx is not None:
+        np.matmul(dm, u, out=dv.reshape(a * a, rows, c))  # (a^2, k*T, F) @ (a^2, F, C): the tiles' gradient
+        np.matmul(bk.T, dv.reshape(a * a, rows * c), out=raw.reshape(a * a, rows * c))  # B dV B^T
+        _winograd_scatter(raw, xp.reshape(xp.shape[0], xp.shape[1], k * c))
+        h, w = dx.shape[2:]
+        np.copyto(dx, xp[pad:pad + h, pad:pad + w].transpose(2, 3, 0, 1))
 
 
 def winograd_tile_size(m, c, oh, ow):

@@ -1,6 +1,9 @@
-"""The pass of a convolution, ReLU and max pooling (specc.convpool.pooled_conv_forward and _backward):
-against loops over pixels and windows, and the fused network against the unfused one, on data full
-of ties (whole numbers), where the gradient must go to each window's first maximum."""
+"""The pass of a convolution, ReLU and max pooling (specc.convpool.pooled_conv_forward and _backward,
+and Winograd's, specc.winograd.winograd_pooled_forward and _backward): against loops over pixels and
+windows, and the fused network against the unfused one, on data full of ties (whole numbers), where
+the gradient must go to each window's first maximum. F(2x2, 3x3) multiplies by 0, +-1 and 1/2 only,
+so whole numbers stay exact and so do their ties; F(4x4)'s 1/6 and 1/12 round them, so it is
+checked on random data, whose windows have one maximum."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,6 +11,15 @@ import pytest
 
 import specc
 from specc.convpool import pooled_conv_backward, pooled_conv_forward
+from specc.winograd import (
+    winograd_filters,
+    winograd_filters_grad,
+    winograd_mats_size,
+    winograd_pooled_backward,
+    winograd_pooled_forward,
+    winograd_tile_size,
+    winograd_work_sizes,
+)
 
 
 def _loops(x, w, b, stride, pad, size, dy):
@@ -77,11 +89,53 @@ def test_pooled_conv_agrees_with_loops(c, k, stride, pad, size, chunk):
     pooled_conv_forward(x, wb, k, stride, pad, size, (cols, np.empty((chunk, f, cells, th * tw)), xp), y_again)
     assert np.array_equal(y_again, y)
 
+
+# (c, f, h, w, pad, m, size, chunk): F(2x2) with its 2x2 window per tile, F(4x4) with four 2x2
+# windows and with one 4x4 window per tile, a partial last chunk, pad 0 and 2
+WINOGRAD_CASES = [(4, 3, 6, 8, 1, 2, 2, 3), (5, 2, 8, 4, 0, 2, 2, 7), (4, 3, 8, 8, 1, 4, 2, 3),
+                  (6, 4, 10, 6, 2, 4, 2, 2), (4, 2, 8, 8, 1, 4, 4, 4)]
+
+
+@pytest.mark.parametrize("c, f, h, wd, pad, m, size, chunk", WINOGRAD_CASES)
+def test_winograd_pooled_pass_agrees_with_loops(c, f, h, wd, pad, m, size, chunk):
+    rng = np.random.default_rng(c * 100 + h * 10 + m + size)
+    n, a = 7, m + 2
+    oh, ow = h + 2 * pad - 2, wd + 2 * pad - 2
+    if m == 2:  # whole numbers: many equal maxima, exact in F(2x2)
+        x = rng.integers(-2, 3, (n, c, h, wd)).astype(float)
+        w, b = rng.integers(-1, 2, (f, c, 3, 3)).astype(float), rng.integers(-1, 2, f).astype(float)
+    else:
+        x, w, b = rng.standard_normal((n, c, h, wd)), rng.standard_normal((f, c, 3, 3)), rng.standard_normal(f)
+    dy = rng.standard_normal((n, f, oh // size, ow // size))
+    work = tuple(np.full(s, np.nan) for s in winograd_work_sizes(m, chunk, c, f, oh, ow).values())
+    u, ut, mats = np.empty((a * a, f, c)), np.empty((a * a, c, f)), np.empty(winograd_mats_size(m))
+    winograd_filters(w, mats, u, ut)
+    v = np.full((n, winograd_tile_size(m, c, oh, ow)), np.nan)
+    later = np.empty((n, (size * size - 1) * f * oh * ow // (size * size)), bool)
+    y = np.empty(dy.shape)
+    winograd_pooled_forward(x, ut, mats, b, pad, size, chunk, work, v, y, later)
+    du, du_sum, dw, db, dx = np.empty_like(u), np.empty_like(u), np.empty_like(w), np.empty_like(b), np.empty_like(x)
+    winograd_pooled_backward(v, dy, later, u, mats, pad, size, chunk, work, du, du_sum, db, dx)
+    winograd_filters_grad(du_sum, mats, dw)
+
+    _, pooled, want_dw, want_db, want_dx = _loops(x, w, b, 1, pad, size, dy)
+    if m == 2:
+        assert np.array_equal(y, pooled)
+    np.testing.assert_allclose(y, pooled, rtol=0, atol=1e-12 * np.abs(pooled).max())
+    for got, want in ((dw, want_dw), (db, want_db), (dx, want_dx)):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * np.abs(want).max())
+    y_again = np.empty_like(y)  # inference: the same maxima without the comparisons for the backward
+    winograd_pooled_forward(x, ut, mats, b, pad, size, chunk, work, v, y_again)
+    assert np.array_equal(y_again, y)
+
+
 @pytest.mark.parametrize("text", [
     "input 1x12x12\nConvolution(4, kernel=5) -> ReLU -> Pooling(2)",
     "input 2x9x9\nConvolution(3, kernel=2) -> ReLU -> Convolution(4, kernel=3, pad=1) -> ReLU -> Pooling(2)",
     "input 2x10x10\nConvolution(3, kernel=2) -> ReLU -> Convolution(4, kernel=3, stride=2, pad=2) -> ReLU"
     " -> Pooling(3)",
+    # Winograd F(2x2): 6 x 6 outputs are not 4 x 4 tiles
+    "input 1x6x6\nConvolution(4, kernel=3, pad=1) -> ReLU -> Convolution(5, kernel=3, pad=1) -> ReLU -> Pooling(2)",
 ])
 def test_fused_pooled_pass_equals_the_layers_one_by_one(text):
     """The pass takes in the pooling (kernel names say so) and computes what the reference does,
@@ -99,3 +153,26 @@ def test_fused_pooled_pass_equals_the_layers_one_by_one(text):
     gf, gu = fused.gradient(x, t), unfused.gradient(x, t)
     for key in gf:
         np.testing.assert_allclose(gf[key], gu[key], rtol=1e-12, atol=1e-12, err_msg=key)
+
+
+@pytest.mark.parametrize("text, pooled", [
+    ("input 1x8x8\nConvolution(4, kernel=3, pad=1) -> ReLU -> Convolution(5, kernel=3, pad=1) -> ReLU -> Pooling(2)",
+     True),
+    ("input 4x8x8\nConvolution(3, kernel=3, pad=1) -> ReLU -> Pooling(4)", True),
+    ("input 4x6x6\nConvolution(3, kernel=3, pad=1) -> ReLU -> Pooling(3)", False),  # 3 does not divide F(2x2)'s tiles
+])
+def test_fused_winograd_pooled_pass_equals_the_layers_one_by_one(text, pooled):
+    """F(4x4) pools its tiles' outputs in the pass (random data: no ties to round apart); a pooling
+    whose windows cut across the tiles stays a layer of its own."""
+    fused, unfused = (specc.compile(text + " -> Affine(3) -> SoftmaxWithLoss", dtype="float64", fuse=f, seed=3)
+                      for f in (True, False))
+    assert "winograd_" in fused.code
+    assert [k.name for k in fused.plan.kernels if k.pooled] == (["Convolution+ReLU+Pooling"] if pooled else [])
+    rng = np.random.default_rng(len(text))
+    for k in fused.params:
+        unfused.params[k][...] = fused.params[k]
+    x, t = rng.standard_normal((5, *fused.input_shape)), rng.integers(0, 3, 5)
+    np.testing.assert_allclose(fused.predict(x), unfused.predict(x), rtol=1e-10, atol=1e-12)
+    gf, gu = fused.gradient(x, t), unfused.gradient(x, t)
+    for key in gf:
+        np.testing.assert_allclose(gf[key], gu[key], rtol=1e-9, atol=1e-12 * np.abs(gu[key]).max(), err_msg=key)

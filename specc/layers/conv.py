@@ -24,6 +24,8 @@ from specc.winograd import (
     winograd_filters_grad,
     winograd_forward,
     winograd_mats_size,
+    winograd_pooled_backward,
+    winograd_pooled_forward,
     winograd_tile_size,
     winograd_work_sizes,
 )
@@ -127,16 +129,26 @@ class Convolution(Layer):
         return out
 
     def pools(self, activation: Layer, pool: Layer) -> bool:
-        """An im2col convolution, ReLU and a max pooling whose windows tile the image: one pass
-        (specc.convpool.pooled_conv_forward), the activation on the pooled output."""
-        return (isinstance(activation, Activation) and type(activation).commutes_with_max
-                and pool.max_tiles() is not None and not self.winograd())
+        """A convolution, an activation that commutes with max (ReLU) and a max pooling whose windows
+        tile the image: one pass, the activation on the pooled output (specc.convpool's
+        pooled_conv_forward for im2col; for Winograd winograd_pooled_forward, when the windows also
+        tile the m x m output tiles)."""
+        if not (isinstance(activation, Activation) and type(activation).commutes_with_max):
+            return False
+        size = pool.max_tiles()
+        return size is not None and (not self.winograd() or self.winograd_tile() % size == 0)
 
     def pooled_chunk(self) -> int:
         """Samples per chunk of the pooled pass: about POOLED_CHUNK_BYTES of float32 output."""
         return max(1, POOLED_CHUNK_BYTES // (4 * size(self.out_shape)))
 
     def pooled_workspace(self, activation: Layer, pool: Layer, grad_input: bool) -> dict[str, Scratch]:
+        if self.winograd():
+            f, oh, ow = self.out_shape
+            cells = pool.args["size"] ** 2
+            return {**self._winograd_workspace(grad_input),
+                    "later": Scratch(((cells - 1) * f * oh * ow // cells,), kind="bool"),
+                    "gpool": Scratch(pool.out_shape, phase="backward")}  # the activation's gradient, pooled
         c, h, w = self.in_shape
         f, oh, ow = self.out_shape
         pad, chunk = self.args["pad"], self.pooled_chunk()
@@ -187,22 +199,39 @@ class Convolution(Layer):
         else:
             self._emit_im2col(e)
 
-    def _emit_winograd(self, e: Emit) -> None:
+    def _emit_winograd(self, e: Emit, activation: Activation | None = None, pool: Emit | None = None) -> None:
         # Winograd F(m x m, 3x3), a chunk of samples at a time (see specc.winograd.winograd_forward);
-        # the bias is added, and its gradient taken, inside, at the products
+        # the bias is added, and its gradient taken, inside, at the products. With an activation and
+        # a pooling (Layer.pools), the pass pools the tiles' outputs and the activation runs on the
+        # pooled output (winograd_pooled_forward).
         c, f, oh, ow = self.in_shape[0], *self.out_shape
         pad, chunk = self.args["pad"], self.winograd_chunk()
         wu, wut, mats, v = e.buffer("wu"), e.buffer("wut"), e.buffer("wmats"), e.buffer("wv")
         names = winograd_work_sizes(self.winograd_tile(), chunk, c, f, oh, ow)
         work = "(" + ", ".join(e.buffer(f"w{name}") for name in names) + ")"
-        y = e.output()
-        e.fwd(f"{e.helper(winograd_filters)}({e.param('W')}, {mats}, {wu}, {wut})",
-              f"{e.helper(winograd_forward)}({e.x}, {wut}, {mats}, {e.param('b')}, {pad}, {chunk}, {work}, {v}, {y})")
+        filters = f"{e.helper(winograd_filters)}({e.param('W')}, {mats}, {wu}, {wut})"
         du, dusum = e.buffer("du"), e.buffer("dusum")
         dx = e.grad_input() if e.dx else "None"
-        e.bwd(f"{e.helper(winograd_backward)}({v}, {e.dy}, {wu}, {mats}, {pad}, {chunk}, {work}, {du}, {dusum}, "
-              f"{e.grad('b')}, {dx})",
-              f"{e.helper(winograd_filters_grad)}({dusum}, {mats}, {e.grad('W')})")
+        grads = f"{du}, {dusum}, {e.grad('b')}, {dx}"
+        filters_grad = f"{e.helper(winograd_filters_grad)}({dusum}, {mats}, {e.grad('W')})"
+        if activation is None or pool is None:
+            y = e.output()
+            e.fwd(filters, f"{e.helper(winograd_forward)}({e.x}, {wut}, {mats}, {e.param('b')}, {pad}, {chunk}, "
+                           f"{work}, {v}, {y})")
+            e.bwd(f"{e.helper(winograd_backward)}({v}, {e.dy}, {wu}, {mats}, {pad}, {chunk}, {work}, {grads})",
+                  filters_grad)
+            return
+        size, y, later = pool.layer.args["size"], pool.output(), e.buffer("later")
+        e.fwd(filters, f"{e.helper(winograd_pooled_forward)}({e.x}, {wut}, {mats}, {e.param('b')}, {pad}, {size}, "
+                       f"{chunk}, {work}, {v}, {y}, {later} if train else None)",
+              *activation.forward_lines(y, y))
+        if pool.dy is None:  # nothing before the pooling has parameters: no backward pass
+            return
+        gpool = e.buffer("gpool")
+        e.bwd(*activation.backward_lines(y, pool.dy, gpool),
+              f"{e.helper(winograd_pooled_backward)}({v}, {gpool}, {later}, {wu}, {mats}, {pad}, {size}, {chunk}, "
+              f"{work}, {grads})",
+              filters_grad)
 
     def _emit_im2col(self, e: Emit) -> None:
         # One batched matmul per pass over columns laid out per sample, (N, C*k*k, OH*OW):
@@ -235,6 +264,9 @@ class Convolution(Layer):
         # commutes with max), and its gradient is 0 wherever the maximum's cell could differ.
         if not isinstance(activation, Activation):
             raise TypeError(f"{activation.name} is not an element-wise activation")
+        if self.winograd():
+            self._emit_winograd(e, activation, pool)
+            return
         k, s, pad = self.args["kernel"], self.args["stride"], self.args["pad"]
         f, oh, ow = self.out_shape
         tile = pool.layer.max_tiles()
