@@ -18,13 +18,22 @@ from specc.layers.base import Labels, Scratch, Shape, size
 class Kernel:
     """Adjacent layers run as one unit: a head (Affine, Convolution, BatchNorm) and the
     element-wise activation that runs in place on its output, or a single layer; or a head, its
-    activation and the max pooling after them as one pass that the head writes (Layer.pools)."""
+    activation and the max pooling after them as one pass that the head writes (Layer.pools); or a
+    head that applies its activation itself as it writes its output (Layer.absorbs)."""
 
     layers: tuple[int, ...]  # indices into CheckedNetwork.layers
     name: str  # "Affine+ReLU"
     # the head's pass takes in the pooling: the head's output lives inside the pass (no buffer of
     # its own), and the gradients between the three layers stay in its scratch
     pooled: bool = False
+    # the head's pass applies the activation (and its gradient): the head's output gradient lives
+    # inside the pass (no buffer of its own)
+    absorbed: bool = False
+
+    @property
+    def one_pass(self) -> bool:
+        """The head writes the kernel's code, the other layers' included."""
+        return self.pooled or self.absorbed
 
 
 @dataclass(frozen=True)
@@ -137,8 +146,14 @@ def plan(net: CheckedNetwork, fuse: bool = True) -> Plan:
         for base, shape in c.layer.buffer_shapes().items():
             state.append(Slot(c.names[base], base, c.index, shape, starts[base]))
     wires, buffers, scores = _wiring(net, kernels)
-    named = tuple(Kernel(tuple(k), "+".join(net.layers[i].spec.type for i in k), len(k) == 3) for k in kernels)
+    named = tuple(Kernel(tuple(k), "+".join(net.layers[i].spec.type for i in k), len(k) == 3, _absorbed(net, k))
+                  for k in kernels)
     return Plan(net, fuse, named, init, tuple(params), tuple(state), wires, buffers, scores)
+
+
+def _absorbed(net: CheckedNetwork, kernel: list[int]) -> bool:
+    """A head and its activation, which the head applies itself (Layer.absorbs)."""
+    return len(kernel) == 2 and net.layers[kernel[0]].layer.absorbs(net.layers[kernel[1]].layer)
 
 
 def _wiring(net: CheckedNetwork, kernels: list[list[int]]) -> tuple[tuple[Wire, ...], tuple[Buffer, ...], str]:
@@ -147,6 +162,7 @@ def _wiring(net: CheckedNetwork, kernels: list[list[int]]) -> tuple[tuple[Wire, 
     inplace = {i for k in kernels for i in k[1:2]}
     pooled = {k[0]: k for k in kernels if len(k) == 3}
     inside = {i for k in pooled.values() for i in k[1:]}  # their input gradients stay in the head's pass
+    inside |= {k[1] for k in kernels if _absorbed(net, k)}
     has_params = [bool(c.params) for c in net.layers]
     wires: list[Wire] = []
     buffers: list[Buffer] = []

@@ -138,17 +138,20 @@ def emit(p: "Plan", timed: bool = False) -> Module:
             e = Emit(m, c.layer, i + 1, wire, c.names, owned.get(i, {}))
             span = c.spec.span
             where = f"  <- {net.network.source or 'spec'}:{span.line}:{span.col}" if span else ""
-            how = (f" (in [{kernel.layers[0] + 1}]'s pass)" if kernel.pooled and i != kernel.layers[0]
+            how = (f" (in [{kernel.layers[0] + 1}]'s pass)" if kernel.one_pass and i != kernel.layers[0]
                    else " (in place)" if wire.inplace else "")
             e.fwd(f"# [{i + 1}] {c.layer.describe()}{how}{where}")
             if timed:
                 (e.loss if c.layer.is_loss else e.fwd)(f"_clock('forward', {k})")
             emits.append(e)
-        if kernel.pooled:  # the head writes the pass, after the comments of all three
-            head, activation, pool = emits
+        if kernel.one_pass:  # the head writes the pass, after the comments of all
+            head, *rest = emits
             start = len(head.forward_lines)
-            head.layer.emit_pooled(head, activation.layer, pool)
-            m.forward.extend(head.forward_lines[:start] + activation.forward_lines + pool.forward_lines
+            if kernel.pooled:
+                head.layer.emit_pooled(head, rest[0].layer, rest[1])
+            else:
+                head.layer.emit_absorbed(head, rest[0])
+            m.forward.extend(head.forward_lines[:start] + [line for e in rest for line in e.forward_lines]
                              + head.forward_lines[start:])
         else:
             for e in emits:

@@ -133,38 +133,50 @@ def _winograd_outputs(x, ut, mats, b, pad, work, tiles):
     return ys
 
 
-def _winograd_untile(ys, y):
-    """ys (m, m, th, tw, k, F) -> y (k, F, th*m, tw*m), pixel (m*r + i, m*q + j) from ys[i, j, r, q]."""
+def _winograd_untile(ys, y, relu=False):
+    """ys (m, m, th, tw, k, F) -> y (k, F, th*m, tw*m), pixel (m*r + i, m*q + j) from ys[i, j, r, q]
+    (max(ys, 0) with relu)."""
     m, th, tw, k, f = ys.shape[1:]
     out = y.reshape(k, f, th, m, tw, m)
     if tw < m:  # few tiles a row: one copy, in an order of NumPy's choosing
-        np.copyto(out, ys.transpose(4, 5, 2, 0, 3, 1))
+        pairs = [(out, ys.transpose(4, 5, 2, 0, 3, 1))]
     else:  # a column phase at a time: (k, F, th, m, tw) copies with rows of tw
-        for j in range(m):
-            np.copyto(out[..., j], ys[:, j].transpose(3, 4, 1, 0, 2))
+        pairs = [(out[..., j], ys[:, j].transpose(3, 4, 1, 0, 2)) for j in range(m)]
+    for dst, src in pairs:
+        if relu:
+            np.maximum(src, 0, out=dst)
+        else:
+            np.copyto(dst, src)
 
 
-def _winograd_retile(g, ys):
-    """Adjoint of _winograd_untile: g (k, F, th*m, tw*m) -> ys (m, m, th, tw, k, F)."""
+def _winograd_retile(g, ys, y=None):
+    """Adjoint of _winograd_untile: g (k, F, th*m, tw*m) -> ys (m, m, th, tw, k, F); times [y > 0]
+    unless y (k, F, th*m, tw*m), the output of ReLU, is None."""
     m, th, tw, k, f = ys.shape[1:]
     grid = g.reshape(k, f, th, m, tw, m)
+    mask = None if y is None else y.reshape(k, f, th, m, tw, m)
     for j in range(m):
-        np.copyto(ys[:, j], grid[..., j].transpose(3, 2, 4, 0, 1))
+        dst = ys[:, j]
+        if mask is None:
+            np.copyto(dst, grid[..., j].transpose(3, 2, 4, 0, 1))
+        else:  # the mask written into the tiles themselves (1.0 where y > 0), then scaled
+            np.greater(mask[..., j].transpose(3, 2, 4, 0, 1), 0, out=dst)
+            np.multiply(dst, grid[..., j].transpose(3, 2, 4, 0, 1), out=dst)
 
 
-def winograd_forward(x, ut, mats, b, pad, chunk, work, v, y):
+def winograd_forward(x, ut, mats, b, pad, chunk, work, v, y, relu=False):
     """y (N, F, OH, OW) = the 3x3 convolution of x (N, C, H, W), padded by `pad`, with filters
     transformed into ut (a^2, C, F) (mats: their Kronecker products, see winograd_filters), plus the
-    bias b (F,), a few samples at a time: `chunk` samples' tiles and products (flat buffers in
-    `work`: xp, raw, tiles, prod, ys) stay in cache. v (N, winograd_tile_size) receives the
-    transformed tiles B^T d B, chunk by chunk, for winograd_backward (cheaper than transforming
-    them again)."""
+    bias b (F,), then ReLU if `relu`, a few samples at a time: `chunk` samples' tiles and products
+    (flat buffers in `work`: xp, raw, tiles, prod, ys) stay in cache. v (N, winograd_tile_size)
+    receives the transformed tiles B^T d B, chunk by chunk, for winograd_backward (cheaper than
+    transforming them again)."""
     n, c = x.shape[:2]
     a = int(round(ut.shape[0] ** 0.5))
     for i in range(0, n, chunk):
         k = min(chunk, n - i)
         tiles = v[i:i + k].reshape(a * a, -1, c)
-        _winograd_untile(_winograd_outputs(x[i:i + k], ut, mats, b, pad, work, tiles), y[i:i + k])
+        _winograd_untile(_winograd_outputs(x[i:i + k], ut, mats, b, pad, work, tiles), y[i:i + k], relu)
 
 
 # The convolution, its activation and a max pooling whose size x size windows tile the output and
@@ -235,10 +247,10 @@ def winograd_pooled_backward(v, dy, later, u, mats, pad, size, chunk, work, du, 
                                 None if dx is None else dx[i:i + k])
 
 
-def winograd_backward(v, dy, u, mats, pad, chunk, work, du, du_sum, db, dx):
+def winograd_backward(v, dy, u, mats, pad, chunk, work, du, du_sum, db, dx, y=None):
     """The gradients of winograd_forward, from its transformed tiles v: du_sum (a^2, F, C) of the
     transformed filters, db (F,) of the bias, and dx (N, C, H, W) unless None; du (a^2, F, C) is
-    scratch."""
+    scratch. With y, the output of a forward with relu, dy is the gradient of y."""
     n, f, oh, ow = dy.shape
     c = u.shape[2]
     a = int(round(u.shape[0] ** 0.5))
@@ -247,7 +259,7 @@ def winograd_backward(v, dy, u, mats, pad, chunk, work, du, du_sum, db, dx):
     for i in range(0, n, chunk):
         k = min(chunk, n - i)
         ys = _winograd_views(work, a, k, c, f, oh, ow)[4]
-        _winograd_retile(dy[i:i + k], ys)
+        _winograd_retile(dy[i:i + k], ys, None if y is None else y[i:i + k])
         _winograd_products_grad(ys, v[i:i + k], u, mats, pad, work, du, du_sum, db,
                                 None if dx is None else dx[i:i + k])
 

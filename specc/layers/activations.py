@@ -50,6 +50,7 @@ class ReLU(Activation):
                                   "specc has ReLU, LeakyReLU, Sigmoid and Tanh; the nearest is ReLU")
     doc = "max(0, x), element-wise."
     commutes_with_max = True
+    rectifier = True
     flops_per_element = 1  # one compare
     forward_code = ("np.maximum({x}, 0, out={y})",)
     # the mask written into dx itself (1.0 where y > 0), then scaled: no boolean array per step

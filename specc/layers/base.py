@@ -116,6 +116,9 @@ class Layer(ABC):
     # not (ReLU: below 0): a max pooling after it may take the window maxima first, and f after them,
     # and send the gradient to the same cells (Layer.pools).
     commutes_with_max: ClassVar[bool] = False
+    # f(x) = max(x, 0), f'(x) = [f(x) > 0]: a head may apply it as it writes its output, and its
+    # gradient as it reads the output's (Layer.absorbs).
+    rectifier: ClassVar[bool] = False
     # The bounds of an activation's output, None for an open end: Sigmoid (0, 1), Tanh (-1, 1), ReLU
     # (0, None). `specc inspect activations` draws and counts saturation against them.
     value_range: ClassVar[tuple[float | None, float | None]] = (None, None)
@@ -194,6 +197,17 @@ class Layer(ABC):
         """Whether this fusion head runs the activation after it and the max pooling after that as
         one pass of its own (emit_pooled, pooled_workspace)."""
         return False
+
+    def absorbs(self, activation: Layer) -> bool:
+        """Whether this fusion head applies the activation after it itself, in its own pass
+        (emit_absorbed); the activation's input gradient, the head's output gradient, then never
+        exists as an array."""
+        return False
+
+    def emit_absorbed(self, e: Emit, activation: Emit) -> None:
+        """Write that pass: through `e` this layer's lines, through `activation` the gradient of the
+        activation's output (its output is this layer's)."""
+        raise NotImplementedError(f"{self.name} does not absorb activations")
 
     def pooled_workspace(self, activation: Layer, pool: Layer, grad_input: bool) -> dict[str, Scratch]:
         """The scratch buffers of that pass (the activation and the pooling have none of their own)."""

@@ -138,6 +138,14 @@ class Convolution(Layer):
         size = pool.max_tiles()
         return size is not None and (not self.winograd() or self.winograd_tile() % size == 0)
 
+    def absorbs(self, activation: Layer) -> bool:
+        """A Winograd convolution applies ReLU as it copies its output out of the tiles, and takes
+        its gradient as it copies dy in (specc.winograd.winograd_forward's relu)."""
+        return self.winograd() and type(activation).rectifier
+
+    def emit_absorbed(self, e: Emit, activation: Emit) -> None:
+        self._emit_winograd(e, relu=activation)
+
     def pooled_chunk(self) -> int:
         """Samples per chunk of the pooled pass: about POOLED_CHUNK_BYTES of float32 output."""
         return max(1, POOLED_CHUNK_BYTES // (4 * size(self.out_shape)))
@@ -199,11 +207,13 @@ class Convolution(Layer):
         else:
             self._emit_im2col(e)
 
-    def _emit_winograd(self, e: Emit, activation: Activation | None = None, pool: Emit | None = None) -> None:
+    def _emit_winograd(self, e: Emit, activation: Activation | None = None, pool: Emit | None = None,
+                       relu: Emit | None = None) -> None:
         # Winograd F(m x m, 3x3), a chunk of samples at a time (see specc.winograd.winograd_forward);
         # the bias is added, and its gradient taken, inside, at the products. With an activation and
         # a pooling (Layer.pools), the pass pools the tiles' outputs and the activation runs on the
-        # pooled output (winograd_pooled_forward).
+        # pooled output (winograd_pooled_forward); with a ReLU it absorbs (`relu`, its Emit), the
+        # pass applies it as it writes the output and takes its gradient as it reads dy.
         c, f, oh, ow = self.in_shape[0], *self.out_shape
         pad, chunk = self.args["pad"], self.winograd_chunk()
         wu, wut, mats, v = e.buffer("wu"), e.buffer("wut"), e.buffer("wmats"), e.buffer("wv")
@@ -217,8 +227,9 @@ class Convolution(Layer):
         if activation is None or pool is None:
             y = e.output()
             e.fwd(filters, f"{e.helper(winograd_forward)}({e.x}, {wut}, {mats}, {e.param('b')}, {pad}, {chunk}, "
-                           f"{work}, {v}, {y})")
-            e.bwd(f"{e.helper(winograd_backward)}({v}, {e.dy}, {wu}, {mats}, {pad}, {chunk}, {work}, {grads})",
+                           f"{work}, {v}, {y}{', relu=True' if relu else ''})")
+            dy, masked = (relu.dy, f", y={y}") if relu else (e.dy, "")
+            e.bwd(f"{e.helper(winograd_backward)}({v}, {dy}, {wu}, {mats}, {pad}, {chunk}, {work}, {grads}{masked})",
                   filters_grad)
             return
         size, y, later = pool.layer.args["size"], pool.output(), e.buffer("later")
