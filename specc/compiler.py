@@ -162,7 +162,8 @@ def _wiring(net: CheckedNetwork, kernels: list[list[int]]) -> tuple[tuple[Wire, 
     inplace = {i for k in kernels for i in k[1:2]}
     pooled = {k[0]: k for k in kernels if len(k) == 3}
     inside = {i for k in pooled.values() for i in k[1:]}  # their input gradients stay in the head's pass
-    inside |= {k[1] for k in kernels if _absorbed(net, k)}
+    absorbed = {k[0]: k[1] for k in kernels if _absorbed(net, k)}
+    inside |= set(absorbed.values())
     has_params = [bool(c.params) for c in net.layers]
     wires: list[Wire] = []
     buffers: list[Buffer] = []
@@ -182,6 +183,8 @@ def _wiring(net: CheckedNetwork, kernels: list[list[int]]) -> tuple[tuple[Wire, 
         if i in pooled:
             _, act, pool = (net.layers[j].layer for j in pooled[i])
             scratch = layer.pooled_workspace(act, pool, dx is not None)
+        elif i in absorbed:
+            scratch = layer.absorbed_workspace(net.layers[absorbed[i]].layer, dx is not None)
         else:
             scratch = {} if i in inside else layer.workspace(dx is not None)
         for name, s in scratch.items():

@@ -274,3 +274,35 @@ def pooled_conv_backward(dy, later, cols, wb, kernel, stride, pad, size, work, g
             np.matmul(wb[:, :ckk].T, grad, out=dcols[:m])  # (CKK, F) @ (m, F, OH*OW)
             col2im_pooled(dcols[:m], kernel, stride, pad, size, dx[s:s + m], xp[:m] if pad else None)
     np.sum(gw, axis=0, out=gsum)
+
+
+def conv_relu_forward(x, wb, kernel, stride, pad, chunk, cols, y, xp=None):
+    """y (N, F, OH*OW) = ReLU of the convolution of x (N, C, H, W) with wb (F, C*kernel*kernel + 1:
+    the filters, then the bias), `chunk` samples at a time, so that ReLU runs on each chunk's output
+    while it is in cache; cols (N, CKK + 1, OH*OW) receives the columns with their row of ones (the
+    bias's), which the backward reads again; xp (chunk, C, Hp, Wp) when pad > 0, else None."""
+    n = len(x)
+    for s in range(0, n, chunk):
+        m = min(chunk, n - s)
+        im2col_pooled(x[s:s + m], kernel, stride, pad, 1, cols[s:s + m], xp[:m] if pad else None)
+        out = y[s:s + m]
+        np.matmul(wb, cols[s:s + m], out=out)  # (F, CKK + 1) @ (m, CKK + 1, OH*OW)
+        np.maximum(out, 0, out=out)
+
+
+def conv_relu_backward(dy, y, cols, wb, kernel, stride, pad, chunk, work, gsum, dx=None):
+    """The gradients of conv_relu_forward from dy (N, F, OH*OW) of its y: gsum (F, CKK + 1) = the
+    filters' and the bias's gradient, dx (N, C, H, W) unless None. work: (da (chunk, F, OH*OW), gw
+    (N, F, CKK + 1), dcols (chunk, CKK, OH*OW) or None, xp (chunk, C, Hp, Wp) or None)."""
+    da, gw, dcols, xp = work
+    n, ckk = len(dy), gsum.shape[1] - 1
+    for s in range(0, n, chunk):
+        m = min(chunk, n - s)
+        d = da[:m]
+        np.greater(y[s:s + m], 0, out=d)  # ReLU's mask written into the gradient itself, then scaled
+        np.multiply(d, dy[s:s + m], out=d)
+        np.matmul(d, cols[s:s + m].transpose(0, 2, 1), out=gw[s:s + m])  # (m, F, OH*OW) @ (m, OH*OW, CKK + 1)
+        if dx is not None:
+            np.matmul(wb[:, :ckk].T, d, out=dcols[:m])  # (CKK, F) @ (m, F, OH*OW)
+            col2im_pooled(dcols[:m], kernel, stride, pad, 1, dx[s:s + m], xp[:m] if pad else None)
+    np.sum(gw, axis=0, out=gsum)

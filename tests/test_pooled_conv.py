@@ -176,3 +176,26 @@ def test_fused_winograd_pooled_pass_equals_the_layers_one_by_one(text, pooled):
     gf, gu = fused.gradient(x, t), unfused.gradient(x, t)
     for key in gf:
         np.testing.assert_allclose(gf[key], gu[key], rtol=1e-9, atol=1e-12 * np.abs(gu[key]).max(), err_msg=key)
+
+
+@pytest.mark.parametrize("text", [
+    "input 1x9x9\nConvolution(3, kernel=3, pad=1) -> ReLU -> Convolution(4, kernel=3, stride=2, pad=1) -> ReLU",
+    "input 2x8x8\nConvolution(3, kernel=5) -> ReLU -> Convolution(2, kernel=3) -> ReLU",
+])
+def test_im2col_convolution_absorbs_its_relu_and_equals_the_layers_one_by_one(text):
+    """im2col's pass with the bias as a row of ones and ReLU on each chunk (conv_relu_forward), its
+    input gradient included (the second convolution's), on whole numbers: zeros after the ReLU."""
+    fused, unfused = (specc.compile(text + " -> Affine(3) -> SoftmaxWithLoss", dtype="float64", fuse=f, seed=4)
+                      for f in (True, False))
+    assert [k.name for k in fused.plan.kernels if k.absorbed] == ["Convolution+ReLU"] * 2
+    assert fused.code.count("conv_relu_backward(d") - fused.code.count("def conv_relu_backward(") == 2
+    rng = np.random.default_rng(len(text))
+    for k in fused.params:
+        fused.params[k][...] = rng.integers(-1, 2, fused.params[k].shape)
+        unfused.params[k][...] = fused.params[k]
+    x = rng.integers(-1, 2, (5, *fused.input_shape)).astype(float)
+    t = rng.integers(0, 3, 5)
+    assert np.array_equal(fused.predict(x), unfused.predict(x))
+    gf, gu = fused.gradient(x, t), unfused.gradient(x, t)
+    for key in gf:
+        np.testing.assert_allclose(gf[key], gu[key], rtol=1e-12, atol=1e-12, err_msg=key)

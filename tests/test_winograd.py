@@ -113,9 +113,11 @@ def test_deep_conv_net_runs_its_3x3_convolutions_by_winograd_and_agrees_with_the
     assert [c.winograd() for c in convs] == [False] + [True] * 5  # one input channel: im2col
     assert [c.winograd_tile() for c in convs[1:]] == [4, 2, 4, 4, 4]  # 14 x 14 is not 4 x 4 tiles
     assert "winograd_forward(" in net.compiled.code
-    # ReLU in the Winograd passes: pooled after three of them, applied as the output is written after two
-    kernels = [k.name for k in net.compiled.plan.kernels if k.pooled or k.absorbed]
-    assert kernels == ["Convolution+ReLU+Pooling", "Convolution+ReLU"] * 2 + ["Convolution+ReLU+Pooling"]
+    # ReLU in the convolutions' passes: pooled after three of them, applied as the output is written
+    # after the others (the first, im2col's, on each chunk's output)
+    kernels = [k.name for k in net.compiled.plan.kernels if k.one_pass]
+    assert kernels == ["Convolution+ReLU", "Convolution+ReLU+Pooling"] * 3
+    assert "conv_relu_forward(x," in net.compiled.code
     assert net.compiled.code.count("relu=True)") == 2 and net.compiled.code.count(", y=a") == 2
     ref = specc.load("models/deep_conv_net.net", dtype="float64", fuse=False)
     for k in net.params:

@@ -204,6 +204,10 @@ class Layer(ABC):
         exists as an array."""
         return False
 
+    def absorbed_workspace(self, activation: Layer, grad_input: bool) -> dict[str, Scratch]:
+        """The scratch buffers of that pass (the activation has none of its own)."""
+        return self.workspace(grad_input)
+
     def emit_absorbed(self, e: Emit, activation: Emit) -> None:
         """Write that pass: through `e` this layer's lines, through `activation` the gradient of the
         activation's output (its output is this layer's)."""

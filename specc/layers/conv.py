@@ -8,6 +8,8 @@ import numpy as np
 from specc.convpool import (
     col2im,
     col2im_t,
+    conv_relu_backward,
+    conv_relu_forward,
     im2col,
     im2col_t,
     pooled_conv_backward,
@@ -139,12 +141,54 @@ class Convolution(Layer):
         return size is not None and (not self.winograd() or self.winograd_tile() % size == 0)
 
     def absorbs(self, activation: Layer) -> bool:
-        """A Winograd convolution applies ReLU as it copies its output out of the tiles, and takes
-        its gradient as it copies dy in (specc.winograd.winograd_forward's relu)."""
-        return self.winograd() and type(activation).rectifier
+        """A convolution applies ReLU itself: Winograd's as it copies its output out of the tiles,
+        taking its gradient as it copies dy in (specc.winograd.winograd_forward's relu); im2col's on
+        each chunk's output while it is in cache (specc.convpool.conv_relu_forward)."""
+        return type(activation).rectifier
 
     def emit_absorbed(self, e: Emit, activation: Emit) -> None:
-        self._emit_winograd(e, relu=activation)
+        if self.winograd():
+            self._emit_winograd(e, relu=activation)
+        else:
+            self._emit_im2col_relu(e, activation)
+
+    def absorbed_workspace(self, activation: Layer, grad_input: bool) -> dict[str, Scratch]:
+        if self.winograd():
+            return self.workspace(grad_input)
+        c, h, w = self.in_shape
+        f, oh, ow = self.out_shape
+        pad, chunk = self.args["pad"], self.pooled_chunk()
+        ckk, pixels = c * self.args["kernel"] ** 2, oh * ow
+        out = {"cols": Scratch((ckk + 1, pixels)), "wb": Scratch((f, ckk + 1), batched=False),
+               "da": Scratch((chunk, f, pixels), batched=False, phase="backward"),
+               "gw": Scratch((f, ckk + 1), phase="backward"),
+               "gsum": Scratch((f, ckk + 1), batched=False, phase="backward")}
+        if pad:  # the padded input of a chunk, then the gradient of it
+            out["xpad"] = Scratch((chunk, c, h + 2 * pad, w + 2 * pad), batched=False)
+        if grad_input:
+            out["dcols"] = Scratch((chunk, ckk, pixels), batched=False, phase="backward")
+        return out
+
+    def _emit_im2col_relu(self, e: Emit, relu: Emit) -> None:
+        # As the pooled pass without the pooling: the bias as a row of ones in the columns, ReLU on
+        # each chunk's output while it is in cache, and its gradient likewise in the backward
+        k, s, pad = self.args["kernel"], self.args["stride"], self.args["pad"]
+        f, oh, ow = self.out_shape
+        ckk, pixels, chunk = self.in_shape[0] * k * k, oh * ow, self.pooled_chunk()
+        wb, cols, y = e.buffer("wb"), e.buffer("cols"), e.output()
+        xp = e.buffer("xpad") if pad else "None"
+        e.fwd(f"np.copyto({wb}[:, :{ckk}], {e.param('W')}.reshape({f}, {ckk}))",
+              f"np.copyto({wb}[:, {ckk}], {e.param('b')})",
+              f"{e.helper(conv_relu_forward)}({e.x}, {wb}, {k}, {s}, {pad}, {chunk}, {cols}, "
+              f"{y}.reshape(N, {f}, {pixels}), {xp})")
+        gsum = e.buffer("gsum")
+        dcols = e.buffer("dcols") if e.dx else "None"
+        dx = e.grad_input() if e.dx else "None"
+        e.bwd(f"{e.helper(conv_relu_backward)}({relu.dy}.reshape(N, {f}, {pixels}), {y}.reshape(N, {f}, {pixels}), "
+              f"{cols}, {wb}, {k}, {s}, {pad}, {chunk}, ({e.buffer('da')}, {e.buffer('gw')}, {dcols}, {xp}), "
+              f"{gsum}, {dx})",
+              f"np.copyto({e.grad('W')}.reshape({f}, {ckk}), {gsum}[:, :{ckk}])",
+              f"np.copyto({e.grad('b')}, {gsum}[:, {ckk}])")
 
     def pooled_chunk(self) -> int:
         """Samples per chunk of the pooled pass: about POOLED_CHUNK_BYTES of float32 output."""
