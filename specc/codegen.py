@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
 def _alloc(b: "Buffer") -> str:
     shape = (("N",) if b.scratch.batched else ()) + tuple(b.scratch.shape)
+    if b.scratch.hwnc:  # (C, H, W) per sample, stored (H, W, N, C)
+        c, h, w = b.scratch.shape
+        shape = (h, w, "N", c)
     dims = ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "")
     dtype = {"float": "dtype", "index": "np.intp", "bool": "np.bool_"}[b.scratch.kind]
     return f"np.empty(({dims}), {dtype})"

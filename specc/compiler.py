@@ -73,6 +73,10 @@ class Wire:
     dy: str | None  # the gradient of its output; None when the layer has no backward pass
     dx: str | None  # the gradient of its input; None when nothing before it needs one
     inplace: bool  # an activation fused into its producer overwrites the producer's output
+    # the input (and its gradient), the output (and its gradient) are (H, W, N, C) arrays instead of
+    # (N, C, H, W): between two kernels whose heads are hwnc_capable
+    hwnc_in: bool = False
+    hwnc_out: bool = False
 
 
 @dataclass(frozen=True)
@@ -164,6 +168,11 @@ def _wiring(net: CheckedNetwork, kernels: list[list[int]]) -> tuple[tuple[Wire, 
     inside = {i for k in pooled.values() for i in k[1:]}  # their input gradients stay in the head's pass
     absorbed = {k[0]: k[1] for k in kernels if _absorbed(net, k)}
     inside |= set(absorbed.values())
+    # (H, W, N, C) between two kernels whose heads read and write it, inside the first of them too
+    heads = [net.layers[k[0]].layer.hwnc_capable() for k in kernels]
+    pairs = [(a, b) for a, b, ok_a, ok_b in zip(kernels, kernels[1:], heads, heads[1:]) if ok_a and ok_b]
+    hwnc_out = {i for a, _ in pairs for i in a}
+    hwnc_in = {b[0] for _, b in pairs} | {i for a, _ in pairs for i in a[1:]}
     has_params = [bool(c.params) for c in net.layers]
     wires: list[Wire] = []
     buffers: list[Buffer] = []
@@ -175,11 +184,11 @@ def _wiring(net: CheckedNetwork, kernels: list[list[int]]) -> tuple[tuple[Wire, 
         y = var if i in inplace or layer.is_loss else f"a{i + 1}"
         dy = f"d{i + 1}" if backward else None
         dx = f"d{i}" if backward and need_dx else None
-        wires.append(Wire(var, y, dy, dx, i in inplace))
+        wires.append(Wire(var, y, dy, dx, i in inplace, i in hwnc_in, i in hwnc_out))
         if layer.output_buffer and i not in inplace and i not in pooled:  # a pooled pass keeps its own
-            buffers.append(Buffer(y, i, Scratch(layer.out_shape)))
+            buffers.append(Buffer(y, i, Scratch(layer.out_shape, hwnc=i in hwnc_out)))
         if dx is not None and layer.grad_buffer and i not in inside:
-            buffers.append(Buffer(dx, i, Scratch(layer.in_shape, phase="backward")))
+            buffers.append(Buffer(dx, i, Scratch(layer.in_shape, phase="backward", hwnc=i in hwnc_in)))
         if i in pooled:
             _, act, pool = (net.layers[j].layer for j in pooled[i])
             scratch = layer.pooled_workspace(act, pool, dx is not None)

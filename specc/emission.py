@@ -42,6 +42,7 @@ class Emit:
         self.in_shape, self.out_shape = layer.in_shape, layer.out_shape
         self.x, self.y, self.dy, self.dx = wire.x, wire.y, wire.dy, wire.dx
         self.inplace = wire.inplace  # the output may overwrite the input (an activation fused into its producer)
+        self.hwnc_in, self.hwnc_out = wire.hwnc_in, wire.hwnc_out  # (H, W, N, C) arrays (Layer.hwnc_capable)
         self._names = names
         self._buffers = buffers  # this layer's planned buffers by variable name
         self.forward_lines: list[str] = []

@@ -162,7 +162,8 @@ def _first_bad_kernel(net: Network, x: np.ndarray, t: np.ndarray) -> str | None:
     output and each layer's output gradient in the workspace with the reference path's."""
     with net.rewound():
         net.backward(x, t)
-        ws = {k: v.copy() for k, v in net.workspace(len(x), True).items()}
+        hwnc = {b.name for b in net.plan.buffers if b.scratch.hwnc}  # (H, W, N, C): back to NCHW
+        ws = {k: (v.transpose(2, 3, 0, 1) if k in hwnc else v).copy() for k, v in net.workspace(len(x), True).items()}
     outputs: list[np.ndarray] = []
     with net.rewound():
         scores, backprops = net.reference_forward(x, True, watch=lambda c, y: outputs.append(y))

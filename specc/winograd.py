@@ -17,7 +17,7 @@ import numpy as np
 # Layout: a chunk of k samples is copied (padded) into xp (Hq, Wq, k, C), samples and channels last;
 # one strided copy gathers its overlapping tiles into (a, a, th, tw, k, C) (raw), so the position
 # (i, j) of every tile is one contiguous (th*tw*k, C) matrix. Outputs come out as (m, m, th, tw, k, F)
-# before they are copied back to NCHW.
+# before they are copied out, to NCHW or (between two of these convolutions) to (H, W, N, C).
 # Accuracy: F(2x2) uses 0, +-1 and 1/2 only (float32 error at the level of direct convolution); F(4x4)
 # multiplies by up to 25 and 64 and by 1/6, 1/12, 1/24 (see tests/test_winograd.py for the bound).
 
@@ -78,9 +78,10 @@ def winograd_filters_grad(du, mats, dw):
 
 
 def _winograd_gather(x, pad, xp, raw):
-    """x (k, C, H, W) -> xp (Hq, Wq, k, C) zero-padded (rows and columns past the padding unused),
-    then raw (a, a, th, tw, k*C): the a x a input tile of every output tile (stride m, overlapping)."""
-    h, w = x.shape[2:]
+    """x (H, W, k, C), a chunk's view -> xp (Hq, Wq, k, C) zero-padded (rows and columns past the
+    padding unused), then raw (a, a, th, tw, k*C): the a x a input tile of every output tile (stride
+    m, overlapping)."""
+    h, w = x.shape[:2]
     a, th, tw = raw.shape[0], raw.shape[2], raw.shape[3]
     hp, wp = (a - 2) * th + 2, (a - 2) * tw + 2  # h + 2*pad, w + 2*pad
     if pad:
@@ -88,7 +89,7 @@ def _winograd_gather(x, pad, xp, raw):
         xp[pad + h:hp, :wp] = 0
         xp[pad:pad + h, :pad] = 0
         xp[pad:pad + h, pad + w:wp] = 0
-    np.copyto(xp[pad:pad + h, pad:pad + w], x.transpose(2, 3, 0, 1))
+    np.copyto(xp[pad:pad + h, pad:pad + w], x)
     rs, cs, es = xp.strides[0], xp.strides[1], xp.strides[3]
     kc = raw.shape[4]
     m = a - 2
@@ -112,16 +113,26 @@ def _winograd_scatter(draw, dxp):
     grid[1:, :2, 1:, :2] += draw[m:, m:].transpose(2, 0, 3, 1, 4)
 
 
+# Activations between two Winograd convolutions are stored channels last with the batch inside,
+# (H, W, N, C) ("hwnc", chosen by the compiler), so that the copies into and out of the tiles move
+# runs of k*C contiguous values instead of transposing; elsewhere they are (N, C, H, W).
+
+
+def _winograd_chunk(a, i, k, hwnc):
+    """Samples i to i + k of an (N, C, H, W) array, or of an (H, W, N, C) one when hwnc, as an
+    (H, W, k, C) view."""
+    return a[:, :, i:i + k] if hwnc else a[i:i + k].transpose(2, 3, 0, 1)
+
+
 def _winograd_outputs(x, ut, mats, b, pad, work, tiles):
-    """A chunk's outputs before the copy to NCHW: ys (m, m, th, tw, k, F), where ys[i, j, r, q] is
-    output pixel (m*r + i, m*q + j), from the chunk x (k, C, H, W); tiles (a^2, th*tw*k, C) receives
-    its transformed tiles B^T d B (winograd_backward reads them)."""
-    k, c = x.shape[:2]
+    """A chunk's outputs before the copy out of the tiles: ys (m, m, th, tw, k, F), where ys[i, j, r, q]
+    is output pixel (m*r + i, m*q + j), from the chunk x (H, W, k, C); tiles (a^2, th*tw*k, C)
+    receives its transformed tiles B^T d B (winograd_backward reads them)."""
+    h, w, k, c = x.shape
     f = ut.shape[2]
     a = int(round(ut.shape[0] ** 0.5))
     m = a - 2
-    oh, ow = x.shape[2] + 2 * pad - 2, x.shape[3] + 2 * pad - 2
-    xp, raw, _, prod, ys = _winograd_views(work, a, k, c, f, oh, ow)
+    xp, raw, _, prod, ys = _winograd_views(work, a, k, c, f, h + 2 * pad - 2, w + 2 * pad - 2)
     rows = tiles.shape[1]
     bk, ak = _winograd_kron(mats, a)[:2]
     _winograd_gather(x, pad, xp, raw)
@@ -133,15 +144,18 @@ def _winograd_outputs(x, ut, mats, b, pad, work, tiles):
     return ys
 
 
-def _winograd_untile(ys, y, relu=False):
-    """ys (m, m, th, tw, k, F) -> y (k, F, th*m, tw*m), pixel (m*r + i, m*q + j) from ys[i, j, r, q]
-    (max(ys, 0) with relu)."""
+def _winograd_untile(ys, y, i, relu, hwnc):
+    """ys (m, m, th, tw, k, F) -> samples i to i + k of y (N, F, th*m, tw*m), or of y (th*m, tw*m, N, F)
+    when hwnc: pixel (m*r + p, m*q + s) from ys[p, s, r, q]; max(ys, 0) with relu."""
     m, th, tw, k, f = ys.shape[1:]
-    out = y.reshape(k, f, th, m, tw, m)
-    if tw < m:  # few tiles a row: one copy, in an order of NumPy's choosing
-        pairs = [(out, ys.transpose(4, 5, 2, 0, 3, 1))]
+    if hwnc:  # one copy per tile position, of runs of k*F values
+        out = y[:, :, i:i + k]
+        pairs = [(out[p::m, s::m], ys[p, s]) for p in range(m) for s in range(m)]
+    elif tw < m:  # few tiles a row: one copy, in an order of NumPy's choosing
+        pairs = [(y[i:i + k].reshape(k, f, th, m, tw, m), ys.transpose(4, 5, 2, 0, 3, 1))]
     else:  # a column phase at a time: (k, F, th, m, tw) copies with rows of tw
-        pairs = [(out[..., j], ys[:, j].transpose(3, 4, 1, 0, 2)) for j in range(m)]
+        out = y[i:i + k].reshape(k, f, th, m, tw, m)
+        pairs = [(out[..., s], ys[:, s].transpose(3, 4, 1, 0, 2)) for s in range(m)]
     for dst, src in pairs:
         if relu:
             np.maximum(src, 0, out=dst)
@@ -149,49 +163,59 @@ def _winograd_untile(ys, y, relu=False):
             np.copyto(dst, src)
 
 
-def _winograd_retile(g, ys, y=None):
-    """Adjoint of _winograd_untile: g (k, F, th*m, tw*m) -> ys (m, m, th, tw, k, F); times [y > 0]
-    unless y (k, F, th*m, tw*m), the output of ReLU, is None."""
+def _winograd_retile(g, i, ys, y, hwnc):
+    """Adjoint of _winograd_untile: samples i to i + k of g (as y there) -> ys (m, m, th, tw, k, F);
+    times [y > 0] unless y, the output of ReLU (laid out as g), is None."""
     m, th, tw, k, f = ys.shape[1:]
-    grid = g.reshape(k, f, th, m, tw, m)
-    mask = None if y is None else y.reshape(k, f, th, m, tw, m)
-    for j in range(m):
-        dst = ys[:, j]
+    if hwnc:
+        grads = g[:, :, i:i + k]
+        masks = None if y is None else y[:, :, i:i + k]
+        pairs = [(ys[p, s], grads[p::m, s::m], None if masks is None else masks[p::m, s::m])
+                 for p in range(m) for s in range(m)]
+    else:
+        grads = g[i:i + k].reshape(k, f, th, m, tw, m)
+        masks = None if y is None else y[i:i + k].reshape(k, f, th, m, tw, m)
+        pairs = [(ys[:, s], grads[..., s].transpose(3, 2, 4, 0, 1),
+                  None if masks is None else masks[..., s].transpose(3, 2, 4, 0, 1)) for s in range(m)]
+    for dst, src, mask in pairs:
         if mask is None:
-            np.copyto(dst, grid[..., j].transpose(3, 2, 4, 0, 1))
+            np.copyto(dst, src)
         else:  # the mask written into the tiles themselves (1.0 where y > 0), then scaled
-            np.greater(mask[..., j].transpose(3, 2, 4, 0, 1), 0, out=dst)
-            np.multiply(dst, grid[..., j].transpose(3, 2, 4, 0, 1), out=dst)
+            np.greater(mask, 0, out=dst)
+            np.multiply(dst, src, out=dst)
 
 
-def winograd_forward(x, ut, mats, b, pad, chunk, work, v, y, relu=False):
+def winograd_forward(x, ut, mats, b, pad, chunk, work, v, y, relu=False, hwnc_in=False, hwnc_out=False):
     """y (N, F, OH, OW) = the 3x3 convolution of x (N, C, H, W), padded by `pad`, with filters
     transformed into ut (a^2, C, F) (mats: their Kronecker products, see winograd_filters), plus the
     bias b (F,), then ReLU if `relu`, a few samples at a time: `chunk` samples' tiles and products
     (flat buffers in `work`: xp, raw, tiles, prod, ys) stay in cache. v (N, winograd_tile_size)
     receives the transformed tiles B^T d B, chunk by chunk, for winograd_backward (cheaper than
-    transforming them again)."""
-    n, c = x.shape[:2]
+    transforming them again). hwnc_in, hwnc_out: x, y are (H, W, N, C) and (OH, OW, N, F)."""
+    n, c = (x.shape[2], x.shape[3]) if hwnc_in else x.shape[:2]
     a = int(round(ut.shape[0] ** 0.5))
     for i in range(0, n, chunk):
         k = min(chunk, n - i)
         tiles = v[i:i + k].reshape(a * a, -1, c)
-        _winograd_untile(_winograd_outputs(x[i:i + k], ut, mats, b, pad, work, tiles), y[i:i + k], relu)
+        ys = _winograd_outputs(_winograd_chunk(x, i, k, hwnc_in), ut, mats, b, pad, work, tiles)
+        _winograd_untile(ys, y, i, relu, hwnc_out)
 
 
-# The convolution, its activation and a max pooling whose size x size windows tile the output and
-# each m x m output tile (size divides m), as one pass: the pooling takes its maxima over the tiles'
-# outputs where the products leave them, (m, m, th, tw, k, F) (window position (di, dj) of pooled
-# pixel (I, J) of a tile is output (size*I + di, size*J + dj)), so that only the pooled output,
-# size^2 times smaller, is copied to NCHW, and the activation runs on it alone (it commutes with max);
-# the backward spreads the pooled gradient over the same layout, where the products' gradient starts.
+# The convolution, ReLU and a max pooling whose size x size windows tile the output and each m x m
+# output tile (size divides m), as one pass: the pooling takes its maxima over the tiles' outputs
+# where the products leave them, (m, m, th, tw, k, F) (window position (di, dj) of pooled pixel
+# (I, J) of a tile is output (size*I + di, size*J + dj)), and ReLU runs on them (it commutes with
+# max), so that only the pooled output, size^2 times smaller, is copied out; the backward spreads
+# the pooled gradient over the same layout, where the products' gradient starts.
 
 
-def winograd_pooled_forward(x, ut, mats, b, pad, size, chunk, work, v, y, later=None):
-    """winograd_forward, then the maxima of its size x size windows: y (N, F, OH/size, OW/size).
-    later (N, size^2 - 1, windows * F) bool, unless None: whether cell p + 1 of each window (in
-    row-major order) beats every cell before it, from which the backward finds its first maximum."""
-    n, c = x.shape[:2]
+def winograd_pooled_forward(x, ut, mats, b, pad, size, chunk, work, v, y, later=None, hwnc_in=False,
+                            hwnc_out=False):
+    """winograd_forward, then the maxima of its size x size windows, then ReLU: y (N, F, OH/size,
+    OW/size). later (N, size^2 - 1, windows * F) bool, unless None: whether cell p + 1 of each window
+    (in row-major order) beats every cell before it, from which the backward finds its first
+    maximum."""
+    n, c = (x.shape[2], x.shape[3]) if hwnc_in else x.shape[:2]
     a = int(round(ut.shape[0] ** 0.5))
     m, f, cells = a - 2, ut.shape[2], size * size
     q = m // size
@@ -199,7 +223,7 @@ def winograd_pooled_forward(x, ut, mats, b, pad, size, chunk, work, v, y, later=
     for i in range(0, n, chunk):
         k = min(chunk, n - i)
         tiles = v[i:i + k].reshape(a * a, -1, c)
-        ys = _winograd_outputs(x[i:i + k], ut, mats, b, pad, work, tiles)
+        ys = _winograd_outputs(_winograd_chunk(x, i, k, hwnc_in), ut, mats, b, pad, work, tiles)
         th, tw = ys.shape[2:4]
         grid = ys.reshape(q, size, q, size, th, tw, k, f)
         top = prod[:q * q * th * tw * k * f].reshape(q, q, th, tw, k, f)  # prod is free again
@@ -210,21 +234,20 @@ def winograd_pooled_forward(x, ut, mats, b, pad, size, chunk, work, v, y, later=
             if flags is not None:
                 np.greater(cell, best, out=flags[p - 1])
             best = np.maximum(best, cell, out=top)
-        if cells == 1:
-            np.copyto(top, best)
-        _winograd_untile(top, y[i:i + k])
+        _winograd_untile(best, y, i, True, hwnc_out)
 
 
-def winograd_pooled_backward(v, dy, later, u, mats, pad, size, chunk, work, du, du_sum, db, dx):
-    """The gradients of winograd_pooled_forward from dy (N, F, OH/size, OW/size) of its y: each
-    window's dy goes to its first maximum, the last of its cells that beat every cell before it, else
-    its first cell (as the reference's argmax); then as winograd_backward."""
-    n, f = dy.shape[:2]
+def winograd_pooled_backward(v, dy, y, later, u, mats, pad, size, chunk, work, du, du_sum, db, dx, hwnc_in=False,
+                             hwnc_out=False):
+    """The gradients of winograd_pooled_forward from dy, the gradient of its y: ReLU's mask, then
+    each window's gradient goes to its first maximum, the last of its cells that beat every cell
+    before it, else its first cell (as the reference's argmax); then as winograd_backward."""
+    n, f, ph, pw = (dy.shape[2], dy.shape[3], *dy.shape[:2]) if hwnc_out else dy.shape
     c = u.shape[2]
     a = int(round(u.shape[0] ** 0.5))
     m, cells = a - 2, size * size
     q = m // size
-    oh, ow = dy.shape[2] * size, dy.shape[3] * size
+    oh, ow = ph * size, pw * size
     th, tw = oh // m, ow // m
     du_sum[...] = 0
     db[...] = 0
@@ -235,7 +258,7 @@ def winograd_pooled_backward(v, dy, later, u, mats, pad, size, chunk, work, du, 
         part = q * q * th * tw * k * f
         g = prod[:part].reshape(q, q, th, tw, k, f)  # prod is free until the products' gradient
         rest = prod[part:2 * part].reshape(q, q, th, tw, k, f)
-        _winograd_retile(dy[i:i + k], g)
+        _winograd_retile(dy, i, g, y, hwnc_out)
         grid = ys.reshape(q, size, q, size, th, tw, k, f)
         flags = later[i:i + k].reshape(cells - 1, q, q, th, tw, k, f)
         for p in range(cells - 1, 0, -1):
@@ -244,14 +267,14 @@ def winograd_pooled_backward(v, dy, later, u, mats, pad, size, chunk, work, du, 
             g = np.subtract(g, cell, out=rest)  # what a later cell took, earlier ones do not get
         np.copyto(grid[:, 0, :, 0], g)
         _winograd_products_grad(ys, v[i:i + k], u, mats, pad, work, du, du_sum, db,
-                                None if dx is None else dx[i:i + k])
+                                None if dx is None else _winograd_chunk(dx, i, k, hwnc_in))
 
 
-def winograd_backward(v, dy, u, mats, pad, chunk, work, du, du_sum, db, dx, y=None):
+def winograd_backward(v, dy, u, mats, pad, chunk, work, du, du_sum, db, dx, y=None, hwnc_in=False, hwnc_out=False):
     """The gradients of winograd_forward, from its transformed tiles v: du_sum (a^2, F, C) of the
     transformed filters, db (F,) of the bias, and dx (N, C, H, W) unless None; du (a^2, F, C) is
     scratch. With y, the output of a forward with relu, dy is the gradient of y."""
-    n, f, oh, ow = dy.shape
+    n, f, oh, ow = (dy.shape[2], dy.shape[3], *dy.shape[:2]) if hwnc_out else dy.shape
     c = u.shape[2]
     a = int(round(u.shape[0] ** 0.5))
     du_sum[...] = 0
@@ -259,14 +282,15 @@ def winograd_backward(v, dy, u, mats, pad, chunk, work, du, du_sum, db, dx, y=No
     for i in range(0, n, chunk):
         k = min(chunk, n - i)
         ys = _winograd_views(work, a, k, c, f, oh, ow)[4]
-        _winograd_retile(dy[i:i + k], ys, None if y is None else y[i:i + k])
+        _winograd_retile(dy, i, ys, y, hwnc_out)
         _winograd_products_grad(ys, v[i:i + k], u, mats, pad, work, du, du_sum, db,
-                                None if dx is None else dx[i:i + k])
+                                None if dx is None else _winograd_chunk(dx, i, k, hwnc_in))
 
 
 def _winograd_products_grad(ys, vk, u, mats, pad, work, du, du_sum, db, dx):
     """A chunk's share of winograd_backward from ys (m, m, th, tw, k, F), the gradient of its
-    outputs in _winograd_outputs' layout: du_sum and db accumulate, dx (k, C, H, W) unless None."""
+    outputs in _winograd_outputs' layout: du_sum and db accumulate, dx (H, W, k, C), a view of the
+    chunk's input gradient, unless None."""
     m, th, tw, k, f = ys.shape[1:]
     a, c = m + 2, u.shape[2]
     rows = th * tw * k
@@ -283,8 +307,8 @@ def _winograd_products_grad(ys, vk, u, mats, pad, work, du, du_sum, db, dx):
         np.matmul(dm, u, out=dv.reshape(a * a, rows, c))  # (a^2, k*T, F) @ (a^2, F, C): the tiles' gradient
         np.matmul(bk.T, dv.reshape(a * a, rows * c), out=raw.reshape(a * a, rows * c))  # B dV B^T
         _winograd_scatter(raw, xp.reshape(xp.shape[0], xp.shape[1], k * c))
-        h, w = dx.shape[2:]
-        np.copyto(dx, xp[pad:pad + h, pad:pad + w].transpose(2, 3, 0, 1))
+        h, w = dx.shape[:2]
+        np.copyto(dx, xp[pad:pad + h, pad:pad + w])
 
 
 def winograd_tile_size(m, c, oh, ow):

@@ -115,10 +115,13 @@ def test_winograd_pooled_pass_agrees_with_loops(c, f, h, wd, pad, m, size, chunk
     y = np.empty(dy.shape)
     winograd_pooled_forward(x, ut, mats, b, pad, size, chunk, work, v, y, later)
     du, du_sum, dw, db, dx = np.empty_like(u), np.empty_like(u), np.empty_like(w), np.empty_like(b), np.empty_like(x)
-    winograd_pooled_backward(v, dy, later, u, mats, pad, size, chunk, work, du, du_sum, db, dx)
+    winograd_pooled_backward(v, dy, y, later, u, mats, pad, size, chunk, work, du, du_sum, db, dx)
     winograd_filters_grad(du_sum, mats, dw)
 
-    _, pooled, want_dw, want_db, want_dx = _loops(x, w, b, 1, pad, size, dy)
+    # the pass applies ReLU to the maxima: the loops' pooling, then ReLU and its gradient
+    pooled = _loops(x, w, b, 1, pad, size, dy)[1]
+    _, _, want_dw, want_db, want_dx = _loops(x, w, b, 1, pad, size, dy * (pooled > 0))
+    pooled = np.maximum(pooled, 0)
     if m == 2:
         assert np.array_equal(y, pooled)
     np.testing.assert_allclose(y, pooled, rtol=0, atol=1e-12 * np.abs(pooled).max())
@@ -199,3 +202,47 @@ def test_im2col_convolution_absorbs_its_relu_and_equals_the_layers_one_by_one(te
     gf, gu = fused.gradient(x, t), unfused.gradient(x, t)
     for key in gf:
         np.testing.assert_allclose(gf[key], gu[key], rtol=1e-12, atol=1e-12, err_msg=key)
+
+
+@pytest.mark.parametrize("text, hwnc", [
+    # F(4x4) into F(2x2) (a pooled pass, then one that absorbs its ReLU) into F(4x4) with pad 2
+    ("input 4x8x8\nConvolution(4, kernel=3, pad=1) -> ReLU -> Pooling(2) -> Convolution(5, kernel=3, pad=1) -> ReLU"
+     " -> Convolution(3, kernel=3, pad=2) -> ReLU", [1, 2, 3, 4, 5]),
+    # no activation between two convolutions, a Tanh in place after one, a pad-0 convolution last
+    ("input 5x10x10\nConvolution(4, kernel=3, pad=1) -> Convolution(4, kernel=3, pad=1) -> Tanh"
+     " -> Convolution(3, kernel=3)", [1, 2, 3]),
+])
+def test_activations_between_winograd_passes_are_hwnc_and_the_network_equals_the_layers_one_by_one(text, hwnc):
+    fused, unfused = (specc.compile(text + " -> Affine(3) -> SoftmaxWithLoss", dtype="float64", fuse=f, seed=5)
+                      for f in (True, False))
+    assert [i + 1 for i, w in enumerate(fused.plan.wires) if w.hwnc_out] == hwnc
+    rng = np.random.default_rng(len(text))
+    for k in fused.params:
+        unfused.params[k][...] = fused.params[k]
+    x, t = rng.standard_normal((7, *fused.input_shape)), rng.integers(0, 3, 7)
+    np.testing.assert_allclose(fused.predict(x), unfused.predict(x), rtol=1e-10, atol=1e-12)
+    gf, gu = fused.gradient(x, t), unfused.gradient(x, t)
+    for key in gf:
+        np.testing.assert_allclose(gf[key], gu[key], rtol=1e-9, atol=1e-12 * np.abs(gu[key]).max(), err_msg=key)
+
+
+def test_gradcheck_blames_the_backward_pass_that_is_wrong_not_the_hwnc_layout(monkeypatch):
+    """A gradient check that fails looks for the first kernel whose output or gradient differs from
+    the reference's; (H, W, N, C) buffers are compared as the NCHW arrays they stand for."""
+    from specc.gradcheck import check_network
+    net = specc.compile("input 4x8x8\nConvolution(4, kernel=3, pad=1) -> ReLU -> Convolution(4, kernel=3, pad=1)"
+                        " -> ReLU -> Affine(3) -> SoftmaxWithLoss", dtype="float64", seed=6)
+    assert net.plan.wires[0].hwnc_out and net.plan.wires[2].hwnc_in
+    assert check_network(net).passed
+    original = net._gen["winograd_backward"]
+
+    def doubled_input_gradient(*args, **kwargs):  # the second convolution's dx, twice what it is
+        original(*args, **kwargs)
+        dx = args[10]
+        if dx is not None:
+            dx *= 2
+
+    monkeypatch.setitem(net._gen, "winograd_backward", doubled_input_gradient)
+    report = check_network(net)
+    assert not report.passed
+    assert report.culprit == "layer 3, Convolution(4, kernel=3, pad=1), in the generated backward pass"

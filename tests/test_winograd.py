@@ -118,7 +118,15 @@ def test_deep_conv_net_runs_its_3x3_convolutions_by_winograd_and_agrees_with_the
     kernels = [k.name for k in net.compiled.plan.kernels if k.one_pass]
     assert kernels == ["Convolution+ReLU", "Convolution+ReLU+Pooling"] * 3
     assert "conv_relu_forward(x," in net.compiled.code
-    assert net.compiled.code.count("relu=True)") == 2 and net.compiled.code.count(", y=a") == 2
+    assert net.compiled.code.count("relu=True, hwnc_in=True, hwnc_out=True)") == 2
+    assert net.compiled.code.count(", y=a") == 2
+    # between two Winograd passes the activations are (H, W, N, C); the first's input and the last's
+    # output (NCHW for im2col and Affine) are not
+    wires = net.compiled.plan.wires
+    assert [i + 1 for i, w in enumerate(wires) if w.hwnc_out] == list(range(3, 13))
+    assert [(w.hwnc_in, w.hwnc_out) for w in (wires[2], wires[12])] == [(False, True), (True, False)]
+    assert not wires[15].hwnc_in  # Affine reads the last pooling's NCHW output
+    assert '"a5": np.empty((14, 14, N, 16), dtype)' in net.compiled.code
     ref = specc.load("models/deep_conv_net.net", dtype="float64", fuse=False)
     for k in net.params:
         ref.params[k][...] = net.params[k]

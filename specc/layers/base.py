@@ -53,6 +53,7 @@ class Scratch:
     batched: bool = True  # a leading batch axis N
     kind: str = "float"  # "float" (the network's dtype), "index" or "bool"
     phase: str = "forward"  # "forward": prediction uses it too; "backward": training only
+    hwnc: bool = False  # an image (C, H, W) per sample, stored (H, W, N, C) (Layer.hwnc_capable)
 
     def nbytes(self, batch: int, itemsize: int) -> int:
         per_value = {"float": itemsize, "index": 8, "bool": 1}[self.kind]
@@ -196,6 +197,12 @@ class Layer(ABC):
     def pools(self, activation: Layer, pool: Layer) -> bool:
         """Whether this fusion head runs the activation after it and the max pooling after that as
         one pass of its own (emit_pooled, pooled_workspace)."""
+        return False
+
+    def hwnc_capable(self) -> bool:
+        """Whether this fusion head's generated code reads its input and writes its kernel's output
+        as (H, W, N, C) arrays as well as (N, C, H, W): the compiler stores an activation between two
+        such kernels so (Wire.hwnc_in, Wire.hwnc_out)."""
         return False
 
     def absorbs(self, activation: Layer) -> bool:

@@ -138,7 +138,13 @@ class Convolution(Layer):
         if not (isinstance(activation, Activation) and type(activation).commutes_with_max):
             return False
         size = pool.max_tiles()
-        return size is not None and (not self.winograd() or self.winograd_tile() % size == 0)
+        if self.winograd():  # the pass applies ReLU itself, on the maxima
+            return size is not None and type(activation).rectifier and self.winograd_tile() % size == 0
+        return size is not None
+
+    def hwnc_capable(self) -> bool:
+        """Winograd's passes read and write (H, W, N, C) activations as well (specc.winograd)."""
+        return self.winograd()
 
     def absorbs(self, activation: Layer) -> bool:
         """A convolution applies ReLU itself: Winograd's as it copies its output out of the tiles,
@@ -199,8 +205,7 @@ class Convolution(Layer):
             f, oh, ow = self.out_shape
             cells = pool.args["size"] ** 2
             return {**self._winograd_workspace(grad_input),
-                    "later": Scratch(((cells - 1) * f * oh * ow // cells,), kind="bool"),
-                    "gpool": Scratch(pool.out_shape, phase="backward")}  # the activation's gradient, pooled
+                    "later": Scratch(((cells - 1) * f * oh * ow // cells,), kind="bool")}
         c, h, w = self.in_shape
         f, oh, ow = self.out_shape
         pad, chunk = self.args["pad"], self.pooled_chunk()
@@ -251,13 +256,12 @@ class Convolution(Layer):
         else:
             self._emit_im2col(e)
 
-    def _emit_winograd(self, e: Emit, activation: Activation | None = None, pool: Emit | None = None,
-                       relu: Emit | None = None) -> None:
+    def _emit_winograd(self, e: Emit, relu: Emit | None = None, pool: Emit | None = None) -> None:
         # Winograd F(m x m, 3x3), a chunk of samples at a time (see specc.winograd.winograd_forward);
-        # the bias is added, and its gradient taken, inside, at the products. With an activation and
-        # a pooling (Layer.pools), the pass pools the tiles' outputs and the activation runs on the
-        # pooled output (winograd_pooled_forward); with a ReLU it absorbs (`relu`, its Emit), the
-        # pass applies it as it writes the output and takes its gradient as it reads dy.
+        # the bias is added, and its gradient taken, inside, at the products. With the ReLU after it
+        # (`relu`, its Emit; Layer.absorbs), the pass applies it as it writes the output and takes
+        # its gradient as it reads dy; with a pooling too (Layer.pools), it pools the tiles' outputs
+        # and applies ReLU to the maxima (winograd_pooled_forward).
         c, f, oh, ow = self.in_shape[0], *self.out_shape
         pad, chunk = self.args["pad"], self.winograd_chunk()
         wu, wut, mats, v = e.buffer("wu"), e.buffer("wut"), e.buffer("wmats"), e.buffer("wv")
@@ -267,26 +271,21 @@ class Convolution(Layer):
         du, dusum = e.buffer("du"), e.buffer("dusum")
         dx = e.grad_input() if e.dx else "None"
         grads = f"{du}, {dusum}, {e.grad('b')}, {dx}"
+        layout = "".join(f", {name}=True" for name, on in (("hwnc_in", e.hwnc_in), ("hwnc_out", e.hwnc_out)) if on)
         filters_grad = f"{e.helper(winograd_filters_grad)}({dusum}, {mats}, {e.grad('W')})"
-        if activation is None or pool is None:
+        if pool is None:
             y = e.output()
             e.fwd(filters, f"{e.helper(winograd_forward)}({e.x}, {wut}, {mats}, {e.param('b')}, {pad}, {chunk}, "
-                           f"{work}, {v}, {y}{', relu=True' if relu else ''})")
+                           f"{work}, {v}, {y}{', relu=True' if relu else ''}{layout})")
             dy, masked = (relu.dy, f", y={y}") if relu else (e.dy, "")
-            e.bwd(f"{e.helper(winograd_backward)}({v}, {dy}, {wu}, {mats}, {pad}, {chunk}, {work}, {grads}{masked})",
-                  filters_grad)
+            e.bwd(f"{e.helper(winograd_backward)}({v}, {dy}, {wu}, {mats}, {pad}, {chunk}, {work}, {grads}{masked}"
+                  f"{layout})", filters_grad)
             return
         size, y, later = pool.layer.args["size"], pool.output(), e.buffer("later")
         e.fwd(filters, f"{e.helper(winograd_pooled_forward)}({e.x}, {wut}, {mats}, {e.param('b')}, {pad}, {size}, "
-                       f"{chunk}, {work}, {v}, {y}, {later} if train else None)",
-              *activation.forward_lines(y, y))
-        if pool.dy is None:  # nothing before the pooling has parameters: no backward pass
-            return
-        gpool = e.buffer("gpool")
-        e.bwd(*activation.backward_lines(y, pool.dy, gpool),
-              f"{e.helper(winograd_pooled_backward)}({v}, {gpool}, {later}, {wu}, {mats}, {pad}, {size}, {chunk}, "
-              f"{work}, {grads})",
-              filters_grad)
+                       f"{chunk}, {work}, {v}, {y}, {later} if train else None{layout})")
+        e.bwd(f"{e.helper(winograd_pooled_backward)}({v}, {pool.dy}, {y}, {later}, {wu}, {mats}, {pad}, {size}, "
+              f"{chunk}, {work}, {grads}{layout})", filters_grad)
 
     def _emit_im2col(self, e: Emit) -> None:
         # One batched matmul per pass over columns laid out per sample, (N, C*k*k, OH*OW):
@@ -320,7 +319,7 @@ class Convolution(Layer):
         if not isinstance(activation, Activation):
             raise TypeError(f"{activation.name} is not an element-wise activation")
         if self.winograd():
-            self._emit_winograd(e, activation, pool)
+            self._emit_winograd(e, pool=pool)  # ReLU (Layer.pools), applied by the pass
             return
         k, s, pad = self.args["kernel"], self.args["stride"], self.args["pad"]
         f, oh, ow = self.out_shape
