@@ -158,3 +158,22 @@ def test_every_model_has_help_examples_that_exist():
 def test_json_output_is_untouched_by_progress():
     r = run_cli("summary", TWO, "--json")
     json.loads(r.out)
+
+
+def test_a_one_epoch_curve_spans_a_readable_accuracy_range():
+    """One epoch's train and test accuracy 5e-5 apart filled the axis with 0.97640 ... 0.97645; the
+    axis now spans at least 0.01 around them (and stops just above 1 for a perfect score)."""
+    pytest.importorskip("matplotlib")
+    from specc.training.plot import ACCURACY_SPAN, curve_figure
+
+    record = {"epoch": 1, "loss": 1.5, "train_loss": 0.14, "test_loss": 0.142, "train_acc": 0.97645,
+              "test_acc": 0.9764}
+    low, high = curve_figure([record], "dcn on mnist").axes[1].get_ylim()
+    assert high - low == pytest.approx(ACCURACY_SPAN) and low < 0.9764 < 0.97645 < high
+    low, high = curve_figure([{**record, "test_acc": 0.9995}], "nearly perfect").axes[1].get_ylim()
+    assert low < 0.97645 and 0.9995 < high <= 1.0025
+    high = curve_figure([{**record, "train_acc": 1.0, "test_acc": 1.0}], "perfect").axes[1].get_ylim()[1]
+    assert high == 1.0025
+    many = [{**record, "epoch": e, "train_acc": 0.9 + e / 100, "test_acc": 0.9 + e / 120} for e in range(1, 6)]
+    low, high = curve_figure(many, "five epochs").axes[1].get_ylim()
+    assert high - low > 0.04  # a real range keeps matplotlib's own limits

@@ -46,18 +46,29 @@ def epoch_ticks(epochs: Sequence[int], most: int = 10) -> list[int]:
     return ticks + [last]
 
 
+# The accuracy axis spans at least this much: a one-epoch run's train and test accuracy, a hair
+# apart, would otherwise fill it with ticks five decimals long (0.97640 to 0.97645).
+ACCURACY_SPAN = 0.01
+
+
 def learning_curve(records: Sequence[dict[str, Any]], path: Path, title: str) -> bool:
     """Loss and accuracies per evaluation into a PNG, written atomically; False without matplotlib.
     The optimizer, learning rate and data set come from config.json beside `path`, when it is there."""
     if not available() or not records:
         return False
-    # The object API without pyplot: no GUI backend is touched, and importing is much faster.
-    from matplotlib.figure import Figure
-
     try:
         config = json.loads((path.parent / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         config = None
+    save(curve_figure(records, title, config), path)
+    return True
+
+
+def curve_figure(records: Sequence[dict[str, Any]], title: str, config: dict[str, Any] | None = None) -> Any:
+    """The learning curve's matplotlib Figure (needs matplotlib)."""
+    # The object API without pyplot: no GUI backend is touched, and importing is much faster.
+    from matplotlib.figure import Figure
+
     epochs = [r["epoch"] for r in records]
     best = max(range(len(records)), key=lambda i: records[i]["test_acc"])
     fig = Figure(figsize=(10, 4.4), layout="constrained")
@@ -75,6 +86,13 @@ def learning_curve(records: Sequence[dict[str, Any]], path: Path, title: str) ->
     right.scatter([b["epoch"]], [b["test_acc"]], s=160, facecolors="none", edgecolors="crimson", zorder=5,
                   label=f"best test {b['test_acc']:.4f} (epoch {b['epoch']})")
     right.set_ylabel("accuracy")
+    low, high = right.get_ylim()
+    ceiling = 1 + ACCURACY_SPAN / 4  # no room far above a perfect score
+    if high - low < ACCURACY_SPAN:
+        top = min((low + high + ACCURACY_SPAN) / 2, ceiling)
+        right.set_ylim(top - ACCURACY_SPAN, top)
+    elif high > ceiling:
+        right.set_ylim(low, ceiling)
     right.legend(loc="best")  # (rising curves leave the lower right free; one epoch may not)
     ticks = epoch_ticks(epochs)
     for axes in (left, right):
@@ -86,10 +104,7 @@ def learning_curve(records: Sequence[dict[str, Any]], path: Path, title: str) ->
     text = caption(records, config)
     if text:
         fig.supxlabel(text, fontsize=9, color="dimgray")
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    os.replace(tmp, path)
-    return True
+    return fig
 
 
 def _smoothed(values: Sequence[float], window: int) -> list[float]:
