@@ -77,14 +77,15 @@ def winograd_filters_grad(du, mats, dw):
     np.matmul(du.reshape(a * a, f * c).T, gk, out=dw.reshape(f * c, 9))  # (F*C, a^2) @ (a^2, 9)
 
 
-def _winograd_gather(x, pad, xp, raw):
+def _winograd_gather(x, pad, xp, raw, borders=True):
     """x (H, W, k, C), a chunk's view -> xp (Hq, Wq, k, C) zero-padded (rows and columns past the
-    padding unused), then raw (a, a, th, tw, k*C): the a x a input tile of every output tile (stride
-    m, overlapping)."""
+    padding unused; the zeros written unless `borders` is False: a chunk of the same size wrote
+    them), then raw (a, a, th, tw, k*C): the a x a input tile of every output tile (stride m,
+    overlapping)."""
     h, w = x.shape[:2]
     a, th, tw = raw.shape[0], raw.shape[2], raw.shape[3]
     hp, wp = (a - 2) * th + 2, (a - 2) * tw + 2  # h + 2*pad, w + 2*pad
-    if pad:
+    if pad and borders:
         xp[:pad, :wp] = 0
         xp[pad + h:hp, :wp] = 0
         xp[pad:pad + h, :pad] = 0
@@ -124,10 +125,11 @@ def _winograd_chunk(a, i, k, hwnc):
     return a[:, :, i:i + k] if hwnc else a[i:i + k].transpose(2, 3, 0, 1)
 
 
-def _winograd_outputs(x, ut, mats, b, pad, work, tiles):
+def _winograd_outputs(x, ut, mats, b, pad, work, tiles, borders=True):
     """A chunk's outputs before the copy out of the tiles: ys (m, m, th, tw, k, F), where ys[i, j, r, q]
     is output pixel (m*r + i, m*q + j), from the chunk x (H, W, k, C); tiles (a^2, th*tw*k, C)
-    receives its transformed tiles B^T d B (winograd_backward reads them)."""
+    receives its transformed tiles B^T d B (winograd_backward reads them); borders as in
+    _winograd_gather."""
     h, w, k, c = x.shape
     f = ut.shape[2]
     a = int(round(ut.shape[0] ** 0.5))
@@ -135,7 +137,7 @@ def _winograd_outputs(x, ut, mats, b, pad, work, tiles):
     xp, raw, _, prod, ys = _winograd_views(work, a, k, c, f, h + 2 * pad - 2, w + 2 * pad - 2)
     rows = tiles.shape[1]
     bk, ak = _winograd_kron(mats, a)[:2]
-    _winograd_gather(x, pad, xp, raw)
+    _winograd_gather(x, pad, xp, raw, borders)
     np.matmul(bk, raw.reshape(a * a, rows * c), out=tiles.reshape(a * a, rows * c))  # B^T d B
     # (a^2, k*T, C) @ (a^2, C, F) -> (a^2, k*T, F)
     np.matmul(tiles, ut, out=prod.reshape(a * a, rows, f))
@@ -144,13 +146,21 @@ def _winograd_outputs(x, ut, mats, b, pad, work, tiles):
     return ys
 
 
+def _winograd_grid(y, i, k, m):
+    """Samples i to i + k of y (th*m, tw*m, N, F) as a (th, m, tw, m, k, F) view (its rows and columns
+    split into tiles; built from the strides, so that it is a view whatever NumPy's reshape would do)."""
+    rs, cs, ns, fs = y.strides
+    oh, ow, _, f = y.shape
+    return np.lib.stride_tricks.as_strided(y[:, :, i:i + k], (oh // m, m, ow // m, m, k, f),
+                                           (m * rs, rs, m * cs, cs, ns, fs))
+
+
 def _winograd_untile(ys, y, i, relu, hwnc):
     """ys (m, m, th, tw, k, F) -> samples i to i + k of y (N, F, th*m, tw*m), or of y (th*m, tw*m, N, F)
     when hwnc: pixel (m*r + p, m*q + s) from ys[p, s, r, q]; max(ys, 0) with relu."""
     m, th, tw, k, f = ys.shape[1:]
-    if hwnc:  # one copy per tile position, of runs of k*F values
-        out = y[:, :, i:i + k]
-        pairs = [(out[p::m, s::m], ys[p, s]) for p in range(m) for s in range(m)]
+    if hwnc:  # one copy, of runs of k*F values
+        pairs = [(_winograd_grid(y, i, k, m), ys.transpose(2, 0, 3, 1, 4, 5))]
     elif tw < m:  # few tiles a row: one copy, in an order of NumPy's choosing
         pairs = [(y[i:i + k].reshape(k, f, th, m, tw, m), ys.transpose(4, 5, 2, 0, 3, 1))]
     else:  # a column phase at a time: (k, F, th, m, tw) copies with rows of tw
@@ -168,10 +178,9 @@ def _winograd_retile(g, i, ys, y, hwnc):
     times [y > 0] unless y, the output of ReLU (laid out as g), is None."""
     m, th, tw, k, f = ys.shape[1:]
     if hwnc:
-        grads = g[:, :, i:i + k]
-        masks = None if y is None else y[:, :, i:i + k]
-        pairs = [(ys[p, s], grads[p::m, s::m], None if masks is None else masks[p::m, s::m])
-                 for p in range(m) for s in range(m)]
+        order = (1, 3, 0, 2, 4, 5)  # (th, m, tw, m, k, F) -> (m, m, th, tw, k, F)
+        pairs = [(ys, _winograd_grid(g, i, k, m).transpose(order),
+                  None if y is None else _winograd_grid(y, i, k, m).transpose(order))]
     else:
         grads = g[i:i + k].reshape(k, f, th, m, tw, m)
         masks = None if y is None else y[i:i + k].reshape(k, f, th, m, tw, m)
@@ -197,7 +206,8 @@ def winograd_forward(x, ut, mats, b, pad, chunk, work, v, y, relu=False, hwnc_in
     for i in range(0, n, chunk):
         k = min(chunk, n - i)
         tiles = v[i:i + k].reshape(a * a, -1, c)
-        ys = _winograd_outputs(_winograd_chunk(x, i, k, hwnc_in), ut, mats, b, pad, work, tiles)
+        ys = _winograd_outputs(_winograd_chunk(x, i, k, hwnc_in), ut, mats, b, pad, work, tiles,
+                               i == 0 or k < chunk)  # the padding of the first chunk stays for the next
         _winograd_untile(ys, y, i, relu, hwnc_out)
 
 
@@ -223,7 +233,8 @@ def winograd_pooled_forward(x, ut, mats, b, pad, size, chunk, work, v, y, later=
     for i in range(0, n, chunk):
         k = min(chunk, n - i)
         tiles = v[i:i + k].reshape(a * a, -1, c)
-        ys = _winograd_outputs(_winograd_chunk(x, i, k, hwnc_in), ut, mats, b, pad, work, tiles)
+        ys = _winograd_outputs(_winograd_chunk(x, i, k, hwnc_in), ut, mats, b, pad, work, tiles,
+                               i == 0 or k < chunk)  # the padding of the first chunk stays for the next
         th, tw = ys.shape[2:4]
         grid = ys.reshape(q, size, q, size, th, tw, k, f)
         top = prod[:q * q * th * tw * k * f].reshape(q, q, th, tw, k, f)  # prod is free again
