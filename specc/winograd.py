@@ -147,12 +147,11 @@ def _winograd_outputs(x, ut, mats, b, pad, work, tiles, borders=True):
 
 
 def _winograd_grid(y, i, k, m):
-    """Samples i to i + k of y (th*m, tw*m, N, F) as a (th, m, tw, m, k, F) view (its rows and columns
-    split into tiles; built from the strides, so that it is a view whatever NumPy's reshape would do)."""
-    rs, cs, ns, fs = y.strides
-    oh, ow, _, f = y.shape
-    return np.lib.stride_tricks.as_strided(y[:, :, i:i + k], (oh // m, m, ow // m, m, k, f),
-                                           (m * rs, rs, m * cs, cs, ns, fs))
+    """Samples i to i + k of y (th*m, tw*m, N, F), a whole (contiguous) buffer, as a (th, m, tw, m, k, F)
+    view: its rows and columns split into tiles (a reshape of the whole buffer is always a view;
+    as_strided would cost more than the copy of a small chunk)."""
+    oh, ow, n, f = y.shape
+    return y.reshape(oh // m, m, ow // m, m, n, f)[:, :, :, :, i:i + k]
 
 
 def _winograd_untile(ys, y, i, relu, hwnc):
