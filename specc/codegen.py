@@ -14,7 +14,7 @@ import threading
 from typing import TYPE_CHECKING
 
 import specc
-from specc import convpool, numerics, winograd
+from specc import convpasses, convpool, numerics, winograd, winograd_tiles
 from specc.emission import emit
 from specc.layers.base import Labels
 
@@ -33,7 +33,7 @@ def _alloc(b: "Buffer") -> str:
 
 
 # The modules whose functions the generated code may call, copied into it by name (Emit.helper).
-HELPER_MODULES = (convpool, numerics, winograd)
+HELPER_MODULES = (convpool, convpasses, numerics, winograd_tiles, winograd)
 
 _IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
 
@@ -59,8 +59,8 @@ def _class_source(cls: type) -> str:
 
 
 def _helpers_source(names: set[str]) -> str:
-    """The source of the helpers the code calls (specc.convpool's, specc.numerics', specc.winograd's), and
-    of the helpers they call, in the order their modules define them."""
+    """The source of the helpers the code calls (those of HELPER_MODULES), and of the helpers they
+    call, in the order their modules define them."""
     available = {n: f for module in HELPER_MODULES for n, f in vars(module).items()
                  if inspect.isfunction(f) and f.__module__ == module.__name__}
     needed, todo = set(), list(names)

@@ -1,6 +1,6 @@
 """Plain NumPy helpers shared by the reference layers and the generated code: the softmax
 cross-entropy, the initial values, and what a layer sees of the rest of the batch (WholeBatch);
-convolution's and pooling's are specc.convpool's.
+convolution's and pooling's are specc.convpool's and specc.convpasses', Winograd's specc.winograd's.
 
 Every function here uses only `np` and other functions of this module, so the code
 generator can copy its source verbatim into a standalone module (see specc.codegen).

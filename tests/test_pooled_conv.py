@@ -1,4 +1,4 @@
-"""The pass of a convolution, ReLU and max pooling (specc.convpool.pooled_conv_forward and _backward,
+"""The pass of a convolution, ReLU and max pooling (specc.convpasses.pooled_conv_forward and _backward,
 and Winograd's, specc.winograd.winograd_pooled_forward and _backward): against loops over pixels and
 windows, and the fused network against the unfused one, on data full of ties (whole numbers), where
 the gradient must go to each window's first maximum. F(2x2, 3x3) multiplies by 0, +-1 and 1/2 only,
@@ -10,16 +10,15 @@ import numpy as np
 import pytest
 
 import specc
-from specc.convpool import pooled_conv_backward, pooled_conv_forward
+from specc.convpasses import pooled_conv_backward, pooled_conv_forward
 from specc.winograd import (
     winograd_filters,
     winograd_filters_grad,
     winograd_mats_size,
     winograd_pooled_backward,
     winograd_pooled_forward,
-    winograd_tile_size,
-    winograd_work_sizes,
 )
+from specc.winograd_tiles import winograd_tile_size, winograd_work_sizes
 
 
 def _loops(x, w, b, stride, pad, size, dy):

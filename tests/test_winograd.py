@@ -19,9 +19,8 @@ from specc.winograd import (
     winograd_filters_grad,
     winograd_forward,
     winograd_mats_size,
-    winograd_tile_size,
-    winograd_work_sizes,
 )
+from specc.winograd_tiles import winograd_tile_size, winograd_work_sizes
 
 F32_BOUND = {2: 1e-5, 4: 2e-5}  # F(m x m, 3x3): of the output's (or gradient's) largest magnitude
 

@@ -5,37 +5,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from specc.convpool import (
-    col2im,
-    col2im_t,
-    conv_relu_backward,
-    conv_relu_forward,
-    im2col,
-    im2col_t,
-    pooled_conv_backward,
-    pooled_conv_forward,
-)
+from specc.convpasses import conv_relu_backward, conv_relu_forward, pooled_conv_backward, pooled_conv_forward
+from specc.convpool import col2im, col2im_t, im2col, im2col_t
 from specc.layers.activations import Activation
 from specc.layers.args import INIT, INIT_EXPECTS, NONNEGATIVE_INT, POSITIVE_INT, Arg
 from specc.layers.base import Forward, Layer, Params, Runtime, Scratch, Shape, size
+from specc.layers.conv_winograd import WinogradConvolution
 from specc.layers.registry import registered
 from specc.layers.windows import expect_image, sliding_output
-from specc.winograd import (
-    winograd_backward,
-    winograd_filters,
-    winograd_filters_grad,
-    winograd_forward,
-    winograd_mats_size,
-    winograd_pooled_backward,
-    winograd_pooled_forward,
-    winograd_tile_size,
-    winograd_work_sizes,
-)
 
-# Winograd pays once the channel reduction is a real GEMM; with one or two input channels the
-# 16 tile products cost more memory traffic than the 9 columns of im2col.
-WINOGRAD_MIN_CHANNELS = 4
-WINOGRAD_CHUNK_BYTES = 4 * 2**20
 # The pass of a convolution, ReLU and max pooling runs a few samples at a time: a chunk's columns,
 # output and output gradient (about this much each, float32) stay in the 2 MB L2 cache between its
 # steps. SimpleConvNet: the whole batch at once made the pass 25% slower than chunks of 10 samples;
@@ -47,7 +25,7 @@ if TYPE_CHECKING:
 
 
 @registered
-class Convolution(Layer):
+class Convolution(WinogradConvolution, Layer):
     name = "Convolution"
     output_scales = ("W", "b")
     aliases = ("Conv",)
@@ -84,18 +62,6 @@ class Convolution(Layer):
     def fan_in(self) -> int:
         return self.in_shape[0] * self.args["kernel"] ** 2  # C * k * k inputs per output pixel
 
-    def winograd(self) -> bool:
-        """3x3, stride 1, an even output and enough channels: the Winograd path of the generated code."""
-        _, oh, ow = self.out_shape
-        return (self.args["kernel"] == 3 and self.args["stride"] == 1 and oh % 2 == 0 and ow % 2 == 0
-                and self.in_shape[0] >= WINOGRAD_MIN_CHANNELS)
-
-    def winograd_tile(self) -> int:
-        """m of the Winograd F(m x m, 3 x 3) the generated code uses: 4 where the output divides into
-        4 x 4 tiles (2.25 multiplies per output and channel pair instead of 4), else 2."""
-        _, oh, ow = self.out_shape
-        return 4 if oh % 4 == 0 and ow % 4 == 0 else 2
-
     def workspace(self, grad_input: bool) -> dict[str, Scratch]:
         if self.winograd():
             return self._winograd_workspace(grad_input)
@@ -110,29 +76,9 @@ class Convolution(Layer):
             out["dcols"] = Scratch((ckk, pixels), phase="backward")
         return out
 
-    def winograd_chunk(self) -> int:
-        """Samples per chunk of the Winograd passes: their tiles and products in about 4 MB (float32)."""
-        c, h, w = self.in_shape
-        f, oh, ow = self.out_shape
-        per_sample = sum(winograd_work_sizes(self.winograd_tile(), 1, c, f, oh, ow).values()) * 4
-        return max(1, WINOGRAD_CHUNK_BYTES // per_sample)
-
-    def _winograd_workspace(self, grad_input: bool) -> dict[str, Scratch]:
-        c, f, m = self.in_shape[0], self.out_shape[0], self.winograd_tile()
-        _, oh, ow = self.out_shape
-        sizes = winograd_work_sizes(m, self.winograd_chunk(), c, f, oh, ow)
-        out = {f"w{name}": Scratch((n,), batched=False) for name, n in sizes.items()}
-        positions = (m + 2) ** 2
-        out.update({"wu": Scratch((positions, f, c), batched=False), "wut": Scratch((positions, c, f), batched=False),
-                    "wmats": Scratch((winograd_mats_size(m),), batched=False),
-                    "wv": Scratch((winograd_tile_size(m, c, oh, ow),)),  # the transformed tiles, for the backward
-                    "du": Scratch((positions, f, c), batched=False, phase="backward"),
-                    "dusum": Scratch((positions, f, c), batched=False, phase="backward")})
-        return out
-
     def pools(self, activation: Layer, pool: Layer) -> bool:
         """A convolution, an activation that commutes with max (ReLU) and a max pooling whose windows
-        tile the image: one pass, the activation on the pooled output (specc.convpool's
+        tile the image: one pass, the activation on the pooled output (specc.convpasses'
         pooled_conv_forward for im2col; for Winograd winograd_pooled_forward, when the windows also
         tile the m x m output tiles)."""
         if not (isinstance(activation, Activation) and type(activation).commutes_with_max):
@@ -143,13 +89,13 @@ class Convolution(Layer):
         return size is not None
 
     def hwnc_capable(self) -> bool:
-        """Winograd's passes read and write (H, W, N, C) activations as well (specc.winograd)."""
+        """Winograd's passes read and write (H, W, N, C) activations as well (specc.winograd_tiles)."""
         return self.winograd()
 
     def absorbs(self, activation: Layer) -> bool:
         """A convolution applies ReLU itself: Winograd's as it copies its output out of the tiles,
         taking its gradient as it copies dy in (specc.winograd.winograd_forward's relu); im2col's on
-        each chunk's output while it is in cache (specc.convpool.conv_relu_forward)."""
+        each chunk's output while it is in cache (specc.convpasses.conv_relu_forward)."""
         return type(activation).rectifier
 
     def emit_absorbed(self, e: Emit, activation: Emit) -> None:
@@ -255,37 +201,6 @@ class Convolution(Layer):
             self._emit_winograd(e)
         else:
             self._emit_im2col(e)
-
-    def _emit_winograd(self, e: Emit, relu: Emit | None = None, pool: Emit | None = None) -> None:
-        # Winograd F(m x m, 3x3), a chunk of samples at a time (see specc.winograd.winograd_forward);
-        # the bias is added, and its gradient taken, inside, at the products. With the ReLU after it
-        # (`relu`, its Emit; Layer.absorbs), the pass applies it as it writes the output and takes
-        # its gradient as it reads dy; with a pooling too (Layer.pools), it pools the tiles' outputs
-        # and applies ReLU to the maxima (winograd_pooled_forward).
-        c, f, oh, ow = self.in_shape[0], *self.out_shape
-        pad, chunk = self.args["pad"], self.winograd_chunk()
-        wu, wut, mats, v = e.buffer("wu"), e.buffer("wut"), e.buffer("wmats"), e.buffer("wv")
-        names = winograd_work_sizes(self.winograd_tile(), chunk, c, f, oh, ow)
-        work = "(" + ", ".join(e.buffer(f"w{name}") for name in names) + ")"
-        filters = f"{e.helper(winograd_filters)}({e.param('W')}, {mats}, {wu}, {wut})"
-        du, dusum = e.buffer("du"), e.buffer("dusum")
-        dx = e.grad_input() if e.dx else "None"
-        grads = f"{du}, {dusum}, {e.grad('b')}, {dx}"
-        layout = "".join(f", {name}=True" for name, on in (("hwnc_in", e.hwnc_in), ("hwnc_out", e.hwnc_out)) if on)
-        filters_grad = f"{e.helper(winograd_filters_grad)}({dusum}, {mats}, {e.grad('W')})"
-        if pool is None:
-            y = e.output()
-            e.fwd(filters, f"{e.helper(winograd_forward)}({e.x}, {wut}, {mats}, {e.param('b')}, {pad}, {chunk}, "
-                           f"{work}, {v}, {y}{', relu=True' if relu else ''}{layout})")
-            dy, masked = (relu.dy, f", y={y}") if relu else (e.dy, "")
-            e.bwd(f"{e.helper(winograd_backward)}({v}, {dy}, {wu}, {mats}, {pad}, {chunk}, {work}, {grads}{masked}"
-                  f"{layout})", filters_grad)
-            return
-        size, y, later = pool.layer.args["size"], pool.output(), e.buffer("later")
-        e.fwd(filters, f"{e.helper(winograd_pooled_forward)}({e.x}, {wut}, {mats}, {e.param('b')}, {pad}, {size}, "
-                       f"{chunk}, {work}, {v}, {y}, {later} if train else None{layout})")
-        e.bwd(f"{e.helper(winograd_pooled_backward)}({v}, {pool.dy}, {y}, {later}, {wu}, {mats}, {pad}, {size}, "
-              f"{chunk}, {work}, {grads}{layout})", filters_grad)
 
     def _emit_im2col(self, e: Emit) -> None:
         # One batched matmul per pass over columns laid out per sample, (N, C*k*k, OH*OW):

@@ -50,7 +50,7 @@ def names() -> list[str]:
 
 
 # The package's modules that declare no layers; every other module of it is a layer family.
-_SUPPORT = {"args", "base", "expression", "registry", "windows"}
+_SUPPORT = {"args", "base", "conv_winograd", "expression", "registry", "windows"}
 
 
 def discover() -> None:
