@@ -70,12 +70,12 @@ def test_pooled_conv_agrees_with_loops(c, k, stride, pad, size, chunk):
     dy = rng.standard_normal((n, f, th, tw))
     ckk, cells = c * k * k, size * size
     wb = np.concatenate([w.reshape(f, ckk), b[:, None]], axis=1)
-    cols, y = np.empty((n, ckk + 1, oh * ow)), np.empty((n, f, th * tw))
-    later = np.empty((n, f, cells - 1, th * tw), bool)
+    cols, y = np.empty((n, cells, ckk + 1, th * tw)), np.empty((n, f, th * tw))
+    later = np.empty((n, cells - 1, f, th * tw), bool)
     xp = np.empty((chunk, c, h + 2 * pad, wd + 2 * pad)) if pad else None
-    pooled_conv_forward(x, wb, k, stride, pad, size, (cols, np.empty((chunk, f, cells, th * tw)), xp), y, later)
-    work = (np.empty((chunk, f, th * tw)), np.empty((chunk, f, cells, th * tw)), np.empty((n, f, ckk + 1)),
-            np.empty((chunk, ckk, oh * ow)), xp)
+    pooled_conv_forward(x, wb, k, stride, pad, size, (cols, np.empty((chunk, cells, f, th * tw)), xp), y, later)
+    work = (np.empty((chunk, f, th * tw)), np.empty((chunk, cells, f, th * tw)), np.empty((n, cells, f, ckk + 1)),
+            np.empty((chunk, cells, ckk, th * tw)), xp)
     gsum, dx = np.empty((f, ckk + 1)), np.empty_like(x)
     pooled_conv_backward(dy.reshape(n, f, -1), later, cols, wb, k, stride, pad, size, work, gsum, dx)
 
@@ -85,7 +85,7 @@ def test_pooled_conv_agrees_with_loops(c, k, stride, pad, size, chunk):
     assert np.allclose(gsum[:, ckk], db, rtol=1e-12, atol=1e-12)
     assert np.allclose(dx, want_dx, rtol=1e-12, atol=1e-12)
     y_again = np.empty_like(y)  # inference: the same maxima without the comparisons for the backward
-    pooled_conv_forward(x, wb, k, stride, pad, size, (cols, np.empty((chunk, f, cells, th * tw)), xp), y_again)
+    pooled_conv_forward(x, wb, k, stride, pad, size, (cols, np.empty((chunk, cells, f, th * tw)), xp), y_again)
     assert np.array_equal(y_again, y)
 
 

@@ -158,18 +158,18 @@ class Convolution(WinogradConvolution, Layer):
         ckk, pixels, windows = c * self.args["kernel"] ** 2, oh * ow, size(pool.out_shape[1:])
         cells = pixels // windows
         # the convolution's output lives a chunk at a time; what the backward needs of it is `later`
-        out = {"cols": Scratch((ckk + 1, pixels)), "wb": Scratch((f, ckk + 1), batched=False),
-               "out": Scratch((chunk, f, pixels), batched=False),
-               "later": Scratch((f, cells - 1, windows), kind="bool"),
+        out = {"cols": Scratch((cells, ckk + 1, windows)), "wb": Scratch((f, ckk + 1), batched=False),
+               "out": Scratch((chunk, cells, f, windows), batched=False),
+               "later": Scratch((cells - 1, f, windows), kind="bool"),
                "gpool": Scratch(pool.out_shape, phase="backward"),  # the activation's gradient, pooled
                "rest": Scratch((chunk, f, windows), batched=False, phase="backward"),
-               "da": Scratch((chunk, f, pixels), batched=False, phase="backward"),
-               "gw": Scratch((f, ckk + 1), phase="backward"),
+               "da": Scratch((chunk, cells, f, windows), batched=False, phase="backward"),
+               "gw": Scratch((cells, f, ckk + 1), phase="backward"),
                "gsum": Scratch((f, ckk + 1), batched=False, phase="backward")}
         if pad:  # the padded input of a chunk, then the gradient of it
             out["xpad"] = Scratch((chunk, c, h + 2 * pad, w + 2 * pad), batched=False)
         if grad_input:
-            out["dcols"] = Scratch((chunk, ckk, pixels), batched=False, phase="backward")
+            out["dcols"] = Scratch((chunk, cells, ckk, windows), batched=False, phase="backward")
         return out
 
     def param_init(self, default_init: str) -> dict[str, tuple]:
@@ -227,9 +227,9 @@ class Convolution(WinogradConvolution, Layer):
                   f"{e.helper(col2im_t)}({dcols}, {dx}.shape, {k}, {s}, {pad}, out={dx})")
 
     def emit_pooled(self, e: Emit, activation: Layer, pool: Emit) -> None:
-        # The columns hold the output's pixels in the pooling's order, so that the matmul (with the
-        # bias as a row of ones) writes each window position's pixels together and the pooling is a
-        # maximum of contiguous blocks; then the activation runs on the pooled output only (it
+        # The columns are laid out window cell by window cell, so that the matmul (with the bias as a
+        # row of ones) writes each cell's output as one block and the pooling is a maximum of
+        # contiguous blocks (specc.convpasses); then the activation runs on the pooled output only (it
         # commutes with max), and its gradient is 0 wherever the maximum's cell could differ.
         if not isinstance(activation, Activation):
             raise TypeError(f"{activation.name} is not an element-wise activation")
@@ -240,11 +240,11 @@ class Convolution(WinogradConvolution, Layer):
         f, oh, ow = self.out_shape
         tile = pool.layer.max_tiles()
         ckk, cells = self.in_shape[0] * k * k, (tile or 0) ** 2
-        per, chunk = oh * ow // cells, self.pooled_chunk()
+        per = oh * ow // cells
         wb, cols, y, later = e.buffer("wb"), e.buffer("cols"), pool.output(), e.buffer("later")
         pooled = f"{y}.reshape(N, {f}, {per})"
         xp = e.buffer("xpad") if pad else "None"
-        work = f"({cols}, {e.buffer('out')}.reshape({chunk}, {f}, {cells}, {per}), {xp})"
+        work = f"({cols}, {e.buffer('out')}, {xp})"
         e.fwd(f"np.copyto({wb}[:, :{ckk}], {e.param('W')}.reshape({f}, {ckk}))",
               f"np.copyto({wb}[:, {ckk}], {e.param('b')})",
               # the cells that beat the ones before them, for the backward pass of training
@@ -255,8 +255,7 @@ class Convolution(WinogradConvolution, Layer):
             return
         gpool, gsum = e.buffer("gpool"), e.buffer("gsum")
         dcols = e.buffer("dcols") if e.dx else "None"
-        work = f"({e.buffer('rest')}, {e.buffer('da')}.reshape({chunk}, {f}, {cells}, {per}), {e.buffer('gw')}, " \
-               f"{dcols}, {xp})"
+        work = f"({e.buffer('rest')}, {e.buffer('da')}, {e.buffer('gw')}, {dcols}, {xp})"
         dx = e.grad_input() if e.dx else "None"
         e.bwd(*activation.backward_lines(y, pool.dy, gpool),
               f"{e.helper(pooled_conv_backward)}({gpool}.reshape(N, {f}, {per}), {later}, {cols}, {wb}, "
