@@ -131,6 +131,36 @@ def test_winograd_pooled_pass_agrees_with_loops(c, f, h, wd, pad, m, size, chunk
     assert np.array_equal(y_again, y)
 
 
+def _compiled_pair(text, seed):
+    """The network of `text` (an Affine and the loss after it) fused and unfused, float64, the same weights."""
+    fused, unfused = (specc.compile(text + " -> Affine(3) -> SoftmaxWithLoss", dtype="float64", fuse=f, seed=seed)
+                      for f in (True, False))
+    for k in fused.params:
+        unfused.params[k][...] = fused.params[k]
+    return fused, unfused
+
+
+def _assert_fused_is_unfused(fused, unfused, text, whole_numbers):
+    """Scores and gradients of the two on one batch: whole-number weights and data (equal maxima,
+    zeros after ReLU; exact where the fused arithmetic is) or random ones (within rounding)."""
+    rng = np.random.default_rng(len(text))
+    if whole_numbers:
+        for k in fused.params:
+            fused.params[k][...] = rng.integers(-1, 2, fused.params[k].shape)
+            unfused.params[k][...] = fused.params[k]
+        x = rng.integers(-1, 2, (5, *fused.input_shape)).astype(float)
+    else:
+        x = rng.standard_normal((7, *fused.input_shape))
+    t = rng.integers(0, 3, len(x))
+    if whole_numbers:
+        assert np.array_equal(fused.predict(x), unfused.predict(x))
+    np.testing.assert_allclose(fused.predict(x), unfused.predict(x), rtol=1e-10, atol=1e-12)
+    gf, gu = fused.gradient(x, t), unfused.gradient(x, t)
+    for key in gf:
+        np.testing.assert_allclose(gf[key], gu[key], rtol=1e-12 if whole_numbers else 1e-9,
+                                   atol=1e-12 * max(1.0, np.abs(gu[key]).max()), err_msg=key)
+
+
 @pytest.mark.parametrize("text", [
     "input 1x12x12\nConvolution(4, kernel=5) -> ReLU -> Pooling(2)",
     "input 2x9x9\nConvolution(3, kernel=2) -> ReLU -> Convolution(4, kernel=3, pad=1) -> ReLU -> Pooling(2)",
@@ -142,19 +172,9 @@ def test_winograd_pooled_pass_agrees_with_loops(c, f, h, wd, pad, m, size, chunk
 def test_fused_pooled_pass_equals_the_layers_one_by_one(text):
     """The pass takes in the pooling (kernel names say so) and computes what the reference does,
     on whole-number data where windows hold several equal maxima and zeros after the ReLU."""
-    fused, unfused = (specc.compile(text + " -> Affine(3) -> SoftmaxWithLoss", dtype="float64", fuse=f, seed=2)
-                      for f in (True, False))
+    fused, unfused = _compiled_pair(text, seed=2)
     assert [k.name for k in fused.plan.kernels if k.pooled] == ["Convolution+ReLU+Pooling"]
-    rng = np.random.default_rng(len(text))
-    for k in fused.params:
-        fused.params[k][...] = rng.integers(-1, 2, fused.params[k].shape)
-        unfused.params[k][...] = fused.params[k]
-    x = rng.integers(-1, 2, (5, *fused.input_shape)).astype(float)
-    t = rng.integers(0, 3, 5)
-    assert np.array_equal(fused.predict(x), unfused.predict(x))
-    gf, gu = fused.gradient(x, t), unfused.gradient(x, t)
-    for key in gf:
-        np.testing.assert_allclose(gf[key], gu[key], rtol=1e-12, atol=1e-12, err_msg=key)
+    _assert_fused_is_unfused(fused, unfused, text, whole_numbers=True)
 
 
 @pytest.mark.parametrize("text, pooled", [
@@ -166,18 +186,10 @@ def test_fused_pooled_pass_equals_the_layers_one_by_one(text):
 def test_fused_winograd_pooled_pass_equals_the_layers_one_by_one(text, pooled):
     """F(4x4) pools its tiles' outputs in the pass (random data: no ties to round apart); a pooling
     whose windows cut across the tiles stays a layer of its own."""
-    fused, unfused = (specc.compile(text + " -> Affine(3) -> SoftmaxWithLoss", dtype="float64", fuse=f, seed=3)
-                      for f in (True, False))
+    fused, unfused = _compiled_pair(text, seed=3)
     assert "winograd_" in fused.code
     assert [k.name for k in fused.plan.kernels if k.pooled] == (["Convolution+ReLU+Pooling"] if pooled else [])
-    rng = np.random.default_rng(len(text))
-    for k in fused.params:
-        unfused.params[k][...] = fused.params[k]
-    x, t = rng.standard_normal((5, *fused.input_shape)), rng.integers(0, 3, 5)
-    np.testing.assert_allclose(fused.predict(x), unfused.predict(x), rtol=1e-10, atol=1e-12)
-    gf, gu = fused.gradient(x, t), unfused.gradient(x, t)
-    for key in gf:
-        np.testing.assert_allclose(gf[key], gu[key], rtol=1e-9, atol=1e-12 * np.abs(gu[key]).max(), err_msg=key)
+    _assert_fused_is_unfused(fused, unfused, text, whole_numbers=False)
 
 
 @pytest.mark.parametrize("text", [
@@ -187,20 +199,10 @@ def test_fused_winograd_pooled_pass_equals_the_layers_one_by_one(text, pooled):
 def test_im2col_convolution_absorbs_its_relu_and_equals_the_layers_one_by_one(text):
     """im2col's pass with the bias as a row of ones and ReLU on each chunk (conv_relu_forward), its
     input gradient included (the second convolution's), on whole numbers: zeros after the ReLU."""
-    fused, unfused = (specc.compile(text + " -> Affine(3) -> SoftmaxWithLoss", dtype="float64", fuse=f, seed=4)
-                      for f in (True, False))
+    fused, unfused = _compiled_pair(text, seed=4)
     assert [k.name for k in fused.plan.kernels if k.absorbed] == ["Convolution+ReLU"] * 2
     assert fused.code.count("conv_relu_backward(d") - fused.code.count("def conv_relu_backward(") == 2
-    rng = np.random.default_rng(len(text))
-    for k in fused.params:
-        fused.params[k][...] = rng.integers(-1, 2, fused.params[k].shape)
-        unfused.params[k][...] = fused.params[k]
-    x = rng.integers(-1, 2, (5, *fused.input_shape)).astype(float)
-    t = rng.integers(0, 3, 5)
-    assert np.array_equal(fused.predict(x), unfused.predict(x))
-    gf, gu = fused.gradient(x, t), unfused.gradient(x, t)
-    for key in gf:
-        np.testing.assert_allclose(gf[key], gu[key], rtol=1e-12, atol=1e-12, err_msg=key)
+    _assert_fused_is_unfused(fused, unfused, text, whole_numbers=True)
 
 
 @pytest.mark.parametrize("text, hwnc", [
@@ -212,17 +214,9 @@ def test_im2col_convolution_absorbs_its_relu_and_equals_the_layers_one_by_one(te
      " -> Convolution(3, kernel=3)", [1, 2, 3]),
 ])
 def test_activations_between_winograd_passes_are_hwnc_and_the_network_equals_the_layers_one_by_one(text, hwnc):
-    fused, unfused = (specc.compile(text + " -> Affine(3) -> SoftmaxWithLoss", dtype="float64", fuse=f, seed=5)
-                      for f in (True, False))
+    fused, unfused = _compiled_pair(text, seed=5)
     assert [i + 1 for i, w in enumerate(fused.plan.wires) if w.hwnc_out] == hwnc
-    rng = np.random.default_rng(len(text))
-    for k in fused.params:
-        unfused.params[k][...] = fused.params[k]
-    x, t = rng.standard_normal((7, *fused.input_shape)), rng.integers(0, 3, 7)
-    np.testing.assert_allclose(fused.predict(x), unfused.predict(x), rtol=1e-10, atol=1e-12)
-    gf, gu = fused.gradient(x, t), unfused.gradient(x, t)
-    for key in gf:
-        np.testing.assert_allclose(gf[key], gu[key], rtol=1e-9, atol=1e-12 * np.abs(gu[key]).max(), err_msg=key)
+    _assert_fused_is_unfused(fused, unfused, text, whole_numbers=False)
 
 
 def test_gradcheck_blames_the_backward_pass_that_is_wrong_not_the_hwnc_layout(monkeypatch):
