@@ -30,7 +30,8 @@ from specc.api.inside import (
                              precisions,
 )
 from specc.api.plans import scale_plan
-from specc.api.runs import Prediction, RunReport, evaluation, prediction, run_report, trained, training
+from specc.api.reports import RunReport, run_report
+from specc.api.runs import Prediction, evaluation, prediction, trained, training
 
 __all__ = ["check_any", "check_graph", "graph_evaluation", "drawing", "explanation", "explanation_drawing",
            "check_training_memory", "check_file", "check_text", "check_source", "compile", "compiled", "evaluation",

@@ -13,48 +13,9 @@ import numpy as np
 
 from specc.errors import Diagnostic, UsageError
 from specc.layers.args import POSITIVE_INT, Arg
+from specc.training.flatparams import Whole, blocks, end_to_end
 
 _EPS = 1e-7  # the book's small constant in adaptive denominators
-
-
-@dataclass
-class _Whole:
-    """Every parameter at once: when their values, and their gradients, lie end to end in one
-    flat array each (specc.network lays them out so), an update is one pass of NumPy calls over
-    the flat arrays instead of one per parameter; the rules are element-wise, so the result is
-    the same."""
-
-    name = ""
-    value: np.ndarray
-    grad: np.ndarray
-    lo: int = 0  # where value starts in the flat parameter array (the slots' elements are the same)
-
-
-# An update runs over blocks of the flat arrays of this many bytes each, so that a block's parameters,
-# gradient, state and scratch stay in a core's L2 cache through the rule's passes (SimpleConvNet's
-# Adam: 1.15 ms whole, 0.76 ms in blocks; more blocks cost more NumPy calls).
-_BLOCK_BYTES = 256 * 1024
-
-
-def _blocks(whole: _Whole, scratch: np.ndarray) -> list[tuple[_Whole, np.ndarray]]:
-    step = max(1, _BLOCK_BYTES // whole.value.itemsize)
-    return [(_Whole(whole.value[a:a + step], whole.grad[a:a + step], whole.lo + a), scratch[a:a + step])
-            for a in range(0, len(whole.value), step)]
-
-
-def _end_to_end(arrays: list[np.ndarray]) -> np.ndarray | None:
-    """The flat array that `arrays` tile in order, without gaps, as views of one base; else None."""
-    base = arrays[0].base if arrays else None
-    if base is None or base.ndim != 1 or not base.flags.c_contiguous:
-        return None
-    origin, itemsize = base.__array_interface__["data"][0], base.itemsize
-    start = at = (arrays[0].__array_interface__["data"][0] - origin) // itemsize
-    for a in arrays:
-        if (a.base is not base or a.dtype != base.dtype or not a.flags.c_contiguous
-                or a.__array_interface__["data"][0] != origin + at * itemsize):
-            return None
-        at += a.size
-    return base[start:at]
 
 
 class Optimizer(ABC):
@@ -69,12 +30,12 @@ class Optimizer(ABC):
         self.args = dict(args)
         self.slots: dict[str, dict[str, np.ndarray]] = {}  # slot -> parameter name -> array
         self.steps = 0
-        values, grads = _end_to_end([p.value for p in params]), _end_to_end([p.grad for p in params])
-        self._whole = _Whole(values, grads) if values is not None and grads is not None else None
+        values, grads = end_to_end([p.value for p in params]), end_to_end([p.grad for p in params])
+        self._whole = Whole(values, grads) if values is not None and grads is not None else None
         self._flat_slots: dict[str, np.ndarray] = {}  # slot -> the flat array its views tile (whole only)
         if self._whole is not None:
             self._scratch = {"": np.empty_like(self._whole.value)}
-            self._blocks = _blocks(self._whole, self._scratch[""])
+            self._blocks = blocks(self._whole, self._scratch[""])
         else:
             self._scratch = {p.name: np.empty_like(p.value) for p in params}
 
@@ -91,10 +52,10 @@ class Optimizer(ABC):
         return self.slots[kind]
 
     def held(self, kind: str, p) -> np.ndarray:
-        """The `kind` slot of parameter p (of _Whole: the flat array of every parameter's; of the
+        """The `kind` slot of parameter p (of Whole: the flat array of every parameter's; of the
         shard: its part of that)."""
         arrays = self.slot(kind)
-        if isinstance(p, _Whole):
+        if isinstance(p, Whole):
             return self._flat_slots[kind][p.lo:p.lo + len(p.value)]
         return arrays[p.name]
 
@@ -105,8 +66,8 @@ class Optimizer(ABC):
         are not one flat array. The rules are element-wise, so the parts give the whole's values."""
         if self._whole is None:
             return False
-        part = _Whole(self._whole.value[lo:hi], self._whole.grad[lo:hi] if grad is None else grad, lo)
-        self._blocks = _blocks(part, self._scratch[""][lo:hi])
+        part = Whole(self._whole.value[lo:hi], self._whole.grad[lo:hi] if grad is None else grad, lo)
+        self._blocks = blocks(part, self._scratch[""][lo:hi])
         return True
 
     @property
@@ -144,7 +105,7 @@ class Optimizer(ABC):
 
     @abstractmethod
     def update(self, p, g: np.ndarray, lr: float, scratch: np.ndarray) -> None:
-        """One parameter's update (or _Whole's); `scratch` is a free array of its shape."""
+        """One parameter's update (or Whole's); `scratch` is a free array of its shape."""
 
     def state(self) -> dict[str, np.ndarray]:
         """Everything needed to resume exactly, as plain arrays for an .npz checkpoint."""
