@@ -71,7 +71,7 @@ def worker(args: argparse.Namespace) -> None:
 
     from specc import api
     from specc.errors import SpeccError
-    from specc.training.loop import Step
+    from specc.training.events import Step
     from specc.training.world import World, detect
 
     world = detect()

@@ -12,7 +12,7 @@ from helpers import MODELS, ROOT, run_cli
 from specc import api
 from specc.errors import UsageError
 from specc.training import compare, ranges, sweep
-from specc.training.loop import Step
+from specc.training.events import Step
 
 MLP = ROOT / "models" / "mlp_4x100.net"
 SIX = ROOT / "models" / "mlp_6x100.net"

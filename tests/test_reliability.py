@@ -18,7 +18,7 @@ from rich.console import Console
 import specc
 from specc import cli
 from specc.training import checkpoint
-from specc.training.loop import deterministic
+from specc.training.events import deterministic
 
 KILLS = int(os.environ.get("SPECC_KILL_RUNS", "12"))
 

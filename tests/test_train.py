@@ -15,7 +15,7 @@ from helpers import ROOT
 from specc import api
 from specc.errors import DataError, RunError, SpeccError, UsageError
 from specc.training import checkpoint, data, plot, runfolder
-from specc.training.loop import Evaluated, Started, Step, Stopped, deterministic
+from specc.training.events import Evaluated, Started, Step, Stopped, deterministic
 from specc.training.runfolder import RunLock
 from specc.training.settings import Settings, resolve
 
@@ -560,7 +560,7 @@ def test_overflow_is_reported_not_warned(tmp_path, recwarn):
 
 
 def test_an_exploding_loss_is_one_warning_event_and_the_run_goes_on(tmp_path):
-    from specc.training.loop import Warned
+    from specc.training.events import Warned
     trainer = api.training(spec_file(tmp_path, TINY), out=tmp_path / "run", lr=1e6, iters=30)
     events = run_all(trainer)
     warned = [(i, e.diagnostic) for i, e in enumerate(events) if isinstance(e, Warned)]
@@ -575,6 +575,6 @@ def test_an_exploding_loss_is_one_warning_event_and_the_run_goes_on(tmp_path):
 
 
 def test_a_learning_rate_that_works_gives_no_warning(tmp_path):
-    from specc.training.loop import Warned
+    from specc.training.events import Warned
     events = run_all(api.training(spec_file(tmp_path, TINY), out=tmp_path / "run", iters=30))
     assert not any(isinstance(e, Warned) for e in events)

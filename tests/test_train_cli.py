@@ -22,7 +22,7 @@ from rich.console import Console
 import specc
 from specc import api, cli
 from specc.training import checkpoint, data, plot
-from specc.training import loop as train
+from specc.training.events import deterministic
 
 TWO_LAYER = ROOT / "models" / "two_layer_net.net"
 EPOCH_LINE = re.compile(r"^\s+(\d+)\s+([\d,]+)\s+\d+\.\d{4}\s+\d\.\d{4}\s+\d\.\d{4}\s")
@@ -359,7 +359,7 @@ def test_an_ir_json_trains_like_its_net_file(tmp_path):
     assert specc_run("train", net_file, "--epochs", "1", "--out", tmp_path / "a").code == 0
     assert specc_run("train", ir, "--epochs", "1", "--out", tmp_path / "b").code == 0
     assert (tmp_path / "b" / "model.json").exists() and not (tmp_path / "b" / "model.net").exists()
-    records = [[train.deterministic(json.loads(line))
+    records = [[deterministic(json.loads(line))
                 for line in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]
                for d in ("a", "b")]
     assert records[0] == records[1]

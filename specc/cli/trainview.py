@@ -17,7 +17,8 @@ from specc.cli.curveview import curve_chart
 from specc.diagnostics import render, render_diagnostics
 from specc.errors import RunError
 from specc.training.compare import Begun, Comparison, Finished
-from specc.training.loop import Evaluated, Started, Step, Stopped, Trainer, Warned
+from specc.training.events import Evaluated, Started, Step, Stopped, Warned
+from specc.training.loop import Trainer
 from specc.training.spread import Spread
 from specc.training.sweep import Swept, TrialBegun, TrialFinished
 

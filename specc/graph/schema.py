@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from specc.graph.lower import FILLS
+from specc.graph.inputs import FILLS
 from specc.graph.ops import OPS
 
 _SPAN = {"$ref": "#/$defs/span"}

@@ -14,7 +14,8 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 from specc.errors import RunError
 from specc.source import Source
 from specc.training import plot, spread
-from specc.training.loop import Evaluated, Started, Step, Stopped, Trainer, Warned
+from specc.training.events import Evaluated, Started, Step, Stopped, Warned
+from specc.training.loop import Trainer
 from specc.training.ranges import fmt
 from specc.training.runfolder import writing
 from specc.training.spread import Spread

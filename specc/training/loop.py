@@ -2,66 +2,28 @@
 and yields what happens (it never prints); resuming continues exactly where a run stopped."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from specc.errors import DataError, Diagnostic, RunError
+from specc.errors import DataError, Diagnostic
 from specc.layers.base import Labels
 from specc.network import Network
 from specc.training import checkpoint, plot
 from specc.training.data import Batches, Dataset
+from specc.training.divergence import blame_loss, check_finite, explosion
 from specc.training.evaluate import check_fit, score
+from specc.training.events import Evaluated, Started, Step, Stopped, Warned
 from specc.training.optimizers import learning_rate, make_optimizer
 from specc.training.ranks import Ranks
 from specc.training.runfolder import RunLock, writing
 from specc.training.settings import Settings
 from specc.training.world import ALONE, Shares, World, refuse_empty_shares
-
-# --- what the loop reports ------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Started:
-    total: int  # iterations in the whole run
-    per_epoch: int
-    start: int  # the first iteration of this session (> 0 when resumed)
-
-
-@dataclass(frozen=True)
-class Step:
-    iteration: int  # completed iterations
-    loss: float
-
-
-@dataclass(frozen=True)
-class Evaluated:
-    record: dict[str, Any]  # one line of metrics.jsonl
-    best: bool  # the best test accuracy so far (best.npz written)
-
-
-@dataclass(frozen=True)
-class Warned:
-    diagnostic: Diagnostic  # something likely wrong with the run; it goes on (severity "warning")
-
-
-# A step's loss this many times the loss at the start of the run (and at least EXPLODED_LOSS) means
-# the weights are running away: far above any loss a converging run has, long before NaN stops it.
-EXPLOSION_FACTOR = 1e3
-EXPLODED_LOSS = 1e3
-
-
-@dataclass(frozen=True)
-class Stopped:
-    iteration: int  # a checkpoint was written after this many iterations
-
-
 
 
 class Trainer:
@@ -185,38 +147,13 @@ class Trainer:
             self._write_config()  # a run extended by --epochs or --iters is what a later --resume continues
 
     def save(self) -> None:
-        self._check_finite()
+        check_finite(self.net, self.iteration)
         info = {"iteration": self.iteration, "elapsed_s": self.elapsed, "best": self.best,
                 "rng": self.net.rng.bit_generator.state, "order_rng": self.order_rng.bit_generator.state,
                 "settings": self.s.to_json()}
         state = {**self.optimizer.state(), "order": self.order, "losses": np.array(self.losses, np.float64)}
         checkpoint.save(self.dir / "weights.npz", self.net, state, info)
         self.saved = self.iteration
-
-    def _blame(self, x: np.ndarray, t: np.ndarray) -> None:
-        """A non-finite loss: RunError naming the layer that produced it, and the iteration."""
-        step = self.iteration + 1
-        try:
-            with self.net.whole_batch():  # every rank looks at the whole batch, on its own
-                self.net.gradient(x, t)  # finds the first layer whose output is not finite
-        except RunError as e:
-            first, *rest = e.diagnostics
-            raise RunError([dataclasses.replace(first, message=f"{first.message} at iteration {step:,}"), *rest],
-                           e.source, e.name) from None
-        raise RunError([Diagnostic(f"the loss is not finite at iteration {step:,}", self.net.loss_layer.spec.span,
-                                   "not-finite", "the loss", "lower the learning rate")], self.net.source)
-
-    def _check_finite(self) -> None:
-        """Refuse to overwrite a good checkpoint with weights an overflowing step made infinite."""
-        for c in self.net.checked.layers:
-            for name in (*c.params, *c.buffers):
-                value = self.net.params[name] if name in self.net.params else self.net.state[name]
-                if not np.isfinite(value).all():
-                    raise RunError([Diagnostic(
-                        f"{c.layer.describe()}'s {name} holds NaN or infinity after iteration {self.iteration:,}",
-                        c.spec.span, "not-finite", f"layer {c.index + 1}",
-                        "lower the learning rate; the checkpoint was not overwritten with these values")],
-                        self.net.source)
 
     # --- the loop ------------------------------------------------------------------------------
     def run(self, stop: Callable[[], bool] = lambda: False) -> Iterator[Started | Step | Evaluated | Warned | Stopped]:
@@ -279,12 +216,12 @@ class Trainer:
             x, t = self._sample(local)
             loss = self.net.backward(x, t, grad_scale * weight)
             if self.world.size == 1 and not math.isfinite(loss):
-                self._blame(x, t)
+                blame_loss(self.net, x, t, self.iteration + 1)
         if self.world.size == 1:
             return loss, stop
         loss, stopping = self.ranks.sum(loss * weight, stop())
         if not math.isfinite(loss):  # every rank sees it (after the sum), so every rank stops here
-            self._blame(*self._sample(index))
+            blame_loss(self.net, *self._sample(index), self.iteration + 1)
         return loss, lambda: stopping
 
     def _sample(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -292,17 +229,14 @@ class Trainer:
         return self.train_x.take(index), t if self.net.plan.labels is Labels.CLASSES else self.net.labels(t, len(t))
 
     def _explosion(self, loss: float, lr: float) -> Diagnostic | None:
-        """A warning, once, when a step's loss passes EXPLOSION_FACTOR times the first step's (and
-        EXPLODED_LOSS): the learning rate is too high, though the loss may stay finite for long."""
+        """A warning, once per session, when the loss explodes (training.divergence)."""
         if self.first_loss is None:
             self.first_loss = loss
-        if self.warned or loss <= max(EXPLOSION_FACTOR * self.first_loss, EXPLODED_LOSS):
+        if self.warned:
             return None
-        self.warned = True
-        return Diagnostic(f"the training loss is exploding: {loss:.3g} at iteration {self.iteration:,}, "
-                          f"from {self.first_loss:.3g} at the start", None, "loss-exploding",
-                          hint=f"lower the learning rate (now {lr:g}), for example to {lr / 10:g}",
-                          severity="warning")
+        exploding = explosion(loss, self.first_loss, self.iteration, lr)
+        self.warned = exploding is not None
+        return exploding
 
     def write_curve(self) -> None:
         """curve.png of the run so far (self.curve is None without matplotlib)."""
@@ -313,7 +247,7 @@ class Trainer:
 
     def _evaluate(self, epoch: int, lr: float) -> Evaluated:
         started = time.perf_counter()
-        self._check_finite()
+        check_finite(self.net, self.iteration)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             train_loss, train_acc = score(self.net, self.train_eval, self.data.t_train[:len(self.train_eval.x)],
                                           self.world)
@@ -345,13 +279,3 @@ class Trainer:
 
     def _last_elapsed(self) -> float:
         return self.records[-1]["elapsed_s"] if self.records else 0.0
-
-
-def deterministic(record: Mapping[str, Any]) -> dict[str, Any]:
-    """A metrics record without its timings: what must repeat bit for bit under the same seed."""
-    return {k: v for k, v in record.items() if k not in ("elapsed_s", "eval_s", "samples_per_s")}
-
-
-# --- run folders ---------------------------------------------------------------------------
-
-

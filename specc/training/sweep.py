@@ -15,7 +15,8 @@ import numpy as np
 
 from specc.errors import Diagnostic, UsageError
 from specc.training import plot, spread
-from specc.training.loop import Evaluated, Started, Step, Stopped, Trainer, Warned
+from specc.training.events import Evaluated, Started, Step, Stopped, Warned
+from specc.training.loop import Trainer
 from specc.training.ranges import Range, fmt, product
 from specc.training.runfolder import writing
 from specc.training.settings import Settings
