@@ -1,9 +1,7 @@
 """Stage 6: a compiled network that runs forward and backward: a fast, unchecked path for the
-trainer and tools, and the book's interface on top of it.
+trainer and tools, and the book's interface on top of it (specc.bookapi, which Network inherits).
 
-`predict`, `loss`, `accuracy`, `gradient`, `numerical_gradient`, `params` and `layers` behave as in
-*Deep Learning from Scratch*, so a learner's code runs unchanged; they check their inputs. The
-fast path (`forward`, `forward_loss`, `backward`) takes prepared arrays and writes into
+The fast path (`forward`, `forward_loss`, `backward`) takes prepared arrays and writes into
 workspace buffers. With fuse=True (default) the passes are the generated module of
 specc.compiler; with fuse=False every layer runs on its own through its reference
 forward/backward, the path the fused one is tested against.
@@ -16,13 +14,13 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from specc import blame, bookparams, inputs, reference
+from specc import reference
+from specc.bookapi import BookInterface
 from specc.bookview import BookLayers, ParamDict
 from specc.check import CheckedLayer, CheckedNetwork
 from specc.compiler import Compiled, Plan, plan
 from specc.errors import Diagnostic, UsageError
 from specc.flatlayout import laid_flat
-from specc.layers.base import Labels
 from specc.memory import forward_bytes_per_sample
 from specc.numerics import WholeBatch, initial_values
 from specc.source import Source
@@ -32,8 +30,6 @@ DTYPES = ("float32", "float64")  # for training
 # and every element-wise result is rounded to it; NumPy's float16 matmul and sums accumulate in float32
 # before rounding each result, as half-precision hardware does. Training needs float32 or float64.
 INFERENCE_DTYPES = ("float16", *DTYPES)
-# Overflow and NaN are reported as RunError naming the layer; numpy's warnings would only add noise.
-_quiet = np.errstate(over="ignore", invalid="ignore", divide="ignore")
 _EVAL_CHUNK = 2000  # at most this many samples per forward pass when predicting on a whole data set
 _EVAL_BYTES = 64 * 1024**2  # ... and no more than this in forward buffers (conv networks get smaller chunks)
 _KEEP_WORKSPACES = 3  # batch sizes whose buffers are kept (training, evaluation, a last partial batch)
@@ -49,7 +45,7 @@ class Parameter:
     decay: bool  # weight decay applies (weights, not biases or BatchNorm's scale and shift)
 
 
-class Network:
+class Network(BookInterface):
     """A network compiled from a checked spec."""
 
     def __init__(self, compiled: Compiled, source: Source | None = None, *, dtype: str = "float32",
@@ -244,64 +240,6 @@ class Network:
             for k, v in saved.items():
                 np.copyto(self.state[k], v)
 
-    # --- the book's interface: inputs checked, fresh arrays returned -----------------------
-    @_quiet
-    def predict(self, x, train_flg: bool = False) -> np.ndarray:
-        """Scores before the loss layer (the book's predict), shape (N, outputs)."""
-        x = self.input(x)
-        outs = [self._finite_forward(x[i:i + self.eval_chunk], train_flg).copy()
-                for i in range(0, len(x), self.eval_chunk)]
-        if not outs:
-            return np.empty((0, *self.loss_layer.in_shape), self.dtype)
-        return np.concatenate(outs) if len(outs) != 1 else outs[0]
-
-    @_quiet
-    def loss(self, x, t, train_flg: bool = False) -> float:
-        """Mean loss over the batch, with the weight-decay penalty as the book's MultiLayerNet adds it."""
-        x = self._nonempty(self.input(x))
-        t = self.labels(t, len(x))
-        value = self.forward_loss(x, t, train_flg)
-        if not np.isfinite(value):
-            blame.forward(self, x, train_flg)
-        return value
-
-    @_quiet
-    def accuracy(self, x, t) -> float:
-        """The fraction of samples whose highest score is their label's (0.0 for no samples)."""
-        x = self.input(x)
-        t = self.labels(t, len(x))
-        truth = t if t.ndim == 1 else t.argmax(axis=1)
-        hits = 0
-        for i in range(0, len(x), self.eval_chunk):
-            hits += int((self._finite_forward(x[i:i + self.eval_chunk], False).argmax(axis=1)
-                         == truth[i:i + self.eval_chunk]).sum())
-        return hits / len(x) if len(x) else 0.0
-
-    @_quiet
-    def gradient(self, x, t) -> dict[str, np.ndarray]:
-        """Backprop gradients of the training-mode loss, by parameter name (fresh arrays, as the book's)."""
-        x = self._nonempty(self.input(x))
-        t = self.labels(t, len(x))
-        value = self.backward(x, t)
-        if not np.isfinite(value):
-            blame.forward(self, x, True)
-        if not all(np.isfinite(g).all() for g in self.grads.values()):
-            blame.backward(self, x, t)
-        return {k: v.copy() for k, v in self.grads.items()}
-
-    @_quiet
-    def numerical_gradient(self, x, t, h: float = 1e-4) -> dict[str, np.ndarray]:
-        """Central differences (f(w+h) - f(w-h)) / 2h of the training-mode loss, as in the book.
-
-        Always computed in float64, whatever the network's dtype (in float32 the differences
-        would be mostly rounding noise): a float32 network is copied to float64 for it. Each
-        evaluation uses the same dropout masks (the random stream is rewound), which are also
-        the masks the next gradient() call will use.
-        """
-        x = self._nonempty(self.input(x))
-        t = self.labels(t, len(x))
-        return reference.numerical_gradients(self, x, t, h)
-
     def astype(self, dtype: str) -> "Network":
         """A copy in another dtype: the same values, random streams and settings."""
         other = Network(self.compiled, self.source, dtype=dtype, fuse=self.fuse, seed=self.seed,
@@ -312,46 +250,6 @@ class Network:
             np.copyto(other.state[k], v, casting="unsafe")
         other.rng.bit_generator.state = self.rng.bit_generator.state
         return other
-
-    @_quiet
-    def probabilities(self, x) -> np.ndarray:
-        """Class probabilities (softmax of the scores) for SoftmaxWithLoss networks; scores otherwise."""
-        scores = self.predict(x)
-        if self.plan.labels is not Labels.CLASSES:
-            return scores
-        e = np.exp(scores - scores.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
-
-    def _finite_forward(self, x: np.ndarray, train: bool) -> np.ndarray:
-        """forward, raising RunError at the first layer that made the scores NaN or infinite."""
-        scores = self.forward(x, train)
-        if not np.isfinite(scores).all():
-            blame.forward(self, x, train)
-        return scores
-
-    # --- inputs (checked and converted by specc.inputs) -------------------------------------
-    def input(self, x) -> np.ndarray:
-        """x as (N, *input_shape) in the network's dtype; flat and image layouts both fit."""
-        return inputs.samples(self, x)
-
-    def labels(self, t, n: int) -> np.ndarray:
-        """Class indices (N,) for SoftmaxWithLoss, targets (N, k) for MeanSquaredError."""
-        return inputs.labels(self, t, n)
-
-    def _nonempty(self, x: np.ndarray) -> np.ndarray:
-        return inputs.nonempty(self, x)
-
-    def save_params(self, file_name: str = "params.pkl") -> None:
-        """Save the parameters as the book does, in specc's .npz format (never a pickle), whatever the name."""
-        bookparams.save_params(self, file_name)
-
-    def load_params(self, file_name: str = "params.pkl") -> None:
-        """Load what save_params wrote (any .npz), or import one of the book's .pkl files safely.
-
-        A book .pkl goes through specc.import_book_params: a restricted unpickler that builds NumPy
-        arrays only, with the book's test-time Dropout factor folded into the parameters.
-        """
-        bookparams.load_params(self, file_name)
 
 
 def _table(slots) -> dict[str, tuple]:
