@@ -1,5 +1,5 @@
 """Training-step benchmark: specc fused vs specc unfused vs a book-style layer-object NumPy chain
-(and PyTorch eager, when installed; and, for Affine/ReLU chains, the hand-tuned NumPy step of
+(and PyTorch eager and JAX jit, when installed; and, for Affine/ReLU chains, the hand-tuned NumPy step of
 benchmarks/hand_tuned.py), on the same network, data and batch, in one process, interleaved, so
 their figures are side by side.
 
@@ -27,12 +27,16 @@ def _args():
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "mnist"))
     p.add_argument("--no-torch", action="store_true")
+    p.add_argument("--no-jax", action="store_true")
     return p.parse_args()
 
 
 ARGS = _args()
 for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = str(ARGS.threads)  # before numpy loads its BLAS
+if ARGS.threads == 1:  # XLA's CPU runtime, before jax loads
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                               + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
 
 import time  # noqa: E402
 import tracemalloc  # noqa: E402
@@ -167,6 +171,15 @@ def main() -> None:
             impls["pytorch eager"] = torch_step(fused)
         except ImportError:
             print("PyTorch is not installed: no pytorch eager row (pip install torch)")
+    if not ARGS.no_jax:
+        try:
+            from jax_step import agreement, jax_step
+        except ImportError:
+            print("JAX is not installed: no jax jit row (pip install jax)")
+        else:
+            impls["jax jit"] = jax_step(fused, LR, ARGS.dtype)
+            gap = agreement(fused, x, ARGS.dtype)
+            print(f"jax jit: predictions on specc's initial weights differ by at most {gap:.2g}")
     times = {name: [] for name in impls}
     peaks = {}
     for name, step in impls.items():  # warm up, and measure what one step allocates
