@@ -214,7 +214,10 @@ def main() -> None:
     print("GFLOP/s counts a step as 3x the forward FLOPs of `specc summary`; the floor is the step's matrix "
           "multiplies alone, at its shapes, at their own rate (its GFLOP/s column); the limit is the step's FLOPs "
           f"(3 x forward) at the peak rate of a {2048}x{2048} matrix multiply, which no algorithm doing those "
-          "FLOPs beats (Winograd does fewer); 'vs limit' is each row's time over it."
+          "FLOPs beats (Winograd does fewer); 'vs limit' is each row's time over it. alloc MB is tracemalloc's peak "
+          "during one step: for specc, Python objects and NumPy's own ufunc buffers (np.setbufsize bounds them; "
+          "tests/test_memory.py holds a step under 8 KiB at 16 elements), no arrays; PyTorch's and JAX's "
+          "allocators are not traced."
           + (" The hand-tuned step records p[label] and computes no loss value (the others do)."
              if widths is not None else ""))
 
