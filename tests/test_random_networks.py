@@ -61,6 +61,10 @@ def _build(text: str, fuse: bool):
 
 @RANDOM_NETS
 @given(networks())
+# Found by a long run: beta1 before two more BatchNorms has a gradient of exactly 0, which the two
+# paths round to different noise (5.8e-11 and 2.9e-11, where the largest gradient is 1.15): the
+# absolute tolerance is now relative to the network's largest gradient, not a fixed 1e-12.
+@example("input 7\nDropout(0.5) -> BatchNorm -> BatchNorm -> BatchNorm -> Affine(2) -> SoftmaxWithLoss")
 def test_fused_code_equals_the_reference_path(text):
     fused, reference = _build(text, True), _build(text, False)
     rng = np.random.default_rng(0)
@@ -70,8 +74,9 @@ def test_fused_code_equals_the_reference_path(text):
     for train in (False, True):
         assert np.allclose(fused.loss(x, t, train), reference.loss(x, t, train), rtol=1e-10, atol=1e-12), text
     g_fused, g_reference = fused.gradient(x, t), reference.gradient(x, t)
+    noise = 1e-12 + 1e-9 * max(float(np.max(np.abs(g))) for g in g_reference.values())
     for name in g_fused:
-        assert np.allclose(g_fused[name], g_reference[name], rtol=1e-9, atol=1e-12), (text, name)
+        assert np.allclose(g_fused[name], g_reference[name], rtol=1e-9, atol=noise), (text, name)
     assert np.allclose(fused.predict(x), reference.predict(x), rtol=1e-10, atol=1e-12), text
 
 
