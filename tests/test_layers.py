@@ -405,6 +405,27 @@ def test_pooling_matches_a_loop(i):
     assert set(np.unique(x[dx > 0])) <= set(np.unique(y))
 
 
+@pytest.mark.parametrize("size,stride,pad,blind", [(2, 2, 2, 2), (1, 1, 1, 2), (3, 3, 3, 2), (2, 1, 2, 2)])
+def test_max_pooling_whose_windows_hold_padding_alone_is_refused(size, stride, pad, blind):
+    # padded cells never win (-inf), so a window of padding alone would put -inf into the network
+    text = f"input 1x6x6\nPooling({size}, stride={stride}, pad={pad}) -> Affine(2) -> SoftmaxWithLoss"
+    with pytest.raises(specc.SpecError) as info:
+        specc.check_text(text)
+    (d,) = info.value.diagnostics
+    assert d.code == "shape" and f"{blind} of Pooling's" in d.message
+    assert (d.span.line, d.span.col) == (2, text.splitlines()[1].index("pad=") + 1)
+    assert d.hint == f"give pad at most {size - 1} (max pooling usually takes none)"
+
+
+@pytest.mark.parametrize("size,stride,pad,h", [(3, 1, 2, 6), (3, 2, 2, 7), (2, 2, 1, 6), (4, 4, 3, 6)])
+def test_max_pooling_padded_below_its_size_has_no_window_of_padding_alone(size, stride, pad, h):
+    net = specc.compile(f"input 1x{h}x{h}\nPooling({size}, stride={stride}, pad={pad}) -> Affine(2) -> SoftmaxWithLoss",
+                        dtype="float64")
+    x = -np.random.default_rng(0).random((3, 1, h, h))  # negative inputs: padded zeros would win
+    y = net.predict(x)
+    assert np.isfinite(y).all()
+
+
 def test_affine_and_activations_match_formulas():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((N, 2, 3))

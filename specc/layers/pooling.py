@@ -7,9 +7,9 @@ import numpy as np
 
 from specc.convpool import avg_pool_backward, pool_backward, pool_windows, tiled_max_pool, tiled_max_pool_backward
 from specc.layers.args import NONNEGATIVE_INT, POSITIVE_INT, Arg
-from specc.layers.base import Forward, Layer, Params, Runtime, Scratch, Shape, size
+from specc.layers.base import Forward, Layer, Params, Runtime, Scratch, Shape, ShapeError, size
 from specc.layers.registry import registered
-from specc.layers.windows import expect_image, sliding_output
+from specc.layers.windows import expect_image, padding_only, sliding_output
 
 # Tiled max pooling runs a few samples at a time: the k*k strided views of a chunk (and of its
 # gradient) stay in cache from one view to the next instead of streaming the batch k*k times.
@@ -86,6 +86,18 @@ class Pooling(_Windows):
     foreign_names = dict.fromkeys(("MaxPool2d", "MaxPooling2D", "Pool2d"),
                                   "specc's max pooling is Pooling (or MaxPool), as in `Pooling(2, stride=2)`")
     doc = "Max pooling over size x size windows (per channel); the gradient goes to the first maximum."
+
+    def infer_shape(self) -> Shape:
+        shape = super().infer_shape()
+        k, s, pad = self.args["size"], self.args["stride"], self.args["pad"]
+        (_, h, w), (_, oh, ow) = self.in_shape, shape
+        rows, cols = padding_only(h, oh, k, s, pad), padding_only(w, ow, k, s, pad)
+        if rows or cols:  # padded cells never win (-inf), so such a window has no maximum
+            raise ShapeError(
+                f"{rows} of Pooling's {oh} output rows and {cols} of its {ow} columns would pool padding alone: "
+                f"pad {pad} >= size {k}, and padded cells never win, so those windows have no maximum",
+                hint=f"give pad at most {k - 1} (max pooling usually takes none)", arg="pad")
+        return shape
 
     def workspace(self, grad_input: bool) -> dict[str, Scratch]:
         if not self.tiled():

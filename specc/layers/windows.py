@@ -25,6 +25,12 @@ def sliding_output(layer: str, axis: str, length: int, kernel: int, stride: int,
     return span // stride + 1
 
 
+def padding_only(length: int, out: int, window: int, stride: int, pad: int) -> int:
+    """How many of the `out` windows along an axis lie wholly in the padding (none unless pad >= window:
+    only the first and the last windows can)."""
+    return sum(1 for r in range(out) if r * stride + window <= pad or r * stride - pad >= length)
+
+
 def _whole_output_hint(axis: str, length: int, kernel: int, stride: int, pad: int, kernel_arg: str) -> str:
     """What makes stride divide length + 2*pad - kernel: only the changes that do, each nearest to
     what was written (one argument changed, the others kept)."""

@@ -17,6 +17,7 @@ from specc.check import CheckedLayer, CheckedNetwork
 from specc.errors import Diagnostic, Label
 from specc.graph.check import CheckedGraph
 from specc.ir import CallSpec
+from specc.layers.windows import padding_only
 from specc.parse import parse
 from specc.source import Source, Span
 from specc.tools.text import tokens
@@ -204,6 +205,27 @@ def _pool_discards(c: _Context) -> Iterable[Diagnostic]:
                         (Label(after.spec.span, "flattens what is left"),))
 
 
+def _pad_beyond_window(c: _Context) -> Iterable[Diagnostic]:
+    # max pooling with such a pad is an error (Pooling's shape rule): its blind windows have no maximum
+    for cl in c.layers:
+        conv = _is(cl, "Convolution")
+        if not (conv or _is(cl, "AvgPooling")):
+            continue
+        window, what = (cl.layer.args["kernel"], "kernel") if conv else (cl.layer.args["size"], "window")
+        pad, stride = cl.layer.args["pad"], cl.layer.args["stride"]
+        (_, h, w), (_, oh, ow) = cl.in_shape, cl.out_shape
+        rows, cols = padding_only(h, oh, window, stride, pad), padding_only(w, ow, window, stride, pad)
+        if not rows and not cols:
+            continue
+        same = ("the bias alone, the same for every image (a BatchNorm after them divides a variance of zero by "
+                "its eps); pad = (kernel - 1) / 2 keeps the image's size" if conv else
+                "the padding's zeros, the same for every image; average pooling usually takes pad=0")
+        yield _warn(f"{rows} of the {oh} rows and {cols} of the {ow} columns of {cl.spec.type}'s output see only "
+                    f"padding: pad={pad} is as wide as the {window}x{window} {what}",
+                    cl.spec.arg_spans.get("pad", cl.spec.span), "pad-beyond-window", f"pad {pad} >= {what} {window}",
+                    f"their values are {same}")
+
+
 def _bias_before_batchnorm(c: _Context) -> Iterable[Diagnostic]:
     for a, b in c.pairs():
         if (_is(a, "Affine") or _is(a, "Convolution")) and _is(b, "BatchNorm"):
@@ -235,6 +257,8 @@ RULES = (
          _pool_discards),
     Rule("bias-before-batchnorm", "a bias that gets zero gradient (Affine or Convolution right before BatchNorm)",
          _bias_before_batchnorm),
+    Rule("pad-beyond-window", "a Convolution or AvgPooling padded as wide as its window (borders see padding alone)",
+         _pad_beyond_window),
 )
 
 
