@@ -17,6 +17,7 @@ import specc
 from specc.gradcheck import check_layer
 from specc.layers import REGISTRY
 from specc.layers.base import Labels, Layer, Runtime
+from specc.layers.windows import padding_only
 from specc.text import shape_text
 
 N = 3  # samples per batch; BatchNorm needs more than one
@@ -661,3 +662,18 @@ def test_tiled_max_pool_chunks_agree_with_a_loop_that_sends_ties_to_the_first_ma
                     want[s, ch, i * k + r, j * k + q] = dy[s, ch, i, j]
     assert np.array_equal(y, _naive_pool(x, k, k, 0))
     assert np.array_equal(dx, want)
+
+
+def test_padding_only_counts_the_windows_that_miss_the_image():
+    # against the windows themselves, one by one
+    for length in range(1, 8):
+        for window in range(1, 5):
+            for stride in range(1, 4):
+                for pad in range(0, 7):
+                    span = length + 2 * pad - window
+                    if span < 0 or span % stride:
+                        continue
+                    out = span // stride + 1
+                    blind = sum(1 for r in range(out)
+                                if not set(range(r * stride - pad, r * stride - pad + window)) & set(range(length)))
+                    assert padding_only(length, out, window, stride, pad) == blind, (length, window, stride, pad)

@@ -94,8 +94,8 @@ class Pooling(_Windows):
         rows, cols = padding_only(h, oh, k, s, pad), padding_only(w, ow, k, s, pad)
         if rows or cols:  # padded cells never win (-inf), so such a window has no maximum
             raise ShapeError(
-                f"{rows} of Pooling's {oh} output rows and {cols} of its {ow} columns would pool padding alone: "
-                f"pad {pad} >= size {k}, and padded cells never win, so those windows have no maximum",
+                f"{rows:,} of Pooling's {oh:,} output rows and {cols:,} of its {ow:,} columns would pool padding "
+                f"alone: pad {pad} >= size {k}, and padded cells never win, so those windows have no maximum",
                 hint=f"give pad at most {k - 1} (max pooling usually takes none)", arg="pad")
         return shape
 

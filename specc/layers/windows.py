@@ -26,9 +26,12 @@ def sliding_output(layer: str, axis: str, length: int, kernel: int, stride: int,
 
 
 def padding_only(length: int, out: int, window: int, stride: int, pad: int) -> int:
-    """How many of the `out` windows along an axis lie wholly in the padding (none unless pad >= window:
-    only the first and the last windows can)."""
-    return sum(1 for r in range(out) if r * stride + window <= pad or r * stride - pad >= length)
+    """How many of the `out` windows along an axis lie wholly in the padding: window r covers
+    r*stride - pad .. r*stride - pad + window - 1, before the image while r*stride + window <= pad,
+    after it from r*stride >= length + pad on (none unless pad >= window). O(1): pads are user input."""
+    before = (pad - window) // stride + 1 if pad >= window else 0
+    after = out - -(-(length + pad) // stride)  # out - ceil((length + pad) / stride)
+    return min(out, before) + max(0, after)
 
 
 def _whole_output_hint(axis: str, length: int, kernel: int, stride: int, pad: int, kernel_arg: str) -> str:

@@ -220,8 +220,8 @@ def _pad_beyond_window(c: _Context) -> Iterable[Diagnostic]:
         same = ("the bias alone, the same for every image (a BatchNorm after them divides a variance of zero by "
                 "its eps); pad = (kernel - 1) / 2 keeps the image's size" if conv else
                 "the padding's zeros, the same for every image; average pooling usually takes pad=0")
-        yield _warn(f"{rows} of the {oh} rows and {cols} of the {ow} columns of {cl.spec.type}'s output see only "
-                    f"padding: pad={pad} is as wide as the {window}x{window} {what}",
+        yield _warn(f"{rows:,} of the {oh:,} rows and {cols:,} of the {ow:,} columns of {cl.spec.type}'s output "
+                    f"see only padding: pad={pad} is as wide as the {window}x{window} {what}",
                     cl.spec.arg_spans.get("pad", cl.spec.span), "pad-beyond-window", f"pad {pad} >= {what} {window}",
                     f"their values are {same}")
 
