@@ -497,3 +497,40 @@ def test_nan_is_reported_without_numpy_warnings():
         warnings.simplefilter("error")
         with pytest.raises(specc.RunError):
             net.loss(np.ones((2, 4)), [0, 1])
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("definition,where,hint", [
+    ("layer S = sqrt(x) * 2", "sqrt(x)", "the square root of a negative number is NaN"),
+    ("layer P = x ** 0.5 + 1", "x ** 0.5", "a fractional power of a negative number is NaN"),
+    ("layer L = log(relu(x)) * 0.1", "log(relu(x))", "log of 0 is -infinity"),
+    ("layer D = x / (x - x)", "x / (x - x)", "a division by 0 gives infinity"),
+    ("layer E = exp(exp(exp(x * 9)))", "exp(exp(x * 9))", "exp overflows to infinity"),  # the middle one
+])
+def test_not_finite_in_an_expression_layer_points_at_the_operation(definition, where, hint):
+    # the layer's input is finite (Affine's outputs of both signs, some 0 after relu): the expression
+    # itself leaves the numbers, at the operation pointed at, whatever the learning rate
+    text = f"{definition}\ninput 6\nAffine(8) -> {definition.split()[1]} -> Affine(2) -> SoftmaxWithLoss\n"
+    for fuse in (True, False):
+        net = specc.compile(text, name="e.net", fuse=fuse, seed=0)
+        x = np.random.default_rng(0).standard_normal((16, 6)).astype(net.dtype)
+        with pytest.raises(RunError) as e:
+            net.loss(x, np.zeros(16, int))
+        (d,) = e.value.diagnostics
+        assert d.message == f"{definition.split()[1]} produced NaN or infinity in the forward pass"
+        assert (d.span.line, d.span.col) == (3, text.splitlines()[2].index(definition.split()[1]) + 1)
+        (note,) = d.notes
+        start = definition.index(where)
+        assert (note.span.line, note.span.col, note.span.end_col) == (1, start + 1, start + len(where) + 1)
+        assert note.message == "the values leave the numbers here" and d.hint.startswith(hint)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_an_expression_layer_given_infinity_is_not_blamed_on_its_operations():
+    text = "layer T = x * 2\ninput 3\nAffine(4) -> T -> Affine(2) -> SoftmaxWithLoss\n"
+    net = specc.compile(text, name="e.net", seed=0)
+    net.params["W1"][0, 0] = np.inf  # the Affine before it overflows: T gets infinity, passes it on
+    with pytest.raises(RunError) as e:
+        net.loss(np.ones((2, 3), net.dtype), np.zeros(2, int))
+    (d,) = e.value.diagnostics
+    assert d.message.startswith("Affine") and d.notes == ()

@@ -199,6 +199,18 @@ def run_forward(d: Derivation, x: np.ndarray, params: Mapping[str, np.ndarray]) 
     return env
 
 
+def first_not_finite(d: Derivation, x: np.ndarray, params: Mapping[str, np.ndarray]) -> Node | None:
+    """The first node of the forward pass whose result holds NaN or infinity though its operands do
+    not: where a value leaves the numbers (log of 0, a fractional power of a negative, exp's overflow)."""
+    env: dict[str, Any] = {INPUT: x, **params}
+    env.update({k: v.constant for k, v in d.values.items() if v.constant is not None})
+    for n in d.nodes:
+        env[n.id] = execute(FORWARD[n.op](n.attrs), _bind(n, env), "y")
+        if not np.isfinite(env[n.id]).all() and all(np.isfinite(env[o]).all() for o in n.operands):
+            return n
+    return None
+
+
 def run_backward(d: Derivation, env: Mapping[str, Any], dy: np.ndarray) -> dict[str, np.ndarray]:
     """The gradient of every value that needs one, from the output's gradient dy (never modified)."""
     by_id = {n.id: n for n in d.nodes}
