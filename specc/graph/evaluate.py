@@ -72,18 +72,58 @@ def forward(checked: CheckedGraph, inputs: dict[str, np.ndarray] | None = None,
         xs = tuple(values[o] for o in n.operands)
         if op.domain == "positive" and strict:
             _positive(n, xs[0])
+        if n.op == "div" and strict:
+            _nonzero(n, xs[1])
         with np.errstate(all="ignore"):
             values[n.id], closures[n.id] = op.run(xs, n.attrs)
+        if strict and not np.isfinite(values[n.id]).all() and all(np.isfinite(x).all() for x in xs):
+            _not_finite(n, xs, values[n.id])
     return values, closures
+
+
+def _first(bad: np.ndarray, x: np.ndarray) -> tuple[float, str]:
+    """The first flagged element's value, and where it is (nothing for a scalar)."""
+    first = tuple(int(i) for i in bad[0])
+    return (float(x[first]) if first else float(x)), (f" at {list(first)}" if first else "")
+
+
+def _nonzero(n: Node, b: np.ndarray) -> None:
+    bad = np.argwhere(b == 0)
+    if not len(bad):
+        return
+    where = _first(bad, b)[1]
+    notes = (Label(n.operand_spans[1], f"evaluates to 0.0{where}"),) if len(n.operand_spans) > 1 else ()
+    what = f"{len(bad)} zero divisors, the first{where}" if len(bad) > 1 else f"a divisor of 0.0{where}"
+    raise SpecError([Diagnostic(f"div receives {what}", n.span, "domain", "",
+                                "a / b is defined for b ≠ 0 (its derivative −a/b² too)", notes)])
+
+
+def _not_finite(n: Node, xs: tuple[np.ndarray, ...], y: np.ndarray) -> None:
+    """A node whose finite operands gave NaN or infinity: a power outside its domain, or a result
+    beyond float64's range."""
+    bad = np.argwhere(~np.isfinite(y))
+    value, where = _first(bad, y)
+    at = tuple(bad[0])
+    try:  # an element-wise node: its operands' values there
+        operands = [] if n.op == "matmul" else [float(np.broadcast_to(x, y.shape)[at]) for x in xs]
+    except ValueError:  # a reduction: no one element to show
+        operands = []
+    notes = tuple(Label(sp, f"evaluates to {v!r}{where}") for sp, v in zip(n.operand_spans, operands) if sp)
+    if n.op == "pow" and operands and (np.isnan(value) or operands[0] == 0):
+        reason = ("a fractional power of a negative number is not a real number" if np.isnan(value) else
+                  "a negative power of 0 is infinite")
+        raise SpecError([Diagnostic(f"pow receives {operands[0]!r}{where}", n.span, "domain", "", reason, notes)])
+    reason = ("exp overflows float64 above 709.78" if n.op == "exp" else
+              "the result is beyond float64's range (about 1.8e308)")
+    raise SpecError([Diagnostic(f"{n.op} overflows: {value!r}{where} from finite operands", n.span, "overflow", "",
+                                reason, notes)])
 
 
 def _positive(n: Node, x: np.ndarray) -> None:
     bad = np.argwhere(~(x > 0))
     if not len(bad):
         return
-    first = tuple(int(i) for i in bad[0])
-    value = float(x[first]) if first else float(x)
-    where = f" at {list(first)}" if first else ""
+    value, where = _first(bad, x)
     what = f"{len(bad)} non-positive values, the first {value!r}{where}" if len(bad) > 1 else f"{value!r}{where}"
     reason = "log is defined for positive numbers only" if n.op == "log" else \
         "sqrt's derivative 1/(2·sqrt(a)) needs a > 0"
