@@ -15,6 +15,7 @@ from rich.console import Console
 import specc
 from specc import api, cli
 from specc.errors import DataError, SpecError, UsageError
+from specc.gradcheck import check_network
 from specc.interop import OPSET
 from specc.interop.onnx_export import to_onnx
 from specc.interop.onnx_import import imported
@@ -211,9 +212,10 @@ def test_prelu_gelu_and_dense_keep_specc_parameter_names_and_constant_exponents(
     assert float(inits[maximum.input[1]]) == 0.0
 
 
-def test_import_gives_built_in_layers_where_an_expression_matches_and_refuses_the_rest(tmp_path, images):
+def test_import_gives_built_in_layers_where_an_expression_matches_and_an_expression_layer_for_the_rest(
+        tmp_path, images):
     """x @ W + b is MatMul + Add: an Affine; relu(x) is Relu: a ReLU. Swish's x * sigmoid(x) reads x twice:
-    a branch, refused at its node, which names the .net place it came from."""
+    element-wise branches that join again, imported as a layer written as that expression."""
     dense = tmp_path / "dense.net"
     dense.write_text(f"{DENSE}\nlayer R = relu(x)\ninput 784\nDense(50) -> R -> Dense(10) -> SoftmaxWithLoss\n")
     net = _trained_like(dense)
@@ -225,8 +227,13 @@ def test_import_gives_built_in_layers_where_an_expression_matches_and_refuses_th
     swish = ROOT / "models" / "swish_net.net"
     (tmp_path / "s.onnx").write_bytes(to_onnx(specc.load(swish)).SerializeToString())
     r = _run("import", tmp_path / "s.onnx", "-o", tmp_path / "s.net")
-    assert r.code == 2 and "Traceback" not in r.err and not (tmp_path / "s.net").exists()
-    assert f"'Swish2.mul2@{swish}:6:15 (def 3:15)' (Mul)" in r.err and "branches" in r.err
+    assert r.code == 0, r.err
+    text = (tmp_path / "s.net").read_text()
+    assert "# note: Expr1 stands for 2 element-wise nodes: Sigmoid, Mul\nlayer Expr1 = x * sigmoid(x)\n" in text
+    assert text.endswith("input 784\nAffine(50) -> Expr1\n  -> Affine(10) -> SoftmaxWithLoss\n")
+    original, back = specc.load(swish), api.trained(tmp_path / "s.net", tmp_path / "s.npz")
+    x = _inputs(original, images)
+    assert np.abs(back.probabilities(x) - original.probabilities(x)).max() <= 1e-6
 
 
 def test_an_expression_operation_without_an_onnx_form_is_an_error_at_its_definition(monkeypatch, tmp_path):
@@ -390,9 +397,11 @@ def _replace(nodes: list, index: int, **attrs) -> list:
 def _refusals():
     """(what, nodes, inits, input shape, the words the message must hold)."""
     nodes, inits = _torch_like(np.random.default_rng(3))
-    branch = [*nodes[:2], helper.make_node("Add", ["/Relu_output_0", "/conv/Conv_output_0"], ["/Add_output_0"],
-                                           name="/Add"), *nodes[2:]]
-    branch[3] = helper.make_node("MaxPool", ["/Add_output_0"], ["/pool/MaxPool_output_0"], name="/pool/MaxPool",
+    # a residual connection around a layer (an AveragePool of 1x1 windows), not element-wise branches
+    branch = [*nodes[:2], helper.make_node("AveragePool", ["/conv/Conv_output_0"], ["/ap"], name="/ap",
+                                           kernel_shape=[1, 1], strides=[1, 1]),
+              helper.make_node("Add", ["/Relu_output_0", "/ap"], ["/Add_output_0"], name="/Add"), *nodes[2:]]
+    branch[4] = helper.make_node("MaxPool", ["/Add_output_0"], ["/pool/MaxPool_output_0"], name="/pool/MaxPool",
                                  kernel_shape=[2, 2], strides=[2, 2])
     odd = dict(inits, **{"conv.weight": np.ones((6, 1, 3, 5))})
     sin = [*nodes[:1], helper.make_node("Sin", ["/conv/Conv_output_0"], ["/Relu_output_0"], name="/Sin"), *nodes[2:]]
@@ -411,7 +420,7 @@ def _refusals():
          ["'/conv/Conv' (Conv)", "pads are [0, 0, 2, 2]"]),
         ("non-square kernel", _replace(nodes, 0, kernel_shape=[3, 5], pads=[1, 2, 1, 2]), odd, None,
          ["'/conv/Conv' (Conv)", "square"]),
-        ("a branch", branch, inits, None, ["branches", "'/Add' (Add)"]),
+        ("a branch", branch, inits, None, ["branches", "'/ap' (AveragePool)"]),
         ("an unsupported operator", sin, inits, None, ["'/Sin' (Sin)", "no layer for the operator Sin"]),
         ("dynamic spatial shape", nodes, inits, ("N", 1, "H", "W"), ["only the batch dimension may be dynamic"]),
         ("another transpose", transposed, inits, None, ["'/T' (Transpose)", "perm=[0, 1, 3, 2]"]),
@@ -487,3 +496,65 @@ def test_a_layer_kind_without_an_onnx_form_is_an_error_at_its_line(monkeypatch, 
     assert r.code == 2 and "Traceback" not in r.err
     assert "two_layer_net.net:2:20: error: specc export has no ONNX form for the layer ReLU yet" in r.err
     assert not (tmp_path / "m.onnx").exists()
+
+
+def _dense_around(middle: list, rng, width: int = 16) -> tuple[list, dict]:
+    """784 -> Gemm(width) -> `middle` (reading '/h', ending in '/m') -> Gemm(10) -> Softmax."""
+    inits = {"fc1.weight": rng.normal(0, 0.05, (width, 784)), "fc1.bias": rng.normal(0, 0.3, width),
+             "fc2.weight": rng.normal(0, 0.3, (10, width)), "fc2.bias": rng.normal(0, 0.1, 10)}
+    nodes = [helper.make_node("Gemm", ["input.1", "fc1.weight", "fc1.bias"], ["/h"], name="/fc1", transB=1),
+             *middle,
+             helper.make_node("Gemm", ["/m", "fc2.weight", "fc2.bias"], ["/o"], name="/fc2", transB=1),
+             helper.make_node("Softmax", ["/o"], ["output"], name="/Softmax", axis=1)]
+    return nodes, inits
+
+
+def test_element_wise_branches_import_as_a_layer_written_as_an_expression_and_predict_as_onnxruntime(
+        tmp_path, images):
+    # GELU as PyTorch's tanh approximation exports it: x * 0.5 * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))
+    c = {"three": np.array(3.0), "k": np.array(0.044715), "s": np.array(0.7978845608), "one": np.array(1.0),
+         "half": np.array(0.5)}
+    gelu = [helper.make_node("Pow", ["/h", "three"], ["/p"], name="/pow"),
+            helper.make_node("Mul", ["k", "/p"], ["/kp"], name="/mul_k"),
+            helper.make_node("Add", ["/h", "/kp"], ["/inner"], name="/add_in"),
+            helper.make_node("Mul", ["/inner", "s"], ["/si"], name="/mul_s"),
+            helper.make_node("Tanh", ["/si"], ["/t"], name="/tanh"),
+            helper.make_node("Add", ["one", "/t"], ["/1t"], name="/add_1"),
+            helper.make_node("Mul", ["/h", "half"], ["/xh"], name="/mul_half"),
+            helper.make_node("Mul", ["/xh", "/1t"], ["/m"], name="/mul_out")]
+    nodes, inits = _dense_around(gelu, np.random.default_rng(5))
+    model = _model(nodes, {**inits, **c}, in_shape=("N", 784))
+    onnx.save(model, str(tmp_path / "gelu.onnx"))
+    result = imported(tmp_path / "gelu.onnx", tmp_path / "gelu.net")
+    assert ("layer Expr1 = (x * 0.5) * (1.0 + tanh((x + (0.044715 * (x ** 3.0))) * 0.7978846))\n"
+            "input 784\nAffine(16) -> Expr1\n  -> Affine(10) -> SoftmaxWithLoss\n") in result.text
+    x = images.reshape(len(images), 784)
+    want = _session(model).run(None, {"input.1": x})[0]
+    assert np.abs(api.trained(result.spec_path, result.weights_path).probabilities(x) - want).max() <= 1e-5
+    assert check_network(specc.compile(result.text, dtype="float64"), batch=4, limit=8).passed
+
+
+def test_an_element_wise_operator_specc_has_no_layer_for_imports_as_an_expression(tmp_path, images):
+    middle = [helper.make_node("Neg", ["/h"], ["/n"], name="/neg"),
+              helper.make_node("Exp", ["/n"], ["/e"], name="/exp"),
+              helper.make_node("Max", ["/e", "cap"], ["/m"], name="/max")]
+    nodes, inits = _dense_around(middle, np.random.default_rng(6))
+    model = _model(nodes, {**inits, "cap": np.array(0.25)}, in_shape=("N", 784))
+    onnx.save(model, str(tmp_path / "e.onnx"))
+    result = imported(tmp_path / "e.onnx", tmp_path / "e.net")
+    assert "layer Expr1 = max(exp(-x), 0.25)\n" in result.text  # one layer for the run of element-wise nodes
+    assert "Affine(16) -> Expr1\n" in result.text
+    x = images.reshape(len(images), 784)
+    want = _session(model).run(None, {"input.1": x})[0]
+    assert np.abs(api.trained(result.spec_path, result.weights_path).probabilities(x) - want).max() <= 1e-5
+
+
+def test_an_element_wise_branch_with_a_vector_constant_is_refused_naming_the_node(tmp_path):
+    middle = [helper.make_node("Sigmoid", ["/h"], ["/s"], name="/sig"),
+              helper.make_node("Mul", ["/s", "scale"], ["/ss"], name="/scale"),
+              helper.make_node("Mul", ["/h", "/ss"], ["/m"], name="/gate")]
+    nodes, inits = _dense_around(middle, np.random.default_rng(7))
+    onnx.save(_model(nodes, {**inits, "scale": np.ones(16)}, in_shape=("N", 784)), str(tmp_path / "v.onnx"))
+    r = _run("import", tmp_path / "v.onnx", "-o", tmp_path / "v.net")
+    assert r.code == 2 and "Traceback" not in r.err and not (tmp_path / "v.net").exists()
+    assert "'/scale' (Mul)" in r.err and "its constant 'scale' has shape [16]" in r.err and "scalar" in r.err

@@ -24,6 +24,7 @@ class Layer:
     out_shape: Shape = ()
     in_shape: Shape = ()
     open_bias: bool = False  # a MatMul's Affine: an Add right after it is its bias
+    definition: str = ""  # a layer written as an expression: `layer Expr1 = x * sigmoid(x)`
 
 
 class Chain:

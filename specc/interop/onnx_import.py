@@ -12,6 +12,8 @@ one before it wrote (weights come from initializers or Constant nodes). Operator
     Transpose to channels-last before a Flatten/Reshape and a dense layer (Keras's layout)
                            folded into that dense layer's weights (rows reordered to specc's C order)
     Softmax (last)         SoftmaxWithLoss   Identity               skipped; last, it makes MeanSquaredError
+    element-wise branches that join again, and runs of element-wise operators no layer stands for
+                           a layer written as an expression (specc.interop.onnx_region)
 
 A model that ends in scores gets SoftmaxWithLoss too (its `predict` gives those scores). Anything
 else is a SpecError naming the node, its operator and why specc cannot express it.
@@ -28,6 +30,7 @@ from specc.errors import DataError, Diagnostic, SpecError
 from specc.interop import require, write_atomically
 from specc.interop.onnx_chain import Chain, Layer, batched, dims, label
 from specc.interop.onnx_ops import OPS
+from specc.interop.onnx_region import ELEMENTWISE, Region, describe, expression, region
 from specc.network import Network
 from specc.text import shape_text
 
@@ -106,10 +109,20 @@ def _walk(ch: Chain, start: str) -> list[Any]:
         if not nodes:
             raise SpecError([Diagnostic(f"the value '{value}' is read by no node and is not the model's output "
                                         f"'{output}'", None, "onnx-unsupported")], name=ch.name)
+        if len(nodes) > 1 or (nodes[0].op_type not in OPS and nodes[0].op_type in ELEMENTWISE):
+            found = region(ch, readers, value)  # element-wise branches that join again: an expression layer
+            if found is not None:
+                if chain and isinstance(chain[-1], Region):  # one layer for a run of them
+                    chain[-1].then(found)
+                else:
+                    chain.append(found)
+                value = found.end
+                continue
         if len(nodes) > 1:
             names = ", ".join(label(n) for n in nodes)
-            raise ch.refuse(nodes[1], f"the value '{value}' branches: it is read by {names}; specc imports one chain",
-                            "residual connections and other branches have no .net form yet")
+            raise ch.refuse(nodes[1], f"the value '{value}' branches: it is read by {names}; specc imports one "
+                            "chain, and element-wise branches that join again (as one layer written as an expression)",
+                            "residual connections and other branches of layers have no .net form yet")
         node = nodes[0]
         computed = [n for n in node.input if n and n not in ch.constants]
         if computed != [value]:
@@ -129,7 +142,7 @@ def translate(model: Any, name: str) -> Chain:
     ch = Chain(require("onnx", "import"), model, name)
     start = _input(ch).name
     ch.chain = _walk(ch, start)
-    on_chain = {id(n) for n in ch.chain}
+    on_chain = {id(n) for item in ch.chain for n in (item.nodes if isinstance(item, Region) else [item])}
     for node in model.graph.node:
         if id(node) not in on_chain and node.op_type != "Constant":
             raise ch.refuse(node, "it is not on the chain from the input to the output")
@@ -139,6 +152,11 @@ def translate(model: Any, name: str) -> Chain:
         nodes.pop()
         ending = "identity"
     for i, node in enumerate(ch.chain):
+        if isinstance(node, Region):
+            if ch.layers:
+                ch.layers[-1].open_bias = False
+            _expression_layer(ch, node)
+            continue
         if node.domain not in ("", "ai.onnx"):
             raise ch.refuse(node, f"the operator {node.domain}.{node.op_type} is not a standard ONNX one",
                             "supported: " + ", ".join(OPS))
@@ -171,6 +189,18 @@ def translate(model: Any, name: str) -> Chain:
     return ch
 
 
+def _expression_layer(ch: Chain, r: Region) -> None:
+    """An element-wise region as a layer written as an expression; the shape stays (element-wise)."""
+    if ch.channels_last is not None:
+        raise ch.refuse(r.nodes[0], "an element-wise branch on a channels-last image")
+    name = f"Expr{sum(1 for layer in ch.layers if layer.definition) + 1}"
+    text = expression(ch, r)
+    ch.layers.append(Layer(name, node=describe(r), out_shape=ch.shape, in_shape=ch.shape,
+                           definition=f"layer {name} = {text}"))
+    ch.notes.append(f"{name} stands for {len(r.nodes)} element-wise nodes: "
+                    + ", ".join(n.op_type for n in r.nodes))
+
+
 # --- writing the .net file ---------------------------------------------------------------------
 def _call(layer: Layer) -> str:
     """A layer as a person writes it: the first argument by position, the others by name, defaults left out."""
@@ -195,6 +225,7 @@ def net_text(ch: Chain, source: str) -> str:
     head = [f"# imported by specc from {source} (written by {producer}, opset {ch.opset}): "
             f"{len(model.graph.node)} nodes -> {len(ch.layers)} layers"]
     head += [f"# note: {n}" for n in ch.notes]
+    head += [layer.definition for layer in ch.layers if layer.definition]
     groups: list[list[str]] = []
     for layer in ch.layers:
         if not groups or layer.kind in _HEADS:
