@@ -549,12 +549,30 @@ def test_an_element_wise_operator_specc_has_no_layer_for_imports_as_an_expressio
     assert np.abs(api.trained(result.spec_path, result.weights_path).probabilities(x) - want).max() <= 1e-5
 
 
-def test_an_element_wise_branch_with_a_vector_constant_is_refused_naming_the_node(tmp_path):
+def test_prelu_and_gelu_come_back_as_one_expression_layer_with_the_slopes_as_its_parameter(tmp_path, images):
+    net = _trained_like_text(tmp_path, SPECS["prelu_gelu_dense.net"])
+    (tmp_path / "m.onnx").write_bytes(to_onnx(net).SerializeToString())
+    result = imported(tmp_path / "m.onnx", tmp_path / "back.net")
+    # PReLU's output is read three times by GELU: named once, by a let
+    assert ("layer Expr1 { param p1[50] = 0; let t1 = max(x, 0.0) + (p1 * min(x, 0.0)); "
+            "y = (0.5 * t1) * (1.0 + tanh(0.7978849 * (t1 + (0.044715 * (t1 ** 3.0))))) }\n") in result.text
+    assert np.array_equal(result.net.params[result.net.checked.layers[1].names["p1"]], net.params["a1"])
+    x = _inputs(net, images)
+    assert np.abs(result.net.probabilities(x) - net.probabilities(x)).max() <= 1e-6
+
+
+def _trained_like_text(tmp_path, text: str) -> specc.Network:
+    path = tmp_path / "m.net"
+    path.write_text(text)
+    return _trained_like(path)
+
+
+def test_an_element_wise_branch_with_a_constant_that_does_not_broadcast_is_refused_naming_the_node(tmp_path):
     middle = [helper.make_node("Sigmoid", ["/h"], ["/s"], name="/sig"),
               helper.make_node("Mul", ["/s", "scale"], ["/ss"], name="/scale"),
               helper.make_node("Mul", ["/h", "/ss"], ["/m"], name="/gate")]
     nodes, inits = _dense_around(middle, np.random.default_rng(7))
-    onnx.save(_model(nodes, {**inits, "scale": np.ones(16)}, in_shape=("N", 784)), str(tmp_path / "v.onnx"))
+    onnx.save(_model(nodes, {**inits, "scale": np.ones((16, 16))}, in_shape=("N", 784)), str(tmp_path / "v.onnx"))
     r = _run("import", tmp_path / "v.onnx", "-o", tmp_path / "v.net")
     assert r.code == 2 and "Traceback" not in r.err and not (tmp_path / "v.net").exists()
-    assert "'/scale' (Mul)" in r.err and "its constant 'scale' has shape [16]" in r.err and "scalar" in r.err
+    assert "'/scale' (Mul)" in r.err and "its constant 'scale' has shape [16, 16]" in r.err and "[16]" in r.err

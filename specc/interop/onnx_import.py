@@ -194,9 +194,11 @@ def _expression_layer(ch: Chain, r: Region) -> None:
     if ch.channels_last is not None:
         raise ch.refuse(r.nodes[0], "an element-wise branch on a channels-last image")
     name = f"Expr{sum(1 for layer in ch.layers if layer.definition) + 1}"
-    text = expression(ch, r)
-    ch.layers.append(Layer(name, node=describe(r), out_shape=ch.shape, in_shape=ch.shape,
-                           definition=f"layer {name} = {text}"))
+    text, lets, params = expression(ch, r, ch.shape)
+    body = [*(f"param {k}[{', '.join(map(str, v.shape))}] = 0" for k, v in params.items()), *lets]
+    definition = f"layer {name} {{ {'; '.join([*body, f'y = {text}'])} }}" if body else f"layer {name} = {text}"
+    ch.layers.append(Layer(name, arrays=params, node=describe(r), out_shape=ch.shape, in_shape=ch.shape,
+                           definition=definition))
     ch.notes.append(f"{name} stands for {len(r.nodes)} element-wise nodes: "
                     + ", ".join(n.op_type for n in r.nodes))
 

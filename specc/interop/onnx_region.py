@@ -8,7 +8,8 @@ specc derives as for any layer written so:
     Pow (a constant)    a ** p           Max, Min (a const)  max(a, c), min(a, c)
     Exp Log Sqrt Sigmoid Tanh Relu       the function of the same name (Identity: nothing)
 
-Their other operands are scalar constants (initializers or Constant nodes).
+Their other operands are constants (initializers or Constant nodes): a scalar is written as its number,
+any other as a parameter of the layer (`param p1[16] = 0`, its value imported into the checkpoint).
 """
 from __future__ import annotations
 
@@ -61,11 +62,19 @@ def region(ch: Chain, readers: dict[str, list[Any]], start: str) -> Region | Non
     return None
 
 
-def expression(ch: Chain, r: Region) -> str:
-    """The region as an expression of x, parenthesised once per operator, its constants as numbers."""
+def expression(ch: Chain, r: Region, shape: tuple[int, ...]) -> tuple[str, list[str], dict[str, np.ndarray]]:
+    """The region as an expression of x (per-sample shape `shape`), parenthesised once per operator, with
+    `let` statements for the values read more than once (t1, t2, ...); its scalar constants as numbers,
+    the others as parameters p1, p2, ... (their values returned by name)."""
     text = {r.start: "x"}
+    params: dict[str, np.ndarray] = {}
+    lets: list[str] = []
+    reads: dict[str, int] = {}
     for node in r.nodes:
-        ops = [text[i] if i in text else _number(ch, node, i) for i in node.input if i]
+        for i in dict.fromkeys(node.input):
+            reads[i] = reads.get(i, 0) + 1
+    for node in r.nodes:
+        ops = [text[i] if i in text else _constant(ch, node, i, shape, params) for i in node.input if i]
         op = node.op_type
         if op in BINARY:
             t = f"({ops[0]} {BINARY[op]} {ops[1]})"
@@ -86,8 +95,28 @@ def expression(ch: Chain, r: Region) -> str:
             t = f"{op.lower()}({_bare(value)}, {_number(ch, node, constants[0])})"
         else:  # Identity
             t = ops[0]
-        text[node.output[0]] = t
-    return _bare(text[r.end])
+        out = node.output[0]
+        if reads.get(out, 0) > 1 and out != r.end:  # named once, not written out at every use
+            lets.append(f"let t{len(lets) + 1} = {_bare(t)}")
+            t = f"t{len(lets)}"
+        text[out] = t
+    return _bare(text[r.end]), lets, params
+
+
+def _constant(ch: Chain, node: Any, name: str, shape: tuple[int, ...], params: dict[str, np.ndarray]) -> str:
+    """A scalar constant as its number; another as a parameter of its per-sample shape (a leading axis
+    of 1, ONNX's batch, dropped), which must broadcast against the value's."""
+    value = ch.constants[name]
+    if value.size == 1:
+        return _number(ch, node, name)
+    per_sample = value.shape[1:] if value.ndim > len(shape) and value.shape[0] == 1 else value.shape
+    if value.dtype.kind != "f" or len(per_sample) > len(shape) or any(
+            d not in (1, s) for d, s in zip(per_sample[::-1], shape[::-1])):
+        raise ch.refuse(node, f"its constant '{name}' has shape {list(value.shape)}, which a sample of shape "
+                              f"{list(shape)} does not broadcast with")
+    key = f"p{len(params) + 1}"
+    params[key] = value.reshape(per_sample).astype(np.float32)
+    return key
 
 
 def _bare(text: str) -> str:
