@@ -72,6 +72,7 @@ def check(net: NetworkSpec) -> CheckedNetwork:
         raise SpecError([Diagnostic("the network has no layers", None, "empty", path=("layers",))])
     shape = _first_shape(net, errors)
     counters: dict[tuple[str, ...], int] = {}
+    used: set[str] = set()
     for i, spec in enumerate(net.layers):
         if isinstance(spec, Placeholder):
             shape = None
@@ -103,7 +104,7 @@ def check(net: NetworkSpec) -> CheckedNetwork:
                 (Label(None, f"{got} {batch_shape(shape)}", _producer(i)), *_expanded_from(spec)), path=path))
             shape = None
             continue
-        names = _numbered(layer, counters)
+        names = _numbered(layer, counters, used)
         params = {names[base]: shape for base, shape in layer.param_shapes().items()}
         buffers = {names[base]: shape for base, shape in layer.buffer_shapes().items()}
         checked.append(CheckedLayer(i, spec, layer, params, buffers, names))
@@ -158,15 +159,23 @@ def _expanded_from(spec: CallSpec) -> tuple[Label, ...]:
     return (Label(spec.origin[0].call, "expanded from here: " + ", ".join(([blocks] if blocks else []) + copies)),)
 
 
-def _numbered(layer: Layer, counters: dict[tuple[str, ...], int]) -> dict[str, str]:
+def _numbered(layer: Layer, counters: dict[tuple[str, ...], int], used: set[str]) -> dict[str, str]:
     """W1, b1 for the first Affine or Convolution, gamma1, beta1 for the first BatchNorm, ...:
-    each of the layer's own names (W, b, running_mean) -> its name in the network."""
+    each of the layer's own names (W, b, running_mean) -> its name in the network. Layers with the same
+    names count together; a number whose names another group took already is skipped (a layer written
+    as an expression with a W of its own after an Affine gets W2, and its p1 after another's p11), so
+    that no two layers share a name (they would share, and overwrite, one array)."""
     bases = (*layer.param_shapes(), *layer.buffer_shapes())
     if not bases:
         return {}
     group = type(layer).param_names or tuple(layer.param_shapes())
-    counters[group] = n = counters.get(group, 0) + 1
-    return {base: f"{base}{n}" for base in bases}
+    n = counters.get(group, 0) + 1
+    while any(f"{base}{n}" in used for base in bases):
+        n += 1
+    counters[group] = n
+    names = {base: f"{base}{n}" for base in bases}
+    used.update(names.values())
+    return names
 
 
 def _loss_rules(net: NetworkSpec) -> list[Diagnostic]:

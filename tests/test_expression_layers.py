@@ -219,3 +219,22 @@ def test_explain_command_prints_and_draws(tmp_path):
     assert {"/", "+", "exp", "−", "x"} <= set(texts)
     code, out, err = _run("explain", "Sigmod")
     assert code == 2 and "did you mean 'Sigmoid'" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("text,names", [
+    # an expression layer's own W after an Affine's W1: it took W1 too, the Affine's array overwritten
+    ("layer Lin { param W[in, 5] = he; y = x @ W }\ninput 4\nAffine(3) -> Lin -> Affine(2) -> SoftmaxWithLoss",
+     [("W1", "b1"), ("W2",), ("W3", "b3")]),
+    # two expression layers whose parameters are named p1: both were p11
+    ("layer E1 { param p1[3] = 0; y = p1 + x }\nlayer E2 { param p1[3] = 0; param p2[3] = 0; y = p1 * x + p2 }\n"
+     "input 4\nAffine(3) -> E1 -> E2 -> Affine(2) -> SoftmaxWithLoss", [("W1", "b1"), ("p11",), ("p12", "p22"),
+                                                                     ("W2", "b2")]),
+])
+def test_no_two_layers_share_a_parameter_name(text, names):
+    """Regression: names were numbered per group of names (W, b for Affine; W alone for Lin), so layers of
+    different groups sharing a name got the same one, and one array: predict raised a NumPy ValueError."""
+    net = specc.compile(text, dtype="float64")
+    assert [tuple(c.params) for c in net.checked.layers if c.params] == names
+    assert sum(v.size for v in net.params.values()) == net.checked.parameter_count
+    assert net.predict(np.ones((2, 4))).shape == (2, 2)
+    assert check_network(net, batch=4).passed

@@ -5,11 +5,15 @@ with the node and its operator."""
 from __future__ import annotations
 
 import io
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from helpers import ROOT
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rich.console import Console
 
 import specc
@@ -576,3 +580,53 @@ def test_an_element_wise_branch_with_a_constant_that_does_not_broadcast_is_refus
     r = _run("import", tmp_path / "v.onnx", "-o", tmp_path / "v.net")
     assert r.code == 2 and "Traceback" not in r.err and not (tmp_path / "v.net").exists()
     assert "'/scale' (Mul)" in r.err and "its constant 'scale' has shape [16, 16]" in r.err and "[16]" in r.err
+
+
+@st.composite
+def _element_wise_graphs(draw):
+    """Gemm(8) -> a random DAG of element-wise nodes (its loose ends added together) -> Gemm(4)."""
+    inits = {"W1": np.full((8, 12), 0.05), "b1": np.linspace(-0.5, 0.5, 8), "W2": np.full((4, 8), 0.1),
+             "b2": np.zeros(4)}
+    nodes = [helper.make_node("Gemm", ["x", "W1", "b1"], ["h"], name="fc1", transB=1)]
+    values = ["h"]
+    for k in range(draw(st.integers(1, 6))):
+        a, b = draw(st.sampled_from(values)), draw(st.sampled_from(values))
+        kind = draw(st.sampled_from(["Sigmoid", "Tanh", "Relu", "Neg", "Exp", "Sqrt", "Add", "Sub", "Mul", "Div",
+                                     "const"]))
+        if kind in ("Sqrt", "Div"):  # kept in their domain: sqrt of a sigmoid, a divisor of 2 + sigmoid
+            nodes.append(helper.make_node("Sigmoid", [b], [f"s{k}"], name=f"s{k}"))
+            if kind == "Sqrt":
+                nodes.append(helper.make_node("Sqrt", [f"s{k}"], [f"v{k}"], name=f"n{k}"))
+            else:
+                inits[f"two{k}"] = np.array(2.0)
+                nodes.append(helper.make_node("Add", [f"s{k}", f"two{k}"], [f"d{k}"], name=f"d{k}"))
+                nodes.append(helper.make_node("Div", [a, f"d{k}"], [f"v{k}"], name=f"n{k}"))
+        elif kind == "const":
+            inits[f"c{k}"] = np.linspace(-1, 1, 8).reshape(draw(st.sampled_from([(8,), (1, 8)])))
+            op = draw(st.sampled_from(["Add", "Mul", "Sub"]))
+            nodes.append(helper.make_node(op, draw(st.permutations([a, f"c{k}"])), [f"v{k}"], name=f"n{k}"))
+        elif kind in ("Add", "Sub", "Mul"):
+            nodes.append(helper.make_node(kind, [a, b], [f"v{k}"], name=f"n{k}"))
+        else:
+            nodes.append(helper.make_node(kind, [a], [f"v{k}"], name=f"n{k}"))
+        values.append(f"v{k}")
+    last, read = values[-1], {i for n in nodes for i in n.input}
+    for v in values[:-1]:
+        if v not in read:
+            nodes.append(helper.make_node("Add", [last, v], [f"{last}+"], name=f"{last}+"))
+            last = f"{last}+"
+    nodes.append(helper.make_node("Gemm", [last, "W2", "b2"], ["o"], name="fc2", transB=1))
+    return _model(nodes, inits, in_shape=("N", 12), out_shape=("N", 4), input_name="x")
+
+
+@settings(max_examples=int(os.environ.get("SPECC_FUZZ_EXAMPLES", "30")), deadline=None,
+          derandomize="SPECC_FUZZ_EXAMPLES" not in os.environ)
+@given(_element_wise_graphs())
+def test_random_element_wise_graphs_import_and_predict_as_onnxruntime(model):
+    with tempfile.TemporaryDirectory() as d:
+        onnx.save(model, f"{d}/m.onnx")
+        result = imported(f"{d}/m.onnx", f"{d}/m.net")
+        x = np.random.default_rng(0).normal(0, 1, (5, 12)).astype(np.float32)
+        want = _session(model).run(None, {"x": x})[0]
+        got = api.trained(result.spec_path, result.weights_path).predict(x)
+        assert np.allclose(got, want, rtol=1e-4, atol=1e-5), result.text

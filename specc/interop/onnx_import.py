@@ -109,7 +109,8 @@ def _walk(ch: Chain, start: str) -> list[Any]:
         if not nodes:
             raise SpecError([Diagnostic(f"the value '{value}' is read by no node and is not the model's output "
                                         f"'{output}'", None, "onnx-unsupported")], name=ch.name)
-        if len(nodes) > 1 or (nodes[0].op_type not in OPS and nodes[0].op_type in ELEMENTWISE):
+        joins = [n for n in nodes[0].input if n and n not in ch.constants] != [value]  # x * x, or two values
+        if len(nodes) > 1 or (nodes[0].op_type in ELEMENTWISE and (nodes[0].op_type not in OPS or joins)):
             found = region(ch, readers, value)  # element-wise branches that join again: an expression layer
             if found is not None:
                 if chain and isinstance(chain[-1], Region):  # one layer for a run of them
@@ -127,7 +128,8 @@ def _walk(ch: Chain, start: str) -> list[Any]:
         computed = [n for n in node.input if n and n not in ch.constants]
         if computed != [value]:
             others = ", ".join(f"'{n}'" for n in computed if n != value)
-            raise ch.refuse(node, f"it joins two branches: it reads {others} besides '{value}'",
+            what = f"it reads {others} besides '{value}'" if others else f"it reads '{value}' {len(computed)} times"
+            raise ch.refuse(node, f"it joins two branches: {what}",
                             "specc imports one chain, each node reading the one value before it")
         for extra in node.output[1:]:
             if extra and (extra in readers or extra == output):
@@ -167,7 +169,14 @@ def translate(model: Any, name: str) -> Chain:
             raise ch.refuse(node, "a Softmax before the end of the chain; specc's softmax is its loss layer, last")
         if node.op_type != "Add" and ch.layers:
             ch.layers[-1].open_bias = False
-        OPS[node.op_type](ch, node, i)
+        try:
+            OPS[node.op_type](ch, node, i)
+        except SpecError:
+            if node.op_type not in ELEMENTWISE:
+                raise
+            # an Add that is no bias, a Mul that is no dropout's scale: element-wise, an expression layer
+            _expression_layer(ch, Region([node], node.input[0] if node.input[0] not in ch.constants else
+                                         next(v for v in node.input if v not in ch.constants), node.output[0]))
     if ch.channels_last is not None:
         raise SpecError([Diagnostic("the chain ends in a channels-last image", None, "onnx-unsupported")],
                         name=name)
