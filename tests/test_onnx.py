@@ -630,3 +630,13 @@ def test_random_element_wise_graphs_import_and_predict_as_onnxruntime(model):
         want = _session(model).run(None, {"x": x})[0]
         got = api.trained(result.spec_path, result.weights_path).predict(x)
         assert np.allclose(got, want, rtol=1e-4, atol=1e-5), result.text
+
+
+def test_a_power_whose_exponent_is_an_array_is_refused_naming_the_node(tmp_path):
+    middle = [helper.make_node("Sigmoid", ["/h"], ["/s"], name="/sig"),
+              helper.make_node("Pow", ["/s", "p"], ["/m"], name="/pow")]
+    nodes, inits = _dense_around(middle, np.random.default_rng(8))
+    onnx.save(_model(nodes, {**inits, "p": np.full(16, 2.0)}, in_shape=("N", 784)), str(tmp_path / "p.onnx"))
+    r = _run("import", tmp_path / "p.onnx", "-o", tmp_path / "p.net")
+    assert r.code == 2 and "Traceback" not in r.err and not (tmp_path / "p.net").exists()
+    assert "'/pow' (Pow)" in r.err and "its constant 'p' has shape [16]" in r.err and "exponent" in r.err

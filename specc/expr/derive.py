@@ -190,22 +190,29 @@ def _bind(n: Node, env: Mapping[str, Any], g: Any = None) -> dict[str, Any]:
     return b
 
 
-def run_forward(d: Derivation, x: np.ndarray, params: Mapping[str, np.ndarray]) -> dict[str, Any]:
-    """Every value of the expression for a batch x (constants as numbers)."""
-    env: dict[str, Any] = {INPUT: x, **params}
+def _forward_nodes(d: Derivation, x: np.ndarray, params: Mapping[str, np.ndarray], env: dict[str, Any]):
+    """Each node of the forward pass in turn, once its value is in `env` (filled with x, the parameters
+    and the constants first)."""
+    env.update({INPUT: x, **params})
     env.update({k: v.constant for k, v in d.values.items() if v.constant is not None})
     for n in d.nodes:
         env[n.id] = execute(FORWARD[n.op](n.attrs), _bind(n, env), "y")
+        yield n
+
+
+def run_forward(d: Derivation, x: np.ndarray, params: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """Every value of the expression for a batch x (constants as numbers)."""
+    env: dict[str, Any] = {}
+    for _ in _forward_nodes(d, x, params, env):
+        pass
     return env
 
 
 def first_not_finite(d: Derivation, x: np.ndarray, params: Mapping[str, np.ndarray]) -> Node | None:
     """The first node of the forward pass whose result holds NaN or infinity though its operands do
     not: where a value leaves the numbers (log of 0, a fractional power of a negative, exp's overflow)."""
-    env: dict[str, Any] = {INPUT: x, **params}
-    env.update({k: v.constant for k, v in d.values.items() if v.constant is not None})
-    for n in d.nodes:
-        env[n.id] = execute(FORWARD[n.op](n.attrs), _bind(n, env), "y")
+    env: dict[str, Any] = {}
+    for n in _forward_nodes(d, x, params, env):
         if not np.isfinite(env[n.id]).all() and all(np.isfinite(env[o]).all() for o in n.operands):
             return n
     return None

@@ -74,8 +74,10 @@ def expression(ch: Chain, r: Region, shape: tuple[int, ...]) -> tuple[str, list[
         for i in dict.fromkeys(node.input):
             reads[i] = reads.get(i, 0) + 1
     for node in r.nodes:
-        ops = [text[i] if i in text else _constant(ch, node, i, shape, params) for i in node.input if i]
         op = node.op_type
+        # the operands: the region's values, and constants (a number, or a parameter where an array may go)
+        ops = [text[i] if i in text else _number(ch, node, i) if op in ("Pow", "Max", "Min")
+               else _constant(ch, node, i, shape, params) for i in node.input if i]
         if op in BINARY:
             t = f"({ops[0]} {BINARY[op]} {ops[1]})"
         elif op in FUNCTIONS:
@@ -127,8 +129,8 @@ def _bare(text: str) -> str:
 def _number(ch: Chain, node: Any, name: str) -> str:
     value = ch.constants[name]
     if value.size != 1 or value.dtype.kind not in "fiu":
-        raise ch.refuse(node, f"its constant '{name}' has shape {list(value.shape)}; in an element-wise "
-                              "branch specc imports scalar constants")
+        raise ch.refuse(node, f"its constant '{name}' has shape {list(value.shape)}; specc's ** takes one number "
+                              "as its exponent, and max(a, c) and min(a, c) one number as c")
     if value.dtype.kind != "f":
         return str(int(value.reshape(())))
     return repr(float(str(np.float32(value.reshape(())))))  # float32's shortest decimal: 0.044715
@@ -137,9 +139,9 @@ def _number(ch: Chain, node: Any, name: str) -> str:
 def _closes_at_end(text: str) -> bool:
     """Whether the parenthesis that opens `text` is the one that closes it."""
     depth = 0
-    for k, ch in enumerate(text):
-        depth += ch == "("
-        depth -= ch == ")"
+    for k, c in enumerate(text):
+        depth += c == "("
+        depth -= c == ")"
         if depth == 0:
             return k == len(text) - 1
     return False
